@@ -1,0 +1,226 @@
+//! `faultline bench`: kernel speed on the order pipeline, measured in the
+//! same process against a bare heap loop of the same three-station model
+//! (the floor: what any discrete-event simulator of this model must pay for
+//! its event queue and random draws).
+//!
+//! Wall-clock rates on shared machines drift, so both loops run
+//! alternately, `repeat` times each, and the medians are compared.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::service::{Declarative, Handler};
+use crate::sim::{self, Dist, SimDuration, SimTime, Stream, StreamKind};
+use crate::system::{BusSpec, KeyDist, Limits, Names, ServiceSpec, System, WorkloadSpec};
+
+/// Arrival rate of the benchmark pipeline, per second.
+const RATE_PER_S: u64 = 50_000;
+/// Mean processing time at each of the three stations, in ns.
+const WORK_NS: [u64; 3] = [20_000, 40_000, 60_000];
+/// Workers per station (utilisation 0.25, 0.5, 0.75).
+const WORKERS: u32 = 4;
+
+/// The order pipeline as the benchmark runs it: order -> inventory ->
+/// invoice on a log with 4 partitions, no faults, `duration` long.
+pub fn pipeline(duration: SimDuration) -> System {
+    let mut names = Names::default();
+    let request = names.kind("order request");
+    let created = names.kind("OrderCreated");
+    let reserved = names.kind("InventoryReserved");
+    let sent = names.effect("invoice-sent");
+    let station = |name: &str, on, consumes: Vec<_>, work: u64, emit: Vec<_>, last: bool| {
+        let mut s = ServiceSpec::new(name);
+        s.workers = WORKERS;
+        s.consumes = consumes;
+        s.behaviour = Arc::new(Declarative {
+            handlers: vec![Handler {
+                on,
+                work: Dist::Exp { mean: SimDuration(work) },
+                accept: on == request,
+                emit,
+                effect: last.then_some(sent),
+                terminal: last,
+            }],
+        });
+        s
+    };
+    let services = vec![
+        station("order", request, vec![], WORK_NS[0], vec![created], false),
+        station("inventory", created, vec![created], WORK_NS[1], vec![reserved], false),
+        station("invoice", reserved, vec![reserved], WORK_NS[2], vec![], true),
+    ];
+    System {
+        name: "bench-pipeline".into(),
+        names,
+        bus: BusSpec::Log { partitions: 4, latency: Dist::Exp { mean: SimDuration(5_000) }, fetch_max: 500 },
+        services,
+        workload: WorkloadSpec {
+            entity: "order".into(),
+            request,
+            target: 0,
+            interarrival_mean: SimDuration(1_000_000_000 / RATE_PER_S),
+            keys: KeyDist::Uniform(10_000),
+            start: SimTime::ZERO,
+            stop: SimTime::ZERO + duration,
+        },
+        faults: vec![],
+        invariants: vec![],
+        duration,
+        seed: 1,
+        limits: Limits { events_max: u64::MAX, entities_max: u64::MAX },
+    }
+}
+
+/// The floor: a bare binary-heap loop of the same three stations (Poisson
+/// arrivals, exponential work, FIFO queues, 4 workers each), with no bus,
+/// no trace and no checks. Returns events processed.
+pub fn heap_floor(duration: SimDuration, seed: u64) -> u64 {
+    let mut rng = Stream::new(seed, StreamKind::Workload, "floor");
+    let mut heap: BinaryHeap<Reverse<(u64, u64, u32)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut push = |heap: &mut BinaryHeap<_>, t: u64, what: u32| {
+        heap.push(Reverse((t, seq, what)));
+        seq += 1;
+    };
+    let gap = 1e9 / RATE_PER_S as f64;
+    let end = duration.0;
+    let mut busy = [0u32; 3];
+    let mut waiting: [VecDeque<u64>; 3] = Default::default();
+    push(&mut heap, 0, 3);
+    let mut events = 0u64;
+    // Event payload: 3 = arrival, s = station s finished a job.
+    while let Some(Reverse((t, _, what))) = heap.pop() {
+        if t > end {
+            break;
+        }
+        events += 1;
+        let to = if what == 3 {
+            let next = t + rng.exp(gap) as u64;
+            push(&mut heap, next, 3);
+            Some(0)
+        } else {
+            let s = what as usize;
+            if let Some(_job) = waiting[s].pop_front() {
+                let w = rng.exp(WORK_NS[s] as f64) as u64;
+                push(&mut heap, t + w, what);
+            } else {
+                busy[s] -= 1;
+            }
+            (s < 2).then_some(s + 1)
+        };
+        if let Some(s) = to {
+            if busy[s] < WORKERS {
+                busy[s] += 1;
+                let w = rng.exp(WORK_NS[s] as f64) as u64;
+                push(&mut heap, t + w, s as u32);
+            } else {
+                waiting[s].push_back(t);
+            }
+        }
+    }
+    events
+}
+
+/// One benchmark result.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Events per measured faultline run.
+    pub events: u64,
+    /// Measured runs of each loop.
+    pub repeat: u32,
+    /// faultline on the order pipeline (log bus, fingerprinting on, no trace file), median.
+    pub faultline_events_per_s: f64,
+    /// Bare heap loop of the same model, median.
+    pub floor_events_per_s: f64,
+    /// faultline / floor.
+    pub ratio: f64,
+    /// Wall-clock nanoseconds per faultline event.
+    pub faultline_ns_per_event: f64,
+    /// Trace records per event (each one is hashed into the fingerprint).
+    pub records_per_event: f64,
+}
+
+impl Report {
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "order pipeline (order -> inventory -> invoice, log bus, 4 partitions), one core");
+        let _ = writeln!(s, "events per run      {}", self.events);
+        let _ = writeln!(s, "runs (median of)    {}", self.repeat);
+        let _ = writeln!(
+            s,
+            "faultline           {:.2}M events/s ({:.0} ns/event, {:.2} trace records/event)",
+            self.faultline_events_per_s / 1e6,
+            self.faultline_ns_per_event,
+            self.records_per_event
+        );
+        let _ = writeln!(s, "bare heap floor     {:.2}M events/s", self.floor_events_per_s / 1e6);
+        let _ = writeln!(s, "ratio               {:.0}% of the floor", self.ratio * 100.0);
+        s
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a benchmark measures wall-clock time; nothing here reaches a simulation"
+)]
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = std::time::Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}
+
+/// Runs the benchmark: about `events` events per run, `repeat` runs of each loop.
+pub fn run(events: u64, repeat: u32) -> Report {
+    // About 6 events per order (arrival, 3 completions, 2 fetches).
+    let duration = SimDuration(events.max(1000) * 1_000_000_000 / (6 * RATE_PER_S));
+    let system = pipeline(duration);
+    let (mut fl, mut floor) = (Vec::new(), Vec::new());
+    let (mut n_events, mut records) = (0, 0);
+    for i in 0..repeat {
+        let (outcome, d) = timed(|| sim::run(&system, u64::from(i) + 1));
+        let outcome = outcome.expect("the benchmark system is valid");
+        n_events = outcome.events;
+        records = outcome.trace_records;
+        fl.push(outcome.events as f64 / d.as_secs_f64());
+        let (n, d) = timed(|| heap_floor(duration, u64::from(i) + 1));
+        floor.push(n as f64 / d.as_secs_f64());
+    }
+    let (f, b) = (median(fl), median(floor));
+    Report {
+        events: n_events,
+        repeat,
+        faultline_events_per_s: f,
+        floor_events_per_s: b,
+        ratio: f / b,
+        faultline_ns_per_event: 1e9 / f,
+        records_per_event: records as f64 / n_events.max(1) as f64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_and_pipeline_do_comparable_work() {
+        // Not a timing test: the two loops must simulate the same model, so
+        // their event counts per simulated second agree.
+        let d = SimDuration::from_secs(2);
+        let floor = heap_floor(d, 1) as f64;
+        let outcome = sim::run(&pipeline(d), 1).unwrap();
+        let ratio = outcome.events as f64 / floor;
+        assert!((ratio - 1.5).abs() < 0.05, "{ratio}: pipeline {} vs floor {floor}", outcome.events);
+        assert!(outcome.metrics.completed > 0);
+    }
+}

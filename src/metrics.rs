@@ -1,0 +1,169 @@
+//! Fixed-size measurements: memory does not grow with the number of samples.
+
+use serde::Serialize;
+
+const SUB_BITS: u32 = 4;
+const SUB: usize = 1 << SUB_BITS;
+/// Enough buckets for every u64: `bucket_of(u64::MAX)` is the last.
+const BUCKETS: usize = SUB * 61;
+
+/// A log-linear histogram of non-negative integers (nanoseconds): 16
+/// buckets per power of two, so any percentile is within about 3% of the
+/// truth. The mean, minimum and maximum are exact.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    counts: Box<[u64; BUCKETS]>,
+    count: u64,
+    sum: u128,
+    min: u64,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: Box::new([0; BUCKETS]), count: 0, sum: 0, min: u64::MAX, max: 0 }
+    }
+}
+
+#[inline]
+fn bucket_of(v: u64) -> usize {
+    if v < (2 * SUB) as u64 {
+        v as usize
+    } else {
+        let e = 63 - v.leading_zeros() - SUB_BITS;
+        (SUB as u32 * e) as usize + (v >> e) as usize
+    }
+}
+
+/// The smallest value that falls in bucket `i`, and the bucket's width.
+fn bucket_range(i: usize) -> (u64, u64) {
+    if i < 2 * SUB {
+        (i as u64, 1)
+    } else {
+        let e = (i / SUB - 1) as u32;
+        let m = (i % SUB + SUB) as u64;
+        (m << e, 1 << e)
+    }
+}
+
+impl Histogram {
+    /// Adds one sample.
+    #[inline]
+    pub fn record(&mut self, v: u64) {
+        self.counts[bucket_of(v)] += 1;
+        self.count += 1;
+        self.sum += u128::from(v);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The exact mean, or 0 with no samples.
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.sum as f64 / self.count as f64 }
+    }
+
+    /// The `q`-quantile (`q` in [0, 1]): the middle of the bucket that holds
+    /// it, clamped to the observed range; 0 with no samples.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        if rank >= self.count {
+            return self.max;
+        }
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let (lo, width) = bucket_range(i);
+                return (lo + width / 2).clamp(self.min, self.max);
+            }
+        }
+        self.max
+    }
+
+    /// Adds every sample of `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    /// A summary in seconds.
+    pub fn summary_s(&self) -> LatencySummary {
+        let s = |ns: u64| ns as f64 / 1e9;
+        LatencySummary {
+            count: self.count,
+            mean: self.mean() / 1e9,
+            p50: s(self.quantile(0.5)),
+            p99: s(self.quantile(0.99)),
+            max: s(if self.count == 0 { 0 } else { self.max }),
+        }
+    }
+}
+
+/// Latency figures in seconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Exact mean.
+    pub mean: f64,
+    /// Median (bucket resolution).
+    pub p50: f64,
+    /// 99th percentile (bucket resolution).
+    pub p99: f64,
+    /// Exact maximum.
+    pub max: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_contiguous_and_cover_u64() {
+        let mut last = 0;
+        for i in 1..BUCKETS {
+            let (lo, w) = bucket_range(i);
+            let (plo, pw) = bucket_range(i - 1);
+            assert_eq!(plo + pw, lo, "bucket {i}");
+            assert_eq!(bucket_of(lo), i);
+            assert_eq!(bucket_of(lo + (w - 1)), i);
+            last = lo;
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+        assert!(last > 1 << 62);
+    }
+
+    #[test]
+    fn quantiles_are_close() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.record(v * 1000);
+        }
+        let p50 = h.quantile(0.5) as f64;
+        let p99 = h.quantile(0.99) as f64;
+        assert!((p50 / 50_000_000.0 - 1.0).abs() < 0.04, "{p50}");
+        assert!((p99 / 99_000_000.0 - 1.0).abs() < 0.04, "{p99}");
+        assert_eq!(h.mean(), 50_000_500.0);
+        assert_eq!(h.quantile(1.0), 100_000_000);
+    }
+
+    #[test]
+    fn empty_is_zero() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile(0.5), 0);
+        assert_eq!(h.summary_s().max, 0.0);
+    }
+}

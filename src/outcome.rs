@@ -1,0 +1,94 @@
+//! What a run produces: verdicts, metrics, the fingerprint.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::check::Verdict;
+use crate::metrics::LatencySummary;
+
+/// Why the run stopped.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", tag = "reason")]
+pub enum StopReason {
+    /// Simulated time reached the scenario's duration, or nothing was left to do.
+    Completed,
+    /// The run processed `events_max` events before reaching its duration.
+    EventsMax {
+        /// The limit.
+        limit: u64,
+    },
+    /// The workload created `entities_max` entities.
+    EntitiesMax {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Counts that describe a run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Metrics {
+    /// Entities the workload created (requests sent).
+    pub requests: u64,
+    /// Requests no instance could take (entry service down or full).
+    pub rejected: u64,
+    /// Entities accepted.
+    pub accepted: u64,
+    /// Entities that reached a terminal state.
+    pub completed: u64,
+    /// Messages published to the bus.
+    pub published: u64,
+    /// Messages handled by a service.
+    pub handled: u64,
+    /// Messages lost, in all.
+    pub lost: u64,
+    /// Messages lost, by reason.
+    pub lost_by_reason: BTreeMap<&'static str, u64>,
+    /// End-to-end latency from acceptance to terminal state, in seconds.
+    pub e2e_latency_s: LatencySummary,
+}
+
+/// A fault as it was applied.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AppliedFault {
+    /// What, e.g. `crash`.
+    pub kind: &'static str,
+    /// Which node.
+    pub node: String,
+    /// From (ns).
+    pub from_ns: u64,
+    /// Until (ns); the end of the run if it had not healed by then.
+    pub until_ns: u64,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Outcome {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed.
+    pub seed: u64,
+    /// Hash of the canonical trace: same scenario and seed, same fingerprint.
+    pub fingerprint: String,
+    /// Events processed by the loop.
+    pub events: u64,
+    /// Records in the trace.
+    pub trace_records: u64,
+    /// Simulated time at the end, in nanoseconds.
+    pub sim_time_ns: u64,
+    /// Why it stopped.
+    pub stopped_by: StopReason,
+    /// One verdict per invariant, in scenario order.
+    pub invariants: Vec<Verdict>,
+    /// Counts and latencies.
+    pub metrics: Metrics,
+    /// The fault plan as applied.
+    pub faults: Vec<AppliedFault>,
+}
+
+impl Outcome {
+    /// True when every invariant held.
+    pub fn all_hold(&self) -> bool {
+        self.invariants.iter().all(|v| v.holds)
+    }
+}

@@ -1,0 +1,543 @@
+//! Scenario files: the RON schema, validation with friendly errors, and
+//! compiling a scenario into a [`System`] the kernel runs.
+
+pub mod error;
+pub mod locate;
+pub mod schema;
+
+use std::sync::Arc;
+
+pub use error::{Diagnostic, ScenarioError};
+use locate::{Seg, locate, suggest};
+use schema::Scenario;
+
+use crate::service::{Declarative, Handler as KHandler};
+use crate::sim::time::{ScaledError, parse_scaled};
+use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
+use crate::system::{
+    BusSpec, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec, StateKind, System, WorkloadSpec,
+};
+
+/// Upper bounds that catch absurd numbers before they become an OOM or a hang.
+pub mod bounds {
+    /// Longest simulated run.
+    pub const DURATION_MAX_NS: u64 = 365 * 86_400 * 1_000_000_000;
+    /// Instances per service.
+    pub const INSTANCES_MAX: u32 = 1_000;
+    /// Workers per instance.
+    pub const WORKERS_MAX: u32 = 10_000;
+    /// Queue capacity per instance.
+    pub const QUEUE_MAX: u32 = 10_000_000;
+    /// Partitions per topic.
+    pub const PARTITIONS_MAX: u32 = 1_024;
+    /// Records fetched ahead per consumer.
+    pub const FETCH_MAX: u32 = 1_000_000;
+    /// Arrivals per second.
+    pub const RATE_MAX_PER_S: f64 = 10_000_000.0;
+    /// Largest `events_max`.
+    pub const EVENTS_MAX: u64 = 10_000_000_000;
+    /// Largest `entities_max`.
+    pub const ENTITIES_MAX: u64 = 100_000_000;
+}
+
+/// A scenario read from a file: its source, its parsed form and the system.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The path as given.
+    pub file: String,
+    /// The parsed file.
+    pub scenario: Scenario,
+    /// The compiled system.
+    pub system: System,
+}
+
+/// Reads, parses, validates and compiles the scenario at `path`.
+pub fn load(path: &str) -> Result<Loaded, ScenarioError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_string(), source })?;
+    parse(path, &src)
+}
+
+/// Parses, validates and compiles scenario text; `file` names it in errors.
+pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
+    let invalid = |diagnostics: Vec<Diagnostic>| ScenarioError::Invalid {
+        file: file.to_string(),
+        src: src.to_string(),
+        diagnostics,
+    };
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let scenario: Scenario = options.from_str(src).map_err(|e| invalid(vec![error::from_ron(src, &e)]))?;
+    let mut c = Compiler { src, problems: Vec::new() };
+    let system = c.compile(&scenario);
+    if !c.problems.is_empty() {
+        let mut ds = c.problems;
+        ds.sort_by_key(|d| (d.line, d.col));
+        ds.dedup();
+        return Err(invalid(ds));
+    }
+    Ok(Loaded { file: file.to_string(), scenario, system: system.expect("no problems means a system") })
+}
+
+/// One step of a path into the scenario, owned.
+#[derive(Clone, Copy)]
+enum P {
+    F(&'static str),
+    I(usize),
+}
+
+struct Compiler<'a> {
+    src: &'a str,
+    problems: Vec<Diagnostic>,
+}
+
+impl Compiler<'_> {
+    fn err(&mut self, path: &[P], message: impl Into<String>, help: Option<String>) {
+        let segs: Vec<Seg<'_>> = path
+            .iter()
+            .map(|p| match *p {
+                P::F(f) => Seg::Field(f),
+                P::I(i) => Seg::Index(i),
+            })
+            .collect();
+        let pos = locate(self.src, &segs).unwrap_or(locate::Pos { line: 1, col: 1 });
+        self.problems.push(Diagnostic { line: pos.line, col: pos.col, message: message.into(), help });
+    }
+
+    fn duration(&mut self, path: &[P], text: &str) -> Option<SimDuration> {
+        match parse_duration(text) {
+            Ok(d) if d.0 <= bounds::DURATION_MAX_NS => Some(d),
+            Ok(_) => {
+                self.err(path, format!("duration {text:?} is absurdly long"), Some("at most 365d".into()));
+                None
+            }
+            Err(e) => {
+                self.err(path, e.to_string(), None);
+                None
+            }
+        }
+    }
+
+    fn dist(&mut self, path: &[P], d: &schema::Dist) -> Option<Dist> {
+        let sub = |f: &'static str| [path, &[P::F(f)]].concat();
+        Some(match d {
+            schema::Dist::Const(t) => Dist::Const(self.duration(&[path, &[P::I(0)]].concat(), t)?),
+            schema::Dist::Exp { mean } => Dist::Exp { mean: self.duration(&sub("mean"), mean)? },
+            schema::Dist::Uniform { min, max } => {
+                let (lo, hi) = (self.duration(&sub("min"), min), self.duration(&sub("max"), max));
+                let (lo, hi) = (lo?, hi?);
+                if lo > hi {
+                    self.err(&sub("max"), format!("uniform max {max:?} is below min {min:?}"), None);
+                    return None;
+                }
+                Dist::Uniform { min: lo, max: hi }
+            }
+            schema::Dist::LogNormal { median, sigma } => {
+                let m = self.duration(&sub("median"), median);
+                if !(sigma.is_finite() && (0.0..=10.0).contains(sigma)) {
+                    self.err(
+                        &sub("sigma"),
+                        format!("sigma {sigma} is out of range"),
+                        Some("expected a number from 0 to 10".into()),
+                    );
+                    return None;
+                }
+                Dist::LogNormal { median: m?, sigma: *sigma }
+            }
+        })
+    }
+
+    fn bounded<T: PartialOrd + std::fmt::Display + Copy>(&mut self, path: &[P], what: &str, v: T, lo: T, hi: T) -> T {
+        if v < lo || v > hi {
+            self.err(path, format!("{what} {v} is out of range"), Some(format!("expected {lo} to {hi}")));
+        }
+        v
+    }
+
+    /// Reads `"50/s"`, `"0.5/s"`, `"3000/m"` as a mean time between arrivals.
+    fn rate(&mut self, path: &[P], text: &str) -> Option<SimDuration> {
+        let help =
+            Some("expected a rate such as \"50/s\", \"0.5/s\" or \"3000/m\" (units: ms, s, m, h, d)".to_string());
+        let Some((num, unit)) = text.trim().split_once('/') else {
+            self.err(path, format!("cannot read rate {text:?}"), help);
+            return None;
+        };
+        let unit_ns: u64 = match unit.trim() {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" | "min" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            _ => {
+                self.err(path, format!("unknown time unit in rate {text:?}"), help);
+                return None;
+            }
+        };
+        // The rate in events per unit, scaled by 1e9 to stay exact in integers.
+        let per_unit_nano = match parse_scaled(num.trim(), 1_000_000_000) {
+            Ok(v) => v,
+            Err(ScaledError::Syntax) => {
+                self.err(path, format!("cannot read rate {text:?}"), help);
+                return None;
+            }
+            Err(ScaledError::Overflow) => u64::MAX,
+        };
+        let per_s = per_unit_nano as f64 / 1e9 * (1e9 / unit_ns as f64);
+        if per_unit_nano == 0 {
+            self.err(path, format!("rate {text:?} must be above zero"), None);
+            return None;
+        }
+        if per_s > bounds::RATE_MAX_PER_S {
+            self.err(path, format!("rate {text:?} is absurdly high"), Some("at most 10000000/s".into()));
+            return None;
+        }
+        // mean gap in ns = unit_ns / (per_unit_nano / 1e9)
+        let gap = (u128::from(unit_ns) * 1_000_000_000 / u128::from(per_unit_nano)) as u64;
+        Some(SimDuration(gap.max(1)))
+    }
+
+    fn compile(&mut self, s: &Scenario) -> Option<System> {
+        let mut names = Names::default();
+        if s.name.trim().is_empty() {
+            self.err(&[P::F("name")], "the scenario needs a name", None);
+        }
+        let duration = self.duration(&[P::F("duration")], &s.duration);
+        if duration == Some(SimDuration::ZERO) {
+            self.err(&[P::F("duration")], "duration must be above zero", None);
+        }
+        let limits = Limits {
+            events_max: self.bounded(
+                &[P::F("limits"), P::F("events_max")],
+                "events_max",
+                s.limits.events_max,
+                1,
+                bounds::EVENTS_MAX,
+            ),
+            entities_max: self.bounded(
+                &[P::F("limits"), P::F("entities_max")],
+                "entities_max",
+                s.limits.entities_max,
+                1,
+                bounds::ENTITIES_MAX,
+            ),
+        };
+
+        let bus = match &s.bus {
+            schema::Bus::Ephemeral { latency } => {
+                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
+            }
+            schema::Bus::Log { partitions, latency, fetch_max } => {
+                let partitions = self.bounded(
+                    &[P::F("bus"), P::F("partitions")],
+                    "partitions",
+                    *partitions,
+                    1,
+                    bounds::PARTITIONS_MAX,
+                );
+                let fetch_max =
+                    self.bounded(&[P::F("bus"), P::F("fetch_max")], "fetch_max", *fetch_max, 1, bounds::FETCH_MAX);
+                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Log {
+                    partitions,
+                    latency,
+                    fetch_max,
+                })
+            }
+        };
+
+        // Entity kind of the workload, needed to check Accept handlers.
+        let schema::Workload::Poisson { entity: wl_entity, .. } = &s.workload;
+        let request = names.kind(&format!("{wl_entity} request"));
+
+        // Every kind some handler emits: the topics that exist.
+        let emitted: Vec<&str> = s
+            .services
+            .iter()
+            .flat_map(|sv| sv.on.iter())
+            .flat_map(|h| match h {
+                schema::Handler::Accept { emit, .. } | schema::Handler::Handle { emit, .. } => emit.iter(),
+            })
+            .map(String::as_str)
+            .collect();
+        let effects: Vec<&str> = s
+            .services
+            .iter()
+            .flat_map(|sv| sv.on.iter())
+            .filter_map(|h| match h {
+                schema::Handler::Handle { effect: Some(e), .. } => Some(e.as_str()),
+                _ => None,
+            })
+            .collect();
+
+        if s.services.is_empty() {
+            self.err(&[P::F("services")], "a scenario needs at least one service", None);
+        }
+        let mut services = Vec::new();
+        let mut accepting: Vec<usize> = Vec::new();
+        let mut node_count = 0u64;
+        for (i, sv) in s.services.iter().enumerate() {
+            let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
+            let valid_name = !sv.name.is_empty()
+                && sv.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && !sv.name.ends_with('-');
+            if !valid_name {
+                self.err(
+                    &at("name"),
+                    format!("service name {:?} is not usable", sv.name),
+                    Some("use letters, digits, '_' and '-'".into()),
+                );
+            }
+            if s.services[..i].iter().any(|o| o.name == sv.name) {
+                self.err(&at("name"), format!("service `{}` is declared twice", sv.name), None);
+            }
+            let instances = self.bounded(&at("instances"), "instances", sv.instances, 1, bounds::INSTANCES_MAX);
+            let workers = self.bounded(&at("workers"), "workers", sv.workers, 1, bounds::WORKERS_MAX);
+            let queue = self.bounded(&at("queue"), "queue", sv.queue, 1, bounds::QUEUE_MAX);
+            node_count += u64::from(instances);
+            let mut consumes = Vec::new();
+            for (t, topic) in sv.consume.topics.iter().enumerate() {
+                if !emitted.contains(&topic.as_str()) {
+                    let help = suggest(topic, emitted.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                    self.err(
+                        &[P::F("services"), P::I(i), P::F("consume"), P::F("topics"), P::I(t)],
+                        format!("topic `{topic}` is never emitted by any service"),
+                        help.or_else(|| Some("a topic exists when some handler emits it".into())),
+                    );
+                }
+                consumes.push(names.kind(topic));
+            }
+            let mut handlers = Vec::new();
+            for (h, handler) in sv.on.iter().enumerate() {
+                let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
+                match handler {
+                    schema::Handler::Accept { entity, work, emit } => {
+                        if entity != wl_entity {
+                            self.err(
+                                &hat("entity"),
+                                format!(
+                                    "service `{}` accepts `{entity}` but the workload creates `{wl_entity}`",
+                                    sv.name
+                                ),
+                                None,
+                            );
+                        }
+                        accepting.push(i);
+                        let work = self.dist(&hat("work"), work);
+                        handlers.push(KHandler {
+                            on: request,
+                            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
+                            accept: true,
+                            emit: emit.iter().map(|k| names.kind(k)).collect(),
+                            effect: None,
+                            terminal: false,
+                        });
+                    }
+                    schema::Handler::Handle { event, work, emit, effect, terminal } => {
+                        if !sv.consume.topics.contains(event) {
+                            let help = match suggest(event, sv.consume.topics.iter().map(String::as_str)) {
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => format!("add `{event}` to this service's consume topics"),
+                            };
+                            self.err(
+                                &hat("event"),
+                                format!("service `{}` handles `{event}` but does not consume it", sv.name),
+                                Some(help),
+                            );
+                        }
+                        let kind = names.kind(event);
+                        if handlers.iter().any(|x: &KHandler| x.on == kind) {
+                            self.err(
+                                &hat("event"),
+                                format!("service `{}` has two handlers for `{event}`", sv.name),
+                                None,
+                            );
+                        }
+                        let work = self.dist(&hat("work"), work);
+                        handlers.push(KHandler {
+                            on: kind,
+                            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
+                            accept: false,
+                            emit: emit.iter().map(|k| names.kind(k)).collect(),
+                            effect: effect.as_deref().map(|e| names.effect(e)),
+                            terminal: *terminal,
+                        });
+                    }
+                }
+            }
+            let mut spec = ServiceSpec::new(&sv.name);
+            spec.instances = instances;
+            spec.workers = workers;
+            spec.queue_capacity = queue;
+            spec.state = match sv.state {
+                schema::State::Volatile => StateKind::Volatile,
+                schema::State::Durable => StateKind::Durable,
+            };
+            spec.consumes = consumes;
+            spec.behaviour = Arc::new(Declarative { handlers });
+            services.push(spec);
+        }
+        if node_count > 10_000 {
+            self.err(
+                &[P::F("services")],
+                format!("{node_count} instances in all is absurd"),
+                Some("at most 10000".into()),
+            );
+        }
+
+        // The workload.
+        let schema::Workload::Poisson { rate, entity, keys, start, stop } = &s.workload;
+        let wat = |f: &'static str| [P::F("workload"), P::F(f)];
+        let gap = self.rate(&wat("rate"), rate);
+        let start = match start {
+            Some(t) => self.duration(&wat("start"), t),
+            None => Some(SimDuration::ZERO),
+        };
+        let stop = match stop {
+            Some(t) => self.duration(&wat("stop"), t),
+            None => duration,
+        };
+        let keys = match keys {
+            schema::Keys::Uniform(0) => {
+                self.err(
+                    &[P::F("workload"), P::F("keys"), P::I(0)],
+                    "keys Uniform(0) has no keys",
+                    Some("expected at least 1".into()),
+                );
+                KeyDist::Uniform(1)
+            }
+            schema::Keys::Uniform(n) => KeyDist::Uniform(*n),
+            schema::Keys::Sequential => KeyDist::Sequential,
+        };
+        let target = match accepting.as_slice() {
+            [one] => Some(*one),
+            [] => {
+                self.err(
+                    &wat("entity"),
+                    format!("no service accepts `{entity}`"),
+                    Some(format!("give the entry service a handler Accept(entity: \"{entity}\", ...)")),
+                );
+                None
+            }
+            [_, second, ..] => {
+                self.err(
+                    &[P::F("services"), P::I(*second), P::F("name")],
+                    format!("more than one service accepts `{entity}`"),
+                    Some("exactly one service is the entry point".into()),
+                );
+                None
+            }
+        };
+        if let (Some(a), Some(b)) = (start, stop)
+            && a >= b
+        {
+            self.err(&wat("stop"), "the workload stops before it starts", None);
+        }
+        if let (Some(gap), Some(a), Some(b)) = (gap, start, stop) {
+            let expected = (b.0.saturating_sub(a.0)) / gap.0.max(1);
+            if expected > limits.entities_max {
+                self.err(
+                    &wat("rate"),
+                    format!(
+                        "this workload would create about {expected} entities, above entities_max ({})",
+                        limits.entities_max
+                    ),
+                    Some("lower the rate or the duration, or raise limits.entities_max".into()),
+                );
+            }
+        }
+
+        // Faults.
+        let node_names: Vec<String> =
+            services.iter().flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i))).collect();
+        let mut faults = Vec::new();
+        for (i, f) in s.faults.iter().enumerate() {
+            let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
+            let schema::Fault::Crash { node, at, down_for } = f;
+            if !node_names.contains(node) {
+                let help = if services.iter().any(|sv| &sv.name == node) {
+                    Some(format!("faults name instances: did you mean `{node}-1`?"))
+                } else {
+                    suggest(node, node_names.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"))
+                };
+                self.err(
+                    &fat("node"),
+                    format!("no node is called `{node}`"),
+                    help.or_else(|| Some(format!("nodes are {}", node_names.join(", ")))),
+                );
+            }
+            let (at_t, down) = (self.duration(&fat("at"), at), self.duration(&fat("down_for"), down_for));
+            if let (Some(at_t), Some(d)) = (at_t, duration)
+                && at_t > d
+            {
+                self.err(&fat("at"), format!("the crash at {at} is after the end of the run ({})", s.duration), None);
+            }
+            if down == Some(SimDuration::ZERO) {
+                self.err(&fat("down_for"), "down_for must be above zero", None);
+            }
+            if let (Some(at_t), Some(down)) = (at_t, down) {
+                let spec = FaultSpec::Crash { node: node.clone(), at: SimTime::ZERO + at_t, down_for: down };
+                let overlaps = faults.iter().any(|o: &FaultSpec| {
+                    let FaultSpec::Crash { node: n, at: a, .. } = o;
+                    n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
+                });
+                if overlaps {
+                    self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);
+                }
+                faults.push(spec);
+            }
+        }
+
+        // Invariants.
+        let mut invariants = Vec::new();
+        for (i, inv) in s.invariants.iter().enumerate() {
+            let iat = |f: &'static str| [P::F("invariants"), P::I(i), P::F(f)];
+            match inv {
+                schema::Invariant::NoLostEntities { entity: e, deadline_after_heal } => {
+                    if e != entity {
+                        self.err(
+                            &iat("entity"),
+                            format!("the workload creates `{entity}`, not `{e}`"),
+                            Some(format!("did you mean `{entity}`?")),
+                        );
+                    }
+                    if let Some(d) = self.duration(&iat("deadline_after_heal"), deadline_after_heal) {
+                        invariants.push(InvariantSpec::NoLostEntities { entity: e.clone(), deadline_after_heal: d });
+                    }
+                }
+                schema::Invariant::NoDuplicateEffects { effect } => {
+                    if !effects.contains(&effect.as_str()) {
+                        let help = suggest(effect, effects.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                        self.err(
+                            &iat("effect"),
+                            format!("no handler applies effect `{effect}`"),
+                            help.or_else(|| Some("effects come from Handle(..., effect: \"name\")".into())),
+                        );
+                    }
+                    invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
+                }
+            }
+        }
+
+        let (duration, bus, gap, start, stop, target) = (duration?, bus?, gap?, start?, stop?, target?);
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(System {
+            name: s.name.clone(),
+            names,
+            bus,
+            services,
+            workload: WorkloadSpec {
+                entity: entity.clone(),
+                request,
+                target,
+                interarrival_mean: gap,
+                keys,
+                start: SimTime::ZERO + start,
+                stop: SimTime::ZERO + stop.min(duration),
+            },
+            faults,
+            invariants,
+            duration,
+            seed: s.seed,
+            limits,
+        })
+    }
+}

@@ -1,0 +1,264 @@
+//! The RON schema of scenario files, exactly as users write them.
+//!
+//! Durations, rates and names stay strings here; [`super::compile`] checks
+//! them so that every error can point at the value in the file. No
+//! `untagged` or `flatten`: they would ruin serde's error messages.
+
+use serde::Deserialize;
+
+/// A scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in reports and commands.
+    pub name: String,
+    /// The question the scenario answers, in one sentence.
+    #[serde(default)]
+    pub question: String,
+    /// The seed used when `--seed` is not given.
+    #[serde(default)]
+    pub seed: u64,
+    /// End of simulated time, e.g. `"20m"`.
+    pub duration: String,
+    /// The bus.
+    pub bus: Bus,
+    /// The services.
+    pub services: Vec<Service>,
+    /// The workload.
+    pub workload: Workload,
+    /// The fault plan.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// The invariants.
+    #[serde(default)]
+    pub invariants: Vec<Invariant>,
+    /// Limits on the run.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The bus.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Bus {
+    /// Fire-and-forget pub/sub.
+    Ephemeral {
+        /// Delivery latency.
+        latency: Dist,
+    },
+    /// A partitioned log with consumer groups and committed offsets.
+    Log {
+        /// Partitions per topic.
+        #[serde(default = "one")]
+        partitions: u32,
+        /// Fetch latency.
+        latency: Dist,
+        /// Records fetched but not yet processed, per consumer instance.
+        #[serde(default = "default_fetch_max")]
+        fetch_max: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_fetch_max() -> u32 {
+    500
+}
+fn default_queue() -> u32 {
+    10_000
+}
+
+/// A distribution of durations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Dist {
+    /// Always this long.
+    Const(String),
+    /// Exponential.
+    Exp {
+        /// Mean.
+        mean: String,
+    },
+    /// Uniform between two bounds.
+    Uniform {
+        /// Lower bound.
+        min: String,
+        /// Upper bound.
+        max: String,
+    },
+    /// Log-normal.
+    LogNormal {
+        /// Median.
+        median: String,
+        /// Shape.
+        sigma: f64,
+    },
+}
+
+/// Where a service's state lives.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub enum State {
+    /// Lost on crash.
+    #[default]
+    Volatile,
+    /// Survives crashes.
+    Durable,
+}
+
+/// A service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Name; instances are `name-1`, `name-2`, ...
+    pub name: String,
+    /// Instances.
+    #[serde(default = "one")]
+    pub instances: u32,
+    /// Concurrent workers per instance.
+    #[serde(default = "one")]
+    pub workers: u32,
+    /// Capacity of each instance's queue of waiting messages.
+    #[serde(default = "default_queue")]
+    pub queue: u32,
+    /// Where state lives.
+    #[serde(default)]
+    pub state: State,
+    /// What it consumes.
+    #[serde(default)]
+    pub consume: Consume,
+    /// Its handlers.
+    #[serde(default)]
+    pub on: Vec<Handler>,
+}
+
+/// What a service consumes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Consume {
+    /// Topics (message kinds).
+    #[serde(default)]
+    pub topics: Vec<String>,
+}
+
+/// A declarative handler.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Handler {
+    /// Accepts the workload's entity.
+    Accept {
+        /// The entity kind.
+        entity: String,
+        /// Processing time.
+        work: Dist,
+        /// Kinds to publish.
+        #[serde(default)]
+        emit: Vec<String>,
+    },
+    /// Handles a consumed message kind.
+    Handle {
+        /// The kind.
+        event: String,
+        /// Processing time.
+        work: Dist,
+        /// Kinds to publish.
+        #[serde(default)]
+        emit: Vec<String>,
+        /// External effect to apply.
+        #[serde(default)]
+        effect: Option<String>,
+        /// The entity is done.
+        #[serde(default)]
+        terminal: bool,
+    },
+}
+
+/// Keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Keys {
+    /// Uniform over `0..n`.
+    Uniform(u64),
+    /// One key per entity.
+    Sequential,
+}
+
+/// The workload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Workload {
+    /// Poisson arrivals.
+    Poisson {
+        /// Arrival rate, e.g. `"50/s"`.
+        rate: String,
+        /// Entity kind.
+        entity: String,
+        /// Keys.
+        keys: Keys,
+        /// First arrival no earlier than this.
+        #[serde(default)]
+        start: Option<String>,
+        /// No arrivals from this time on (default: the duration).
+        #[serde(default)]
+        stop: Option<String>,
+    },
+}
+
+/// A fault.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Fault {
+    /// A crash and its restart.
+    Crash {
+        /// Node name.
+        node: String,
+        /// When.
+        at: String,
+        /// For how long.
+        down_for: String,
+    },
+}
+
+/// An invariant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Invariant {
+    /// Every accepted entity reaches a terminal state in time.
+    NoLostEntities {
+        /// The entity kind.
+        entity: String,
+        /// Grace after acceptance or the last heal.
+        deadline_after_heal: String,
+    },
+    /// No effect applied twice to one entity.
+    NoDuplicateEffects {
+        /// The effect.
+        effect: String,
+    },
+}
+
+/// Limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Events, at most.
+    #[serde(default = "events_max")]
+    pub events_max: u64,
+    /// Entities, at most.
+    #[serde(default = "entities_max")]
+    pub entities_max: u64,
+}
+
+fn events_max() -> u64 {
+    crate::system::Limits::default().events_max
+}
+fn entities_max() -> u64 {
+    crate::system::Limits::default().entities_max
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { events_max: events_max(), entities_max: entities_max() }
+    }
+}

@@ -1,0 +1,737 @@
+//! The event loop and the world it runs: nodes, the bus, the workload and
+//! the fault plan.
+//!
+//! One loop pops the earliest event (time, then insertion order; see
+//! [`EventQueue`]) and dispatches it. Every random draw comes from a stream
+//! of the concern that makes it ([`StreamKind`]). Events aimed at a node
+//! carry the node's incarnation (`epoch`); a crash bumps it, so work and
+//! deliveries addressed to the previous incarnation are recognised as stale.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+
+use crate::check::Checker;
+use crate::outcome::{AppliedFault, Metrics, Outcome, StopReason};
+use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
+use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
+use crate::system::{BusSpec, FaultSpec, KeyDist, System};
+use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
+
+/// What a run should produce besides its outcome.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Write every trace record here.
+    pub trace: Option<&'a mut dyn TraceSink>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    /// The workload's next entity arrives.
+    Arrival,
+    /// An ephemeral message (in the in-flight slab) reaches a node.
+    Deliver { node: u32, epoch: u32, slot: u32 },
+    /// A log record reaches the consumer that fetched it.
+    Fetch { node: u32, epoch: u32, gp: u32, offset: u64 },
+    /// A worker finishes its job.
+    Done { node: u32, epoch: u32, worker: u32 },
+    /// A timer (its message in the slab) fires.
+    Timer { node: u32, epoch: u32, slot: u32 },
+    /// Fault `fault` starts.
+    Crash { fault: u32 },
+    /// Fault `fault` heals.
+    Restart { fault: u32 },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Request,
+    Push,
+    Log { gp: u32, offset: u64 },
+    Timer,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    msg: Message,
+    source: Source,
+}
+
+struct Node {
+    service: u32,
+    instance: u32,
+    name: String,
+    up: bool,
+    epoch: u32,
+    busy: Vec<Option<Job>>,
+    free: Vec<u32>,
+    fifo: VecDeque<Job>,
+    capacity: usize,
+    stream: Stream,
+    durable: BTreeMap<u64, i64>,
+    volatile: BTreeMap<u64, i64>,
+    /// Group partitions this node consumes (log bus).
+    owned: Vec<u32>,
+    /// Records fetched and not yet processed.
+    outstanding: u32,
+    cursor: usize,
+}
+
+/// A consumer group's view of one partition.
+struct GroupPart {
+    part: u32,
+    partition_in_topic: u32,
+    owner: u32,
+    /// Kept by the broker: survives the consumer's crash.
+    committed: u64,
+    /// Consumer-side (volatile): next offset to fetch.
+    position: u64,
+    /// Consumer-side: which offsets from `committed` on are done.
+    done: VecDeque<bool>,
+    /// Keeps one partition's records arriving in order.
+    last_arrival: SimTime,
+}
+
+struct Partition {
+    records: Vec<Message>,
+    groups: Vec<u32>,
+}
+
+/// A tiny slab for messages in flight, so events stay small and `Copy`.
+#[derive(Default)]
+struct Slab {
+    items: Vec<Message>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn insert(&mut self, m: Message) -> u32 {
+        if let Some(i) = self.free.pop() {
+            self.items[i as usize] = m;
+            i
+        } else {
+            self.items.push(m);
+            self.items.len() as u32 - 1
+        }
+    }
+    fn take(&mut self, i: u32) -> Message {
+        self.free.push(i);
+        self.items[i as usize]
+    }
+}
+
+struct World<'s, 't> {
+    sys: &'s System,
+    now: SimTime,
+    end: SimTime,
+    queue: EventQueue<Ev>,
+    workload: Stream,
+    network: Stream,
+    nodes: Vec<Node>,
+    /// First node of each service.
+    first_node: Vec<u32>,
+    /// Services subscribing to each kind.
+    subscribers: Vec<Vec<u32>>,
+    latency: Dist,
+    partitions_per_topic: u32,
+    fetch_max: u32,
+    partitions: Vec<Partition>,
+    gparts: Vec<GroupPart>,
+    inflight: Slab,
+    fault_nodes: Vec<u32>,
+    checker: Checker,
+    tracer: Tracer<'t>,
+    out: Out,
+    next_msg: u64,
+    next_entity: u64,
+    events: u64,
+    stop: StopReason,
+    requests: u64,
+    rejected: u64,
+    published: u64,
+    handled: u64,
+    lost: [u64; 5],
+}
+
+/// Why a [`System`] built in code cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A fault names a node that does not exist.
+    #[error("fault names node `{0}`, which is not an instance of any service")]
+    UnknownNode(String),
+    /// The workload's target service index is out of range.
+    #[error("the workload targets service #{0}, which does not exist")]
+    UnknownTarget(usize),
+    /// A service has no instances or no workers.
+    #[error("service `{0}` needs at least one instance and one worker")]
+    EmptyService(String),
+    /// Writing the trace failed.
+    #[error("writing the trace failed: {0}")]
+    Trace(#[from] io::Error),
+}
+
+#[inline]
+fn mix(key: u64) -> u64 {
+    // A fixed multiplicative hash so that neighbouring keys spread over partitions.
+    (key ^ (key >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
+}
+
+impl<'s, 't> World<'s, 't> {
+    fn new(sys: &'s System, seed: u64, tracer: Tracer<'t>) -> Result<Self, SetupError> {
+        let mut nodes = Vec::new();
+        let mut first_node = Vec::new();
+        for (si, s) in sys.services.iter().enumerate() {
+            if s.instances == 0 || s.workers == 0 {
+                return Err(SetupError::EmptyService(s.name.clone()));
+            }
+            first_node.push(nodes.len() as u32);
+            for i in 0..s.instances {
+                let name = s.node_name(i);
+                nodes.push(Node {
+                    service: si as u32,
+                    instance: i,
+                    stream: Stream::new(seed, StreamKind::Instance, &name),
+                    name,
+                    up: true,
+                    epoch: 0,
+                    busy: vec![None; s.workers as usize],
+                    free: (0..s.workers).rev().collect(),
+                    fifo: VecDeque::new(),
+                    capacity: s.queue_capacity as usize,
+                    durable: BTreeMap::new(),
+                    volatile: BTreeMap::new(),
+                    owned: Vec::new(),
+                    outstanding: 0,
+                    cursor: 0,
+                });
+            }
+        }
+        if sys.workload.target >= sys.services.len() {
+            return Err(SetupError::UnknownTarget(sys.workload.target));
+        }
+        let kinds = sys.names.kind_count();
+        let mut subscribers = vec![Vec::new(); kinds];
+        for (si, s) in sys.services.iter().enumerate() {
+            for k in &s.consumes {
+                if let Some(v) = subscribers.get_mut(k.0 as usize)
+                    && !v.contains(&(si as u32))
+                {
+                    v.push(si as u32);
+                }
+            }
+        }
+        let (latency, partitions_per_topic, fetch_max) = match &sys.bus {
+            BusSpec::Ephemeral { latency } => (latency.clone(), 0, 0),
+            BusSpec::Log { partitions, latency, fetch_max } => {
+                (latency.clone(), (*partitions).max(1), (*fetch_max).max(1))
+            }
+        };
+        let mut partitions = Vec::new();
+        let mut gparts = Vec::new();
+        if partitions_per_topic > 0 {
+            for subs in &subscribers {
+                for p in 0..partitions_per_topic {
+                    let part = partitions.len() as u32;
+                    let mut groups = Vec::new();
+                    for &si in subs {
+                        let s = &sys.services[si as usize];
+                        let owner = first_node[si as usize] + p % s.instances;
+                        groups.push(gparts.len() as u32);
+                        nodes[owner as usize].owned.push(gparts.len() as u32);
+                        gparts.push(GroupPart {
+                            part,
+                            partition_in_topic: p,
+                            owner,
+                            committed: 0,
+                            position: 0,
+                            done: VecDeque::new(),
+                            last_arrival: SimTime::ZERO,
+                        });
+                    }
+                    partitions.push(Partition { records: Vec::new(), groups });
+                }
+            }
+        }
+        let mut fault_nodes = Vec::new();
+        for f in &sys.faults {
+            match f {
+                FaultSpec::Crash { node, .. } => {
+                    let n = nodes
+                        .iter()
+                        .position(|x| &x.name == node)
+                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
+                    fault_nodes.push(n as u32);
+                }
+            }
+        }
+        Ok(World {
+            sys,
+            now: SimTime::ZERO,
+            end: SimTime::ZERO + sys.duration,
+            queue: EventQueue::new(),
+            workload: Stream::new(seed, StreamKind::Workload, ""),
+            network: Stream::new(seed, StreamKind::Network, ""),
+            nodes,
+            first_node,
+            subscribers,
+            latency,
+            partitions_per_topic,
+            fetch_max,
+            partitions,
+            gparts,
+            inflight: Slab::default(),
+            fault_nodes,
+            checker: Checker::new(&sys.invariants, sys.names.effect_count()),
+            tracer,
+            out: Out::default(),
+            next_msg: 1,
+            next_entity: 1,
+            events: 0,
+            stop: StopReason::Completed,
+            requests: 0,
+            rejected: 0,
+            published: 0,
+            handled: 0,
+            lost: [0; 5],
+        })
+    }
+
+    #[inline]
+    fn trace(&mut self, kind: RecordKind, node: u32, msg: &Message, aux: u64) {
+        self.tracer.record(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
+    }
+
+    fn setup(&mut self) {
+        let w = &self.sys.workload;
+        if w.start < w.stop {
+            self.queue.push(w.start, Ev::Arrival);
+        }
+        for (i, f) in self.sys.faults.iter().enumerate() {
+            match f {
+                FaultSpec::Crash { at, down_for, .. } => {
+                    self.queue.push(*at, Ev::Crash { fault: i as u32 });
+                    self.queue.push(*at + *down_for, Ev::Restart { fault: i as u32 });
+                }
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let events_max = self.sys.limits.events_max;
+        while let Some((t, ev)) = self.queue.pop() {
+            if t > self.end {
+                break;
+            }
+            if self.events >= events_max {
+                self.stop = StopReason::EventsMax { limit: events_max };
+                return;
+            }
+            self.now = t;
+            self.events += 1;
+            match ev {
+                Ev::Arrival => self.arrival(),
+                Ev::Deliver { node, epoch, slot } => self.deliver(node, epoch, slot),
+                Ev::Fetch { node, epoch, gp, offset } => self.fetched(node, epoch, gp, offset),
+                Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
+                Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
+                Ev::Crash { fault } => self.crash(self.fault_nodes[fault as usize]),
+                Ev::Restart { fault } => self.restart(self.fault_nodes[fault as usize]),
+            }
+            if !matches!(self.stop, StopReason::Completed) {
+                return;
+            }
+        }
+        self.now = self.end;
+    }
+
+    /// The instance of `service` that takes `key`: the key's home instance if
+    /// it is up, else the next one up, so routing is sticky but avoids the dead.
+    #[inline]
+    fn pick_up(&self, service: u32, key: u64) -> Option<u32> {
+        let n = self.sys.services[service as usize].instances;
+        let first = self.first_node[service as usize];
+        let home = (key % u64::from(n)) as u32;
+        (0..n).map(|i| first + (home + i) % n).find(|&x| self.nodes[x as usize].up)
+    }
+
+    fn arrival(&mut self) {
+        let limit = self.sys.limits.entities_max;
+        if self.next_entity > limit {
+            self.stop = StopReason::EntitiesMax { limit };
+            return;
+        }
+        let w = &self.sys.workload;
+        let entity = EntityId(self.next_entity);
+        self.next_entity += 1;
+        self.checker.created(entity);
+        let key = match w.keys {
+            KeyDist::Uniform(n) => self.workload.below(n.max(1)),
+            KeyDist::Sequential => entity.0,
+        };
+        let msg = self.new_message(w.request, key, entity, MsgId(0));
+        self.requests += 1;
+        self.trace(RecordKind::Request, NO_NODE, &msg, key);
+        match self.pick_up(w.target as u32, key) {
+            Some(n) => self.enqueue(n, Job { msg, source: Source::Request }),
+            None => {
+                self.rejected += 1;
+                self.trace(RecordKind::Rejected, NO_NODE, &msg, 0);
+            }
+        }
+        let gap = SimDuration(crate::sim::dist::to_nanos(self.workload.exp(w.interarrival_mean.0 as f64)));
+        let next = self.now + gap;
+        if next < w.stop {
+            self.queue.push(next, Ev::Arrival);
+        }
+    }
+
+    #[inline]
+    fn new_message(&mut self, kind: Kind, key: u64, entity: EntityId, cause: MsgId) -> Message {
+        let id = MsgId(self.next_msg);
+        self.next_msg += 1;
+        Message { id, kind, key, entity, cause, sent_at: self.now }
+    }
+
+    /// A job arrives at node `n`: start it on a free worker, or queue it.
+    fn enqueue(&mut self, n: u32, job: Job) {
+        self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
+        let node = &mut self.nodes[n as usize];
+        if let Some(w) = node.free.pop() {
+            self.start(n, w, job);
+            return;
+        }
+        // Log records are bounded by fetch_max and timers by the handlers
+        // that set them; only pushed messages and requests can overflow.
+        let bounded = matches!(job.source, Source::Request | Source::Push);
+        if !bounded || node.fifo.len() < node.capacity {
+            node.fifo.push_back(job);
+            return;
+        }
+        match job.source {
+            Source::Request => {
+                self.rejected += 1;
+                self.trace(RecordKind::Rejected, n, &job.msg, 1);
+            }
+            _ => self.lose(n, &job.msg, LossReason::QueueFull),
+        }
+    }
+
+    #[inline]
+    fn start(&mut self, n: u32, worker: u32, job: Job) {
+        let node = &mut self.nodes[n as usize];
+        let service = &self.sys.services[node.service as usize];
+        let work = service.behaviour.work(&job.msg).sample(&mut node.stream);
+        node.busy[worker as usize] = Some(job);
+        let epoch = node.epoch;
+        self.queue.push(self.now + work, Ev::Done { node: n, epoch, worker });
+    }
+
+    fn lose(&mut self, n: u32, msg: &Message, reason: LossReason) {
+        self.lost[reason as usize] += 1;
+        self.trace(RecordKind::Lost, n, msg, reason as u64);
+    }
+
+    fn done(&mut self, n: u32, epoch: u32, worker: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.epoch != epoch {
+            return; // the worker died with its node; the job is already accounted for
+        }
+        let Some(job) = node.busy[worker as usize].take() else { return };
+        let service = &self.sys.services[node.service as usize];
+        let mut out = std::mem::take(&mut self.out);
+        out.commands.clear();
+        {
+            let ctx = Context {
+                now: self.now,
+                node: &node.name,
+                instance: node.instance,
+                durable: &node.durable,
+                volatile: &node.volatile,
+            };
+            service.behaviour.handle(&ctx, &job.msg, &mut out);
+        }
+        self.handled += 1;
+        self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
+        for &cmd in &out.commands {
+            self.apply(n, &job.msg, cmd);
+        }
+        self.out = out;
+        if let Source::Log { gp, offset } = job.source {
+            self.complete(gp, offset);
+            self.nodes[n as usize].outstanding -= 1;
+        }
+        let node = &mut self.nodes[n as usize];
+        match node.fifo.pop_front() {
+            Some(next) => self.start(n, worker, next),
+            None => node.free.push(worker),
+        }
+        if !self.nodes[n as usize].owned.is_empty() {
+            self.try_fetch(n);
+        }
+    }
+
+    fn apply(&mut self, n: u32, input: &Message, cmd: Command) {
+        match cmd {
+            Command::Accept => {
+                self.checker.accepted(input.entity, self.now);
+                self.trace(RecordKind::Accepted, n, input, 0);
+            }
+            Command::Emit { kind, key } => {
+                let msg = self.new_message(kind, key, input.entity, input.id);
+                self.publish(n, msg);
+            }
+            Command::Effect(e) => {
+                self.checker.effect(input.entity, e);
+                self.trace(RecordKind::Effect, n, input, u64::from(e.0));
+            }
+            Command::Terminal => {
+                self.checker.terminal(input.entity, self.now);
+                self.trace(RecordKind::Terminal, n, input, 0);
+            }
+            Command::Put { durable, key, value } => {
+                let node = &mut self.nodes[n as usize];
+                let store = if durable { &mut node.durable } else { &mut node.volatile };
+                store.insert(key, value);
+            }
+            Command::Timer { after, tag } => {
+                let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
+                let slot = self.inflight.insert(msg);
+                let epoch = self.nodes[n as usize].epoch;
+                self.queue.push(self.now + after, Ev::Timer { node: n, epoch, slot });
+            }
+        }
+    }
+
+    fn publish(&mut self, from: u32, msg: Message) {
+        self.published += 1;
+        self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
+        let Some(subs) = self.subscribers.get(msg.kind.0 as usize) else { return };
+        if self.partitions_per_topic == 0 {
+            for i in 0..subs.len() {
+                let service = self.subscribers[msg.kind.0 as usize][i];
+                match self.pick_up(service, msg.key) {
+                    None => {
+                        let first = self.first_node[service as usize];
+                        self.lose(first, &msg, LossReason::NoSubscriberUp);
+                    }
+                    Some(n) => {
+                        let slot = self.inflight.insert(msg);
+                        let delay = self.latency.sample(&mut self.network);
+                        let epoch = self.nodes[n as usize].epoch;
+                        self.queue.push(self.now + delay, Ev::Deliver { node: n, epoch, slot });
+                    }
+                }
+            }
+        } else {
+            let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
+            let part = msg.kind.0 * self.partitions_per_topic + p;
+            let partition = &mut self.partitions[part as usize];
+            let offset = partition.records.len() as u64;
+            partition.records.push(msg);
+            self.trace(RecordKind::Appended, NO_NODE, &msg, u64::from(p) << 40 | offset);
+            for i in 0..self.partitions[part as usize].groups.len() {
+                let gp = self.partitions[part as usize].groups[i];
+                self.try_fetch(self.gparts[gp as usize].owner);
+            }
+        }
+    }
+
+    fn deliver(&mut self, n: u32, epoch: u32, slot: u32) {
+        let msg = self.inflight.take(slot);
+        let node = &self.nodes[n as usize];
+        if node.epoch != epoch || !node.up {
+            self.lose(n, &msg, LossReason::ReceiverCrashed);
+            return;
+        }
+        self.enqueue(n, Job { msg, source: Source::Push });
+    }
+
+    fn timer(&mut self, n: u32, epoch: u32, slot: u32) {
+        let msg = self.inflight.take(slot);
+        let node = &self.nodes[n as usize];
+        if node.epoch == epoch && node.up {
+            self.enqueue(n, Job { msg, source: Source::Timer });
+        }
+    }
+
+    /// Fetch records for node `n` while it has room, round-robin over its partitions.
+    fn try_fetch(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if !node.up {
+            return;
+        }
+        let k = node.owned.len();
+        while node.outstanding < self.fetch_max {
+            let found = (0..k).map(|i| (node.cursor + i) % k).find(|&i| {
+                let gp = &self.gparts[node.owned[i] as usize];
+                (gp.position as usize) < self.partitions[gp.part as usize].records.len()
+            });
+            let Some(i) = found else { break };
+            node.cursor = i + 1;
+            let gp_id = node.owned[i];
+            let gp = &mut self.gparts[gp_id as usize];
+            let offset = gp.position;
+            gp.position += 1;
+            gp.done.push_back(false);
+            node.outstanding += 1;
+            let at = (self.now + self.latency.sample(&mut self.network)).max(gp.last_arrival);
+            gp.last_arrival = at;
+            self.queue.push(at, Ev::Fetch { node: n, epoch: node.epoch, gp: gp_id, offset });
+        }
+    }
+
+    fn fetched(&mut self, n: u32, epoch: u32, gp: u32, offset: u64) {
+        if self.nodes[n as usize].epoch != epoch {
+            return; // fetched by a previous incarnation; it will fetch again from the committed offset
+        }
+        let part = self.gparts[gp as usize].part;
+        let msg = self.partitions[part as usize].records[offset as usize];
+        self.enqueue(n, Job { msg, source: Source::Log { gp, offset } });
+    }
+
+    /// Offset `offset` is processed: commit every contiguous done offset.
+    fn complete(&mut self, gp_id: u32, offset: u64) {
+        let gp = &mut self.gparts[gp_id as usize];
+        let Some(i) = offset.checked_sub(gp.committed) else { return };
+        if let Some(d) = gp.done.get_mut(i as usize) {
+            *d = true;
+        }
+        let before = gp.committed;
+        while gp.done.front() == Some(&true) {
+            gp.done.pop_front();
+            gp.committed += 1;
+        }
+        if gp.committed != before {
+            let aux = u64::from(gp.partition_in_topic) << 40 | gp.committed;
+            let owner = gp.owner;
+            self.tracer.record(Record {
+                time: self.now,
+                kind: RecordKind::Committed,
+                node: owner,
+                msg: 0,
+                entity: 0,
+                aux,
+            });
+        }
+    }
+
+    fn crash(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if !node.up {
+            return;
+        }
+        node.up = false;
+        node.epoch += 1;
+        let mut held: Vec<Job> = node.busy.iter_mut().filter_map(Option::take).collect();
+        held.extend(node.fifo.drain(..));
+        node.free = (0..node.busy.len() as u32).rev().collect();
+        node.volatile.clear();
+        node.outstanding = 0;
+        for &gp in &node.owned {
+            let gp = &mut self.gparts[gp as usize];
+            gp.position = gp.committed;
+            gp.done.clear();
+        }
+        self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node: n, msg: 0, entity: 0, aux: 0 });
+        for job in held {
+            match job.source {
+                Source::Push => self.lose(n, &job.msg, LossReason::CrashedWhileHeld),
+                Source::Request => self.trace(RecordKind::Dropped, n, &job.msg, 0),
+                // Log records stay in the log; timers are volatile by contract.
+                Source::Log { .. } | Source::Timer => {}
+            }
+        }
+    }
+
+    fn restart(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.up {
+            return;
+        }
+        node.up = true;
+        self.tracer.record(Record { time: self.now, kind: RecordKind::Restart, node: n, msg: 0, entity: 0, aux: 0 });
+        self.try_fetch(n);
+    }
+
+    fn finish(self) -> (Outcome, Checker, Vec<Record>, io::Result<()>) {
+        let sys = self.sys;
+        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, sys.last_heal(), self.now);
+        let (_, accepted, completed) = self.checker.totals();
+        let lost_by_reason: BTreeMap<&'static str, u64> =
+            LossReason::ALL.iter().map(|r| (r.label(), self.lost[*r as usize])).collect();
+        let metrics = Metrics {
+            requests: self.requests,
+            rejected: self.rejected,
+            accepted,
+            completed,
+            published: self.published,
+            handled: self.handled,
+            lost: self.lost.iter().sum(),
+            lost_by_reason,
+            e2e_latency_s: self.checker.latency().summary_s(),
+        };
+        let faults = sys
+            .faults
+            .iter()
+            .map(|f| match f {
+                FaultSpec::Crash { node, at, down_for } => AppliedFault {
+                    kind: "crash",
+                    node: node.clone(),
+                    from_ns: at.0.min(self.now.0),
+                    until_ns: (*at + *down_for).0.min(self.now.0),
+                },
+            })
+            .collect();
+        let trace_records = self.tracer.count();
+        let (fingerprint, story, io) = self.tracer.finish();
+        let outcome = Outcome {
+            scenario: sys.name.clone(),
+            seed: 0,
+            fingerprint,
+            events: self.events,
+            trace_records,
+            sim_time_ns: self.now.0,
+            stopped_by: self.stop,
+            invariants: verdicts,
+            metrics,
+            faults,
+        };
+        (outcome, self.checker, story, io)
+    }
+}
+
+fn run_once<'t>(sys: &System, seed: u64, tracer: Tracer<'t>) -> Result<(Outcome, Checker, Vec<Record>), SetupError> {
+    let mut world = World::new(sys, seed, tracer)?;
+    world.setup();
+    world.run();
+    let (mut outcome, checker, story, io) = world.finish();
+    io?;
+    outcome.seed = seed;
+    Ok((outcome, checker, story))
+}
+
+/// Runs `sys` under `seed`: the outcome, with a story for each violated
+/// invariant (told from a second, focused run of the same seed, so the first
+/// run keeps nothing per event).
+pub fn run(sys: &System, seed: u64) -> Result<Outcome, SetupError> {
+    run_with(sys, seed, RunOptions::default())
+}
+
+/// [`run`] with options (a trace sink).
+pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome, SetupError> {
+    let mut tracer = Tracer::new();
+    if let Some(sink) = opts.trace {
+        tracer = tracer.with_sink(sink);
+    }
+    let (mut outcome, checker, _) = run_once(sys, seed, tracer)?;
+    for i in 0..outcome.invariants.len() {
+        let Some(entity) = outcome.invariants[i].example_entity else { continue };
+        let (_, _, records) = run_once(sys, seed, Tracer::new().with_focus(entity.0))?;
+        let times = checker.times(entity).unwrap_or((SimTime::NEVER, SimTime::NEVER));
+        let story = crate::story::tell(sys, &sys.invariants[i], entity, &records, times, SimTime(outcome.sim_time_ns));
+        outcome.invariants[i].example = Some(story);
+    }
+    Ok(outcome)
+}
+
+// Events are copied in and out of the heap millions of times a second.
+const _: () = assert!(std::mem::size_of::<Ev>() <= 24);

@@ -1,0 +1,144 @@
+//! Turns the records of one entity into a short, readable causal chain.
+
+use std::fmt::Write;
+
+use crate::check::{Checker, Story};
+use crate::service::{EntityId, Kind};
+use crate::sim::SimTime;
+use crate::system::{FaultSpec, InvariantSpec, System};
+use crate::trace::{LossReason, NO_NODE, Record, RecordKind, split_partition_offset};
+
+/// Tells the story of `entity` for the violated invariant `inv`, from the
+/// records a focused run collected (the entity's own, plus every crash and
+/// restart).
+pub(crate) fn tell(
+    sys: &System,
+    inv: &InvariantSpec,
+    entity: EntityId,
+    records: &[Record],
+    (accepted, terminal): (SimTime, SimTime),
+    end: SimTime,
+) -> Story {
+    let node_names = sys.node_names();
+    let node = |n: u32| if n == NO_NODE { "client" } else { node_names.get(n as usize).map_or("?", String::as_str) };
+    let entity_name = &sys.workload.entity;
+    // The kind of each message of the entity, from its first record.
+    let mut kinds: Vec<(u64, u64)> = Vec::new();
+    let mut involved: Vec<u32> = Vec::new();
+    for r in records.iter().filter(|r| r.entity == entity.0) {
+        if matches!(r.kind, RecordKind::Published | RecordKind::Enqueued) && !kinds.iter().any(|(m, _)| *m == r.msg) {
+            kinds.push((r.msg, r.aux));
+        }
+        if r.node != NO_NODE && !involved.contains(&r.node) {
+            involved.push(r.node);
+        }
+    }
+    let msg_name = |msg: u64| {
+        let kind = kinds.iter().find(|(m, _)| *m == msg).map_or(u64::MAX, |(_, k)| *k);
+        let name = if kind == u64::MAX { "message" } else { sys.names.kind_name(Kind(kind as u32)) };
+        format!("{name}#{msg}")
+    };
+    let mut lines = Vec::new();
+    for r in records {
+        if r.entity != entity.0 && !(r.entity == 0 && involved.contains(&r.node)) {
+            continue;
+        }
+        let mut line = format!("{:>12}  ", r.time.to_string());
+        let who = node(r.node);
+        let _ = match r.kind {
+            RecordKind::Request => write!(line, "client sent {entity_name} {} (key {})", entity.0, r.aux),
+            RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
+            RecordKind::Enqueued => write!(line, "{who} received {}", msg_name(r.msg)),
+            RecordKind::Handled => write!(line, "{who} handled {}", msg_name(r.msg)),
+            RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", entity.0),
+            RecordKind::Published => write!(line, "{who} published {}", msg_name(r.msg)),
+            RecordKind::Appended => {
+                let (p, o) = split_partition_offset(r.aux);
+                write!(line, "{} appended to partition {p} at offset {o}", msg_name(r.msg))
+            }
+            RecordKind::Lost => {
+                let reason = LossReason::from_code(r.aux);
+                write!(line, "{} LOST: {}", msg_name(r.msg), explain_loss(sys, &node_names, reason, r.node, r.time))
+            }
+            RecordKind::Effect => {
+                write!(line, "{who} applied effect {}", sys.names.effect_name(crate::service::EffectId(r.aux as u16)))
+            }
+            RecordKind::Terminal => write!(line, "{who} completed {entity_name} {} (terminal)", entity.0),
+            RecordKind::Committed => continue,
+            RecordKind::Crash => write!(line, "{who} CRASHED"),
+            RecordKind::Restart => write!(line, "{who} restarted"),
+            RecordKind::Dropped => {
+                write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
+            }
+        };
+        lines.push(line);
+    }
+    lines.push(conclusion(sys, inv, entity, accepted, terminal, end));
+    Story { entity: entity.0, lines }
+}
+
+fn explain_loss(sys: &System, node_names: &[String], reason: Option<LossReason>, n: u32, at: SimTime) -> String {
+    let name = node_names.get(n as usize).map_or("?", String::as_str);
+    let window = down_window(sys, name, at);
+    match reason {
+        Some(LossReason::NoSubscriberUp) => {
+            let service = name.rsplit_once('-').map_or(name, |(s, _)| s);
+            format!("the bus is fire-and-forget and no instance of {service} was up to receive it{window}")
+        }
+        Some(LossReason::ReceiverCrashed) => format!("{name} crashed while it was in flight{window}"),
+        Some(LossReason::QueueFull) => format!("{name}'s queue was full"),
+        Some(LossReason::CrashedWhileHeld) => format!("{name} crashed while holding it{window}"),
+        None => "unknown reason".to_string(),
+    }
+}
+
+/// ` (inventory-1 down from 2m00.000s to 7m00.000s)` for the crash of any
+/// instance of `node`'s service that covers `at`.
+fn down_window(sys: &System, node: &str, at: SimTime) -> String {
+    let service = node.rsplit_once('-').map_or(node, |(s, _)| s);
+    let mut out = String::new();
+    for f in &sys.faults {
+        let FaultSpec::Crash { node: n, at: from, down_for } = f;
+        let until = *from + *down_for;
+        let same_service = n.rsplit_once('-').is_some_and(|(s, _)| s == service);
+        if same_service && *from <= at && at <= until {
+            let _ = write!(out, " ({n} down from {from} to {until})");
+        }
+    }
+    out
+}
+
+fn conclusion(
+    sys: &System,
+    inv: &InvariantSpec,
+    entity: EntityId,
+    accepted: SimTime,
+    terminal: SimTime,
+    end: SimTime,
+) -> String {
+    let entity_name = &sys.workload.entity;
+    match inv {
+        InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
+            let deadline = Checker::deadline(accepted, sys.last_heal(), *deadline_after_heal);
+            if terminal == SimTime::NEVER {
+                format!(
+                    "=> {entity_name} {} was accepted at {accepted} and never reached a terminal state \
+                     (deadline {deadline}; the run ended at {end})",
+                    entity.0
+                )
+            } else {
+                format!(
+                    "=> {entity_name} {} reached a terminal state at {terminal}, after its deadline {deadline}",
+                    entity.0
+                )
+            }
+        }
+        InvariantSpec::NoDuplicateEffects { effect } => {
+            format!(
+                "=> effect {} was applied more than once to {entity_name} {}",
+                sys.names.effect_name(*effect),
+                entity.0
+            )
+        }
+    }
+}

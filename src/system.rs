@@ -1,0 +1,276 @@
+//! The description of a system the kernel runs: services, bus, workload,
+//! faults, invariants and limits. Scenario files are compiled into this; a
+//! Rust user can also build one in code (see the crate docs).
+
+use std::sync::Arc;
+
+use crate::service::{Declarative, EffectId, Kind, Service};
+use crate::sim::{Dist, SimDuration, SimTime};
+
+/// Interned names: message kinds (topics), effects, nodes.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    kinds: Vec<String>,
+    effects: Vec<String>,
+}
+
+impl Names {
+    /// The kind called `name`, interned on first use.
+    pub fn kind(&mut self, name: &str) -> Kind {
+        if let Some(i) = self.kinds.iter().position(|k| k == name) {
+            return Kind(i as u32);
+        }
+        self.kinds.push(name.to_string());
+        Kind(self.kinds.len() as u32 - 1)
+    }
+
+    /// The kind called `name`, if it has been interned.
+    pub fn find_kind(&self, name: &str) -> Option<Kind> {
+        self.kinds.iter().position(|k| k == name).map(|i| Kind(i as u32))
+    }
+
+    /// The effect called `name`, interned on first use.
+    pub fn effect(&mut self, name: &str) -> EffectId {
+        if let Some(i) = self.effects.iter().position(|k| k == name) {
+            return EffectId(i as u16);
+        }
+        self.effects.push(name.to_string());
+        EffectId(self.effects.len() as u16 - 1)
+    }
+
+    /// The name of `kind`.
+    pub fn kind_name(&self, kind: Kind) -> &str {
+        if kind == Kind::TIMER {
+            return "timer";
+        }
+        self.kinds.get(kind.0 as usize).map_or("?", String::as_str)
+    }
+
+    /// The name of `effect`.
+    pub fn effect_name(&self, effect: EffectId) -> &str {
+        self.effects.get(effect.0 as usize).map_or("?", String::as_str)
+    }
+
+    /// Number of kinds.
+    pub fn kind_count(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// Number of effects.
+    pub fn effect_count(&self) -> usize {
+        self.effects.len()
+    }
+}
+
+/// Where a service keeps its state, and so what a crash takes away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StateKind {
+    /// In memory: gone when the instance crashes.
+    #[default]
+    Volatile,
+    /// In a database: survives crashes.
+    Durable,
+}
+
+/// One service: a behaviour and its deployment (instances, workers, queue).
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    /// Name, e.g. `inventory`; its instances are `inventory-1`, `inventory-2`, ...
+    pub name: String,
+    /// Number of instances (nodes).
+    pub instances: u32,
+    /// Concurrent workers per instance.
+    pub workers: u32,
+    /// Capacity of each instance's FIFO of waiting messages. Overflow: a
+    /// request is rejected, a pushed (ephemeral) message is lost; a log
+    /// consumer never fetches past it.
+    pub queue_capacity: u32,
+    /// Where state lives.
+    pub state: StateKind,
+    /// The topics it consumes.
+    pub consumes: Vec<Kind>,
+    /// The behaviour.
+    pub behaviour: Arc<dyn Service>,
+}
+
+impl ServiceSpec {
+    /// A service with one instance, one worker, a queue of 10,000 and no behaviour yet.
+    pub fn new(name: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.to_string(),
+            instances: 1,
+            workers: 1,
+            queue_capacity: 10_000,
+            state: StateKind::Volatile,
+            consumes: Vec::new(),
+            behaviour: Arc::new(Declarative::default()),
+        }
+    }
+
+    /// The node name of instance `i` (from 0): `name-(i+1)`.
+    pub fn node_name(&self, i: u32) -> String {
+        format!("{}-{}", self.name, i + 1)
+    }
+}
+
+/// The message bus and its delivery semantics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BusSpec {
+    /// Pub/sub that flows straight through: a message reaches, for each
+    /// subscribing service, one instance that is up when it is published and
+    /// still up (same incarnation) when it arrives; otherwise it is gone.
+    Ephemeral {
+        /// Publish-to-delivery latency.
+        latency: Dist,
+    },
+    /// An append-only log per topic, split into partitions by key; each
+    /// consuming service is a consumer group whose committed offsets are
+    /// kept by the broker and survive the consumer's crash. Offsets are
+    /// committed after processing; a restarted consumer resumes from them.
+    Log {
+        /// Partitions per topic. Partition `p` of a topic is consumed by
+        /// instance `p mod instances` of each consuming service.
+        partitions: u32,
+        /// Fetch latency from the log to a consumer.
+        latency: Dist,
+        /// Records a consumer instance holds fetched but not yet processed, at most.
+        fetch_max: u32,
+    },
+}
+
+/// How the workload picks entity keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyDist {
+    /// Uniform over `0..n`.
+    Uniform(u64),
+    /// The entity's own number: every entity has its own key.
+    Sequential,
+}
+
+/// The workload: entities arriving at the service that accepts them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkloadSpec {
+    /// The entity kind, e.g. `order`.
+    pub entity: String,
+    /// The request kind the entry service handles.
+    pub request: Kind,
+    /// Index of the service that receives the requests.
+    pub target: usize,
+    /// Mean time between arrivals (Poisson process).
+    pub interarrival_mean: SimDuration,
+    /// Keys.
+    pub keys: KeyDist,
+    /// First arrival no earlier than this.
+    pub start: SimTime,
+    /// No arrival at or after this.
+    pub stop: SimTime,
+}
+
+/// A fault in the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultSpec {
+    /// Node `node` crashes at `at` and restarts `down_for` later. Volatile
+    /// state and in-flight work are lost; durable state is kept.
+    Crash {
+        /// Node name, e.g. `inventory-1`.
+        node: String,
+        /// When it crashes.
+        at: SimTime,
+        /// How long it stays down.
+        down_for: SimDuration,
+    },
+}
+
+impl FaultSpec {
+    /// When the fault ends (the node is back).
+    pub fn heals_at(&self) -> SimTime {
+        match self {
+            FaultSpec::Crash { at, down_for, .. } => *at + *down_for,
+        }
+    }
+}
+
+/// An invariant to check.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InvariantSpec {
+    /// Every accepted entity reaches a terminal state by its deadline:
+    /// `max(accepted at, last fault healed) + deadline_after_heal`. Entities
+    /// whose deadline falls after the end of the run are not judged.
+    NoLostEntities {
+        /// The entity kind.
+        entity: String,
+        /// Grace period after acceptance or the last heal.
+        deadline_after_heal: SimDuration,
+    },
+    /// No entity has `effect` applied more than once.
+    NoDuplicateEffects {
+        /// The effect.
+        effect: EffectId,
+    },
+}
+
+impl InvariantSpec {
+    /// The invariant's name as users see it.
+    pub fn name(&self, names: &Names) -> String {
+        match self {
+            InvariantSpec::NoLostEntities { entity, .. } => format!("no-lost-entities({entity})"),
+            InvariantSpec::NoDuplicateEffects { effect } => {
+                format!("no-duplicate-effects({})", names.effect_name(*effect))
+            }
+        }
+    }
+}
+
+/// Limits on a run: hitting one stops the run with a clear message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Events processed, at most.
+    pub events_max: u64,
+    /// Entities created by the workload, at most.
+    pub entities_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { events_max: 100_000_000, entities_max: 10_000_000 }
+    }
+}
+
+/// Everything the kernel needs to run.
+#[derive(Clone, Debug)]
+pub struct System {
+    /// The scenario's name.
+    pub name: String,
+    /// Interned names.
+    pub names: Names,
+    /// The bus.
+    pub bus: BusSpec,
+    /// The services, in declaration order.
+    pub services: Vec<ServiceSpec>,
+    /// The workload.
+    pub workload: WorkloadSpec,
+    /// The fault plan.
+    pub faults: Vec<FaultSpec>,
+    /// The invariants.
+    pub invariants: Vec<InvariantSpec>,
+    /// The end of simulated time.
+    pub duration: SimDuration,
+    /// The seed used when none is given.
+    pub seed: u64,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl System {
+    /// When the last fault heals (time zero without faults).
+    pub fn last_heal(&self) -> SimTime {
+        self.faults.iter().map(FaultSpec::heals_at).max().unwrap_or(SimTime::ZERO)
+    }
+}
+
+impl System {
+    /// Every node's name, in node order (services in order, then instances).
+    pub fn node_names(&self) -> Vec<String> {
+        self.services.iter().flat_map(|s| (0..s.instances).map(move |i| s.node_name(i))).collect()
+    }
+}

@@ -1,0 +1,371 @@
+//! The trace: every observable step of a run, in order, and its fingerprint.
+//!
+//! Each step is a fixed-size [`Record`]. Its canonical bytes (little-endian,
+//! 37 bytes: time, kind, node, message, entity, aux) are always hashed into
+//! the run's **fingerprint** (XXH3-128), whether or not the trace is written,
+//! so two runs can be compared without storing anything. Writing the trace
+//! as JSON lines is optional and costs nothing when off.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::sim::SimTime;
+
+/// Node index meaning "no node" (the workload's client, the bus).
+pub const NO_NODE: u32 = u32::MAX;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum RecordKind {
+    /// The workload created an entity and sent its request (aux: key).
+    Request = 1,
+    /// No instance of the entry service could take the request (aux: 0 none up, 1 queue full).
+    Rejected = 2,
+    /// A message entered a node's queue (aux: kind).
+    Enqueued = 3,
+    /// A node finished handling a message (aux: kind).
+    Handled = 4,
+    /// The entity was accepted.
+    Accepted = 5,
+    /// A message was published (aux: kind).
+    Published = 6,
+    /// A message was appended to a log partition (aux: partition << 40 | offset).
+    Appended = 7,
+    /// A message was lost (aux: [`LossReason`]).
+    Lost = 8,
+    /// An external effect was applied (aux: effect).
+    Effect = 9,
+    /// The entity reached a terminal state.
+    Terminal = 10,
+    /// A consumer group's committed offset advanced (aux: partition << 40 | offset).
+    Committed = 11,
+    /// A node crashed.
+    Crash = 12,
+    /// A node restarted.
+    Restart = 13,
+    /// A request died with the node that held it, before acceptance.
+    Dropped = 14,
+}
+
+/// Why a message was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum LossReason {
+    /// Ephemeral bus: no instance of a subscribing service was up at publish time.
+    NoSubscriberUp = 1,
+    /// Ephemeral bus: the receiving instance crashed while the message was in flight.
+    ReceiverCrashed = 2,
+    /// The receiving instance's queue was full.
+    QueueFull = 3,
+    /// The instance crashed while the message waited in its queue or was being handled.
+    CrashedWhileHeld = 4,
+}
+
+impl LossReason {
+    /// All reasons, in code order.
+    pub const ALL: [LossReason; 4] =
+        [LossReason::NoSubscriberUp, LossReason::ReceiverCrashed, LossReason::QueueFull, LossReason::CrashedWhileHeld];
+
+    /// The reason with code `code`.
+    pub fn from_code(code: u64) -> Option<LossReason> {
+        LossReason::ALL.into_iter().find(|r| *r as u64 == code)
+    }
+
+    /// A short name for summaries.
+    pub fn label(self) -> &'static str {
+        match self {
+            LossReason::NoSubscriberUp => "no-subscriber-up",
+            LossReason::ReceiverCrashed => "receiver-crashed",
+            LossReason::QueueFull => "queue-full",
+            LossReason::CrashedWhileHeld => "crashed-while-held",
+        }
+    }
+}
+
+/// One step of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// When.
+    pub time: SimTime,
+    /// What.
+    pub kind: RecordKind,
+    /// Where (node index), or [`NO_NODE`].
+    pub node: u32,
+    /// The message involved, or 0.
+    pub msg: u64,
+    /// The entity involved, or 0.
+    pub entity: u64,
+    /// Kind-specific detail (see [`RecordKind`]).
+    pub aux: u64,
+}
+
+const RECORD_BYTES: usize = 37;
+const BUF_BYTES: usize = RECORD_BYTES * 256;
+
+/// Turns records into JSON lines; given names so the file is readable.
+pub trait TraceSink {
+    /// Writes one record.
+    fn write(&mut self, seq: u64, record: &Record) -> io::Result<()>;
+    /// Flushes buffered output.
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// Hashes every record; optionally writes them and collects those of one entity.
+pub struct Tracer<'a> {
+    hasher: Xxh3,
+    buf: [u8; BUF_BYTES],
+    len: usize,
+    count: u64,
+    sink: Option<&'a mut dyn TraceSink>,
+    sink_error: Option<io::Error>,
+    focus: Option<u64>,
+    story: Vec<Record>,
+}
+
+impl<'a> Tracer<'a> {
+    /// A tracer that only fingerprints.
+    pub fn new() -> Tracer<'a> {
+        Tracer {
+            hasher: Xxh3::new(),
+            buf: [0; BUF_BYTES],
+            len: 0,
+            count: 0,
+            sink: None,
+            sink_error: None,
+            focus: None,
+            story: Vec::new(),
+        }
+    }
+
+    /// Also write every record to `sink`.
+    pub fn with_sink(mut self, sink: &'a mut dyn TraceSink) -> Tracer<'a> {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Also keep the records of `entity` and every crash and restart (for a story).
+    pub fn with_focus(mut self, entity: u64) -> Tracer<'a> {
+        self.focus = Some(entity);
+        self
+    }
+
+    /// Records one step.
+    #[inline]
+    pub fn record(&mut self, r: Record) {
+        if self.len + RECORD_BYTES > BUF_BYTES {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+        let b = &mut self.buf[self.len..self.len + RECORD_BYTES];
+        b[0..8].copy_from_slice(&r.time.0.to_le_bytes());
+        b[8] = r.kind as u8;
+        b[9..13].copy_from_slice(&r.node.to_le_bytes());
+        b[13..21].copy_from_slice(&r.msg.to_le_bytes());
+        b[21..29].copy_from_slice(&r.entity.to_le_bytes());
+        b[29..37].copy_from_slice(&r.aux.to_le_bytes());
+        self.len += RECORD_BYTES;
+        if self.sink.is_some() || self.focus.is_some() {
+            self.slow_path(&r);
+        }
+        self.count += 1;
+    }
+
+    #[cold]
+    fn slow_path(&mut self, r: &Record) {
+        if let Some(sink) = self.sink.as_mut()
+            && self.sink_error.is_none()
+            && let Err(e) = sink.write(self.count, r)
+        {
+            self.sink_error = Some(e);
+        }
+        if let Some(focus) = self.focus
+            && (r.entity == focus || matches!(r.kind, RecordKind::Crash | RecordKind::Restart))
+        {
+            self.story.push(*r);
+        }
+    }
+
+    /// Number of records so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Finishes: the fingerprint (32 hex digits), the focused records, and
+    /// the first error the sink reported, if any.
+    pub fn finish(mut self) -> (String, Vec<Record>, io::Result<()>) {
+        self.hasher.update(&self.buf[..self.len]);
+        let fp = format!("{:032x}", self.hasher.digest128());
+        let result = match (self.sink_error.take(), self.sink.as_mut()) {
+            (Some(e), _) => Err(e),
+            (None, Some(sink)) => sink.flush(),
+            (None, None) => Ok(()),
+        };
+        (fp, self.story, result)
+    }
+}
+
+impl Default for Tracer<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes records as JSON lines with names resolved.
+pub struct JsonLines<W: Write> {
+    out: W,
+    nodes: Vec<String>,
+    kinds: Vec<String>,
+    effects: Vec<String>,
+}
+
+impl<W: Write> JsonLines<W> {
+    /// A writer to `out`, naming nodes, message kinds and effects by index.
+    pub fn new(out: W, nodes: Vec<String>, kinds: Vec<String>, effects: Vec<String>) -> Self {
+        JsonLines { out, nodes, kinds, effects }
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    t_ns: u64,
+    kind: RecordKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_zero")]
+    msg: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    entity: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    effect: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<LossReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<u64>,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Splits an `Appended`/`Committed` aux into (partition, offset).
+pub fn split_partition_offset(aux: u64) -> (u64, u64) {
+    (aux >> 40, aux & ((1 << 40) - 1))
+}
+
+impl<W: Write> TraceSink for JsonLines<W> {
+    fn write(&mut self, seq: u64, r: &Record) -> io::Result<()> {
+        fn name(v: &[String], i: u64) -> Option<&str> {
+            v.get(i as usize).map(String::as_str)
+        }
+        let mut line = Line {
+            seq,
+            t_ns: r.time.0,
+            kind: r.kind,
+            node: if r.node == NO_NODE { None } else { name(&self.nodes, u64::from(r.node)) },
+            msg: r.msg,
+            entity: r.entity,
+            topic: None,
+            partition: None,
+            offset: None,
+            effect: None,
+            reason: None,
+            key: None,
+        };
+        match r.kind {
+            RecordKind::Enqueued | RecordKind::Handled | RecordKind::Published => {
+                line.topic =
+                    Some(if r.aux == u64::from(u32::MAX) { "timer" } else { name(&self.kinds, r.aux).unwrap_or("?") });
+            }
+            RecordKind::Appended | RecordKind::Committed => {
+                let (p, o) = split_partition_offset(r.aux);
+                line.partition = Some(p);
+                line.offset = Some(o);
+            }
+            RecordKind::Lost => line.reason = LossReason::from_code(r.aux),
+            RecordKind::Effect => line.effect = name(&self.effects, r.aux),
+            RecordKind::Request => line.key = Some(r.aux),
+            _ => {}
+        }
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(t: u64, kind: RecordKind) -> Record {
+        Record { time: SimTime(t), kind, node: 1, msg: 2, entity: 3, aux: 4 }
+    }
+
+    #[test]
+    fn fingerprint_depends_on_every_field_and_order() {
+        let fp = |rs: &[Record]| {
+            let mut t = Tracer::new();
+            for r in rs {
+                t.record(*r);
+            }
+            t.finish().0
+        };
+        let a = rec(1, RecordKind::Request);
+        let b = rec(2, RecordKind::Enqueued);
+        assert_eq!(fp(&[a, b]), fp(&[a, b]));
+        assert_ne!(fp(&[a, b]), fp(&[b, a]));
+        assert_ne!(fp(&[a]), fp(&[Record { aux: 5, ..a }]));
+        assert_ne!(fp(&[a]), fp(&[Record { node: 9, ..a }]));
+        // Crossing the internal buffer boundary changes nothing.
+        let many: Vec<Record> = (0..1000).map(|i| rec(i, RecordKind::Handled)).collect();
+        let mut one_by_one = Tracer::new();
+        for r in &many {
+            one_by_one.record(*r);
+        }
+        assert_eq!(one_by_one.finish().0, fp(&many));
+    }
+
+    #[test]
+    fn focus_keeps_the_entity_and_crashes_only() {
+        let mut t = Tracer::new().with_focus(3);
+        t.record(rec(1, RecordKind::Request));
+        t.record(Record { entity: 4, ..rec(2, RecordKind::Request) });
+        t.record(Record { entity: 0, ..rec(3, RecordKind::Crash) });
+        let (_, story, _) = t.finish();
+        assert_eq!(story.len(), 2);
+    }
+
+    #[test]
+    fn json_lines_name_things() {
+        let mut sink = JsonLines::new(Vec::new(), vec!["a-1".into(), "b-1".into()], vec!["X".into()], vec![]);
+        {
+            let mut t = Tracer::new().with_sink(&mut sink);
+            t.record(Record { time: SimTime(5), kind: RecordKind::Published, node: 1, msg: 7, entity: 3, aux: 0 });
+            t.finish().2.unwrap();
+        }
+        let text = String::from_utf8(sink.into_inner()).unwrap();
+        assert_eq!(
+            text,
+            "{\"seq\":0,\"t_ns\":5,\"kind\":\"published\",\"node\":\"b-1\",\"msg\":7,\"entity\":3,\"topic\":\"X\"}\n"
+        );
+    }
+}
