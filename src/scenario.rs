@@ -290,7 +290,7 @@ impl Compiler<'_> {
             let instances = self.bounded(&at("instances"), "instances", sv.instances, 1, bounds::INSTANCES_MAX);
             let workers = self.bounded(&at("workers"), "workers", sv.workers, 1, bounds::WORKERS_MAX);
             let queue = self.bounded(&at("queue"), "queue", sv.queue, 1, bounds::QUEUE_MAX);
-            node_count += u64::from(instances);
+            node_count += u64::from(instances.min(bounds::INSTANCES_MAX));
             let mut consumes = Vec::new();
             for (t, topic) in sv.consume.topics.iter().enumerate() {
                 if !emitted.contains(&topic.as_str()) {
@@ -330,7 +330,9 @@ impl Compiler<'_> {
                         });
                     }
                     schema::Handler::Handle { event, work, emit, effect, terminal } => {
-                        if !sv.consume.topics.contains(event) {
+                        // A misspelt consume topic is reported once, at the topic.
+                        let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
+                        if topics_valid && !sv.consume.topics.contains(event) {
                             let help = match suggest(event, sv.consume.topics.iter().map(String::as_str)) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("add `{event}` to this service's consume topics"),

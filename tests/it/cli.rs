@@ -1,0 +1,88 @@
+//! The command line: exit codes, JSON output, output files.
+
+use crate::support::{faultline, parts, temp_dir};
+
+#[test]
+fn run_exit_codes_follow_the_verdict() {
+    let (code, out, _) = parts(&faultline(&["run", "scenarios/orders-ephemeral.ron", "--seed", "7"]));
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL  no-lost-entities(order)"), "{out}");
+    assert!(out.contains("LOST"), "{out}");
+    assert!(out.contains("reproduce   faultline run scenarios/orders-ephemeral.ron --seed 7"));
+    let (code, out, _) = parts(&faultline(&["run", "scenarios/orders-log.ron", "--seed", "7"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("PASS  no-lost-entities(order)"), "{out}");
+}
+
+#[test]
+fn run_json_has_the_documented_fields() {
+    let (code, out, _) = parts(&faultline(&["run", "scenarios/orders-ephemeral.ron", "--seed", "7", "--json"]));
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["scenario"], "orders-ephemeral");
+    assert_eq!(v["seed"], 7);
+    assert!(v["fingerprint"].is_string());
+    assert!(v["events"].as_u64().unwrap() > 100_000);
+    assert_eq!(v["sim_time_ns"], 1_200_000_000_000u64);
+    let inv = &v["invariants"][0];
+    assert_eq!(inv["name"], "no-lost-entities(order)");
+    assert_eq!(inv["holds"], false);
+    assert!(inv["violations"].as_u64().unwrap() > 0);
+    assert!(inv["example"]["lines"].as_array().unwrap().len() >= 3);
+    assert_eq!(v["invariants"][1]["holds"], true);
+    assert_eq!(v["reproduce"], "faultline run scenarios/orders-ephemeral.ron --seed 7");
+}
+
+#[test]
+fn check_accepts_bundled_scenarios_and_rejects_bad_ones_with_exit_2() {
+    let (code, out, _) = parts(&faultline(&["check", "scenarios/orders-log.ron"]));
+    assert_eq!(code, 0, "{out}");
+    let dir = temp_dir("check");
+    let bad = dir.join("bad.ron");
+    std::fs::write(&bad, crate::support::scenario_text("orders-log.ron").replace("workers: 4", "workrs: 4")).unwrap();
+    let (code, out, err) = parts(&faultline(&["check", &bad.to_string_lossy()]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert!(err.contains("bad.ron:20:36: error: unknown field `workrs`"), "{err}");
+    assert!(err.contains("did you mean `workers`?"), "{err}");
+    let (code, _, err) = parts(&faultline(&["run", &bad.to_string_lossy()]));
+    assert_eq!(code, 2);
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn environment_problems_exit_2_and_write_nothing() {
+    let (code, _, err) = parts(&faultline(&["run", "scenarios/no-such-file.ron"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no-such-file.ron: cannot read the scenario"), "{err}");
+
+    let dir = temp_dir("unwritable");
+    let target = dir.join("missing-dir").join("trace.jsonl");
+    let (code, out, err) =
+        parts(&faultline(&["run", "scenarios/orders-log.ron", "--trace", &target.to_string_lossy()]));
+    assert_eq!(code, 2);
+    assert!(out.is_empty(), "no summary for a run that could not write its trace");
+    assert!(err.contains("cannot write"), "{err}");
+    let (code, _, err) = parts(&faultline(&["run", "scenarios/orders-log.ron", "--trace", &dir.to_string_lossy()]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing half-written");
+
+    let (code, _, err) = parts(&faultline(&["run", "scenarios/orders-log.ron", "--seed", "-3"]));
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = parts(&faultline(&["frobnicate"]));
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn a_run_that_hits_a_limit_exits_2_and_says_why() {
+    let dir = temp_dir("limit");
+    let f = dir.join("limited.ron");
+    let src = crate::support::scenario_text("orders-log.ron")
+        .replace("    ],\n)", "    ],\n    limits: (events_max: 5000),\n)");
+    assert!(src.contains("events_max"));
+    std::fs::write(&f, src).unwrap();
+    let (code, out, err) = parts(&faultline(&["run", &f.to_string_lossy()]));
+    assert_eq!(code, 2);
+    assert!(out.contains("STOPPED EARLY"), "{out}");
+    assert!(err.contains("events_max = 5000 reached"), "{err}");
+}

@@ -1,0 +1,170 @@
+//! Kernel properties that need a whole system: stream independence, limits,
+//! crash semantics, both buses.
+
+use std::sync::Arc;
+
+use faultline::outcome::StopReason;
+use faultline::scenario;
+use faultline::service::{Context, EffectId, Message, Out, Service};
+use faultline::sim::{Dist, RunOptions, SimDuration, run, run_with};
+use faultline::system::{FaultSpec, System};
+use faultline::trace::{Record, RecordKind};
+
+use crate::support::{Collect, scenario_text};
+
+fn system(src: &str) -> System {
+    scenario::parse("test.ron", src).unwrap_or_else(|e| panic!("{e}")).system
+}
+
+fn records(sys: &System, seed: u64) -> Vec<Record> {
+    let mut sink = Collect::default();
+    run_with(sys, seed, RunOptions { trace: Some(&mut sink) }).unwrap();
+    sink.0
+}
+
+/// (time, key) of every request the workload sent.
+fn workload_draws(rs: &[Record]) -> Vec<(u64, u64)> {
+    rs.iter().filter(|r| r.kind == RecordKind::Request).map(|r| (r.time.0, r.aux)).collect()
+}
+
+#[test]
+fn changing_the_fault_plan_or_the_services_does_not_change_the_workload() {
+    let base = system(&scenario_text("orders-ephemeral.ron"));
+    let reference = workload_draws(&records(&base, 7));
+    assert!(reference.len() > 40_000);
+
+    let mut no_faults = base.clone();
+    no_faults.faults.clear();
+    let mut other_fault = base.clone();
+    let FaultSpec::Crash { at, .. } = &mut other_fault.faults[0];
+    *at += SimDuration::from_secs(30);
+    let mut more_instances = base.clone();
+    more_instances.services[1].instances = 3;
+    for (what, sys) in [("no faults", no_faults), ("a later crash", other_fault), ("3 inventories", more_instances)] {
+        let draws = workload_draws(&records(&sys, 7));
+        assert!(draws == reference, "{what} changed the workload's draws");
+    }
+    // ... while the seed does change them.
+    assert!(workload_draws(&records(&base, 8)) != reference);
+}
+
+#[test]
+fn events_max_stops_the_run_with_a_reason() {
+    let mut sys = system(&scenario_text("orders-log.ron"));
+    sys.limits.events_max = 1000;
+    let o = run(&sys, 7).unwrap();
+    assert_eq!(o.stopped_by, StopReason::EventsMax { limit: 1000 });
+    assert_eq!(o.events, 1000);
+    assert!(o.sim_time_ns < 60_000_000_000, "stopped early in simulated time");
+}
+
+#[test]
+fn the_run_ends_at_its_duration() {
+    let o = run(&system(&scenario_text("orders-log.ron")), 7).unwrap();
+    assert_eq!(o.stopped_by, StopReason::Completed);
+    assert_eq!(o.sim_time_ns, 20 * 60 * 1_000_000_000);
+}
+
+const SLOW: &str = r#"Scenario(
+    name: "slow",
+    duration: "60s",
+    bus: BUS,
+    services: [
+        Service(name: "front", workers: 4, on: [Accept(entity: "job", work: Const("1ms"), emit: ["Job"])]),
+        Service(name: "back", workers: 1, state: Durable, consume: (topics: ["Job"]),
+            on: [Handle(event: "Job", work: Const("500ms"), effect: "done", terminal: true)]),
+    ],
+    workload: Poisson(rate: "1/s", entity: "job", keys: Sequential, stop: "20s"),
+    faults: [Crash(node: "back-1", at: "10s", down_for: "5s")],
+    invariants: [NoLostEntities(entity: "job", deadline_after_heal: "30s"), NoDuplicateEffects(effect: "done")],
+)"#;
+
+#[test]
+fn a_crash_loses_in_flight_work_on_the_ephemeral_bus() {
+    // Slow consumer, long delivery: at the crash back-1 holds messages in
+    // its queue and in flight on the bus; all of them are gone.
+    let sys = system(&SLOW.replace("BUS", r#"Ephemeral(latency: Const("300ms"))"#));
+    let mut lost = [0u64; 3];
+    for seed in 1..=10 {
+        let o = run(&sys, seed).unwrap();
+        lost[0] += o.metrics.lost_by_reason["crashed-while-held"];
+        lost[1] += o.metrics.lost_by_reason["receiver-crashed"];
+        lost[2] += o.metrics.lost_by_reason["no-subscriber-up"];
+        assert!(!o.invariants[0].holds);
+    }
+    assert!(lost.iter().all(|&n| n > 0), "every way of losing a message happened: {lost:?}");
+}
+
+#[test]
+fn the_log_resumes_from_the_committed_offset_after_a_crash() {
+    let sys = system(&SLOW.replace("BUS", r#"Log(partitions: 1, latency: Const("300ms"))"#));
+    for seed in 1..=10 {
+        let o = run(&sys, seed).unwrap();
+        assert!(o.all_hold(), "seed {seed}: {:?}", o.invariants);
+        assert_eq!(o.metrics.lost, 0);
+        assert_eq!(o.metrics.completed, o.metrics.accepted);
+        // Work in progress at the crash was not committed, so it is done
+        // again after the restart, but effects are applied once: the crash
+        // came before the handler finished.
+        let rs = records(&sys, seed);
+        let crash = rs.iter().position(|r| r.kind == RecordKind::Crash).unwrap();
+        let restart = rs.iter().position(|r| r.kind == RecordKind::Restart).unwrap();
+        assert!(!rs[crash..restart].iter().any(|r| r.kind == RecordKind::Handled && r.node == 1));
+        let committed_after = rs[restart..].iter().filter(|r| r.kind == RecordKind::Committed).count();
+        assert!(committed_after > 0);
+    }
+}
+
+/// Counts in durable and volatile state; applies `reset` when the two
+/// disagree, which happens only if a crash wiped the volatile count and kept
+/// the durable one.
+#[derive(Debug)]
+struct Counter {
+    work: Dist,
+    reset: EffectId,
+}
+
+impl Service for Counter {
+    fn work(&self, _msg: &Message) -> &Dist {
+        &self.work
+    }
+    fn handle(&self, ctx: &Context<'_>, _msg: &Message, out: &mut Out) {
+        let d = ctx.durable(0).unwrap_or(0);
+        let v = ctx.volatile(0).unwrap_or(0);
+        if d != v {
+            out.effect(self.reset);
+        }
+        out.put(true, 0, d + 1);
+        out.put(false, 0, v + 1);
+        out.terminal();
+    }
+}
+
+#[test]
+fn a_crash_wipes_volatile_state_and_keeps_durable_state() {
+    let src = SLOW.replace("BUS", r#"Log(partitions: 1, latency: Const("1ms"))"#);
+    let count_resets = |with_crash: bool| {
+        let mut sys = system(&src);
+        if !with_crash {
+            sys.faults.clear();
+        }
+        let reset = sys.names.effect("reset");
+        sys.services[1].behaviour = Arc::new(Counter { work: Dist::Const(SimDuration::MILLISECOND), reset });
+        records(&sys, 1).iter().filter(|r| r.kind == RecordKind::Effect).count()
+    };
+    assert_eq!(count_resets(false), 0);
+    assert!(count_resets(true) > 0);
+}
+
+#[test]
+fn a_full_queue_rejects_requests() {
+    let src = SLOW
+        .replace("BUS", r#"Ephemeral(latency: Const("1ms"))"#)
+        .replace(r#"Service(name: "front", workers: 4,"#, r#"Service(name: "front", workers: 1, queue: 2,"#)
+        .replace(r#"Accept(entity: "job", work: Const("1ms")"#, r#"Accept(entity: "job", work: Const("5s")"#);
+    let o = run(&system(&src), 1).unwrap();
+    assert!(o.metrics.rejected > 0);
+    // One worker, 5 s per request: at most 12 can finish in the 60 s run.
+    assert!(o.metrics.accepted <= 12, "{}", o.metrics.accepted);
+    assert!(o.metrics.accepted + o.metrics.rejected <= o.metrics.requests);
+}

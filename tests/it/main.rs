@@ -1,0 +1,9 @@
+//! The one integration-test binary: scenarios, determinism, bad input, the
+//! CLI and kernel properties that need a whole system.
+
+mod bad_input;
+mod cli;
+mod determinism;
+mod kernel;
+mod scenarios;
+mod support;

@@ -1,0 +1,51 @@
+//! Every file in `scenarios/` is a test case: it must load, and its outcome
+//! under its default seed is pinned by a snapshot (no wall-clock figures).
+
+use faultline::cli::render;
+use faultline::scenario;
+
+use crate::support::root;
+
+#[test]
+fn every_bundled_scenario_has_a_pinned_outcome() {
+    let mut files: Vec<_> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for path in files {
+        let rel = format!("scenarios/{}", path.file_name().unwrap().to_string_lossy());
+        let loaded = scenario::load(&path.to_string_lossy()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let outcome = faultline::sim::run(&loaded.system, loaded.system.seed).expect("runs");
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(name, render(&outcome, &loaded.scenario.question, &rel, None));
+    }
+}
+
+#[test]
+fn the_ephemeral_bus_loses_the_orders_of_the_outage_and_the_log_does_not() {
+    let run = |f: &str| {
+        let loaded = scenario::load(&root().join("scenarios").join(f).to_string_lossy()).unwrap();
+        faultline::sim::run(&loaded.system, 7).unwrap()
+    };
+    let eph = run("orders-ephemeral.ron");
+    let log = run("orders-log.ron");
+    // The same workload reaches both systems.
+    assert_eq!(eph.metrics.requests, log.metrics.requests);
+    assert_eq!(eph.metrics.accepted, log.metrics.accepted);
+    let lost = &eph.invariants[0];
+    assert_eq!(lost.name, "no-lost-entities(order)");
+    assert!(!lost.holds);
+    // 50 orders/s for the 5 minutes Inventory was down: about 15,000.
+    assert!((14_000..16_000).contains(&lost.violations), "{}", lost.violations);
+    assert_eq!(eph.metrics.lost_by_reason["no-subscriber-up"], lost.violations);
+    let story = lost.example.as_ref().expect("a story");
+    assert!(
+        story.lines.iter().any(|l| l.contains("LOST") && l.contains("inventory-1 down from 2m00.000s to 7m00.000s"))
+    );
+    assert!(log.all_hold());
+    assert_eq!(log.metrics.lost, 0);
+    assert_eq!(log.metrics.completed, log.metrics.accepted);
+}
