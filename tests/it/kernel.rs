@@ -168,3 +168,56 @@ fn a_full_queue_rejects_requests() {
     assert!(o.metrics.accepted <= 12, "{}", o.metrics.accepted);
     assert!(o.metrics.accepted + o.metrics.rejected <= o.metrics.requests);
 }
+
+/// Waits `delay` after each message, then completes the entity: the
+/// escrow-style deadline in its smallest form.
+#[derive(Debug)]
+struct Delayed {
+    work: Dist,
+    delay: SimDuration,
+    done: EffectId,
+}
+
+impl Service for Delayed {
+    fn work(&self, _msg: &Message) -> &Dist {
+        &self.work
+    }
+    fn handle(&self, _ctx: &Context<'_>, msg: &Message, out: &mut Out) {
+        if msg.kind == faultline::service::Kind::TIMER {
+            assert_eq!(msg.key, 42, "the tag comes back as the key");
+            out.effect(self.done);
+            out.terminal();
+        } else {
+            out.timer(self.delay, 42);
+        }
+    }
+}
+
+#[test]
+fn timers_fire_after_their_delay_and_die_with_their_node() {
+    let src = SLOW.replace("BUS", r#"Log(partitions: 1, latency: Const("1ms"))"#);
+    let run_with_delay = |with_crash: bool| {
+        let mut sys = system(&src);
+        if !with_crash {
+            sys.faults.clear();
+        }
+        let done = sys.names.effect("done");
+        let delay = SimDuration::from_secs(2);
+        sys.services[1].behaviour = Arc::new(Delayed { work: Dist::Const(SimDuration::ZERO), delay, done });
+        let rs = records(&sys, 1);
+        let o = run(&sys, 1).unwrap();
+        (rs, o)
+    };
+    let (rs, o) = run_with_delay(false);
+    assert!(o.all_hold());
+    // Each entity completes 2 s (the timer) + 1 ms (front) + 1 ms (fetch) after its request.
+    for r in rs.iter().filter(|r| r.kind == RecordKind::Terminal) {
+        let req = rs.iter().find(|q| q.kind == RecordKind::Request && q.entity == r.entity).unwrap();
+        assert_eq!(r.time.0 - req.time.0, 2_002_000_000);
+    }
+    // Timers set before the crash of back-1 at 10 s die with it: those
+    // entities never complete (their messages were already committed).
+    let (_, o) = run_with_delay(true);
+    assert!(!o.invariants[0].holds);
+    assert!(o.invariants[0].counts["lost"] > 0);
+}
