@@ -5,5 +5,6 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod kernel;
+mod props;
 mod scenarios;
 mod support;
