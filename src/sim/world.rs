@@ -309,6 +309,11 @@ impl<'s, 't> World<'s, 't> {
         self.tracer.record(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
     }
 
+    /// Traces a step of a node that concerns no message (crash, restart, commit).
+    fn trace_node(&mut self, kind: RecordKind, node: u32, aux: u64) {
+        self.tracer.record(Record { time: self.now, kind, node, msg: 0, entity: 0, aux });
+    }
+
     fn setup(&mut self) {
         let w = &self.sys.workload;
         if w.start < w.stop {
@@ -665,14 +670,7 @@ impl<'s, 't> World<'s, 't> {
         if gp.committed != before {
             let aux = u64::from(gp.partition_in_topic) << 40 | gp.committed;
             let owner = gp.owner;
-            self.tracer.record(Record {
-                time: self.now,
-                kind: RecordKind::Committed,
-                node: owner,
-                msg: 0,
-                entity: 0,
-                aux,
-            });
+            self.trace_node(RecordKind::Committed, owner, aux);
         }
     }
 
@@ -695,7 +693,7 @@ impl<'s, 't> World<'s, 't> {
             gp.arrived = gp.committed;
             gp.done.clear();
         }
-        self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node: n, msg: 0, entity: 0, aux: 0 });
+        self.trace_node(RecordKind::Crash, n, 0);
         for job in held {
             match job.source {
                 Source::Push => self.lose(n, &job.msg, LossReason::CrashedWhileHeld),
@@ -712,7 +710,7 @@ impl<'s, 't> World<'s, 't> {
             return;
         }
         node.up = true;
-        self.tracer.record(Record { time: self.now, kind: RecordKind::Restart, node: n, msg: 0, entity: 0, aux: 0 });
+        self.trace_node(RecordKind::Restart, n, 0);
         self.try_fetch(n);
     }
 
