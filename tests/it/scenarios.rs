@@ -49,3 +49,23 @@ fn the_ephemeral_bus_loses_the_orders_of_the_outage_and_the_log_does_not() {
     assert_eq!(log.metrics.lost, 0);
     assert_eq!(log.metrics.completed, log.metrics.accepted);
 }
+
+#[test]
+fn the_lost_orders_pair_differs_only_in_the_bus() {
+    // The catalogue's pairs differ only in the design choice, so that a
+    // difference in outcome is the design's doing.
+    let body = |f: &str| -> Vec<String> {
+        crate::support::scenario_text(f)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .filter(|l| !l.trim_start().starts_with("name:") && !l.trim_start().starts_with("question:"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (body("orders-ephemeral.ron"), body("orders-log.ron"));
+    assert_eq!(a.len(), b.len());
+    let differing: Vec<(&String, &String)> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+    assert_eq!(differing.len(), 1, "{differing:?}");
+    assert!(differing[0].0.trim_start().starts_with("bus: Ephemeral("));
+    assert!(differing[0].1.trim_start().starts_with("bus: Log("));
+}
