@@ -17,6 +17,7 @@ use crate::system::{InvariantSpec, Names};
 
 #[derive(Clone, Copy)]
 struct EntityRec {
+    created_at: SimTime,
     accepted_at: SimTime,
     terminal_at: SimTime,
     /// One bit per tracked effect: applied at least once.
@@ -87,9 +88,10 @@ impl Checker {
 
     /// A new entity exists (ids are dense and start at 1).
     #[inline]
-    pub fn created(&mut self, entity: EntityId) {
+    pub fn created(&mut self, entity: EntityId, now: SimTime) {
         debug_assert_eq!(entity.0, self.entities.len() as u64 + 1);
         self.entities.push(EntityRec {
+            created_at: now,
             accepted_at: SimTime::NEVER,
             terminal_at: SimTime::NEVER,
             effects_seen: 0,
@@ -120,10 +122,8 @@ impl Checker {
             return;
         }
         r.terminal_at = now;
-        if r.accepted_at != SimTime::NEVER {
-            let latency = now - r.accepted_at;
-            self.latency.record(latency.0);
-        }
+        let latency = now - r.created_at;
+        self.latency.record(latency.0);
     }
 
     /// An effect was applied to the entity.
@@ -146,7 +146,7 @@ impl Checker {
         }
     }
 
-    /// End-to-end latency (accepted to terminal) of the entities that finished.
+    /// End-to-end latency (created to terminal) of the entities that finished.
     pub fn latency(&self) -> &Histogram {
         &self.latency
     }
@@ -256,7 +256,7 @@ mod tests {
         let invs = [InvariantSpec::NoDuplicateEffects { effect: e }];
         let mut c = Checker::new(&invs, names.effect_count());
         for i in 1..=3 {
-            c.created(EntityId(i));
+            c.created(EntityId(i), SimTime::ZERO);
         }
         c.effect(EntityId(1), e);
         c.effect(EntityId(2), e);
@@ -278,7 +278,7 @@ mod tests {
         let invs = [InvariantSpec::NoLostEntities { entity: "order".into(), deadline_after_heal: grace }];
         let mut c = Checker::new(&invs, 0);
         for i in 1..=5 {
-            c.created(EntityId(i));
+            c.created(EntityId(i), SimTime::ZERO);
         }
         let heal = SimTime(50);
         // 1: done in time (deadline 60). 2: never done. 3: done late.

@@ -304,6 +304,12 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
             secs(l.max)
         );
     }
+    for (name, l) in &m.stage_latency_s {
+        if l.count > 0 {
+            let _ =
+                writeln!(s, "            at {name}: mean {}, p50 {}, p99 {}", secs(l.mean), secs(l.p50), secs(l.p99));
+        }
+    }
     s.push('\n');
     for v in &o.invariants {
         let counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -44,8 +44,12 @@ pub struct Metrics {
     pub lost: u64,
     /// Messages lost, by reason.
     pub lost_by_reason: BTreeMap<&'static str, u64>,
-    /// End-to-end latency from acceptance to terminal state, in seconds.
+    /// End-to-end latency from the entity's creation (the client's request)
+    /// to its terminal state, in seconds.
     pub e2e_latency_s: LatencySummary,
+    /// Per service, the time from a message's arrival at an instance to the
+    /// end of its handling (waiting + processing), in seconds.
+    pub stage_latency_s: BTreeMap<String, LatencySummary>,
 }
 
 /// A fault as it was applied.

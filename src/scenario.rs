@@ -307,7 +307,7 @@ impl Compiler<'_> {
             for (h, handler) in sv.on.iter().enumerate() {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
-                    schema::Handler::Accept { entity, work, emit } => {
+                    schema::Handler::Accept { entity, work, emit, terminal } => {
                         if entity != wl_entity {
                             self.err(
                                 &hat("entity"),
@@ -326,7 +326,7 @@ impl Compiler<'_> {
                             accept: true,
                             emit: emit.iter().map(|k| names.kind(k)).collect(),
                             effect: None,
-                            terminal: false,
+                            terminal: *terminal,
                         });
                     }
                     schema::Handler::Handle { event, work, emit, effect, terminal } => {

@@ -155,6 +155,9 @@ pub enum Handler {
         /// Kinds to publish.
         #[serde(default)]
         emit: Vec<String>,
+        /// The entity is done once accepted (a single-station system).
+        #[serde(default)]
+        terminal: bool,
     },
     /// Handles a consumed message kind.
     Handle {

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io;
 
 use crate::check::Checker;
+use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Metrics, Outcome, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
@@ -56,6 +57,8 @@ enum Source {
 struct Job {
     msg: Message,
     source: Source,
+    /// When it reached the node: stage latency is measured from here.
+    arrived: SimTime,
 }
 
 struct Node {
@@ -146,6 +149,8 @@ struct World<'s, 't> {
     inflight: Slab,
     fault_nodes: Vec<u32>,
     checker: Checker,
+    /// Per service: time from arrival at an instance to the end of handling.
+    stage: Vec<Histogram>,
     tracer: Tracer<'t>,
     out: Out,
     next_msg: u64,
@@ -290,6 +295,7 @@ impl<'s, 't> World<'s, 't> {
             inflight: Slab::default(),
             fault_nodes,
             checker: Checker::new(&sys.invariants, sys.names.effect_count()),
+            stage: vec![Histogram::default(); sys.services.len()],
             tracer,
             out: Out::default(),
             next_msg: 1,
@@ -376,7 +382,7 @@ impl<'s, 't> World<'s, 't> {
         let w = &self.sys.workload;
         let entity = EntityId(self.next_entity);
         self.next_entity += 1;
-        self.checker.created(entity);
+        self.checker.created(entity, self.now);
         let key = match w.keys {
             KeyDist::Uniform(n) => self.workload.below(n.max(1)),
             KeyDist::Sequential => entity.0,
@@ -385,7 +391,7 @@ impl<'s, 't> World<'s, 't> {
         self.requests += 1;
         self.trace(RecordKind::Request, NO_NODE, &msg, key);
         match self.pick_up(w.target as u32, key) {
-            Some(n) => self.enqueue(n, Job { msg, source: Source::Request }),
+            Some(n) => self.enqueue(n, msg, Source::Request),
             None => {
                 self.rejected += 1;
                 self.trace(RecordKind::Rejected, NO_NODE, &msg, 0);
@@ -405,8 +411,9 @@ impl<'s, 't> World<'s, 't> {
         Message { id, kind, key, entity, cause, sent_at: self.now }
     }
 
-    /// A job arrives at node `n`: start it on a free worker, or queue it.
-    fn enqueue(&mut self, n: u32, job: Job) {
+    /// A message arrives at node `n`: start it on a free worker, or queue it.
+    fn enqueue(&mut self, n: u32, msg: Message, source: Source) {
+        let job = Job { msg, source, arrived: self.now };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
         if let Some(w) = node.free.pop() {
@@ -464,6 +471,7 @@ impl<'s, 't> World<'s, 't> {
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
         self.handled += 1;
+        self.stage[node.service as usize].record((self.now - job.arrived).0);
         self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
         for &cmd in &out.commands {
             self.apply(n, &job.msg, cmd);
@@ -556,14 +564,14 @@ impl<'s, 't> World<'s, 't> {
             self.lose(n, &msg, LossReason::ReceiverCrashed);
             return;
         }
-        self.enqueue(n, Job { msg, source: Source::Push });
+        self.enqueue(n, msg, Source::Push);
     }
 
     fn timer(&mut self, n: u32, epoch: u32, slot: u32) {
         let msg = self.inflight.take(slot);
         let node = &self.nodes[n as usize];
         if node.epoch == epoch && node.up {
-            self.enqueue(n, Job { msg, source: Source::Timer });
+            self.enqueue(n, msg, Source::Timer);
         }
     }
 
@@ -652,7 +660,7 @@ impl<'s, 't> World<'s, 't> {
         let offset = g.arrived;
         g.arrived += 1;
         let msg = self.partitions[g.part as usize].records[offset as usize];
-        self.enqueue(n, Job { msg, source: Source::Log { gp, offset } });
+        self.enqueue(n, msg, Source::Log { gp, offset });
     }
 
     /// Offset `offset` is processed: commit every contiguous done offset.
@@ -730,6 +738,12 @@ impl<'s, 't> World<'s, 't> {
             lost: self.lost.iter().sum(),
             lost_by_reason,
             e2e_latency_s: self.checker.latency().summary_s(),
+            stage_latency_s: sys
+                .services
+                .iter()
+                .zip(&self.stage)
+                .map(|(s, h)| (s.name.clone(), h.summary_s()))
+                .collect(),
         };
         let faults = sys
             .faults

@@ -8,3 +8,4 @@ mod kernel;
 mod props;
 mod scenarios;
 mod support;
+mod validation;
