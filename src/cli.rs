@@ -304,10 +304,19 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
             secs(l.max)
         );
     }
-    for (name, l) in &m.stage_latency_s {
+    for (name, sm) in &m.services {
+        let (l, w) = (&sm.latency_s, &sm.wait_s);
         if l.count > 0 {
-            let _ =
-                writeln!(s, "            at {name}: mean {}, p50 {}, p99 {}", secs(l.mean), secs(l.p50), secs(l.p99));
+            let _ = writeln!(
+                s,
+                "            at {name}: mean {}, p50 {}, p99 {}; waited {:.0}%, mean wait {}, {:.2} queued on average",
+                secs(l.mean),
+                secs(l.p50),
+                secs(l.p99),
+                sm.waited_fraction * 100.0,
+                secs(w.mean),
+                sm.queue_len_mean
+            );
         }
     }
     s.push('\n');

@@ -47,9 +47,25 @@ pub struct Metrics {
     /// End-to-end latency from the entity's creation (the client's request)
     /// to its terminal state, in seconds.
     pub e2e_latency_s: LatencySummary,
-    /// Per service, the time from a message's arrival at an instance to the
-    /// end of its handling (waiting + processing), in seconds.
-    pub stage_latency_s: BTreeMap<String, LatencySummary>,
+    /// Per service, by name.
+    pub services: BTreeMap<String, ServiceMetrics>,
+}
+
+/// What one service (all its instances) did.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ServiceMetrics {
+    /// Messages handled.
+    pub handled: u64,
+    /// From a message's arrival at an instance to the end of its handling
+    /// (waiting + processing), in seconds: the stage's sojourn time.
+    pub latency_s: LatencySummary,
+    /// From a message's arrival at an instance to the start of its handling, in seconds.
+    pub wait_s: LatencySummary,
+    /// Fraction of the messages that found every worker busy and waited.
+    pub waited_fraction: f64,
+    /// Time-average number of messages waiting in the instances' FIFOs
+    /// (summed over instances), over the whole run.
+    pub queue_len_mean: f64,
 }
 
 /// A fault as it was applied.

@@ -38,6 +38,8 @@ pub mod bounds {
     pub const EVENTS_MAX: u64 = 10_000_000_000;
     /// Largest `entities_max`.
     pub const ENTITIES_MAX: u64 = 100_000_000;
+    /// Values in an empirical distribution.
+    pub const EMPIRICAL_MAX: usize = 100_000;
 }
 
 /// A scenario read from a file: its source, its parsed form and the system.
@@ -141,6 +143,20 @@ impl Compiler<'_> {
                     return None;
                 }
                 Dist::LogNormal { median: m?, sigma: *sigma }
+            }
+            schema::Dist::Empirical(values) => {
+                let at = [path, &[P::I(0)]].concat();
+                if values.is_empty() || values.len() > bounds::EMPIRICAL_MAX {
+                    let help = format!("expected 1 to {} durations", bounds::EMPIRICAL_MAX);
+                    self.err(&at, format!("an empirical distribution of {} values", values.len()), Some(help));
+                    return None;
+                }
+                let parsed: Vec<Option<SimDuration>> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| self.duration(&[at.as_slice(), &[P::I(i)]].concat(), v))
+                    .collect();
+                Dist::Empirical(parsed.into_iter().collect::<Option<Vec<_>>>()?)
             }
         })
     }

@@ -94,6 +94,8 @@ pub enum Dist {
         /// Shape.
         sigma: f64,
     },
+    /// One of the listed durations, each equally likely.
+    Empirical(Vec<String>),
 }
 
 /// Where a service's state lives.

@@ -28,6 +28,9 @@ pub enum Dist {
         /// The standard deviation of the underlying normal.
         sigma: f64,
     },
+    /// One of these values, each equally likely: measured service times
+    /// replayed as they were.
+    Empirical(Vec<SimDuration>),
 }
 
 impl Dist {
@@ -36,6 +39,10 @@ impl Dist {
     pub fn sample(&self, stream: &mut Stream) -> SimDuration {
         match *self {
             Dist::Const(d) => d,
+            Dist::Empirical(ref values) => match values.len() {
+                0 => SimDuration::ZERO,
+                n => values[stream.below(n as u64) as usize],
+            },
             Dist::Exp { mean } => SimDuration(to_nanos(stream.exp(mean.0 as f64))),
             Dist::Uniform { min, max } => {
                 let span = max.0.saturating_sub(min.0);
@@ -59,6 +66,7 @@ impl Dist {
             Dist::Exp { mean } => mean.0 as f64,
             Dist::Uniform { min, max } => (min.0 as f64 + max.0 as f64) / 2.0,
             Dist::LogNormal { median, sigma } => median.0 as f64 * libm::exp(sigma * sigma / 2.0),
+            Dist::Empirical(ref values) => values.iter().map(|v| v.0 as f64).sum::<f64>() / values.len().max(1) as f64,
         }
     }
 }
@@ -93,6 +101,7 @@ mod tests {
             Dist::Exp { mean: SimDuration(1000) },
             Dist::Uniform { min: SimDuration(500), max: SimDuration(1500) },
             Dist::LogNormal { median: SimDuration(1000), sigma: 0.5 },
+            Dist::Empirical(vec![SimDuration(200), SimDuration(800), SimDuration(2000)]),
         ] {
             let m = mean_of(&d, 100_000);
             let want = d.mean_nanos();

@@ -12,7 +12,7 @@ use std::io;
 
 use crate::check::Checker;
 use crate::metrics::Histogram;
-use crate::outcome::{AppliedFault, Metrics, Outcome, StopReason};
+use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, FaultSpec, KeyDist, System};
@@ -57,7 +57,7 @@ enum Source {
 struct Job {
     msg: Message,
     source: Source,
-    /// When it reached the node: stage latency is measured from here.
+    /// When it reached the node: waiting and stage latency are measured from here.
     arrived: SimTime,
 }
 
@@ -70,6 +70,9 @@ struct Node {
     busy: Vec<Option<Job>>,
     free: Vec<u32>,
     fifo: VecDeque<Job>,
+    /// Integral of the FIFO's length over time (length x ns), up to `fifo_since`.
+    fifo_area: u128,
+    fifo_since: SimTime,
     capacity: usize,
     stream: Stream,
     durable: BTreeMap<u64, i64>,
@@ -129,6 +132,28 @@ impl Slab {
     }
 }
 
+impl Node {
+    /// Adds the FIFO's length since the last change to its time integral;
+    /// call before every change of the FIFO.
+    #[inline]
+    fn account_fifo(&mut self, now: SimTime) {
+        self.fifo_area += self.fifo.len() as u128 * u128::from((now - self.fifo_since).0);
+        self.fifo_since = now;
+    }
+}
+
+/// Per-service measurements, fixed in size.
+#[derive(Clone, Default)]
+struct ServiceStats {
+    handled: u64,
+    /// Arrival at an instance to the end of handling.
+    latency: Histogram,
+    /// Arrival at an instance to the start of handling.
+    wait: Histogram,
+    /// Jobs that found every worker busy.
+    waited: u64,
+}
+
 struct World<'s, 't> {
     sys: &'s System,
     now: SimTime,
@@ -149,8 +174,8 @@ struct World<'s, 't> {
     inflight: Slab,
     fault_nodes: Vec<u32>,
     checker: Checker,
-    /// Per service: time from arrival at an instance to the end of handling.
-    stage: Vec<Histogram>,
+    /// Per service: latency, waiting and queue figures.
+    stats: Vec<ServiceStats>,
     tracer: Tracer<'t>,
     out: Out,
     next_msg: u64,
@@ -208,6 +233,8 @@ impl<'s, 't> World<'s, 't> {
                     busy: vec![None; s.workers as usize],
                     free: (0..s.workers).rev().collect(),
                     fifo: VecDeque::new(),
+                    fifo_area: 0,
+                    fifo_since: SimTime::ZERO,
                     capacity: s.queue_capacity as usize,
                     durable: BTreeMap::new(),
                     volatile: BTreeMap::new(),
@@ -295,7 +322,7 @@ impl<'s, 't> World<'s, 't> {
             inflight: Slab::default(),
             fault_nodes,
             checker: Checker::new(&sys.invariants, sys.names.effect_count()),
-            stage: vec![Histogram::default(); sys.services.len()],
+            stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
             out: Out::default(),
             next_msg: 1,
@@ -424,6 +451,7 @@ impl<'s, 't> World<'s, 't> {
         // that set them; only pushed messages and requests can overflow.
         let bounded = matches!(job.source, Source::Request | Source::Push);
         if !bounded || node.fifo.len() < node.capacity {
+            node.account_fifo(self.now);
             node.fifo.push_back(job);
             return;
         }
@@ -439,6 +467,10 @@ impl<'s, 't> World<'s, 't> {
     #[inline]
     fn start(&mut self, n: u32, worker: u32, job: Job) {
         let node = &mut self.nodes[n as usize];
+        let stats = &mut self.stats[node.service as usize];
+        let wait = (self.now - job.arrived).0;
+        stats.wait.record(wait);
+        stats.waited += u64::from(wait > 0);
         let service = &self.sys.services[node.service as usize];
         let work = service.behaviour.work(&job.msg).sample(&mut node.stream);
         node.busy[worker as usize] = Some(job);
@@ -471,7 +503,9 @@ impl<'s, 't> World<'s, 't> {
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
         self.handled += 1;
-        self.stage[node.service as usize].record((self.now - job.arrived).0);
+        let stats = &mut self.stats[node.service as usize];
+        stats.latency.record((self.now - job.arrived).0);
+        stats.handled += 1;
         self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
         for &cmd in &out.commands {
             self.apply(n, &job.msg, cmd);
@@ -482,6 +516,7 @@ impl<'s, 't> World<'s, 't> {
             self.nodes[n as usize].outstanding -= 1;
         }
         let node = &mut self.nodes[n as usize];
+        node.account_fifo(self.now);
         match node.fifo.pop_front() {
             Some(next) => self.start(n, worker, next),
             None => node.free.push(worker),
@@ -690,6 +725,7 @@ impl<'s, 't> World<'s, 't> {
         node.up = false;
         node.epoch += 1;
         let mut held: Vec<Job> = node.busy.iter_mut().filter_map(Option::take).collect();
+        node.account_fifo(self.now);
         held.extend(node.fifo.drain(..));
         node.free = (0..node.busy.len() as u32).rev().collect();
         node.volatile.clear();
@@ -722,7 +758,24 @@ impl<'s, 't> World<'s, 't> {
         self.try_fetch(n);
     }
 
-    fn finish(self) -> (Outcome, Checker, Vec<Record>, io::Result<()>) {
+    fn service_metrics(&self, i: usize) -> ServiceMetrics {
+        let st = &self.stats[i];
+        let area: u128 = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| n.fifo_area).sum();
+        let started = st.wait.count();
+        ServiceMetrics {
+            handled: st.handled,
+            latency_s: st.latency.summary_s(),
+            wait_s: st.wait.summary_s(),
+            waited_fraction: if started == 0 { 0.0 } else { st.waited as f64 / started as f64 },
+            queue_len_mean: if self.now.0 == 0 { 0.0 } else { area as f64 / self.now.0 as f64 },
+        }
+    }
+
+    fn finish(mut self) -> (Outcome, Checker, Vec<Record>, io::Result<()>) {
+        let now = self.now;
+        for node in &mut self.nodes {
+            node.account_fifo(now);
+        }
         let sys = self.sys;
         let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, sys.last_heal(), self.now);
         let (_, accepted, completed) = self.checker.totals();
@@ -738,12 +791,7 @@ impl<'s, 't> World<'s, 't> {
             lost: self.lost.iter().sum(),
             lost_by_reason,
             e2e_latency_s: self.checker.latency().summary_s(),
-            stage_latency_s: sys
-                .services
-                .iter()
-                .zip(&self.stage)
-                .map(|(s, h)| (s.name.clone(), h.summary_s()))
-                .collect(),
+            services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };
         let faults = sys
             .faults

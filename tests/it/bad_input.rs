@@ -33,6 +33,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ("zero_partitions", "partitions: 4", "partitions: 0"),
     ("fault_after_end", "at: \"2m\"", "at: \"30m\""),
     ("uniform_reversed", "latency: Exp(mean: \"2ms\")", "latency: Uniform(min: \"5ms\", max: \"1ms\")"),
+    ("empty_empirical", "latency: Exp(mean: \"2ms\")", "latency: Empirical([])"),
+    ("bad_empirical_value", "latency: Exp(mean: \"2ms\")", "latency: Empirical([\"1ms\", \"2 ms\", \"3xs\"])"),
     ("wrong_entity", "NoLostEntities(entity: \"order\"", "NoLostEntities(entity: \"ordr\""),
     ("no_entry_service", "Accept(entity: \"order\"", "Accept(entity: \"user\""),
     ("wrong_type", "seed: 7", "seed: \"seven\""),
