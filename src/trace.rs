@@ -161,7 +161,9 @@ impl<'a> Tracer<'a> {
             self.hasher.update(&self.buf[..self.len]);
             self.len = 0;
         }
-        let b = &mut self.buf[self.len..self.len + RECORD_BYTES];
+        // A fixed-size view: the writes below need no bounds checks.
+        let b: &mut [u8; RECORD_BYTES] =
+            (&mut self.buf[self.len..self.len + RECORD_BYTES]).try_into().expect("room checked above");
         b[0..8].copy_from_slice(&r.time.0.to_le_bytes());
         b[8] = r.kind as u8;
         b[9..13].copy_from_slice(&r.node.to_le_bytes());
