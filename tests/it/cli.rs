@@ -31,6 +31,15 @@ fn run_json_has_the_documented_fields() {
     assert!(inv["example"]["lines"].as_array().unwrap().len() >= 3);
     assert_eq!(v["invariants"][1]["holds"], true);
     assert_eq!(v["reproduce"], "faultline run scenarios/orders-ephemeral.ron --seed 7");
+    // Latencies in seconds: end to end, and per service.
+    let e2e = &v["metrics"]["e2e_latency_s"];
+    let (mean, p50, p99) = (e2e["mean"].as_f64().unwrap(), e2e["p50"].as_f64().unwrap(), e2e["p99"].as_f64().unwrap());
+    assert!(0.001 < p50 && p50 < mean && mean < p99 && p99 < 1.0, "{e2e}");
+    let inventory = &v["metrics"]["services"]["inventory"];
+    assert!(inventory["latency_s"]["mean"].as_f64().unwrap() > 0.0);
+    assert!(inventory["wait_s"]["mean"].is_f64());
+    assert!(inventory["queue_len_mean"].is_f64());
+    assert!(inventory["waited_fraction"].is_f64());
 }
 
 #[test]

@@ -223,3 +223,20 @@ fn timers_fire_after_their_delay_and_die_with_their_node() {
     assert!(!o.invariants[0].holds);
     assert!(o.invariants[0].counts["lost"] > 0);
 }
+
+#[test]
+fn empirical_work_takes_only_the_listed_values() {
+    let src = SLOW
+        .replace("BUS", r#"Ephemeral(latency: Const("1ms"))"#)
+        .replace(r#"work: Const("500ms")"#, r#"work: Empirical(["100ms", "300ms"])"#)
+        .replace(r#"Service(name: "back", workers: 1,"#, r#"Service(name: "back", workers: 8,"#);
+    let mut sys = system(&src);
+    sys.faults.clear();
+    let o = run(&sys, 3).unwrap();
+    let back = &o.metrics.services["back"];
+    assert!(back.handled > 10, "{}", back.handled);
+    // With 8 workers nothing waits, so each latency is one of the two values.
+    assert_eq!(back.wait_s.max, 0.0);
+    assert_eq!(back.latency_s.max, 0.3);
+    assert!(0.1 < back.latency_s.mean && back.latency_s.mean < 0.3, "{}", back.latency_s.mean);
+}
