@@ -286,9 +286,16 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     let lost: Vec<String> =
         m.lost_by_reason.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{r} {}", thousands(*n))).collect();
     let lost = if lost.is_empty() { String::new() } else { format!(" ({})", lost.join(", ")) };
+    let mut again = String::new();
+    if m.redelivered > 0 {
+        let _ = write!(again, ", {} redelivered", thousands(m.redelivered));
+    }
+    if m.duplicates_skipped > 0 {
+        let _ = write!(again, ", {} duplicates skipped", thousands(m.duplicates_skipped));
+    }
     let _ = writeln!(
         s,
-        "messages    {} published, {} handled, {} lost{lost}",
+        "messages    {} published, {} handled, {} lost{lost}{again}",
         thousands(m.published),
         thousands(m.handled),
         thousands(m.lost)

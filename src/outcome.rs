@@ -44,6 +44,11 @@ pub struct Metrics {
     pub lost: u64,
     /// Messages lost, by reason.
     pub lost_by_reason: BTreeMap<&'static str, u64>,
+    /// Log records fetched again by a consumer group that had fetched them
+    /// before (after a crash): at-least-once at work.
+    pub redelivered: u64,
+    /// Messages an idempotent consumer recognised and skipped.
+    pub duplicates_skipped: u64,
     /// End-to-end latency from the entity's creation (the client's request)
     /// to its terminal state, in seconds.
     pub e2e_latency_s: LatencySummary,

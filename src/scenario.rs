@@ -15,7 +15,8 @@ use crate::service::{Declarative, Handler as KHandler};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    BusSpec, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec, StateKind, System, WorkloadSpec,
+    BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec, StateKind, System,
+    WorkloadSpec,
 };
 
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
@@ -40,6 +41,8 @@ pub mod bounds {
     pub const ENTITIES_MAX: u64 = 100_000_000;
     /// Values in an empirical distribution.
     pub const EMPIRICAL_MAX: usize = 100_000;
+    /// Ids an idempotent consumer remembers.
+    pub const DEDUP_WINDOW_MAX: u32 = 10_000_000;
 }
 
 /// A scenario read from a file: its source, its parsed form and the system.
@@ -114,6 +117,22 @@ impl Compiler<'_> {
             Err(e) => {
                 self.err(path, e.to_string(), None);
                 None
+            }
+        }
+    }
+
+    /// A time, `"2m"`, or a range to draw from, `"2m..3m"`: (earliest, latest).
+    fn time_range(&mut self, path: &[P], text: &str) -> Option<(SimDuration, SimDuration)> {
+        match text.split_once("..") {
+            None => self.duration(path, text).map(|d| (d, d)),
+            Some((a, b)) => {
+                let (a, b) = (self.duration(path, a), self.duration(path, b));
+                let (a, b) = (a?, b?);
+                if b < a {
+                    self.err(path, format!("the range {text:?} ends before it starts"), None);
+                    return None;
+                }
+                Some((a, b))
             }
         }
     }
@@ -388,6 +407,36 @@ impl Compiler<'_> {
                 schema::State::Durable => StateKind::Durable,
             };
             spec.consumes = consumes;
+            spec.commit = match &sv.consume.commit {
+                schema::Commit::AfterProcess => CommitPolicy::AfterProcess,
+                schema::Commit::BeforeProcess => CommitPolicy::BeforeProcess,
+                schema::Commit::Transactional => CommitPolicy::Transactional,
+                schema::Commit::Auto { every } => {
+                    let at = [P::F("services"), P::I(i), P::F("consume"), P::F("commit"), P::F("every")];
+                    let every = self.duration(&at, every).unwrap_or(SimDuration::SECOND);
+                    if every == SimDuration::ZERO {
+                        self.err(&at, "the auto-commit interval must be above zero", None);
+                    }
+                    CommitPolicy::Auto { every }
+                }
+            };
+            let is_log = matches!(s.bus, schema::Bus::Log { .. });
+            if spec.commit != CommitPolicy::AfterProcess && !is_log {
+                self.err(
+                    &[P::F("services"), P::I(i), P::F("consume"), P::F("commit")],
+                    "commit policies apply to consumers of a Log bus",
+                    Some("remove `commit`, or use bus: Log(...)".into()),
+                );
+            }
+            spec.dedup = sv.dedup.as_ref().map(|d| {
+                let (durable, window) = match d {
+                    schema::Dedup::Volatile { window } => (false, *window),
+                    schema::Dedup::Durable { window } => (true, *window),
+                };
+                let at = [P::F("services"), P::I(i), P::F("dedup"), P::F("window")];
+                let window = self.bounded(&at, "window", window, 1, bounds::DEDUP_WINDOW_MAX);
+                Dedup { durable, window }
+            });
             spec.behaviour = Arc::new(Declarative { handlers });
             services.push(spec);
         }
@@ -480,17 +529,18 @@ impl Compiler<'_> {
                     help.or_else(|| Some(format!("nodes are {}", node_names.join(", ")))),
                 );
             }
-            let (at_t, down) = (self.duration(&fat("at"), at), self.duration(&fat("down_for"), down_for));
-            if let (Some(at_t), Some(d)) = (at_t, duration)
-                && at_t > d
+            let (at_range, down) = (self.time_range(&fat("at"), at), self.duration(&fat("down_for"), down_for));
+            if let (Some((_, at_max)), Some(d)) = (at_range, duration)
+                && at_max > d
             {
                 self.err(&fat("at"), format!("the crash at {at} is after the end of the run ({})", s.duration), None);
             }
             if down == Some(SimDuration::ZERO) {
                 self.err(&fat("down_for"), "down_for must be above zero", None);
             }
-            if let (Some(at_t), Some(down)) = (at_t, down) {
-                let spec = FaultSpec::Crash { node: node.clone(), at: SimTime::ZERO + at_t, down_for: down };
+            if let (Some((at_t, at_max)), Some(down)) = (at_range, down) {
+                let jitter = SimDuration(at_max.0 - at_t.0);
+                let spec = FaultSpec::Crash { node: node.clone(), at: SimTime::ZERO + at_t, jitter, down_for: down };
                 let overlaps = faults.iter().any(|o: &FaultSpec| {
                     let FaultSpec::Crash { node: n, at: a, .. } = o;
                     n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()

@@ -3,9 +3,10 @@
 use std::fmt::Write;
 
 use crate::check::{Checker, Story};
+use crate::outcome::AppliedFault;
 use crate::service::{EntityId, Kind};
 use crate::sim::SimTime;
-use crate::system::{FaultSpec, InvariantSpec, System};
+use crate::system::{InvariantSpec, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, split_partition_offset};
 
 /// Tells the story of `entity` for the violated invariant `inv`, from the
@@ -13,6 +14,7 @@ use crate::trace::{LossReason, NO_NODE, Record, RecordKind, split_partition_offs
 /// restart).
 pub(crate) fn tell(
     sys: &System,
+    faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity: EntityId,
     records: &[Record],
@@ -50,6 +52,9 @@ pub(crate) fn tell(
             RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
             RecordKind::Enqueued => write!(line, "{who} received {}", msg_name(r.msg)),
             RecordKind::Handled => write!(line, "{who} handled {}", msg_name(r.msg)),
+            RecordKind::Skipped => {
+                write!(line, "{who} skipped {}: already handled (idempotent consumer)", msg_name(r.msg))
+            }
             RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", entity.0),
             RecordKind::Published => write!(line, "{who} published {}", msg_name(r.msg)),
             RecordKind::Appended => {
@@ -58,7 +63,7 @@ pub(crate) fn tell(
             }
             RecordKind::Lost => {
                 let reason = LossReason::from_code(r.aux);
-                write!(line, "{} LOST: {}", msg_name(r.msg), explain_loss(sys, &node_names, reason, r.node, r.time))
+                write!(line, "{} LOST: {}", msg_name(r.msg), explain_loss(faults, &node_names, reason, r.node, r.time))
             }
             RecordKind::Effect => {
                 write!(line, "{who} applied effect {}", sys.names.effect_name(crate::service::EffectId(r.aux as u16)))
@@ -73,13 +78,19 @@ pub(crate) fn tell(
         };
         lines.push(line);
     }
-    lines.push(conclusion(sys, inv, entity, accepted, terminal, end));
+    lines.push(conclusion(sys, faults, inv, entity, accepted, terminal, end));
     Story { entity: entity.0, lines }
 }
 
-fn explain_loss(sys: &System, node_names: &[String], reason: Option<LossReason>, n: u32, at: SimTime) -> String {
+fn explain_loss(
+    faults: &[AppliedFault],
+    node_names: &[String],
+    reason: Option<LossReason>,
+    n: u32,
+    at: SimTime,
+) -> String {
     let name = node_names.get(n as usize).map_or("?", String::as_str);
-    let window = down_window(sys, name, at);
+    let window = down_window(faults, name, at);
     match reason {
         Some(LossReason::NoSubscriberUp) => {
             let service = name.rsplit_once('-').map_or(name, |(s, _)| s);
@@ -88,21 +99,25 @@ fn explain_loss(sys: &System, node_names: &[String], reason: Option<LossReason>,
         Some(LossReason::ReceiverCrashed) => format!("{name} crashed while it was in flight{window}"),
         Some(LossReason::QueueFull) => format!("{name}'s queue was full"),
         Some(LossReason::CrashedWhileHeld) => format!("{name} crashed while holding it{window}"),
+        Some(LossReason::CommittedUnprocessed) => {
+            format!(
+                "{name} had committed its offset before processing it, then crashed{window}: it is never redelivered"
+            )
+        }
         None => "unknown reason".to_string(),
     }
 }
 
 /// ` (inventory-1 down from 2m00.000s to 7m00.000s)` for the crash of any
 /// instance of `node`'s service that covers `at`.
-fn down_window(sys: &System, node: &str, at: SimTime) -> String {
+fn down_window(faults: &[AppliedFault], node: &str, at: SimTime) -> String {
     let service = node.rsplit_once('-').map_or(node, |(s, _)| s);
     let mut out = String::new();
-    for f in &sys.faults {
-        let FaultSpec::Crash { node: n, at: from, down_for } = f;
-        let until = *from + *down_for;
-        let same_service = n.rsplit_once('-').is_some_and(|(s, _)| s == service);
-        if same_service && *from <= at && at <= until {
-            let _ = write!(out, " ({n} down from {from} to {until})");
+    for f in faults {
+        let (from, until) = (SimTime(f.from_ns), SimTime(f.until_ns));
+        let same_service = f.node.rsplit_once('-').is_some_and(|(s, _)| s == service);
+        if same_service && from <= at && at <= until {
+            let _ = write!(out, " ({} down from {from} to {until})", f.node);
         }
     }
     out
@@ -110,6 +125,7 @@ fn down_window(sys: &System, node: &str, at: SimTime) -> String {
 
 fn conclusion(
     sys: &System,
+    faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity: EntityId,
     accepted: SimTime,
@@ -119,7 +135,8 @@ fn conclusion(
     let entity_name = &sys.workload.entity;
     match inv {
         InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
-            let deadline = Checker::deadline(accepted, sys.last_heal(), *deadline_after_heal);
+            let last_heal = SimTime(faults.iter().map(|f| f.until_ns).max().unwrap_or(0));
+            let deadline = Checker::deadline(accepted, last_heal, *deadline_after_heal);
             if terminal == SimTime::NEVER {
                 format!(
                     "=> {entity_name} {} was accepted at {accepted} and never reached a terminal state \

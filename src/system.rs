@@ -72,6 +72,40 @@ pub enum StateKind {
     Durable,
 }
 
+/// When a log consumer commits its offsets, and so what a crash costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CommitPolicy {
+    /// Commit a record's offset once it and every record before it are
+    /// processed (at-least-once: a crash redelivers what was processed after
+    /// the first unfinished record, so effects may repeat).
+    #[default]
+    AfterProcess,
+    /// Commit a record's offset as soon as it is fetched, before processing
+    /// (at-most-once: a crash loses what was fetched but not processed).
+    BeforeProcess,
+    /// Commit the fetch position every `every`, whatever was processed, as
+    /// Kafka's `enable.auto.commit` does: a crash loses fetched records the
+    /// last commit covered and redelivers those processed since it.
+    Auto {
+        /// The commit interval.
+        every: SimDuration,
+    },
+    /// Store which offsets are processed in the consumer's own database, in
+    /// the same transaction as its state change and effect (exactly-once
+    /// effects: a restarted consumer skips what it already did).
+    Transactional,
+}
+
+/// An idempotent consumer's store of the message ids it has handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dedup {
+    /// In the service's database (shared by its instances, survives crashes)
+    /// or in each instance's memory (lost on crash).
+    pub durable: bool,
+    /// Ids remembered, at most; the oldest is forgotten first.
+    pub window: u32,
+}
+
 /// One service: a behaviour and its deployment (instances, workers, queue).
 #[derive(Clone, Debug)]
 pub struct ServiceSpec {
@@ -89,6 +123,10 @@ pub struct ServiceSpec {
     pub state: StateKind,
     /// The topics it consumes.
     pub consumes: Vec<Kind>,
+    /// When it commits log offsets.
+    pub commit: CommitPolicy,
+    /// Skip messages whose id it has already handled.
+    pub dedup: Option<Dedup>,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
 }
@@ -103,6 +141,8 @@ impl ServiceSpec {
             queue_capacity: 10_000,
             state: StateKind::Volatile,
             consumes: Vec::new(),
+            commit: CommitPolicy::AfterProcess,
+            dedup: None,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -169,23 +209,27 @@ pub struct WorkloadSpec {
 /// A fault in the plan.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultSpec {
-    /// Node `node` crashes at `at` and restarts `down_for` later. Volatile
-    /// state and in-flight work are lost; durable state is kept.
+    /// Node `node` crashes at `at` (plus a uniformly random part of
+    /// `jitter`, drawn from the faults stream, so that each seed gets its own
+    /// schedule) and restarts `down_for` later. Volatile state and in-flight
+    /// work are lost; durable state is kept.
     Crash {
         /// Node name, e.g. `inventory-1`.
         node: String,
-        /// When it crashes.
+        /// When it crashes, at the earliest.
         at: SimTime,
+        /// How much later it may crash; zero for a fixed time.
+        jitter: SimDuration,
         /// How long it stays down.
         down_for: SimDuration,
     },
 }
 
 impl FaultSpec {
-    /// When the fault ends (the node is back).
+    /// When the fault ends at the latest (the node is back).
     pub fn heals_at(&self) -> SimTime {
         match self {
-            FaultSpec::Crash { at, down_for, .. } => *at + *down_for,
+            FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
         }
     }
 }

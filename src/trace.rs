@@ -49,6 +49,8 @@ pub enum RecordKind {
     Restart = 13,
     /// A request died with the node that held it, before acceptance.
     Dropped = 14,
+    /// An idempotent consumer skipped a message it had already handled (aux: kind).
+    Skipped = 15,
 }
 
 /// Why a message was lost.
@@ -64,12 +66,20 @@ pub enum LossReason {
     QueueFull = 3,
     /// The instance crashed while the message waited in its queue or was being handled.
     CrashedWhileHeld = 4,
+    /// Log: the consumer committed the record's offset before processing it,
+    /// then crashed; the record is never fetched again.
+    CommittedUnprocessed = 5,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 4] =
-        [LossReason::NoSubscriberUp, LossReason::ReceiverCrashed, LossReason::QueueFull, LossReason::CrashedWhileHeld];
+    pub const ALL: [LossReason; 5] = [
+        LossReason::NoSubscriberUp,
+        LossReason::ReceiverCrashed,
+        LossReason::QueueFull,
+        LossReason::CrashedWhileHeld,
+        LossReason::CommittedUnprocessed,
+    ];
 
     /// The reason with code `code`.
     pub fn from_code(code: u64) -> Option<LossReason> {
@@ -83,6 +93,7 @@ impl LossReason {
             LossReason::ReceiverCrashed => "receiver-crashed",
             LossReason::QueueFull => "queue-full",
             LossReason::CrashedWhileHeld => "crashed-while-held",
+            LossReason::CommittedUnprocessed => "committed-unprocessed",
         }
     }
 }
@@ -291,7 +302,7 @@ impl<W: Write> TraceSink for JsonLines<W> {
             key: None,
         };
         match r.kind {
-            RecordKind::Enqueued | RecordKind::Handled | RecordKind::Published => {
+            RecordKind::Enqueued | RecordKind::Handled | RecordKind::Published | RecordKind::Skipped => {
                 line.topic =
                     Some(if r.aux == u64::from(u32::MAX) { "timer" } else { name(&self.kinds, r.aux).unwrap_or("?") });
             }

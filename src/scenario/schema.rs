@@ -130,6 +130,9 @@ pub struct Service {
     /// What it consumes.
     #[serde(default)]
     pub consume: Consume,
+    /// Skip messages already handled (an idempotent consumer).
+    #[serde(default)]
+    pub dedup: Option<Dedup>,
     /// Its handlers.
     #[serde(default)]
     pub on: Vec<Handler>,
@@ -142,6 +145,43 @@ pub struct Consume {
     /// Topics (message kinds).
     #[serde(default)]
     pub topics: Vec<String>,
+    /// When log offsets are committed.
+    #[serde(default)]
+    pub commit: Commit,
+}
+
+/// When a log consumer commits its offsets.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Commit {
+    /// After processing (at-least-once).
+    #[default]
+    AfterProcess,
+    /// On fetch, before processing (at-most-once).
+    BeforeProcess,
+    /// The fetch position, periodically.
+    Auto {
+        /// The interval.
+        every: String,
+    },
+    /// With the consumer's own state, atomically (exactly-once effects).
+    Transactional,
+}
+
+/// An idempotent consumer's store of handled message ids.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Dedup {
+    /// In each instance's memory: lost on crash.
+    Volatile {
+        /// Ids remembered.
+        window: u32,
+    },
+    /// In the service's database: survives crashes.
+    Durable {
+        /// Ids remembered.
+        window: u32,
+    },
 }
 
 /// A declarative handler.
@@ -218,7 +258,7 @@ pub enum Fault {
     Crash {
         /// Node name.
         node: String,
-        /// When.
+        /// When: a time, or a range `"2m..3m"` to draw from per seed.
         at: String,
         /// For how long.
         down_for: String,

@@ -147,32 +147,41 @@ pub enum DurationError {
     Overflow(String),
 }
 
-/// Parses `"250ms"`, `"1.5s"`, `"5m"`, `"2h"`, `"7d"`, `"10us"`, `"0s"`.
+/// Parses `"250ms"`, `"1.5s"`, `"5m"`, `"2h"`, `"7d"`, `"10us"`, `"0s"`, and
+/// compounds such as `"1h30m"` or `"7m00.2s"` (the way durations are printed).
 ///
 /// Decimal fractions are exact: the text is read as an integer and a scale,
 /// never through a float, so `"0.1s"` is exactly 100,000,000 ns.
 pub fn parse_duration(text: &str) -> Result<SimDuration, DurationError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .ok_or_else(|| DurationError::Syntax(text.to_string()))?;
-    let (num, unit) = t.split_at(split);
-    let unit_ns: u64 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        "d" => 86_400_000_000_000,
-        _ => return Err(DurationError::Syntax(text.to_string())),
-    };
-    parse_scaled(num, unit_ns)
-        .map_err(|e| match e {
-            ScaledError::Syntax => DurationError::Syntax(text.to_string()),
+    let syntax = || DurationError::Syntax(text.to_string());
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(syntax());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).ok_or_else(syntax)?;
+        let (num, after) = rest.split_at(num_end);
+        let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let unit_ns: u64 = match unit.trim() {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" | "min" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            _ => return Err(syntax()),
+        };
+        let part = parse_scaled(num, unit_ns).map_err(|e| match e {
+            ScaledError::Syntax => syntax(),
             ScaledError::Overflow => DurationError::Overflow(text.to_string()),
-        })
-        .map(SimDuration)
+        })?;
+        total = total.checked_add(part).ok_or_else(|| DurationError::Overflow(text.to_string()))?;
+        rest = next.trim_start();
+    }
+    Ok(SimDuration(total))
 }
 
 pub(crate) enum ScaledError {
@@ -229,6 +238,9 @@ mod tests {
         assert_eq!(parse_duration("10us"), Ok(SimDuration(10_000)));
         assert_eq!(parse_duration("3ns"), Ok(SimDuration(3)));
         assert_eq!(parse_duration("1_000ms"), Ok(SimDuration::SECOND));
+        assert_eq!(parse_duration("1h30m"), Ok(SimDuration(5_400_000_000_000)));
+        assert_eq!(parse_duration("7m00.2s"), Ok(SimDuration(420_200_000_000)));
+        assert_eq!(parse_duration("2m 30s"), Ok(SimDuration(150_000_000_000)));
     }
 
     #[test]
@@ -238,7 +250,24 @@ mod tests {
         assert!(matches!(parse_duration("5 parsecs"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_duration("1.2.3s"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_duration("-5s"), Err(DurationError::Syntax(_))));
+        assert!(matches!(parse_duration(""), Err(DurationError::Syntax(_))));
+        assert!(matches!(parse_duration("5s3"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_duration("99999999999d"), Err(DurationError::Overflow(_))));
+    }
+
+    #[test]
+    fn display_parses_back() {
+        for ns in [0, 1, 999, 1_500, 2_000_000, 3_500_000, 1_250_000_000, 120_512_000_000, 3_725_042_000_000] {
+            let shown = SimDuration(ns).to_string();
+            let back = parse_duration(&shown).unwrap();
+            // Display keeps milliseconds from a second up, microseconds below.
+            let precision = match ns {
+                1_000_000_000.. => 1_000_000,
+                1_000.. => 1_000,
+                _ => 1,
+            };
+            assert_eq!(back.0 / precision, ns / precision, "{shown}");
+        }
     }
 
     #[test]

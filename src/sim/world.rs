@@ -7,7 +7,7 @@
 //! carry the node's incarnation (`epoch`); a crash bumps it, so work and
 //! deliveries addressed to the previous incarnation are recognised as stale.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::check::Checker;
@@ -15,7 +15,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, FaultSpec, KeyDist, System};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 
 /// What a run should produce besides its outcome.
@@ -43,6 +43,8 @@ enum Ev {
     Crash { fault: u32 },
     /// Fault `fault` heals.
     Restart { fault: u32 },
+    /// A consumer with auto-commit commits its fetch positions.
+    AutoCommit { node: u32, epoch: u32 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +81,8 @@ struct Node {
     volatile: BTreeMap<u64, i64>,
     /// Group partitions this node consumes (log bus).
     owned: Vec<u32>,
+    /// An idempotent consumer's in-memory store (volatile dedup).
+    dedup: Option<DedupStore>,
     /// Records fetched and not yet processed.
     outstanding: u32,
     /// A fetch stopped at `fetch_max` with records left: scan all owned
@@ -96,12 +100,46 @@ struct GroupPart {
     committed: u64,
     /// Consumer-side (volatile): next offset to fetch.
     position: u64,
-    /// Consumer-side: the offset of the next record to arrive.
-    arrived: u64,
-    /// Consumer-side: which offsets from `committed` on are done.
+    /// Consumer-side: offsets fetched and still on their way, in order.
+    in_flight: VecDeque<u64>,
+    /// Which offsets from `committed` on are done: the consumer's memory,
+    /// or with a transactional policy its database (kept across crashes).
     done: VecDeque<bool>,
+    /// One past the highest offset ever fetched: a fetch below it is a redelivery.
+    high_water: u64,
     /// Keeps one partition's records arriving in order.
     last_arrival: SimTime,
+    /// The consuming service's commit policy.
+    policy: CommitPolicy,
+}
+
+/// The message ids an idempotent consumer has handled, the newest `window`.
+#[derive(Clone, Debug, Default)]
+struct DedupStore {
+    order: VecDeque<u64>,
+    set: BTreeSet<u64>,
+    window: usize,
+}
+
+impl DedupStore {
+    fn new(window: u32) -> DedupStore {
+        DedupStore { window: window as usize, ..DedupStore::default() }
+    }
+
+    /// True if `id` was handled before; otherwise remembers it.
+    fn seen(&mut self, id: u64) -> bool {
+        if self.set.contains(&id) {
+            return true;
+        }
+        if self.order.len() == self.window
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        self.order.push_back(id);
+        self.set.insert(id);
+        false
+    }
 }
 
 struct Partition {
@@ -172,7 +210,10 @@ struct World<'s, 't> {
     partitions: Vec<Partition>,
     gparts: Vec<GroupPart>,
     inflight: Slab,
-    fault_nodes: Vec<u32>,
+    /// The fault plan as drawn for this seed: (node, crash, restart).
+    plan: Vec<(u32, SimTime, SimTime)>,
+    /// Durable dedup stores, per service.
+    dedup: Vec<Option<DedupStore>>,
     checker: Checker,
     /// Per service: latency, waiting and queue figures.
     stats: Vec<ServiceStats>,
@@ -186,7 +227,9 @@ struct World<'s, 't> {
     rejected: u64,
     published: u64,
     handled: u64,
-    lost: [u64; 5],
+    lost: [u64; LossReason::ALL.len() + 1],
+    redelivered: u64,
+    duplicates_skipped: u64,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -239,6 +282,7 @@ impl<'s, 't> World<'s, 't> {
                     durable: BTreeMap::new(),
                     volatile: BTreeMap::new(),
                     owned: Vec::new(),
+                    dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outstanding: 0,
                     fetch_blocked: false,
                     cursor: 0,
@@ -283,24 +327,30 @@ impl<'s, 't> World<'s, 't> {
                             owner,
                             committed: 0,
                             position: 0,
-                            arrived: 0,
+                            in_flight: VecDeque::new(),
                             done: VecDeque::new(),
+                            high_water: 0,
                             last_arrival: SimTime::ZERO,
+                            policy: s.commit,
                         });
                     }
                     partitions.push(Partition { records: Vec::new(), groups });
                 }
             }
         }
-        let mut fault_nodes = Vec::new();
+        // The fault plan for this seed: random parts come from the faults
+        // stream, drawn in plan order, and from nothing else.
+        let mut faults = Stream::new(seed, StreamKind::Faults, "");
+        let mut plan = Vec::new();
         for f in &sys.faults {
             match f {
-                FaultSpec::Crash { node, .. } => {
+                FaultSpec::Crash { node, at, jitter, down_for } => {
                     let n = nodes
                         .iter()
                         .position(|x| &x.name == node)
                         .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
-                    fault_nodes.push(n as u32);
+                    let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
+                    plan.push((n as u32, at, at + *down_for));
                 }
             }
         }
@@ -320,7 +370,12 @@ impl<'s, 't> World<'s, 't> {
             partitions,
             gparts,
             inflight: Slab::default(),
-            fault_nodes,
+            plan,
+            dedup: sys
+                .services
+                .iter()
+                .map(|s| s.dedup.filter(|d| d.durable).map(|d| DedupStore::new(d.window)))
+                .collect(),
             checker: Checker::new(&sys.invariants, sys.names.effect_count()),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
@@ -333,7 +388,9 @@ impl<'s, 't> World<'s, 't> {
             rejected: 0,
             published: 0,
             handled: 0,
-            lost: [0; 5],
+            lost: [0; LossReason::ALL.len() + 1],
+            redelivered: 0,
+            duplicates_skipped: 0,
         })
     }
 
@@ -352,13 +409,12 @@ impl<'s, 't> World<'s, 't> {
         if w.start < w.stop {
             self.queue.push(w.start, Ev::Arrival);
         }
-        for (i, f) in self.sys.faults.iter().enumerate() {
-            match f {
-                FaultSpec::Crash { at, down_for, .. } => {
-                    self.queue.push(*at, Ev::Crash { fault: i as u32 });
-                    self.queue.push(*at + *down_for, Ev::Restart { fault: i as u32 });
-                }
-            }
+        for (i, &(_, at, heal)) in self.plan.iter().enumerate() {
+            self.queue.push(at, Ev::Crash { fault: i as u32 });
+            self.queue.push(heal, Ev::Restart { fault: i as u32 });
+        }
+        for n in 0..self.nodes.len() as u32 {
+            self.schedule_auto_commit(n);
         }
     }
 
@@ -380,8 +436,9 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, epoch, gp } => self.fetched(node, epoch, gp),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => self.crash(self.fault_nodes[fault as usize]),
-                Ev::Restart { fault } => self.restart(self.fault_nodes[fault as usize]),
+                Ev::Crash { fault } => self.crash(self.plan[fault as usize].0),
+                Ev::Restart { fault } => self.restart(self.plan[fault as usize].0),
+                Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -489,10 +546,15 @@ impl<'s, 't> World<'s, 't> {
             return; // the worker died with its node; the job is already accounted for
         }
         let Some(job) = node.busy[worker as usize].take() else { return };
-        let service = &self.sys.services[node.service as usize];
+        let si = node.service as usize;
+        let service = &self.sys.services[si];
+        // An idempotent consumer checks and records the id in the same step
+        // as the handler's effects: they commit together or not at all.
+        let duplicate = service.dedup.is_some() && self.dedup_seen(n, si, job.msg.id.0);
+        let node = &self.nodes[n as usize];
         let mut out = std::mem::take(&mut self.out);
         out.commands.clear();
-        {
+        if !duplicate {
             let ctx = Context {
                 now: self.now,
                 node: &node.name,
@@ -503,16 +565,25 @@ impl<'s, 't> World<'s, 't> {
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
         self.handled += 1;
-        let stats = &mut self.stats[node.service as usize];
+        let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;
-        self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
+        if duplicate {
+            self.duplicates_skipped += 1;
+            self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
+        } else {
+            self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
+        }
         for &cmd in &out.commands {
             self.apply(n, &job.msg, cmd);
         }
         self.out = out;
         if let Source::Log { gp, offset } = job.source {
-            self.complete(gp, offset);
+            match self.gparts[gp as usize].policy {
+                CommitPolicy::AfterProcess | CommitPolicy::Transactional => self.complete(gp, offset),
+                // Committed at fetch, or by the auto-commit timer.
+                CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. } => {}
+            }
             self.nodes[n as usize].outstanding -= 1;
         }
         let node = &mut self.nodes[n as usize];
@@ -524,6 +595,19 @@ impl<'s, 't> World<'s, 't> {
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
         }
+    }
+
+    /// True if the idempotent consumer of service `si` (at node `n`) has
+    /// handled message `id` before; remembers it otherwise.
+    fn dedup_seen(&mut self, n: u32, si: usize, id: u64) -> bool {
+        let store = match &mut self.dedup[si] {
+            Some(shared) => shared,
+            None => match &mut self.nodes[n as usize].dedup {
+                Some(own) => own,
+                None => return false,
+            },
+        };
+        store.seen(id)
     }
 
     fn apply(&mut self, n: u32, input: &Message, cmd: Command) {
@@ -636,6 +720,7 @@ impl<'s, 't> World<'s, 't> {
                 &self.latency,
                 &mut self.network,
                 &mut self.queue,
+                &mut self.redelivered,
             );
         }
         let left = node.owned.iter().any(|&g| {
@@ -661,12 +746,23 @@ impl<'s, 't> World<'s, 't> {
                 node.fetch_blocked = true;
                 return;
             }
-            Self::fetch_next(gp, node, gp_id, n, self.now, &self.latency, &mut self.network, &mut self.queue);
+            Self::fetch_next(
+                gp,
+                node,
+                gp_id,
+                n,
+                self.now,
+                &self.latency,
+                &mut self.network,
+                &mut self.queue,
+                &mut self.redelivered,
+            );
         }
     }
 
     /// Fetches the record at `gp`'s position for `node`. Records of one
     /// partition arrive in order: a record never overtakes the previous one.
+    /// A record a transactional consumer has already done is skipped.
     #[expect(clippy::too_many_arguments, reason = "split borrows of the world's fields on the hot path")]
     #[inline]
     fn fetch_next(
@@ -678,10 +774,23 @@ impl<'s, 't> World<'s, 't> {
         latency: &Dist,
         network: &mut Stream,
         queue: &mut EventQueue<Ev>,
+        redelivered: &mut u64,
     ) {
+        let offset = gp.position;
         gp.position += 1;
-        gp.done.push_back(false);
+        let i = (offset - gp.committed) as usize;
+        if i == gp.done.len() {
+            gp.done.push_back(false);
+        } else if gp.done[i] {
+            return;
+        }
+        if offset < gp.high_water {
+            *redelivered += 1;
+        } else {
+            gp.high_water = offset + 1;
+        }
         node.outstanding += 1;
+        gp.in_flight.push_back(offset);
         let at = (now + latency.sample(network)).max(gp.last_arrival);
         gp.last_arrival = at;
         queue.push(at, Ev::Fetch { node: n, epoch: node.epoch, gp: gp_id });
@@ -692,10 +801,48 @@ impl<'s, 't> World<'s, 't> {
             return; // fetched by a previous incarnation; it will fetch again from the committed offset
         }
         let g = &mut self.gparts[gp as usize];
-        let offset = g.arrived;
-        g.arrived += 1;
+        let Some(offset) = g.in_flight.pop_front() else { return };
         let msg = self.partitions[g.part as usize].records[offset as usize];
+        if g.policy == CommitPolicy::BeforeProcess {
+            self.complete(gp, offset);
+        }
         self.enqueue(n, msg, Source::Log { gp, offset });
+    }
+
+    /// An auto-committing consumer's timer: commit every fetch position.
+    fn auto_commit(&mut self, n: u32, epoch: u32) {
+        let node = &self.nodes[n as usize];
+        if node.epoch != epoch || !node.up {
+            return;
+        }
+        for i in 0..node.owned.len() {
+            let g = self.nodes[n as usize].owned[i];
+            let gp = &mut self.gparts[g as usize];
+            if let CommitPolicy::Auto { .. } = gp.policy
+                && gp.position > gp.committed
+            {
+                for _ in gp.committed..gp.position {
+                    gp.done.pop_front();
+                }
+                gp.committed = gp.position;
+                let aux = u64::from(gp.partition_in_topic) << 40 | gp.committed;
+                self.trace_node(RecordKind::Committed, n, aux);
+            }
+        }
+        self.schedule_auto_commit(n);
+    }
+
+    /// Sets node `n`'s next auto-commit, if it has an auto-committing partition.
+    fn schedule_auto_commit(&mut self, n: u32) {
+        let node = &self.nodes[n as usize];
+        let every = node.owned.iter().find_map(|&g| match self.gparts[g as usize].policy {
+            CommitPolicy::Auto { every } => Some(every),
+            _ => None,
+        });
+        if let Some(every) = every {
+            let epoch = node.epoch;
+            self.queue.push(self.now + every.max(SimDuration::NANOSECOND), Ev::AutoCommit { node: n, epoch });
+        }
     }
 
     /// Offset `offset` is processed: commit every contiguous done offset.
@@ -729,20 +876,32 @@ impl<'s, 't> World<'s, 't> {
         held.extend(node.fifo.drain(..));
         node.free = (0..node.busy.len() as u32).rev().collect();
         node.volatile.clear();
+        if let Some(d) = &mut node.dedup {
+            *d = DedupStore::new(d.window as u32);
+        }
         node.outstanding = 0;
         node.fetch_blocked = false;
         for &gp in &node.owned {
             let gp = &mut self.gparts[gp as usize];
             gp.position = gp.committed;
-            gp.arrived = gp.committed;
-            gp.done.clear();
+            gp.in_flight.clear();
+            // A transactional consumer's record of what it did is in its
+            // database; anyone else's was in memory.
+            if gp.policy != CommitPolicy::Transactional {
+                gp.done.clear();
+            }
         }
         self.trace_node(RecordKind::Crash, n, 0);
         for job in held {
             match job.source {
                 Source::Push => self.lose(n, &job.msg, LossReason::CrashedWhileHeld),
                 Source::Request => self.trace(RecordKind::Dropped, n, &job.msg, 0),
-                // Log records stay in the log; timers are volatile by contract.
+                // A record committed before it was processed is never
+                // fetched again: it is lost.
+                Source::Log { gp, offset } if offset < self.gparts[gp as usize].committed => {
+                    self.lose(n, &job.msg, LossReason::CommittedUnprocessed)
+                }
+                // Other log records stay in the log; timers are volatile by contract.
                 Source::Log { .. } | Source::Timer => {}
             }
         }
@@ -756,6 +915,7 @@ impl<'s, 't> World<'s, 't> {
         node.up = true;
         self.trace_node(RecordKind::Restart, n, 0);
         self.try_fetch(n);
+        self.schedule_auto_commit(n);
     }
 
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
@@ -777,7 +937,8 @@ impl<'s, 't> World<'s, 't> {
             node.account_fifo(now);
         }
         let sys = self.sys;
-        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, sys.last_heal(), self.now);
+        let last_heal = self.plan.iter().map(|p| p.2).max().unwrap_or(SimTime::ZERO);
+        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now);
         let (_, accepted, completed) = self.checker.totals();
         let lost_by_reason: BTreeMap<&'static str, u64> =
             LossReason::ALL.iter().map(|r| (r.label(), self.lost[*r as usize])).collect();
@@ -790,19 +951,19 @@ impl<'s, 't> World<'s, 't> {
             handled: self.handled,
             lost: self.lost.iter().sum(),
             lost_by_reason,
+            redelivered: self.redelivered,
+            duplicates_skipped: self.duplicates_skipped,
             e2e_latency_s: self.checker.latency().summary_s(),
             services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };
-        let faults = sys
-            .faults
+        let faults = self
+            .plan
             .iter()
-            .map(|f| match f {
-                FaultSpec::Crash { node, at, down_for } => AppliedFault {
-                    kind: "crash",
-                    node: node.clone(),
-                    from_ns: at.0.min(self.now.0),
-                    until_ns: (*at + *down_for).0.min(self.now.0),
-                },
+            .map(|&(n, at, heal)| AppliedFault {
+                kind: "crash",
+                node: self.nodes[n as usize].name.clone(),
+                from_ns: at.0.min(self.now.0),
+                until_ns: heal.0.min(self.now.0),
             })
             .collect();
         let trace_records = self.tracer.count();
@@ -851,7 +1012,8 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
         let (_, _, records) = run_once(sys, seed, Tracer::new().with_focus(entity.0))?;
         let times = checker.times(entity).unwrap_or((SimTime::NEVER, SimTime::NEVER));
-        let story = crate::story::tell(sys, &sys.invariants[i], entity, &records, times, SimTime(outcome.sim_time_ns));
+        let end = SimTime(outcome.sim_time_ns);
+        let story = crate::story::tell(sys, &outcome.faults, &sys.invariants[i], entity, &records, times, end);
         outcome.invariants[i].example = Some(story);
     }
     Ok(outcome)

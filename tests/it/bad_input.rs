@@ -33,6 +33,27 @@ const CASES: &[(&str, &str, &str)] = &[
     ("zero_partitions", "partitions: 4", "partitions: 0"),
     ("fault_after_end", "at: \"2m\"", "at: \"30m\""),
     ("uniform_reversed", "latency: Exp(mean: \"2ms\")", "latency: Uniform(min: \"5ms\", max: \"1ms\")"),
+    (
+        "commit_on_ephemeral",
+        "consume: (topics: [\"OrderCreated\"])",
+        "consume: (topics: [\"OrderCreated\"], commit: BeforeProcess)",
+    ),
+    (
+        "zero_autocommit",
+        "consume: (topics: [\"OrderCreated\"])",
+        "consume: (topics: [\"OrderCreated\"], commit: Auto(every: \"0s\"))",
+    ),
+    (
+        "misspelt_commit",
+        "consume: (topics: [\"OrderCreated\"])",
+        "consume: (topics: [\"OrderCreated\"], commit: AfterProces)",
+    ),
+    ("reversed_range", "at: \"2m\"", "at: \"3m..2m\""),
+    (
+        "zero_dedup_window",
+        "Service(name: \"invoice\", workers: 4,",
+        "Service(name: \"invoice\", workers: 4, dedup: Durable(window: 0),",
+    ),
     ("empty_empirical", "latency: Exp(mean: \"2ms\")", "latency: Empirical([])"),
     ("bad_empirical_value", "latency: Exp(mean: \"2ms\")", "latency: Empirical([\"1ms\", \"2 ms\", \"3xs\"])"),
     ("wrong_entity", "NoLostEntities(entity: \"order\"", "NoLostEntities(entity: \"ordr\""),
@@ -49,6 +70,11 @@ fn mutate(case: &str, from: &str, to: &str) -> String {
         "truncated" => base[..base.find("faults:").unwrap()].to_string(),
         "empty" => String::new(),
         "not_ron" => "{\"name\": \"this is json\"}".to_string(),
+        "commit_on_ephemeral" => base.replacen(from, to, 1).replacen(
+            "bus: Log(partitions: 4, latency: Exp(mean: \"2ms\"))",
+            "bus: Ephemeral(latency: Exp(mean: \"2ms\"))",
+            1,
+        ),
         _ => {
             assert!(base.contains(from), "{case}: {from:?} not in the base scenario");
             base.replacen(from, to, 1)

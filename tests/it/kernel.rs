@@ -240,3 +240,26 @@ fn empirical_work_takes_only_the_listed_values() {
     assert_eq!(back.latency_s.max, 0.3);
     assert!(0.1 < back.latency_s.mean && back.latency_s.mean < 0.3, "{}", back.latency_s.mean);
 }
+
+#[test]
+fn a_volatile_dedup_store_forgets_at_the_crash_and_a_durable_one_does_not() {
+    let duplicates = |dedup: &str| {
+        let src = scenario_text("invoice-at-least-once.ron").replace(
+            "Service(name: \"invoice\", workers: 16,",
+            &format!("Service(name: \"invoice\", workers: 16, {dedup}"),
+        );
+        let o = run(&system(&src), 7).unwrap();
+        (o.invariants[1].violations, o.metrics.duplicates_skipped)
+    };
+    let (none, _) = duplicates("");
+    let (volatile, volatile_skipped) = duplicates("dedup: Volatile(window: 100000),");
+    let (durable, durable_skipped) = duplicates("dedup: Durable(window: 100000),");
+    assert!(none > 0);
+    // The crash wiped the in-memory store, so the redelivered records look new.
+    assert_eq!((volatile, volatile_skipped), (none, 0));
+    assert_eq!(durable, 0);
+    assert_eq!(durable_skipped, none);
+    // A window too small to span the outage forgets too.
+    let (tiny, _) = duplicates("dedup: Durable(window: 1),");
+    assert!(tiny > 0);
+}

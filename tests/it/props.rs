@@ -6,6 +6,18 @@ use faultline::sim::{EventQueue, SimTime, run};
 use proptest::prelude::*;
 
 fn pipeline(bus: &str, instances: u32, workers: u32, faults: &[(u32, u64, u64)]) -> String {
+    pipeline_with(bus, instances, workers, faults, "", "")
+}
+
+/// The pipeline with `consume` settings and `extra` service fields for inventory and invoice.
+fn pipeline_with(
+    bus: &str,
+    instances: u32,
+    workers: u32,
+    faults: &[(u32, u64, u64)],
+    consume: &str,
+    extra: &str,
+) -> String {
     let faults: Vec<String> = faults
         .iter()
         .map(|(svc, at, down)| {
@@ -18,9 +30,9 @@ fn pipeline(bus: &str, instances: u32, workers: u32, faults: &[(u32, u64, u64)])
     name: "prop", duration: "60s", bus: {bus},
     services: [
         Service(name: "order", workers: 2, on: [Accept(entity: "order", work: Exp(mean: "1ms"), emit: ["OrderCreated"])]),
-        Service(name: "inventory", instances: {instances}, workers: {workers}, consume: (topics: ["OrderCreated"]),
+        Service(name: "inventory", instances: {instances}, workers: {workers}, consume: (topics: ["OrderCreated"]{consume}),{extra}
             on: [Handle(event: "OrderCreated", work: Exp(mean: "20ms"), emit: ["InventoryReserved"])]),
-        Service(name: "invoice", workers: {workers}, consume: (topics: ["InventoryReserved"]),
+        Service(name: "invoice", workers: {workers}, consume: (topics: ["InventoryReserved"]{consume}),{extra}
             on: [Handle(event: "InventoryReserved", work: Exp(mean: "10ms"), effect: "invoice-sent", terminal: true)]),
     ],
     workload: Poisson(rate: "20/s", entity: "order", keys: Uniform(50), stop: "10s"),
@@ -102,5 +114,47 @@ proptest! {
         if faults.is_empty() {
             prop_assert!(o.all_hold());
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_f418),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn committing_before_processing_never_delivers_twice(
+        faults in fault_plan(), instances in 1u32..3, workers in 1u32..4, seed in 0u64..1000,
+    ) {
+        let bus = r#"Log(partitions: 3, latency: Exp(mean: "2ms"))"#;
+        let src = pipeline_with(bus, instances, workers, &faults, ", commit: BeforeProcess", "");
+        let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
+        prop_assert!(o.invariants[1].holds, "{:?}", o.invariants[1]);
+        prop_assert!(o.metrics.handled <= o.metrics.published + o.metrics.accepted);
+        // What is lost is exactly what was committed and not processed.
+        prop_assert_eq!(o.metrics.lost, o.metrics.lost_by_reason["committed-unprocessed"]);
+    }
+
+    #[test]
+    fn transactional_offsets_give_exactly_once_effects(
+        faults in fault_plan(), instances in 1u32..3, workers in 1u32..5, seed in 0u64..1000,
+    ) {
+        let bus = r#"Log(partitions: 3, latency: Exp(mean: "2ms"))"#;
+        let src = pipeline_with(bus, instances, workers, &faults, ", commit: Transactional", "");
+        let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
+        prop_assert!(o.all_hold(), "{:?}", o.invariants);
+        prop_assert_eq!(o.metrics.lost, 0);
+    }
+
+    #[test]
+    fn a_durable_dedup_store_gives_exactly_once_effects(
+        faults in fault_plan(), instances in 1u32..3, workers in 1u32..5, seed in 0u64..1000,
+    ) {
+        let bus = r#"Log(partitions: 3, latency: Exp(mean: "2ms"))"#;
+        let src = pipeline_with(bus, instances, workers, &faults, "", " dedup: Durable(window: 100000),");
+        let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
+        prop_assert!(o.all_hold(), "{:?}", o.invariants);
     }
 }
