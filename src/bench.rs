@@ -45,6 +45,7 @@ pub fn pipeline(duration: SimDuration) -> System {
                 emit,
                 effect: last.then_some(sent),
                 terminal: last,
+                fail_keys: vec![],
             }],
         });
         s

@@ -24,6 +24,8 @@ struct EntityRec {
     effects_seen: u16,
     /// One bit per tracked effect: applied more than once.
     effects_dup: u16,
+    /// Parked in a dead-letter queue: accounted for, not lost.
+    dead_lettered: bool,
 }
 
 /// The verdict on one invariant.
@@ -96,6 +98,7 @@ impl Checker {
             terminal_at: SimTime::NEVER,
             effects_seen: 0,
             effects_dup: 0,
+            dead_lettered: false,
         });
     }
 
@@ -124,6 +127,14 @@ impl Checker {
         r.terminal_at = now;
         let latency = now - r.created_at;
         self.latency.record(latency.0);
+    }
+
+    /// A message of the entity went to a dead-letter queue: an operator will
+    /// see it, so if the entity does not finish it is parked, not lost.
+    pub fn dead_lettered(&mut self, entity: EntityId) {
+        if let Some(r) = self.rec(entity) {
+            r.dead_lettered = true;
+        }
     }
 
     /// An effect was applied to the entity.
@@ -197,7 +208,7 @@ impl Checker {
     }
 
     fn judge_lost(&self, name: String, grace: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
-        let (mut accepted, mut completed, mut lost, mut late, mut unresolved) = (0, 0, 0, 0, 0);
+        let (mut accepted, mut completed, mut lost, mut late, mut unresolved, mut parked) = (0, 0, 0, 0, 0, 0);
         let mut example = None;
         for (i, r) in self.entities.iter().enumerate() {
             if r.accepted_at == SimTime::NEVER {
@@ -207,6 +218,8 @@ impl Checker {
             let deadline = Self::deadline(r.accepted_at, last_heal, grace);
             if r.terminal_at <= deadline {
                 completed += 1;
+            } else if r.dead_lettered && r.terminal_at == SimTime::NEVER {
+                parked += 1;
             } else if deadline > end {
                 unresolved += 1;
             } else {
@@ -224,6 +237,9 @@ impl Checker {
         counts.insert("lost", lost);
         counts.insert("late", late);
         counts.insert("unresolved_at_end", unresolved);
+        if parked > 0 {
+            counts.insert("dead_lettered", parked);
+        }
         Verdict {
             name,
             holds: lost + late == 0,

@@ -76,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+mod bus;
 pub mod check;
 pub mod cli;
 pub mod metrics;

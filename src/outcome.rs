@@ -49,6 +49,8 @@ pub struct Metrics {
     pub redelivered: u64,
     /// Messages an idempotent consumer recognised and skipped.
     pub duplicates_skipped: u64,
+    /// Messages moved to a dead-letter queue after their delivery limit.
+    pub dead_lettered: u64,
     /// End-to-end latency from the entity's creation (the client's request)
     /// to its terminal state, in seconds.
     pub e2e_latency_s: LatencySummary,

@@ -259,6 +259,27 @@ impl Compiler<'_> {
             schema::Bus::Ephemeral { latency } => {
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
             }
+            schema::Bus::Queue { latency, ack_timeout, max_deliveries } => {
+                let ack_timeout = match ack_timeout {
+                    Some(t) => {
+                        let at = [P::F("bus"), P::F("ack_timeout")];
+                        let d = self.duration(&at, t);
+                        if d == Some(SimDuration::ZERO) {
+                            self.err(&at, "the ack timeout must be above zero", None);
+                        }
+                        d
+                    }
+                    None => None,
+                };
+                if let Some(m) = max_deliveries {
+                    self.bounded(&[P::F("bus"), P::F("max_deliveries")], "max_deliveries", *m, 1, 1_000_000);
+                }
+                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Queue {
+                    latency,
+                    ack_timeout,
+                    max_deliveries: *max_deliveries,
+                })
+            }
             schema::Bus::Log { partitions, latency, fetch_max } => {
                 let partitions = self.bounded(
                     &[P::F("bus"), P::F("partitions")],
@@ -362,9 +383,10 @@ impl Compiler<'_> {
                             emit: emit.iter().map(|k| names.kind(k)).collect(),
                             effect: None,
                             terminal: *terminal,
+                            fail_keys: Vec::new(),
                         });
                     }
-                    schema::Handler::Handle { event, work, emit, effect, terminal } => {
+                    schema::Handler::Handle { event, work, emit, effect, terminal, fail_keys } => {
                         // A misspelt consume topic is reported once, at the topic.
                         let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
                         if topics_valid && !sv.consume.topics.contains(event) {
@@ -394,6 +416,7 @@ impl Compiler<'_> {
                             emit: emit.iter().map(|k| names.kind(k)).collect(),
                             effect: effect.as_deref().map(|e| names.effect(e)),
                             terminal: *terminal,
+                            fail_keys: fail_keys.clone(),
                         });
                     }
                 }
@@ -428,6 +451,29 @@ impl Compiler<'_> {
                     Some("remove `commit`, or use bus: Log(...)".into()),
                 );
             }
+            let is_queue = matches!(s.bus, schema::Bus::Queue { .. });
+            let cat = |f: &'static str| [P::F("services"), P::I(i), P::F("consume"), P::F(f)];
+            if !is_queue {
+                for (field, set) in [
+                    ("queue", sv.consume.queue.is_some()),
+                    ("ack", sv.consume.ack.is_some()),
+                    ("prefetch", sv.consume.prefetch.is_some()),
+                ] {
+                    if set {
+                        self.err(
+                            &cat(field),
+                            format!("`{field}` applies to consumers of a Queue bus"),
+                            Some(format!("remove `{field}`, or use bus: Queue(...)")),
+                        );
+                    }
+                }
+            }
+            spec.queue = sv.consume.queue.clone();
+            spec.auto_ack = matches!(sv.consume.ack, Some(schema::Ack::Auto));
+            spec.prefetch = match sv.consume.prefetch {
+                Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),
+                None => 10,
+            };
             spec.dedup = sv.dedup.as_ref().map(|d| {
                 let (durable, window) = match d {
                     schema::Dedup::Volatile { window } => (false, *window),

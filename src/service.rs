@@ -115,6 +115,11 @@ pub enum Command {
         /// Comes back as the timer message's key.
         tag: u64,
     },
+    /// The handler failed (a poison message, a bug): none of the other
+    /// commands take effect. A queue consumer nacks the message (requeued,
+    /// or dead-lettered after the delivery limit), a log consumer retries it
+    /// in place, an ephemeral or auto-ack consumer drops it.
+    Fail,
 }
 
 /// The out-buffer a handler pushes its commands into. Reused across
@@ -149,6 +154,10 @@ impl Out {
     pub fn timer(&mut self, after: SimDuration, tag: u64) {
         self.commands.push(Command::Timer { after, tag });
     }
+    /// Fail: nothing else pushed for this message takes effect.
+    pub fn fail(&mut self) {
+        self.commands.push(Command::Fail);
+    }
     /// The commands pushed so far.
     pub fn commands(&self) -> &[Command] {
         &self.commands
@@ -182,6 +191,8 @@ pub struct Handler {
     pub effect: Option<EffectId>,
     /// The entity is done after this handler.
     pub terminal: bool,
+    /// Messages with these keys make the handler fail (poison messages).
+    pub fail_keys: Vec<u64>,
 }
 
 /// A service made of declarative handlers: for each incoming kind, do the
@@ -208,6 +219,10 @@ impl Service for Declarative {
 
     fn handle(&self, _ctx: &Context<'_>, msg: &Message, out: &mut Out) {
         let Some(h) = self.find(msg.kind) else { return };
+        if !h.fail_keys.is_empty() && h.fail_keys.contains(&msg.key) {
+            out.fail();
+            return;
+        }
         if h.accept {
             out.accept();
         }

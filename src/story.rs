@@ -1,5 +1,6 @@
 //! Turns the records of one entity into a short, readable causal chain.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::check::{Checker, Story};
@@ -41,10 +42,27 @@ pub(crate) fn tell(
         format!("{name}#{msg}")
     };
     let mut lines = Vec::new();
+    // A step that keeps repeating (a poison message failing, a redelivery
+    // loop) is told three times, then summed up.
+    let mut times_seen: BTreeMap<(u8, u32, u64), u32> = BTreeMap::new();
+    let mut repeats: Option<(u64, SimTime)> = None;
+    let flush = |lines: &mut Vec<String>, repeats: &mut Option<(u64, SimTime)>| {
+        if let Some((n, last)) = repeats.take() {
+            lines.push(format!("{:>12}  ... and {n} more steps like these, the last at {last}", ""));
+        }
+    };
     for r in records {
         if r.entity != entity.0 && !(r.entity == 0 && involved.contains(&r.node)) {
             continue;
         }
+        let seen = times_seen.entry((r.kind as u8, r.node, r.msg)).or_insert(0);
+        *seen += 1;
+        if *seen > 3 {
+            let n = repeats.map_or(0, |(n, _)| n);
+            repeats = Some((n + 1, r.time));
+            continue;
+        }
+        flush(&mut lines, &mut repeats);
         let mut line = format!("{:>12}  ", r.time.to_string());
         let who = node(r.node);
         let _ = match r.kind {
@@ -52,6 +70,11 @@ pub(crate) fn tell(
             RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
             RecordKind::Enqueued => write!(line, "{who} received {}", msg_name(r.msg)),
             RecordKind::Handled => write!(line, "{who} handled {}", msg_name(r.msg)),
+            RecordKind::Failed => write!(line, "{who} FAILED on {}", msg_name(r.msg)),
+            RecordKind::DeadLettered => {
+                write!(line, "{} dead-lettered after {} deliveries", msg_name(r.msg), r.aux)
+            }
+            RecordKind::Redelivered => write!(line, "{} redelivered to {who} (delivery {})", msg_name(r.msg), r.aux),
             RecordKind::Skipped => {
                 write!(line, "{who} skipped {}: already handled (idempotent consumer)", msg_name(r.msg))
             }
@@ -78,6 +101,17 @@ pub(crate) fn tell(
         };
         lines.push(line);
     }
+    flush(&mut lines, &mut repeats);
+    // Still too long to read: keep the beginning and the end.
+    const HEAD: usize = 30;
+    const TAIL: usize = 10;
+    if lines.len() > HEAD + TAIL + 1 {
+        let omitted = lines.len() - HEAD - TAIL;
+        let tail = lines.split_off(lines.len() - TAIL);
+        lines.truncate(HEAD);
+        lines.push(format!("{:>12}  ... {omitted} steps omitted ...", ""));
+        lines.extend(tail);
+    }
     lines.push(conclusion(sys, faults, inv, entity, accepted, terminal, end));
     Story { entity: entity.0, lines }
 }
@@ -99,6 +133,10 @@ fn explain_loss(
         Some(LossReason::ReceiverCrashed) => format!("{name} crashed while it was in flight{window}"),
         Some(LossReason::QueueFull) => format!("{name}'s queue was full"),
         Some(LossReason::CrashedWhileHeld) => format!("{name} crashed while holding it{window}"),
+        Some(LossReason::AutoAck) => {
+            format!("it was auto-acknowledged when {name} received it, and {name} crashed before handling it{window}")
+        }
+        Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),
         Some(LossReason::CommittedUnprocessed) => {
             format!(
                 "{name} had committed its offset before processing it, then crashed{window}: it is never redelivered"

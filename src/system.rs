@@ -127,6 +127,13 @@ pub struct ServiceSpec {
     pub commit: CommitPolicy,
     /// Skip messages whose id it has already handled.
     pub dedup: Option<Dedup>,
+    /// Queue bus: the queue it reads, shared with every service that names
+    /// the same one; `None` for a queue of its own.
+    pub queue: Option<String>,
+    /// Queue bus: acknowledge on delivery (at-most-once) instead of after processing.
+    pub auto_ack: bool,
+    /// Queue bus: unacknowledged messages an instance may hold.
+    pub prefetch: u32,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
 }
@@ -143,6 +150,9 @@ impl ServiceSpec {
             consumes: Vec::new(),
             commit: CommitPolicy::AfterProcess,
             dedup: None,
+            queue: None,
+            auto_ack: false,
+            prefetch: 10,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -175,6 +185,19 @@ pub enum BusSpec {
         latency: Dist,
         /// Records a consumer instance holds fetched but not yet processed, at most.
         fetch_max: u32,
+    },
+    /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
+    /// service reads its own queue (fan-out) or one it shares (competing
+    /// consumers); unacknowledged messages go back to the head of the queue
+    /// when their consumer crashes, nacks, or lets the ack timeout pass.
+    Queue {
+        /// Delivery latency from the broker to a consumer.
+        latency: Dist,
+        /// Unacknowledged for this long, a delivery is taken back and requeued.
+        ack_timeout: Option<SimDuration>,
+        /// A message nacked this many times goes to the dead-letter queue
+        /// instead of back to the head; `None` retries forever.
+        max_deliveries: Option<u32>,
     },
 }
 

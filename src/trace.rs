@@ -51,6 +51,12 @@ pub enum RecordKind {
     Dropped = 14,
     /// An idempotent consumer skipped a message it had already handled (aux: kind).
     Skipped = 15,
+    /// A handler failed on the message (aux: kind): nothing it asked for happened.
+    Failed = 16,
+    /// A message reached its delivery limit and went to the dead-letter queue.
+    DeadLettered = 17,
+    /// A queue delivered the message to a node again (aux: deliveries so far).
+    Redelivered = 18,
 }
 
 /// Why a message was lost.
@@ -69,16 +75,23 @@ pub enum LossReason {
     /// Log: the consumer committed the record's offset before processing it,
     /// then crashed; the record is never fetched again.
     CommittedUnprocessed = 5,
+    /// Queue with auto-ack: the message left the queue when it was sent and
+    /// died with its consumer.
+    AutoAck = 6,
+    /// The handler failed and nothing retries it (ephemeral bus or auto-ack).
+    FailedDropped = 7,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 5] = [
+    pub const ALL: [LossReason; 7] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
         LossReason::CrashedWhileHeld,
         LossReason::CommittedUnprocessed,
+        LossReason::AutoAck,
+        LossReason::FailedDropped,
     ];
 
     /// The reason with code `code`.
@@ -94,6 +107,8 @@ impl LossReason {
             LossReason::QueueFull => "queue-full",
             LossReason::CrashedWhileHeld => "crashed-while-held",
             LossReason::CommittedUnprocessed => "committed-unprocessed",
+            LossReason::AutoAck => "auto-ack",
+            LossReason::FailedDropped => "failed-dropped",
         }
     }
 }
@@ -302,7 +317,11 @@ impl<W: Write> TraceSink for JsonLines<W> {
             key: None,
         };
         match r.kind {
-            RecordKind::Enqueued | RecordKind::Handled | RecordKind::Published | RecordKind::Skipped => {
+            RecordKind::Enqueued
+            | RecordKind::Handled
+            | RecordKind::Published
+            | RecordKind::Skipped
+            | RecordKind::Failed => {
                 line.topic =
                     Some(if r.aux == u64::from(u32::MAX) { "timer" } else { name(&self.kinds, r.aux).unwrap_or("?") });
             }

@@ -57,6 +57,17 @@ pub enum Bus {
         #[serde(default = "default_fetch_max")]
         fetch_max: u32,
     },
+    /// Durable queues with acknowledgements.
+    Queue {
+        /// Delivery latency.
+        latency: Dist,
+        /// Unacknowledged deliveries are taken back after this long.
+        #[serde(default)]
+        ack_timeout: Option<String>,
+        /// Nacked this many times, a message is dead-lettered.
+        #[serde(default)]
+        max_deliveries: Option<u32>,
+    },
 }
 
 fn one() -> u32 {
@@ -148,6 +159,25 @@ pub struct Consume {
     /// When log offsets are committed.
     #[serde(default)]
     pub commit: Commit,
+    /// Queue bus: a queue shared with the services that name it.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Queue bus: when messages are acknowledged.
+    #[serde(default)]
+    pub ack: Option<Ack>,
+    /// Queue bus: unacknowledged messages an instance may hold.
+    #[serde(default)]
+    pub prefetch: Option<u32>,
+}
+
+/// When a queue consumer acknowledges.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Ack {
+    /// On delivery: at-most-once.
+    Auto,
+    /// After processing: at-least-once.
+    Manual,
 }
 
 /// When a log consumer commits its offsets.
@@ -216,6 +246,9 @@ pub enum Handler {
         /// The entity is done.
         #[serde(default)]
         terminal: bool,
+        /// Messages with these keys make the handler fail (poison messages).
+        #[serde(default)]
+        fail_keys: Vec<u64>,
     },
 }
 

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
+use crate::bus::queue::{Broker, Consumer, Queue};
 use crate::check::Checker;
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
@@ -45,13 +46,21 @@ enum Ev {
     Restart { fault: u32 },
     /// A consumer with auto-commit commits its fetch positions.
     AutoCommit { node: u32, epoch: u32 },
+    /// A queue's delivery (broker slot and generation) reaches its consumer.
+    QueueDeliver { slot: u32, generation: u32 },
+    /// A manual-ack delivery's ack timeout.
+    AckTimeout { slot: u32, generation: u32 },
 }
+
+/// `Source::Queue` slot of an auto-ack delivery: already settled on arrival.
+const AUTO_ACKED: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
 enum Source {
     Request,
     Push,
     Log { gp: u32, offset: u64 },
+    Queue { slot: u32, generation: u32 },
     Timer,
 }
 
@@ -214,6 +223,12 @@ struct World<'s, 't> {
     plan: Vec<(u32, SimTime, SimTime)>,
     /// Durable dedup stores, per service.
     dedup: Vec<Option<DedupStore>>,
+    /// Queue bus: the broker's queues and deliveries.
+    broker: Broker,
+    queue_bus: bool,
+    ack_timeout: Option<SimDuration>,
+    max_deliveries: Option<u32>,
+    dead_lettered: u64,
     checker: Checker,
     /// Per service: latency, waiting and queue figures.
     stats: Vec<ServiceStats>,
@@ -304,7 +319,7 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         let (latency, partitions_per_topic, fetch_max) = match &sys.bus {
-            BusSpec::Ephemeral { latency } => (latency.clone(), 0, 0),
+            BusSpec::Ephemeral { latency } | BusSpec::Queue { latency, .. } => (latency.clone(), 0, 0),
             BusSpec::Log { partitions, latency, fetch_max } => {
                 (latency.clone(), (*partitions).max(1), (*fetch_max).max(1))
             }
@@ -335,6 +350,38 @@ impl<'s, 't> World<'s, 't> {
                         });
                     }
                     partitions.push(Partition { records: Vec::new(), groups });
+                }
+            }
+        }
+        let (queue_bus, ack_timeout, max_deliveries) = match &sys.bus {
+            BusSpec::Queue { ack_timeout, max_deliveries, .. } => (true, *ack_timeout, *max_deliveries),
+            _ => (false, None, None),
+        };
+        let mut broker = Broker::new(nodes.len());
+        if queue_bus {
+            broker.bindings = vec![Vec::new(); kinds];
+            for (si, s) in sys.services.iter().enumerate() {
+                if s.consumes.is_empty() {
+                    continue;
+                }
+                let name = s.queue.clone().unwrap_or_else(|| s.name.clone());
+                let q = match broker.queues.iter().position(|q| q.name == name) {
+                    Some(q) => q,
+                    None => {
+                        broker.queues.push(Queue::named(name));
+                        broker.queues.len() - 1
+                    }
+                };
+                for i in 0..s.instances {
+                    let node = first_node[si] + i;
+                    broker.queues[q].consumers.push(Consumer { node, auto_ack: s.auto_ack, prefetch: s.prefetch });
+                    broker.queue_of[node as usize] = Some(q as u32);
+                }
+                for k in &s.consumes {
+                    let bound = &mut broker.bindings[k.0 as usize];
+                    if !bound.contains(&(q as u32)) {
+                        bound.push(q as u32);
+                    }
                 }
             }
         }
@@ -371,6 +418,11 @@ impl<'s, 't> World<'s, 't> {
             gparts,
             inflight: Slab::default(),
             plan,
+            broker,
+            queue_bus,
+            ack_timeout,
+            max_deliveries,
+            dead_lettered: 0,
             dedup: sys
                 .services
                 .iter()
@@ -439,6 +491,8 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Crash { fault } => self.crash(self.plan[fault as usize].0),
                 Ev::Restart { fault } => self.restart(self.plan[fault as usize].0),
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
+                Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
+                Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -568,16 +622,30 @@ impl<'s, 't> World<'s, 't> {
         let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;
+        let failed = out.commands.contains(&Command::Fail);
         if duplicate {
             self.duplicates_skipped += 1;
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
+        } else if failed {
+            self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
         } else {
             self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
-        }
-        for &cmd in &out.commands {
-            self.apply(n, &job.msg, cmd);
+            for &cmd in &out.commands {
+                self.apply(n, &job.msg, cmd);
+            }
         }
         self.out = out;
+        if failed && self.failed(n, worker, job) {
+            return;
+        }
+        if let Source::Queue { slot, generation } = job.source
+            && slot != AUTO_ACKED
+            && self.broker.is_live(slot, generation)
+        {
+            // Ack: the message leaves the queue, and the credit frees up.
+            let d = self.broker.settle(slot);
+            self.dispatch(d.queue);
+        }
         if let Source::Log { gp, offset } = job.source {
             match self.gparts[gp as usize].policy {
                 CommitPolicy::AfterProcess | CommitPolicy::Transactional => self.complete(gp, offset),
@@ -595,6 +663,83 @@ impl<'s, 't> World<'s, 't> {
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
         }
+    }
+
+    /// The handler failed on `job`. A queue consumer nacks it (requeued at
+    /// the head, or dead-lettered at the delivery limit); a log consumer
+    /// retries it in place, so it returns true after restarting the job on
+    /// the same worker; anything else drops it.
+    fn failed(&mut self, n: u32, worker: u32, job: Job) -> bool {
+        match job.source {
+            Source::Queue { slot, generation } if slot != AUTO_ACKED => {
+                if self.broker.is_live(slot, generation) {
+                    let d = self.broker.settle(slot);
+                    if self.max_deliveries.is_some_and(|m| d.pending.deliveries >= m) {
+                        self.dead_lettered += 1;
+                        self.checker.dead_lettered(job.msg.entity);
+                        self.trace(RecordKind::DeadLettered, n, &job.msg, u64::from(d.pending.deliveries));
+                    } else {
+                        self.broker.requeue(&d);
+                    }
+                    self.dispatch(d.queue);
+                }
+                false
+            }
+            Source::Log { .. } => {
+                self.start(n, worker, Job { arrived: self.now, ..job });
+                true
+            }
+            Source::Queue { .. } | Source::Push => {
+                self.lose(n, &job.msg, LossReason::FailedDropped);
+                false
+            }
+            Source::Request | Source::Timer => false,
+        }
+    }
+
+    /// Sends queue `q`'s waiting messages to consumers that are up and have credit.
+    fn dispatch(&mut self, q: u32) {
+        loop {
+            let nodes = &self.nodes;
+            let Some(slot) = self.broker.deliver_next(q, |n| nodes[n as usize].up) else { return };
+            let d = *self.broker.get(slot);
+            if d.pending.deliveries > 1 {
+                self.redelivered += 1;
+                self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
+            }
+            let at = self.now + self.latency.sample(&mut self.network);
+            self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
+            if let Some(timeout) = self.ack_timeout
+                && !d.auto_ack
+            {
+                self.queue.push(self.now + timeout, Ev::AckTimeout { slot, generation: d.generation });
+            }
+        }
+    }
+
+    fn queue_delivered(&mut self, slot: u32, generation: u32) {
+        if !self.broker.is_live(slot, generation) {
+            return; // taken back (crash, timeout) while on its way
+        }
+        let d = *self.broker.get(slot);
+        let source = if d.auto_ack {
+            self.broker.settle(slot);
+            Source::Queue { slot: AUTO_ACKED, generation: 0 }
+        } else {
+            Source::Queue { slot, generation }
+        };
+        self.enqueue(d.node, d.pending.msg, source);
+    }
+
+    /// A delivery stayed unacknowledged too long: the broker takes it back.
+    /// The consumer may still finish it, and then its effects happen twice.
+    fn ack_timed_out(&mut self, slot: u32, generation: u32) {
+        if !self.broker.is_live(slot, generation) {
+            return;
+        }
+        let d = self.broker.settle(slot);
+        self.broker.requeue(&d);
+        self.dispatch(d.queue);
     }
 
     /// True if the idempotent consumer of service `si` (at node `n`) has
@@ -633,6 +778,8 @@ impl<'s, 't> World<'s, 't> {
                 let store = if durable { &mut node.durable } else { &mut node.volatile };
                 store.insert(key, value);
             }
+            // Handled before any command is applied.
+            Command::Fail => {}
             Command::Timer { after, tag } => {
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
                 let slot = self.inflight.insert(msg);
@@ -645,6 +792,14 @@ impl<'s, 't> World<'s, 't> {
     fn publish(&mut self, from: u32, msg: Message) {
         self.published += 1;
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
+        if self.queue_bus {
+            let bound = self.broker.publish(msg).len();
+            for i in 0..bound {
+                let q = self.broker.bindings[msg.kind.0 as usize][i];
+                self.dispatch(q);
+            }
+            return;
+        }
         let Some(subs) = self.subscribers.get(msg.kind.0 as usize) else { return };
         if self.partitions_per_topic == 0 {
             for i in 0..subs.len() {
@@ -892,9 +1047,23 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         self.trace_node(RecordKind::Crash, n, 0);
+        if self.queue_bus {
+            // The broker sees the connection drop: unacknowledged messages go
+            // back to the head of their queues; auto-acked ones on their way are gone.
+            for (slot, d) in self.broker.live_auto_acked_to(n) {
+                self.broker.settle(slot);
+                self.lose(n, &d.pending.msg, LossReason::AutoAck);
+            }
+            for q in self.broker.requeue_node(n) {
+                self.dispatch(q);
+            }
+        }
         for job in held {
             match job.source {
                 Source::Push => self.lose(n, &job.msg, LossReason::CrashedWhileHeld),
+                Source::Queue { slot: AUTO_ACKED, .. } => self.lose(n, &job.msg, LossReason::AutoAck),
+                // Requeued above.
+                Source::Queue { .. } => {}
                 Source::Request => self.trace(RecordKind::Dropped, n, &job.msg, 0),
                 // A record committed before it was processed is never
                 // fetched again: it is lost.
@@ -916,6 +1085,9 @@ impl<'s, 't> World<'s, 't> {
         self.trace_node(RecordKind::Restart, n, 0);
         self.try_fetch(n);
         self.schedule_auto_commit(n);
+        if let Some(q) = self.broker.queue_of[n as usize] {
+            self.dispatch(q);
+        }
     }
 
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
@@ -953,6 +1125,7 @@ impl<'s, 't> World<'s, 't> {
             lost_by_reason,
             redelivered: self.redelivered,
             duplicates_skipped: self.duplicates_skipped,
+            dead_lettered: self.dead_lettered,
             e2e_latency_s: self.checker.latency().summary_s(),
             services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };

@@ -263,3 +263,76 @@ fn a_volatile_dedup_store_forgets_at_the_crash_and_a_durable_one_does_not() {
     let (tiny, _) = duplicates("dedup: Durable(window: 1),");
     assert!(tiny > 0);
 }
+
+/// Two services read the same topic from a queue bus: `billing` and `audit`.
+fn two_readers(queue_settings: &str, billing_extra: &str, audit_extra: &str, fault: &str) -> System {
+    system(&format!(
+        r#"Scenario(
+    name: "readers", duration: "120s",
+    bus: Queue(latency: Const("1ms"){queue_settings}),
+    services: [
+        Service(name: "users", workers: 4, on: [Accept(entity: "change", work: Const("1ms"), emit: ["Changed"])]),
+        Service(name: "billing", workers: 2, consume: (topics: ["Changed"]{billing_extra}),
+            on: [Handle(event: "Changed", work: Exp(mean: "80ms"), effect: "billed", terminal: true)]),
+        Service(name: "audit", workers: 2, consume: (topics: ["Changed"]{audit_extra}),
+            on: [Handle(event: "Changed", work: Exp(mean: "20ms"))]),
+    ],
+    workload: Poisson(rate: "20/s", entity: "change", keys: Uniform(100), stop: "60s"),
+    faults: [{fault}],
+    invariants: [NoLostEntities(entity: "change", deadline_after_heal: "30s"), NoDuplicateEffects(effect: "billed")],
+)"#
+    ))
+}
+
+#[test]
+fn fan_out_gives_every_service_every_message_and_a_shared_queue_splits_them() {
+    let fanout = run(&two_readers("", "", "", ""), 1).unwrap();
+    let m = &fanout.metrics;
+    assert_eq!(m.services["billing"].handled, m.accepted);
+    assert_eq!(m.services["audit"].handled, m.accepted);
+    assert!(fanout.all_hold());
+
+    let shared = run(&two_readers("", r#", queue: "changes""#, r#", queue: "changes""#, ""), 1).unwrap();
+    let m = &shared.metrics;
+    let (b, a) = (m.services["billing"].handled, m.services["audit"].handled);
+    assert_eq!(a + b, m.accepted, "each message to exactly one of them");
+    assert!(a > m.accepted / 3 && b > m.accepted / 3, "round robin shares: {a} / {b}");
+    // Billing never sees the changes audit took: they never complete.
+    assert_eq!(shared.invariants[0].violations, a);
+}
+
+#[test]
+fn manual_acks_survive_a_consumer_crash_and_auto_acks_do_not() {
+    let crash = r#"Crash(node: "billing-1", at: "20s", down_for: "10s")"#;
+    let mut redelivered = 0;
+    for seed in 1..=5 {
+        let manual = run(&two_readers("", ", ack: Manual, prefetch: 20", "", crash), seed).unwrap();
+        assert!(manual.invariants[0].holds, "{:?}", manual.invariants[0]);
+        assert_eq!(manual.metrics.lost, 0);
+        redelivered += manual.metrics.redelivered;
+    }
+    // In most seeds billing-1 holds unacked messages when it crashes.
+    assert!(redelivered > 0, "the crashed consumer's unacked messages were delivered again");
+
+    let mut lost = 0;
+    for seed in 1..=5 {
+        let auto = run(&two_readers("", ", ack: Auto", "", crash), seed).unwrap();
+        assert_eq!(auto.metrics.lost, auto.metrics.lost_by_reason["auto-ack"]);
+        assert_eq!(auto.invariants[0].holds, auto.metrics.lost == 0);
+        lost += auto.metrics.lost;
+    }
+    assert!(lost > 0, "auto-acked messages died with the consumer");
+}
+
+#[test]
+fn an_ack_timeout_shorter_than_the_work_redelivers_and_duplicates() {
+    // Billing's work (mean 80 ms, exponential) often outlasts a 100 ms ack
+    // timeout: the broker takes the message back and delivers it again while
+    // the first delivery is still being handled, so the effect happens twice.
+    let o = run(&two_readers(r#", ack_timeout: "100ms""#, "", "", ""), 3).unwrap();
+    assert!(o.metrics.redelivered > 0);
+    assert!(!o.invariants[1].holds, "duplicate effects");
+    let calm = run(&two_readers(r#", ack_timeout: "10s""#, "", "", ""), 3).unwrap();
+    assert_eq!(calm.metrics.redelivered, 0);
+    assert!(calm.all_hold());
+}

@@ -158,3 +158,28 @@ proptest! {
         prop_assert!(o.all_hold(), "{:?}", o.invariants);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_f419),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn a_queue_with_manual_acks_loses_nothing_whatever_crashes(
+        faults in fault_plan(), instances in 1u32..3, workers in 1u32..4, prefetch in 1u32..20, seed in 0u64..1000,
+    ) {
+        let bus = r#"Queue(latency: Exp(mean: "2ms"))"#;
+        let consume = format!(", ack: Manual, prefetch: {prefetch}");
+        let src = pipeline_with(bus, instances, workers, &faults, &consume, "");
+        let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
+        prop_assert_eq!(o.metrics.lost, 0);
+        prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
+        prop_assert_eq!(o.metrics.completed, o.metrics.accepted);
+        if faults.is_empty() {
+            prop_assert_eq!(o.metrics.redelivered, 0);
+            prop_assert!(o.all_hold());
+        }
+    }
+}
