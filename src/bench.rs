@@ -46,6 +46,7 @@ pub fn pipeline(duration: SimDuration) -> System {
                 effect: last.then_some(sent),
                 terminal: last,
                 fail_keys: vec![],
+                write: None,
             }],
         });
         s

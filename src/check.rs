@@ -62,7 +62,23 @@ pub struct Checker {
     duplicates_by_bit: Vec<(u64, u64)>,
     first_dup_by_bit: Vec<Option<EntityId>>,
     latency: Histogram,
+    /// One per replica-convergence invariant, in invariant order.
+    replications: Vec<Replication>,
 }
+
+/// What a replica-convergence checker follows as the run goes: the newest
+/// version the source wrote per row, and how long the replica took to get it.
+struct Replication {
+    source: usize,
+    replica: usize,
+    table: u16,
+    newest: BTreeMap<u64, (u64, SimTime)>,
+    staleness: Histogram,
+}
+
+/// The rows of a table as one service holds them at the end of a run:
+/// row -> newest version held by any of its instances.
+pub type Rows = BTreeMap<u64, u64>;
 
 impl Checker {
     /// A checker for `invariants`, with `effects` effect names interned.
@@ -85,6 +101,39 @@ impl Checker {
             duplicates_by_bit: vec![(0, 0); usize::from(next)],
             first_dup_by_bit: vec![None; usize::from(next)],
             latency: Histogram::default(),
+            replications: invariants
+                .iter()
+                .filter_map(|inv| match *inv {
+                    InvariantSpec::ReplicaConvergence { source, replica, table } => Some(Replication {
+                        source,
+                        replica,
+                        table,
+                        newest: BTreeMap::new(),
+                        staleness: Histogram::default(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Service `service` wrote `version` to row `key` of `table`.
+    pub fn write(&mut self, service: usize, table: u16, key: u64, version: u64, now: SimTime) {
+        for r in &mut self.replications {
+            if r.table != table {
+                continue;
+            }
+            if service == r.source {
+                let newest = r.newest.entry(key).or_insert((version, now));
+                if version >= newest.0 {
+                    *newest = (version, now);
+                }
+            } else if service == r.replica
+                && let Some(&(v, t)) = r.newest.get(&key)
+                && v == version
+            {
+                r.staleness.record((now - t).0);
+            }
         }
     }
 
@@ -176,10 +225,16 @@ impl Checker {
         names: &Names,
         last_heal: SimTime,
         end: SimTime,
+        rows: &dyn Fn(usize, u16) -> Rows,
     ) -> Vec<Verdict> {
+        let mut replications = self.replications.iter();
         invariants
             .iter()
             .map(|inv| match inv {
+                InvariantSpec::ReplicaConvergence { source, replica, table } => {
+                    let r = replications.next().expect("one replication per convergence invariant");
+                    Self::judge_convergence(inv.name(names), &rows(*source, *table), &rows(*replica, *table), r)
+                }
                 InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
                     self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end)
                 }
@@ -200,6 +255,30 @@ impl Checker {
                 }
             })
             .collect()
+    }
+
+    fn judge_convergence(name: String, source: &Rows, replica: &Rows, r: &Replication) -> Verdict {
+        let diverged: Vec<(u64, u64)> =
+            source.iter().filter(|(k, v)| replica.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+        let ms = |ns: f64| (ns / 1e6).round() as u64;
+        let mut counts = BTreeMap::new();
+        counts.insert("rows", source.len() as u64);
+        counts.insert("converged", (source.len() - diverged.len()) as u64);
+        counts.insert("diverged", diverged.len() as u64);
+        counts.insert("staleness_mean_ms", ms(r.staleness.mean()));
+        counts.insert(
+            "staleness_max_ms",
+            ms(if r.staleness.count() == 0 { 0.0 } else { r.staleness.quantile(1.0) as f64 }),
+        );
+        Verdict {
+            name,
+            holds: diverged.is_empty(),
+            violations: diverged.len() as u64,
+            counts,
+            example: None,
+            // The version is the id of the change that wrote it.
+            example_entity: diverged.first().map(|&(_, version)| EntityId(version)),
+        }
     }
 
     /// The deadline of an entity accepted at `accepted`.
@@ -279,7 +358,7 @@ mod tests {
         c.effect(EntityId(2), e);
         c.effect(EntityId(2), e);
         c.effect(EntityId(3), e);
-        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10))[0];
+        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10), &|_, _| Rows::new())[0];
         assert!(!v.holds);
         assert_eq!(v.violations, 1);
         assert_eq!(v.counts["extra_applications"], 2);
@@ -305,7 +384,7 @@ mod tests {
         c.accepted(EntityId(3), SimTime(3));
         c.terminal(EntityId(3), SimTime(61));
         c.accepted(EntityId(4), SimTime(95));
-        let v = &c.verdicts(&invs, &names, heal, SimTime(100))[0];
+        let v = &c.verdicts(&invs, &names, heal, SimTime(100), &|_, _| Rows::new())[0];
         assert_eq!(
             v.counts,
             BTreeMap::from([

@@ -363,7 +363,7 @@ impl Compiler<'_> {
             for (h, handler) in sv.on.iter().enumerate() {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
-                    schema::Handler::Accept { entity, work, emit, terminal } => {
+                    schema::Handler::Accept { entity, work, emit, terminal, write } => {
                         if entity != wl_entity {
                             self.err(
                                 &hat("entity"),
@@ -384,9 +384,10 @@ impl Compiler<'_> {
                             effect: None,
                             terminal: *terminal,
                             fail_keys: Vec::new(),
+                            write: write.as_deref().map(|t| names.table(t)),
                         });
                     }
-                    schema::Handler::Handle { event, work, emit, effect, terminal, fail_keys } => {
+                    schema::Handler::Handle { event, work, emit, effect, terminal, fail_keys, write } => {
                         // A misspelt consume topic is reported once, at the topic.
                         let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
                         if topics_valid && !sv.consume.topics.contains(event) {
@@ -417,6 +418,7 @@ impl Compiler<'_> {
                             effect: effect.as_deref().map(|e| names.effect(e)),
                             terminal: *terminal,
                             fail_keys: fail_keys.clone(),
+                            write: write.as_deref().map(|t| names.table(t)),
                         });
                     }
                 }
@@ -625,6 +627,49 @@ impl Compiler<'_> {
                         );
                     }
                     invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
+                }
+                schema::Invariant::ReplicaConvergence { source, replica, table } => {
+                    let service_names: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
+                    let find = |this: &mut Self, field: &'static str, name: &str| {
+                        let found = s.services.iter().position(|x| x.name == name);
+                        if found.is_none() {
+                            let help =
+                                suggest(name, service_names.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                            this.err(&iat(field), format!("no service is called `{name}`"), help);
+                        }
+                        found
+                    };
+                    let (src, rep) = (find(self, "source", source), find(self, "replica", replica));
+                    let writers: Vec<&str> = s
+                        .services
+                        .iter()
+                        .flat_map(|x| x.on.iter())
+                        .filter_map(|h| match h {
+                            schema::Handler::Accept { write, .. } | schema::Handler::Handle { write, .. } => {
+                                write.as_deref()
+                            }
+                        })
+                        .collect();
+                    if !writers.contains(&table.as_str()) {
+                        let help = suggest(table, writers.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                        self.err(
+                            &iat("table"),
+                            format!("no handler writes table `{table}`"),
+                            help.or_else(|| {
+                                Some(
+                                    "tables come from Accept(..., write: \"name\") or Handle(..., write: \"name\")"
+                                        .into(),
+                                )
+                            }),
+                        );
+                    }
+                    if let (Some(source), Some(replica)) = (src, rep) {
+                        invariants.push(InvariantSpec::ReplicaConvergence {
+                            source,
+                            replica,
+                            table: names.table(table),
+                        });
+                    }
                 }
             }
         }

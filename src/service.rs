@@ -115,6 +115,17 @@ pub enum Command {
         /// Comes back as the timer message's key.
         tag: u64,
     },
+    /// Write `version` under `key` in `table` of this instance's state
+    /// (durable or volatile as the service's state is): replicated data that
+    /// a replica-convergence invariant compares across services.
+    Write {
+        /// The table.
+        table: u16,
+        /// The row.
+        key: u64,
+        /// The version written; a newer write has a higher version.
+        version: u64,
+    },
     /// The handler failed (a poison message, a bug): none of the other
     /// commands take effect. A queue consumer nacks the message (requeued,
     /// or dead-lettered after the delivery limit), a log consumer retries it
@@ -193,6 +204,8 @@ pub struct Handler {
     pub terminal: bool,
     /// Messages with these keys make the handler fail (poison messages).
     pub fail_keys: Vec<u64>,
+    /// Record the entity (its id is the version) under the message's key in this table.
+    pub write: Option<u16>,
 }
 
 /// A service made of declarative handlers: for each incoming kind, do the
@@ -225,6 +238,9 @@ impl Service for Declarative {
         }
         if h.accept {
             out.accept();
+        }
+        if let Some(table) = h.write {
+            out.commands.push(Command::Write { table, key: msg.key, version: msg.entity.0 });
         }
         for &kind in &h.emit {
             out.emit(kind, msg.key);

@@ -188,6 +188,14 @@ fn conclusion(
                 )
             }
         }
+        InvariantSpec::ReplicaConvergence { source, replica, table } => {
+            let (source, replica) = (&sys.services[*source].name, &sys.services[*replica].name);
+            format!(
+                "=> this was the last change {source} made to its row in `{}`; after the run {replica}'s copy \
+                 does not hold it",
+                sys.names.table_name(*table)
+            )
+        }
         InvariantSpec::NoDuplicateEffects { effect } => {
             format!(
                 "=> effect {} was applied more than once to {entity_name} {}",

@@ -12,6 +12,7 @@ use crate::sim::{Dist, SimDuration, SimTime};
 pub struct Names {
     kinds: Vec<String>,
     effects: Vec<String>,
+    tables: Vec<String>,
 }
 
 impl Names {
@@ -36,6 +37,21 @@ impl Names {
         }
         self.effects.push(name.to_string());
         EffectId(self.effects.len() as u16 - 1)
+    }
+
+    /// The table called `name` (replicated state, see
+    /// [`InvariantSpec::ReplicaConvergence`]), interned on first use.
+    pub fn table(&mut self, name: &str) -> u16 {
+        if let Some(i) = self.tables.iter().position(|k| k == name) {
+            return i as u16;
+        }
+        self.tables.push(name.to_string());
+        self.tables.len() as u16 - 1
+    }
+
+    /// The name of table `table`.
+    pub fn table_name(&self, table: u16) -> &str {
+        self.tables.get(usize::from(table)).map_or("?", String::as_str)
     }
 
     /// The name of `kind`.
@@ -274,6 +290,17 @@ pub enum InvariantSpec {
         /// The effect.
         effect: EffectId,
     },
+    /// At the end of the run, service `replica`'s copy of `table` equals
+    /// service `source`'s, key by key (the newest version written); the
+    /// staleness of the copy (source write to replica write) is measured.
+    ReplicaConvergence {
+        /// Index of the service that owns the data.
+        source: usize,
+        /// Index of the service that keeps a copy.
+        replica: usize,
+        /// The table.
+        table: u16,
+    },
 }
 
 impl InvariantSpec {
@@ -283,6 +310,9 @@ impl InvariantSpec {
             InvariantSpec::NoLostEntities { entity, .. } => format!("no-lost-entities({entity})"),
             InvariantSpec::NoDuplicateEffects { effect } => {
                 format!("no-duplicate-effects({})", names.effect_name(*effect))
+            }
+            InvariantSpec::ReplicaConvergence { table, .. } => {
+                format!("replica-convergence({})", names.table_name(*table))
             }
         }
     }

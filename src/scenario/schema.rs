@@ -230,6 +230,9 @@ pub enum Handler {
         /// The entity is done once accepted (a single-station system).
         #[serde(default)]
         terminal: bool,
+        /// Record the entity under its key in this table (replicated data).
+        #[serde(default)]
+        write: Option<String>,
     },
     /// Handles a consumed message kind.
     Handle {
@@ -249,6 +252,9 @@ pub enum Handler {
         /// Messages with these keys make the handler fail (poison messages).
         #[serde(default)]
         fail_keys: Vec<u64>,
+        /// Record the entity under the message's key in this table.
+        #[serde(default)]
+        write: Option<String>,
     },
 }
 
@@ -313,6 +319,15 @@ pub enum Invariant {
     NoDuplicateEffects {
         /// The effect.
         effect: String,
+    },
+    /// A replica's copy of a table equals the source's after the run.
+    ReplicaConvergence {
+        /// The service that owns the data.
+        source: String,
+        /// The service that keeps a copy.
+        replica: String,
+        /// The table both write.
+        table: String,
     },
 }
 

@@ -11,12 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
-use crate::check::Checker;
+use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, System};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 
 /// What a run should produce besides its outcome.
@@ -51,6 +51,10 @@ enum Ev {
     /// A manual-ack delivery's ack timeout.
     AckTimeout { slot: u32, generation: u32 },
 }
+
+/// Table rows live in an instance's state under `table << ROW_BITS | row`.
+const ROW_BITS: u32 = 48;
+const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
 
 /// `Source::Queue` slot of an auto-ack delivery: already settled on arrival.
 const AUTO_ACKED: u32 = u32::MAX;
@@ -780,6 +784,18 @@ impl<'s, 't> World<'s, 't> {
             }
             // Handled before any command is applied.
             Command::Fail => {}
+            Command::Write { table, key, version } => {
+                let node = &mut self.nodes[n as usize];
+                let si = node.service as usize;
+                let store = if self.sys.services[si].state == StateKind::Durable {
+                    &mut node.durable
+                } else {
+                    &mut node.volatile
+                };
+                // Last write wins, as a plain replica applies what it receives.
+                store.insert(u64::from(table) << ROW_BITS | (key & ROW_MASK), version as i64);
+                self.checker.write(si, table, key & ROW_MASK, version, self.now);
+            }
             Command::Timer { after, tag } => {
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
                 let slot = self.inflight.insert(msg);
@@ -1090,6 +1106,24 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// Table `table` as service `service` holds it now: per row, the newest
+    /// version any of its instances has.
+    fn table_rows(&self, service: usize, table: u16) -> Rows {
+        let durable = self.sys.services[service].state == StateKind::Durable;
+        let lo = u64::from(table) << ROW_BITS;
+        let hi = lo | ROW_MASK;
+        let mut rows = Rows::new();
+        for node in self.nodes.iter().filter(|n| n.service as usize == service) {
+            let store = if durable { &node.durable } else { &node.volatile };
+            for (&k, &v) in store.range(lo..=hi) {
+                let v = v as u64;
+                let row = rows.entry(k & ROW_MASK).or_insert(v);
+                *row = (*row).max(v);
+            }
+        }
+        rows
+    }
+
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
         let st = &self.stats[i];
         let area: u128 = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| n.fifo_area).sum();
@@ -1110,7 +1144,8 @@ impl<'s, 't> World<'s, 't> {
         }
         let sys = self.sys;
         let last_heal = self.plan.iter().map(|p| p.2).max().unwrap_or(SimTime::ZERO);
-        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now);
+        let rows = |service: usize, table: u16| self.table_rows(service, table);
+        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now, &rows);
         let (_, accepted, completed) = self.checker.totals();
         let lost_by_reason: BTreeMap<&'static str, u64> =
             LossReason::ALL.iter().map(|r| (r.label(), self.lost[*r as usize])).collect();

@@ -54,6 +54,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "Service(name: \"invoice\", workers: 4,",
         "Service(name: \"invoice\", workers: 4, dedup: Durable(window: 0),",
     ),
+    (
+        "convergence_unknown_service",
+        "NoDuplicateEffects(effect: \"invoice-sent\"),",
+        "ReplicaConvergence(source: \"order\", replica: \"invoce\", table: \"orders\"),",
+    ),
     ("empty_empirical", "latency: Exp(mean: \"2ms\")", "latency: Empirical([])"),
     ("bad_empirical_value", "latency: Exp(mean: \"2ms\")", "latency: Empirical([\"1ms\", \"2 ms\", \"3xs\"])"),
     ("wrong_entity", "NoLostEntities(entity: \"order\"", "NoLostEntities(entity: \"ordr\""),
