@@ -59,7 +59,14 @@ pub fn pipeline(duration: SimDuration) -> System {
     System {
         name: "bench-pipeline".into(),
         names,
-        bus: BusSpec::Log { partitions: 4, latency: Dist::Exp { mean: SimDuration(5_000) }, fetch_max: 500 },
+        bus: BusSpec::Log {
+            partitions: 4,
+            latency: Dist::Exp { mean: SimDuration(5_000) },
+            fetch_max: 500,
+            retention: None,
+            retention_records: None,
+            compacted: vec![],
+        },
         services,
         workload: WorkloadSpec {
             entity: "order".into(),

@@ -255,6 +255,16 @@ impl Compiler<'_> {
             ),
         };
 
+        // Every kind some handler emits: the topics that exist.
+        let emitted: Vec<&str> = s
+            .services
+            .iter()
+            .flat_map(|sv| sv.on.iter())
+            .flat_map(|h| match h {
+                schema::Handler::Accept { emit, .. } | schema::Handler::Handle { emit, .. } => emit.iter(),
+            })
+            .map(String::as_str)
+            .collect();
         let bus = match &s.bus {
             schema::Bus::Ephemeral { latency } => {
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
@@ -280,7 +290,24 @@ impl Compiler<'_> {
                     max_deliveries: *max_deliveries,
                 })
             }
-            schema::Bus::Log { partitions, latency, fetch_max } => {
+            schema::Bus::Log { partitions, latency, fetch_max, retention, retention_records, compacted } => {
+                let retention = retention.as_deref().and_then(|r| self.duration(&[P::F("bus"), P::F("retention")], r));
+                if let Some(n) = retention_records {
+                    self.bounded(&[P::F("bus"), P::F("retention_records")], "retention_records", *n, 1, u64::MAX);
+                }
+                let mut compacted_kinds = Vec::new();
+                for (t, topic) in compacted.iter().enumerate() {
+                    if !emitted.contains(&topic.as_str()) {
+                        let help = suggest(topic, emitted.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                        self.err(
+                            &[P::F("bus"), P::F("compacted"), P::I(t)],
+                            format!("topic `{topic}` is never emitted by any service"),
+                            help,
+                        );
+                    }
+                    compacted_kinds.push(names.kind(topic));
+                }
+                let retention_records = *retention_records;
                 let partitions = self.bounded(
                     &[P::F("bus"), P::F("partitions")],
                     "partitions",
@@ -294,6 +321,9 @@ impl Compiler<'_> {
                     partitions,
                     latency,
                     fetch_max,
+                    retention,
+                    retention_records,
+                    compacted: compacted_kinds,
                 })
             }
         };
@@ -302,16 +332,6 @@ impl Compiler<'_> {
         let schema::Workload::Poisson { entity: wl_entity, .. } = &s.workload;
         let request = names.kind(&format!("{wl_entity} request"));
 
-        // Every kind some handler emits: the topics that exist.
-        let emitted: Vec<&str> = s
-            .services
-            .iter()
-            .flat_map(|sv| sv.on.iter())
-            .flat_map(|h| match h {
-                schema::Handler::Accept { emit, .. } | schema::Handler::Handle { emit, .. } => emit.iter(),
-            })
-            .map(String::as_str)
-            .collect();
         let effects: Vec<&str> = s
             .services
             .iter()
@@ -471,6 +491,13 @@ impl Compiler<'_> {
                 }
             }
             spec.queue = sv.consume.queue.clone();
+            spec.start_latest = matches!(sv.consume.start, schema::Start::Latest);
+            if let Some(t) = &sv.starts_at {
+                let at = [P::F("services"), P::I(i), P::F("starts_at")];
+                if let Some(d) = self.duration(&at, t) {
+                    spec.starts_at = SimTime::ZERO + d;
+                }
+            }
             spec.auto_ack = matches!(sv.consume.ack, Some(schema::Ack::Auto));
             spec.prefetch = match sv.consume.prefetch {
                 Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),

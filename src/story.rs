@@ -95,6 +95,7 @@ pub(crate) fn tell(
             RecordKind::Committed => continue,
             RecordKind::Crash => write!(line, "{who} CRASHED"),
             RecordKind::Restart => write!(line, "{who} restarted"),
+            RecordKind::Joined => write!(line, "{who} started (deployed)"),
             RecordKind::Dropped => {
                 write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
             }
@@ -136,6 +137,7 @@ fn explain_loss(
         Some(LossReason::AutoAck) => {
             format!("it was auto-acknowledged when {name} received it, and {name} crashed before handling it{window}")
         }
+        Some(LossReason::Retention) => format!("retention deleted it before {name}'s group read it{window}"),
         Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),
         Some(LossReason::CommittedUnprocessed) => {
             format!(

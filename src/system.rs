@@ -150,6 +150,11 @@ pub struct ServiceSpec {
     pub auto_ack: bool,
     /// Queue bus: unacknowledged messages an instance may hold.
     pub prefetch: u32,
+    /// The service is deployed at this time (its instances are down before).
+    pub starts_at: SimTime,
+    /// Log: a group created when the service starts reads from the end of
+    /// each partition (`latest`) instead of its beginning (`earliest`).
+    pub start_latest: bool,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
 }
@@ -169,6 +174,8 @@ impl ServiceSpec {
             queue: None,
             auto_ack: false,
             prefetch: 10,
+            starts_at: SimTime::ZERO,
+            start_latest: false,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -201,6 +208,13 @@ pub enum BusSpec {
         latency: Dist,
         /// Records a consumer instance holds fetched but not yet processed, at most.
         fetch_max: u32,
+        /// Records older than this are deleted: a group that had not read
+        /// them loses them.
+        retention: Option<SimDuration>,
+        /// Only this many newest records per partition are kept.
+        retention_records: Option<u64>,
+        /// Compacted topics: a reader gets only the newest record of each key.
+        compacted: Vec<Kind>,
     },
     /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
     /// service reads its own queue (fan-out) or one it shares (competing

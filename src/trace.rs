@@ -57,6 +57,8 @@ pub enum RecordKind {
     DeadLettered = 17,
     /// A queue delivered the message to a node again (aux: deliveries so far).
     Redelivered = 18,
+    /// A node started for the first time (a service deployed late).
+    Joined = 19,
 }
 
 /// Why a message was lost.
@@ -80,11 +82,13 @@ pub enum LossReason {
     AutoAck = 6,
     /// The handler failed and nothing retries it (ephemeral bus or auto-ack).
     FailedDropped = 7,
+    /// Log: retention deleted the record before the consumer group read it.
+    Retention = 8,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 7] = [
+    pub const ALL: [LossReason; 8] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -92,6 +96,7 @@ impl LossReason {
         LossReason::CommittedUnprocessed,
         LossReason::AutoAck,
         LossReason::FailedDropped,
+        LossReason::Retention,
     ];
 
     /// The reason with code `code`.
@@ -109,6 +114,7 @@ impl LossReason {
             LossReason::CommittedUnprocessed => "committed-unprocessed",
             LossReason::AutoAck => "auto-ack",
             LossReason::FailedDropped => "failed-dropped",
+            LossReason::Retention => "retention",
         }
     }
 }

@@ -56,6 +56,15 @@ pub enum Bus {
         /// Records fetched but not yet processed, per consumer instance.
         #[serde(default = "default_fetch_max")]
         fetch_max: u32,
+        /// Records older than this are deleted.
+        #[serde(default)]
+        retention: Option<String>,
+        /// Only this many newest records per partition are kept.
+        #[serde(default)]
+        retention_records: Option<u64>,
+        /// Topics compacted to the newest record per key.
+        #[serde(default)]
+        compacted: Vec<String>,
     },
     /// Durable queues with acknowledgements.
     Queue {
@@ -144,6 +153,9 @@ pub struct Service {
     /// Skip messages already handled (an idempotent consumer).
     #[serde(default)]
     pub dedup: Option<Dedup>,
+    /// Deployed at this time; its instances are down before.
+    #[serde(default)]
+    pub starts_at: Option<String>,
     /// Its handlers.
     #[serde(default)]
     pub on: Vec<Handler>,
@@ -168,6 +180,20 @@ pub struct Consume {
     /// Queue bus: unacknowledged messages an instance may hold.
     #[serde(default)]
     pub prefetch: Option<u32>,
+    /// Log: where a consumer group created later begins.
+    #[serde(default)]
+    pub start: Start,
+}
+
+/// Where a new log consumer group begins.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Start {
+    /// The oldest record still kept.
+    #[default]
+    Earliest,
+    /// The end of the log: only what is appended from now on.
+    Latest,
 }
 
 /// When a queue consumer acknowledges.

@@ -50,6 +50,8 @@ enum Ev {
     QueueDeliver { slot: u32, generation: u32 },
     /// A manual-ack delivery's ack timeout.
     AckTimeout { slot: u32, generation: u32 },
+    /// A service deployed late starts.
+    Join { service: u32 },
 }
 
 /// Table rows live in an instance's state under `table << ROW_BITS | row`.
@@ -81,6 +83,8 @@ struct Node {
     instance: u32,
     name: String,
     up: bool,
+    /// False until the service is deployed (see `starts_at`).
+    joined: bool,
     epoch: u32,
     busy: Vec<Option<Job>>,
     free: Vec<u32>,
@@ -158,6 +162,14 @@ impl DedupStore {
 struct Partition {
     records: Vec<Message>,
     groups: Vec<u32>,
+    /// Records older than this are deleted (time retention).
+    retention: Option<SimDuration>,
+    /// Only this many newest records are kept (size retention).
+    retention_records: Option<u64>,
+    /// Compacted: a reader gets only the newest record of each key.
+    compacted: bool,
+    /// For compacted partitions: the offset of each key's newest record.
+    newest_by_key: BTreeMap<u64, u64>,
 }
 
 /// A tiny slab for messages in flight, so events stay small and `Copy`.
@@ -230,6 +242,8 @@ struct World<'s, 't> {
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
     queue_bus: bool,
+    /// Some log partition has retention or compaction: fetches check for it.
+    log_gc: bool,
     ack_timeout: Option<SimDuration>,
     max_deliveries: Option<u32>,
     dead_lettered: u64,
@@ -290,7 +304,8 @@ impl<'s, 't> World<'s, 't> {
                     instance: i,
                     stream: Stream::new(seed, StreamKind::Instance, &name),
                     name,
-                    up: true,
+                    up: s.starts_at == SimTime::ZERO,
+                    joined: s.starts_at == SimTime::ZERO,
                     epoch: 0,
                     busy: vec![None; s.workers as usize],
                     free: (0..s.workers).rev().collect(),
@@ -322,16 +337,23 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         }
+        let (log_retention, compacted_kinds): ((Option<SimDuration>, Option<u64>), Vec<u32>) = match &sys.bus {
+            BusSpec::Log { retention, retention_records, compacted, .. } => {
+                ((*retention, *retention_records), compacted.iter().map(|k| k.0).collect())
+            }
+            _ => ((None, None), Vec::new()),
+        };
+        let log_gc = log_retention.0.is_some() || log_retention.1.is_some() || !compacted_kinds.is_empty();
         let (latency, partitions_per_topic, fetch_max) = match &sys.bus {
             BusSpec::Ephemeral { latency } | BusSpec::Queue { latency, .. } => (latency.clone(), 0, 0),
-            BusSpec::Log { partitions, latency, fetch_max } => {
+            BusSpec::Log { partitions, latency, fetch_max, .. } => {
                 (latency.clone(), (*partitions).max(1), (*fetch_max).max(1))
             }
         };
         let mut partitions = Vec::new();
         let mut gparts = Vec::new();
         if partitions_per_topic > 0 {
-            for subs in &subscribers {
+            for (kind, subs) in subscribers.iter().enumerate() {
                 for p in 0..partitions_per_topic {
                     let part = partitions.len() as u32;
                     let mut groups = Vec::new();
@@ -353,7 +375,15 @@ impl<'s, 't> World<'s, 't> {
                             policy: s.commit,
                         });
                     }
-                    partitions.push(Partition { records: Vec::new(), groups });
+                    partitions.push(Partition {
+                        records: Vec::new(),
+                        groups,
+                        // A compacted topic keeps each key's newest record however old.
+                        retention: log_retention.0.filter(|_| !compacted_kinds.contains(&(kind as u32))),
+                        retention_records: log_retention.1.filter(|_| !compacted_kinds.contains(&(kind as u32))),
+                        compacted: compacted_kinds.contains(&(kind as u32)),
+                        newest_by_key: BTreeMap::new(),
+                    });
                 }
             }
         }
@@ -424,6 +454,7 @@ impl<'s, 't> World<'s, 't> {
             plan,
             broker,
             queue_bus,
+            log_gc,
             ack_timeout,
             max_deliveries,
             dead_lettered: 0,
@@ -465,6 +496,11 @@ impl<'s, 't> World<'s, 't> {
         if w.start < w.stop {
             self.queue.push(w.start, Ev::Arrival);
         }
+        for (si, s) in self.sys.services.iter().enumerate() {
+            if s.starts_at > SimTime::ZERO {
+                self.queue.push(s.starts_at, Ev::Join { service: si as u32 });
+            }
+        }
         for (i, &(_, at, heal)) in self.plan.iter().enumerate() {
             self.queue.push(at, Ev::Crash { fault: i as u32 });
             self.queue.push(heal, Ev::Restart { fault: i as u32 });
@@ -497,6 +533,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
+                Ev::Join { service } => self.join(service),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -839,6 +876,9 @@ impl<'s, 't> World<'s, 't> {
             let partition = &mut self.partitions[part as usize];
             let offset = partition.records.len() as u64;
             partition.records.push(msg);
+            if partition.compacted {
+                partition.newest_by_key.insert(msg.key, offset);
+            }
             self.trace(RecordKind::Appended, NO_NODE, &msg, u64::from(p) << 40 | offset);
             for i in 0..self.partitions[part as usize].groups.len() {
                 let gp = self.partitions[part as usize].groups[i];
@@ -868,13 +908,19 @@ impl<'s, 't> World<'s, 't> {
     /// Fetch records for node `n` while it has room, round-robin over its
     /// partitions (after a restart, or when room frees up after a block).
     fn try_fetch(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
-        if !node.up {
+        if !self.nodes[n as usize].up || !self.nodes[n as usize].joined {
             return;
         }
-        node.fetch_blocked = false;
-        let k = node.owned.len();
-        while node.outstanding < self.fetch_max {
+        self.nodes[n as usize].fetch_blocked = false;
+        let k = self.nodes[n as usize].owned.len();
+        while self.nodes[n as usize].outstanding < self.fetch_max {
+            if self.log_gc {
+                for i in 0..k {
+                    let g = self.nodes[n as usize].owned[i];
+                    self.skip_unreadable(g);
+                }
+            }
+            let node = &mut self.nodes[n as usize];
             let found = (0..k).map(|i| (node.cursor + i) % k).find(|&i| {
                 let gp = &self.gparts[node.owned[i] as usize];
                 (gp.position as usize) < self.partitions[gp.part as usize].records.len()
@@ -894,25 +940,28 @@ impl<'s, 't> World<'s, 't> {
                 &mut self.redelivered,
             );
         }
+        let node = &self.nodes[n as usize];
         let left = node.owned.iter().any(|&g| {
             let gp = &self.gparts[g as usize];
             (gp.position as usize) < self.partitions[gp.part as usize].records.len()
         });
-        node.fetch_blocked = left;
+        self.nodes[n as usize].fetch_blocked = left;
     }
 
     /// A record was appended to the partition of `gp_id`: its owner fetches
     /// it if it is up and has room (the common case touches one partition).
     #[inline]
     fn fetch_from(&mut self, gp_id: u32) {
-        let gp = &mut self.gparts[gp_id as usize];
-        let n = gp.owner;
-        let node = &mut self.nodes[n as usize];
-        if !node.up {
-            return;
-        }
-        let len = self.partitions[gp.part as usize].records.len() as u64;
-        while gp.position < len {
+        loop {
+            if self.log_gc {
+                self.skip_unreadable(gp_id);
+            }
+            let gp = &mut self.gparts[gp_id as usize];
+            let n = gp.owner;
+            let node = &mut self.nodes[n as usize];
+            if !node.up || !node.joined || gp.position >= self.partitions[gp.part as usize].records.len() as u64 {
+                return;
+            }
             if node.outstanding >= self.fetch_max {
                 node.fetch_blocked = true;
                 return;
@@ -928,6 +977,48 @@ impl<'s, 't> World<'s, 't> {
                 &mut self.queue,
                 &mut self.redelivered,
             );
+        }
+    }
+
+    /// Moves `gp_id`'s position past records a reader can no longer get:
+    /// deleted by retention (lost, for a group that had not read them) or
+    /// superseded by a newer record with the same key in a compacted topic.
+    fn skip_unreadable(&mut self, gp_id: u32) {
+        let gp = &self.gparts[gp_id as usize];
+        let part = &self.partitions[gp.part as usize];
+        let len = part.records.len() as u64;
+        let mut expired_any = false;
+        let mut o = gp.position;
+        while o < len {
+            let rec = &part.records[o as usize];
+            let expired = part.retention.is_some_and(|r| rec.sent_at + r <= self.now)
+                || part.retention_records.is_some_and(|keep| len - o > keep);
+            let superseded = part.compacted && part.newest_by_key.get(&rec.key).is_some_and(|&newest| newest > o);
+            if !(expired || superseded) {
+                break;
+            }
+            expired_any |= expired;
+            o += 1;
+        }
+        if o == gp.position {
+            return;
+        }
+        let (from, owner, high_water) = (gp.position, gp.owner, gp.high_water);
+        for offset in from..o {
+            let g = &mut self.gparts[gp_id as usize];
+            g.position = offset + 1;
+            let i = (offset - g.committed) as usize;
+            if i == g.done.len() {
+                g.done.push_back(false);
+            }
+            g.high_water = g.high_water.max(offset + 1);
+            let part = &self.partitions[g.part as usize];
+            let rec = part.records[offset as usize];
+            let compacted_away = part.compacted && part.newest_by_key.get(&rec.key).is_some_and(|&n| n > offset);
+            if expired_any && !compacted_away && offset >= high_water {
+                self.lose(owner, &rec, LossReason::Retention);
+            }
+            self.complete(gp_id, offset);
         }
     }
 
@@ -1092,9 +1183,35 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// A late service is deployed: its instances start, and a new consumer
+    /// group begins at the start or the end of each partition.
+    fn join(&mut self, service: u32) {
+        let first = self.first_node[service as usize];
+        let latest = self.sys.services[service as usize].start_latest;
+        for n in first..first + self.sys.services[service as usize].instances {
+            let node = &mut self.nodes[n as usize];
+            node.joined = true;
+            node.up = true;
+            for &g in &node.owned {
+                let gp = &mut self.gparts[g as usize];
+                if latest {
+                    let end = self.partitions[gp.part as usize].records.len() as u64;
+                    (gp.position, gp.committed, gp.high_water) = (end, end, end);
+                    gp.done.clear();
+                }
+            }
+            self.trace_node(RecordKind::Joined, n, 0);
+            self.try_fetch(n);
+            self.schedule_auto_commit(n);
+            if let Some(q) = self.broker.queue_of[n as usize] {
+                self.dispatch(q);
+            }
+        }
+    }
+
     fn restart(&mut self, n: u32) {
         let node = &mut self.nodes[n as usize];
-        if node.up {
+        if node.up || !node.joined {
             return;
         }
         node.up = true;

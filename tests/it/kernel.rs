@@ -336,3 +336,39 @@ fn an_ack_timeout_shorter_than_the_work_redelivers_and_duplicates() {
     assert_eq!(calm.metrics.redelivered, 0);
     assert!(calm.all_hold());
 }
+
+#[test]
+fn a_late_group_gets_the_history_from_earliest_on_a_compacted_topic_and_nothing_from_latest() {
+    let src = scenario_text("email-bootstrap-compacted.ron");
+    let compacted = run(&system(&src), 7).unwrap();
+    assert!(compacted.all_hold());
+    let rows = compacted.invariants[0].counts["rows"];
+    // Compaction: one record per key, the newest.
+    assert_eq!(compacted.metrics.services["billing"].handled, rows);
+
+    let latest = run(&system(&src.replace("start: Earliest", "start: Latest")), 7).unwrap();
+    assert_eq!(latest.invariants[0].counts["diverged"], rows, "a group at the end of the log gets nothing");
+    assert_eq!(latest.metrics.services["billing"].handled, 0);
+
+    // Without compaction the whole history is read, and it converges too.
+    let full = run(&system(&src.replace(r#", compacted: ["EmailChanged"]"#, "")), 7).unwrap();
+    assert!(full.all_hold());
+    assert_eq!(full.metrics.services["billing"].handled, full.metrics.published);
+
+    // Time retention instead of compaction: the history is deleted before Billing exists.
+    let retained = run(&system(&src.replace(r#"compacted: ["EmailChanged"]"#, r#"retention: "1m""#)), 7).unwrap();
+    assert_eq!(retained.invariants[0].counts["diverged"], rows);
+    assert_eq!(retained.metrics.lost_by_reason["retention"], retained.metrics.published);
+    assert_eq!(retained.metrics.services["billing"].handled, 0);
+}
+
+#[test]
+fn size_retention_keeps_the_newest_records_only() {
+    let src = scenario_text("email-bootstrap-compacted.ron").replace(
+        r#"partitions: 4, latency: Exp(mean: "2ms"), compacted: ["EmailChanged"]"#,
+        r#"partitions: 1, latency: Exp(mean: "2ms"), retention_records: 100"#,
+    );
+    let o = run(&system(&src), 7).unwrap();
+    assert_eq!(o.metrics.services["billing"].handled, 100);
+    assert_eq!(o.metrics.lost_by_reason["retention"], o.metrics.published - 100);
+}
