@@ -66,6 +66,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             retention: None,
             retention_records: None,
             compacted: vec![],
+            session_timeout: SimDuration::from_secs(10),
         },
         services,
         workload: WorkloadSpec {

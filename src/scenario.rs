@@ -290,7 +290,19 @@ impl Compiler<'_> {
                     max_deliveries: *max_deliveries,
                 })
             }
-            schema::Bus::Log { partitions, latency, fetch_max, retention, retention_records, compacted } => {
+            schema::Bus::Log {
+                partitions,
+                latency,
+                fetch_max,
+                retention,
+                retention_records,
+                compacted,
+                session_timeout,
+            } => {
+                let session_timeout = match session_timeout {
+                    Some(t) => self.duration(&[P::F("bus"), P::F("session_timeout")], t).unwrap_or(SimDuration::ZERO),
+                    None => SimDuration::from_secs(10),
+                };
                 let retention = retention.as_deref().and_then(|r| self.duration(&[P::F("bus"), P::F("retention")], r));
                 if let Some(n) = retention_records {
                     self.bounded(&[P::F("bus"), P::F("retention_records")], "retention_records", *n, 1, u64::MAX);
@@ -324,6 +336,7 @@ impl Compiler<'_> {
                     retention,
                     retention_records,
                     compacted: compacted_kinds,
+                    session_timeout,
                 })
             }
         };

@@ -96,6 +96,7 @@ pub(crate) fn tell(
             RecordKind::Crash => write!(line, "{who} CRASHED"),
             RecordKind::Restart => write!(line, "{who} restarted"),
             RecordKind::Joined => write!(line, "{who} started (deployed)"),
+            RecordKind::Assigned | RecordKind::Revoked => continue,
             RecordKind::Dropped => {
                 write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
             }

@@ -215,6 +215,9 @@ pub enum BusSpec {
         retention_records: Option<u64>,
         /// Compacted topics: a reader gets only the newest record of each key.
         compacted: Vec<Kind>,
+        /// A crashed group member's partitions move to the live members this
+        /// long after it stopped answering.
+        session_timeout: SimDuration,
     },
     /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
     /// service reads its own queue (fan-out) or one it shares (competing

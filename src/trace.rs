@@ -59,6 +59,10 @@ pub enum RecordKind {
     Redelivered = 18,
     /// A node started for the first time (a service deployed late).
     Joined = 19,
+    /// A log partition was assigned to the node by its group (aux: partition).
+    Assigned = 20,
+    /// A log partition was taken from the node by a rebalance (aux: partition).
+    Revoked = 21,
 }
 
 /// Why a message was lost.

@@ -65,6 +65,9 @@ pub enum Bus {
         /// Topics compacted to the newest record per key.
         #[serde(default)]
         compacted: Vec<String>,
+        /// A crashed member's partitions move after this long (default 10s).
+        #[serde(default)]
+        session_timeout: Option<String>,
     },
     /// Durable queues with acknowledgements.
     Queue {

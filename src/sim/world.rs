@@ -35,7 +35,7 @@ enum Ev {
     /// The next log record of group partition `gp` reaches the consumer
     /// that fetched it (records of one partition arrive in offset order, so
     /// the offset is the partition's `arrived` counter, not carried here).
-    Fetch { node: u32, epoch: u32, gp: u32 },
+    Fetch { node: u32, gp: u32, generation: u32 },
     /// A worker finishes its job.
     Done { node: u32, epoch: u32, worker: u32 },
     /// A timer (its message in the slab) fires.
@@ -52,7 +52,12 @@ enum Ev {
     AckTimeout { slot: u32, generation: u32 },
     /// A service deployed late starts.
     Join { service: u32 },
+    /// The group coordinator gives up on a crashed member (its session timed out).
+    SessionExpired { node: u32, epoch: u32 },
 }
+
+/// `GroupPart::owner` of a partition no member holds.
+const NO_OWNER: u32 = u32::MAX;
 
 /// Table rows live in an instance's state under `table << ROW_BITS | row`.
 const ROW_BITS: u32 = 48;
@@ -65,7 +70,7 @@ const AUTO_ACKED: u32 = u32::MAX;
 enum Source {
     Request,
     Push,
-    Log { gp: u32, offset: u64 },
+    Log { gp: u32, generation: u32, offset: u64 },
     Queue { slot: u32, generation: u32 },
     Timer,
 }
@@ -85,6 +90,9 @@ struct Node {
     up: bool,
     /// False until the service is deployed (see `starts_at`).
     joined: bool,
+    /// A member of its consumer group, as the group coordinator sees it:
+    /// a crashed node stays one until its session times out.
+    member: bool,
     epoch: u32,
     busy: Vec<Option<Job>>,
     free: Vec<u32>,
@@ -112,7 +120,13 @@ struct Node {
 struct GroupPart {
     part: u32,
     partition_in_topic: u32,
+    /// The member that holds it, or [`NO_OWNER`].
     owner: u32,
+    /// Bumped whenever the partition's consumer state is reset (its owner
+    /// crashed, or it moved): fetches and jobs of an older generation are stale.
+    generation: u32,
+    /// Records the owner fetched and has not finished.
+    outstanding: u32,
     /// Kept by the broker: survives the consumer's crash.
     committed: u64,
     /// Consumer-side (volatile): next offset to fetch.
@@ -244,6 +258,11 @@ struct World<'s, 't> {
     queue_bus: bool,
     /// Some log partition has retention or compaction: fetches check for it.
     log_gc: bool,
+    /// Per service, its group's partitions.
+    service_gps: Vec<Vec<u32>>,
+    /// Per service, whether its consumer group exists yet.
+    group_started: Vec<bool>,
+    session_timeout: SimDuration,
     ack_timeout: Option<SimDuration>,
     max_deliveries: Option<u32>,
     dead_lettered: u64,
@@ -306,6 +325,7 @@ impl<'s, 't> World<'s, 't> {
                     name,
                     up: s.starts_at == SimTime::ZERO,
                     joined: s.starts_at == SimTime::ZERO,
+                    member: s.starts_at == SimTime::ZERO,
                     epoch: 0,
                     busy: vec![None; s.workers as usize],
                     free: (0..s.workers).rev().collect(),
@@ -344,6 +364,10 @@ impl<'s, 't> World<'s, 't> {
             _ => ((None, None), Vec::new()),
         };
         let log_gc = log_retention.0.is_some() || log_retention.1.is_some() || !compacted_kinds.is_empty();
+        let session_timeout = match &sys.bus {
+            BusSpec::Log { session_timeout, .. } => *session_timeout,
+            _ => SimDuration::ZERO,
+        };
         let (latency, partitions_per_topic, fetch_max) = match &sys.bus {
             BusSpec::Ephemeral { latency } | BusSpec::Queue { latency, .. } => (latency.clone(), 0, 0),
             BusSpec::Log { partitions, latency, fetch_max, .. } => {
@@ -352,6 +376,7 @@ impl<'s, 't> World<'s, 't> {
         };
         let mut partitions = Vec::new();
         let mut gparts = Vec::new();
+        let mut service_gps = vec![Vec::new(); sys.services.len()];
         if partitions_per_topic > 0 {
             for (kind, subs) in subscribers.iter().enumerate() {
                 for p in 0..partitions_per_topic {
@@ -359,13 +384,14 @@ impl<'s, 't> World<'s, 't> {
                     let mut groups = Vec::new();
                     for &si in subs {
                         let s = &sys.services[si as usize];
-                        let owner = first_node[si as usize] + p % s.instances;
                         groups.push(gparts.len() as u32);
-                        nodes[owner as usize].owned.push(gparts.len() as u32);
+                        service_gps[si as usize].push(gparts.len() as u32);
                         gparts.push(GroupPart {
                             part,
                             partition_in_topic: p,
-                            owner,
+                            owner: NO_OWNER,
+                            generation: 0,
+                            outstanding: 0,
                             committed: 0,
                             position: 0,
                             in_flight: VecDeque::new(),
@@ -455,6 +481,9 @@ impl<'s, 't> World<'s, 't> {
             broker,
             queue_bus,
             log_gc,
+            group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
+            service_gps,
+            session_timeout,
             ack_timeout,
             max_deliveries,
             dead_lettered: 0,
@@ -505,6 +534,9 @@ impl<'s, 't> World<'s, 't> {
             self.queue.push(at, Ev::Crash { fault: i as u32 });
             self.queue.push(heal, Ev::Restart { fault: i as u32 });
         }
+        for si in 0..self.sys.services.len() {
+            self.rebalance(si as u32);
+        }
         for n in 0..self.nodes.len() as u32 {
             self.schedule_auto_commit(n);
         }
@@ -525,7 +557,7 @@ impl<'s, 't> World<'s, 't> {
             match ev {
                 Ev::Arrival => self.arrival(),
                 Ev::Deliver { node, epoch, slot } => self.deliver(node, epoch, slot),
-                Ev::Fetch { node, epoch, gp } => self.fetched(node, epoch, gp),
+                Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
                 Ev::Crash { fault } => self.crash(self.plan[fault as usize].0),
@@ -534,6 +566,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
                 Ev::Join { service } => self.join(service),
+                Ev::SessionExpired { node, epoch } => self.session_expired(node, epoch),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -687,12 +720,17 @@ impl<'s, 't> World<'s, 't> {
             let d = self.broker.settle(slot);
             self.dispatch(d.queue);
         }
-        if let Source::Log { gp, offset } = job.source {
+        if let Source::Log { gp, generation, offset } = job.source
+            // A record of a partition that moved away meanwhile: its effects
+            // happened, but its commit is refused (the new owner does it again).
+            && self.gparts[gp as usize].generation == generation
+        {
             match self.gparts[gp as usize].policy {
                 CommitPolicy::AfterProcess | CommitPolicy::Transactional => self.complete(gp, offset),
                 // Committed at fetch, or by the auto-commit timer.
                 CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. } => {}
             }
+            self.gparts[gp as usize].outstanding -= 1;
             self.nodes[n as usize].outstanding -= 1;
         }
         let node = &mut self.nodes[n as usize];
@@ -726,10 +764,11 @@ impl<'s, 't> World<'s, 't> {
                 }
                 false
             }
-            Source::Log { .. } => {
+            Source::Log { gp, generation, .. } if self.gparts[gp as usize].generation == generation => {
                 self.start(n, worker, Job { arrived: self.now, ..job });
                 true
             }
+            Source::Log { .. } => false,
             Source::Queue { .. } | Source::Push => {
                 self.lose(n, &job.msg, LossReason::FailedDropped);
                 false
@@ -958,6 +997,9 @@ impl<'s, 't> World<'s, 't> {
             }
             let gp = &mut self.gparts[gp_id as usize];
             let n = gp.owner;
+            if n == NO_OWNER {
+                return;
+            }
             let node = &mut self.nodes[n as usize];
             if !node.up || !node.joined || gp.position >= self.partitions[gp.part as usize].records.len() as u64 {
                 return;
@@ -1052,23 +1094,24 @@ impl<'s, 't> World<'s, 't> {
             gp.high_water = offset + 1;
         }
         node.outstanding += 1;
+        gp.outstanding += 1;
         gp.in_flight.push_back(offset);
         let at = (now + latency.sample(network)).max(gp.last_arrival);
         gp.last_arrival = at;
-        queue.push(at, Ev::Fetch { node: n, epoch: node.epoch, gp: gp_id });
+        queue.push(at, Ev::Fetch { node: n, gp: gp_id, generation: gp.generation });
     }
 
-    fn fetched(&mut self, n: u32, epoch: u32, gp: u32) {
-        if self.nodes[n as usize].epoch != epoch {
-            return; // fetched by a previous incarnation; it will fetch again from the committed offset
-        }
+    fn fetched(&mut self, n: u32, gp: u32, generation: u32) {
         let g = &mut self.gparts[gp as usize];
+        if g.generation != generation {
+            return; // fetched before its owner crashed or lost it; fetched again from the committed offset
+        }
         let Some(offset) = g.in_flight.pop_front() else { return };
         let msg = self.partitions[g.part as usize].records[offset as usize];
         if g.policy == CommitPolicy::BeforeProcess {
             self.complete(gp, offset);
         }
-        self.enqueue(n, msg, Source::Log { gp, offset });
+        self.enqueue(n, msg, Source::Log { gp, generation, offset });
     }
 
     /// An auto-committing consumer's timer: commit every fetch position.
@@ -1143,15 +1186,31 @@ impl<'s, 't> World<'s, 't> {
         }
         node.outstanding = 0;
         node.fetch_blocked = false;
-        for &gp in &node.owned {
-            let gp = &mut self.gparts[gp as usize];
-            gp.position = gp.committed;
-            gp.in_flight.clear();
-            // A transactional consumer's record of what it did is in its
-            // database; anyone else's was in memory.
-            if gp.policy != CommitPolicy::Transactional {
-                gp.done.clear();
+        // Records committed before they were processed are never fetched again.
+        for job in &held {
+            if let Source::Log { gp, generation, offset } = job.source {
+                let g = &self.gparts[gp as usize];
+                if g.generation == generation && offset < g.committed {
+                    self.lost[LossReason::CommittedUnprocessed as usize] += 1;
+                    let r = Record {
+                        time: self.now,
+                        kind: RecordKind::Lost,
+                        node: n,
+                        msg: job.msg.id.0,
+                        entity: job.msg.entity.0,
+                        aux: LossReason::CommittedUnprocessed as u64,
+                    };
+                    self.tracer.record(r);
+                }
             }
+        }
+        for i in 0..self.nodes[n as usize].owned.len() {
+            let g = self.nodes[n as usize].owned[i];
+            Self::reset_consumer_state(&mut self.gparts[g as usize]);
+        }
+        if !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
+            let epoch = self.nodes[n as usize].epoch;
+            self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
         }
         self.trace_node(RecordKind::Crash, n, 0);
         if self.queue_bus {
@@ -1172,12 +1231,8 @@ impl<'s, 't> World<'s, 't> {
                 // Requeued above.
                 Source::Queue { .. } => {}
                 Source::Request => self.trace(RecordKind::Dropped, n, &job.msg, 0),
-                // A record committed before it was processed is never
-                // fetched again: it is lost.
-                Source::Log { gp, offset } if offset < self.gparts[gp as usize].committed => {
-                    self.lose(n, &job.msg, LossReason::CommittedUnprocessed)
-                }
-                // Other log records stay in the log; timers are volatile by contract.
+                // Log records stay in the log (those committed unprocessed
+                // were counted above); timers are volatile by contract.
                 Source::Log { .. } | Source::Timer => {}
             }
         }
@@ -1187,25 +1242,95 @@ impl<'s, 't> World<'s, 't> {
     /// group begins at the start or the end of each partition.
     fn join(&mut self, service: u32) {
         let first = self.first_node[service as usize];
-        let latest = self.sys.services[service as usize].start_latest;
+        if !self.group_started[service as usize] && self.sys.services[service as usize].start_latest {
+            for &g in &self.service_gps[service as usize] {
+                let gp = &mut self.gparts[g as usize];
+                let end = self.partitions[gp.part as usize].records.len() as u64;
+                (gp.position, gp.committed, gp.high_water) = (end, end, end);
+                gp.done.clear();
+            }
+        }
+        self.group_started[service as usize] = true;
         for n in first..first + self.sys.services[service as usize].instances {
             let node = &mut self.nodes[n as usize];
             node.joined = true;
             node.up = true;
-            for &g in &node.owned {
-                let gp = &mut self.gparts[g as usize];
-                if latest {
-                    let end = self.partitions[gp.part as usize].records.len() as u64;
-                    (gp.position, gp.committed, gp.high_water) = (end, end, end);
-                    gp.done.clear();
-                }
-            }
+            node.member = true;
             self.trace_node(RecordKind::Joined, n, 0);
+        }
+        self.rebalance(service);
+        for n in first..first + self.sys.services[service as usize].instances {
             self.try_fetch(n);
             self.schedule_auto_commit(n);
             if let Some(q) = self.broker.queue_of[n as usize] {
                 self.dispatch(q);
             }
+        }
+    }
+
+    /// Forgets a partition's consumer-side state: the next owner (or the
+    /// same one after a restart) resumes from the committed offset.
+    fn reset_consumer_state(gp: &mut GroupPart) {
+        gp.generation = gp.generation.wrapping_add(1);
+        gp.outstanding = 0;
+        gp.position = gp.committed;
+        gp.in_flight.clear();
+        // A transactional consumer's record of what it did is in its
+        // database; anyone else's was in memory.
+        if gp.policy != CommitPolicy::Transactional {
+            gp.done.clear();
+        }
+    }
+
+    /// The group coordinator stops waiting for crashed member `n` and
+    /// moves its partitions to the live members.
+    fn session_expired(&mut self, n: u32, epoch: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.epoch != epoch || node.up || !node.member {
+            return;
+        }
+        node.member = false;
+        let service = node.service;
+        self.rebalance(service);
+    }
+
+    /// Assigns service `si`'s partitions to its members, round robin in
+    /// partition order (Kafka's round-robin assignor); a partition that moves
+    /// is revoked from its old owner and resumes from its committed offset.
+    fn rebalance(&mut self, si: u32) {
+        let first = self.first_node[si as usize];
+        let members: Vec<u32> = (first..first + self.sys.services[si as usize].instances)
+            .filter(|&n| self.nodes[n as usize].member)
+            .collect();
+        let mut gained = Vec::new();
+        for i in 0..self.service_gps[si as usize].len() {
+            let g = self.service_gps[si as usize][i];
+            let new_owner = if members.is_empty() { NO_OWNER } else { members[i % members.len()] };
+            let gp = &mut self.gparts[g as usize];
+            let old = gp.owner;
+            if old == new_owner {
+                continue;
+            }
+            let aux = u64::from(gp.partition_in_topic);
+            if old != NO_OWNER {
+                let node = &mut self.nodes[old as usize];
+                node.owned.retain(|&x| x != g);
+                node.outstanding = node.outstanding.saturating_sub(gp.outstanding);
+                self.trace_node(RecordKind::Revoked, old, aux);
+            }
+            let gp = &mut self.gparts[g as usize];
+            Self::reset_consumer_state(gp);
+            gp.owner = new_owner;
+            if new_owner != NO_OWNER {
+                self.nodes[new_owner as usize].owned.push(g);
+                self.trace_node(RecordKind::Assigned, new_owner, aux);
+                if !gained.contains(&new_owner) {
+                    gained.push(new_owner);
+                }
+            }
+        }
+        for n in gained {
+            self.try_fetch(n);
         }
     }
 
@@ -1215,7 +1340,12 @@ impl<'s, 't> World<'s, 't> {
             return;
         }
         node.up = true;
+        let rejoin = !node.member;
+        node.member = true;
         self.trace_node(RecordKind::Restart, n, 0);
+        if rejoin {
+            self.rebalance(self.nodes[n as usize].service);
+        }
         self.try_fetch(n);
         self.schedule_auto_commit(n);
         if let Some(q) = self.broker.queue_of[n as usize] {

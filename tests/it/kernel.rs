@@ -372,3 +372,33 @@ fn size_retention_keeps_the_newest_records_only() {
     assert_eq!(o.metrics.services["billing"].handled, 100);
     assert_eq!(o.metrics.lost_by_reason["retention"], o.metrics.published - 100);
 }
+
+#[test]
+fn a_crashed_member_s_partitions_move_to_the_live_ones_after_the_session_timeout() {
+    // orders-log with two inventory instances: when inventory-1 crashes for
+    // five minutes, inventory-2 takes its partitions 10 s later.
+    let src = scenario_text("orders-log.ron").replace(
+        r#"Service(name: "inventory", workers: 4,"#,
+        r#"Service(name: "inventory", instances: 2, workers: 4,"#,
+    );
+    let sys = system(&src);
+    let o = run(&sys, 7).unwrap();
+    assert!(o.all_hold());
+    let max = o.metrics.e2e_latency_s.max;
+    assert!((9.0..20.0).contains(&max), "the longest wait is about the session timeout, not the outage: {max}");
+    let rs = records(&sys, 7);
+    let moved: Vec<&Record> = rs.iter().filter(|r| r.kind == RecordKind::Assigned && r.time.0 > 0).collect();
+    assert!(!moved.is_empty());
+    assert!(
+        moved.iter().all(|r| r.time.0 == 130_000_000_000 || r.time.0 == 420_000_000_000),
+        "at expiry and at rejoin"
+    );
+
+    // With a session timeout longer than the outage nothing moves.
+    let patient = system(&src.replace(
+        r#"Log(partitions: 4, latency: Exp(mean: "2ms"))"#,
+        r#"Log(partitions: 4, latency: Exp(mean: "2ms"), session_timeout: "10m")"#,
+    ));
+    let o = run(&patient, 7).unwrap();
+    assert!(o.metrics.e2e_latency_s.max > 250.0);
+}

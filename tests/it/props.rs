@@ -214,3 +214,45 @@ proptest! {
         prop_assert_eq!(o.metrics.services["copy"].handled, o.invariants[0].counts["rows"]);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 32,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_f41b),
+        ..ProptestConfig::default()
+    })]
+
+    /// Replaying assignments from the trace: a partition is never held by
+    /// two members at once, and only its current owner commits its offsets
+    /// (a member that lost it while busy is refused).
+    #[test]
+    fn rebalancing_never_gives_a_partition_to_two_members(
+        faults in fault_plan(), seed in 0u64..1000, timeout_ms in 100u64..5000,
+    ) {
+        use faultline::trace::{RecordKind, split_partition_offset};
+        let bus = format!(r#"Log(partitions: 5, latency: Exp(mean: "2ms"), session_timeout: "{timeout_ms}ms")"#);
+        // Crash plans hit inventory-1 or invoice-1; three inventories share the group.
+        let src = pipeline_with(&bus, 3, 2, &faults, "", "");
+        let sys = scenario::parse("p.ron", &src).unwrap().system;
+        let mut sink = crate::support::Collect::default();
+        let o = faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink) }).unwrap();
+        prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
+        let inventories = [1u32, 2, 3]; // node indices: order-1 is 0
+        let mut owner: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+        for r in &sink.0 {
+            match r.kind {
+                RecordKind::Revoked if inventories.contains(&r.node) => {
+                    prop_assert_eq!(owner.remove(&r.aux), Some(r.node));
+                }
+                RecordKind::Assigned if inventories.contains(&r.node) => {
+                    prop_assert!(owner.insert(r.aux, r.node).is_none(), "partition {} held twice", r.aux);
+                }
+                RecordKind::Committed if inventories.contains(&r.node) => {
+                    let (p, _) = split_partition_offset(r.aux);
+                    prop_assert_eq!(owner.get(&p), Some(&r.node), "commit by a non-owner");
+                }
+                _ => {}
+            }
+        }
+    }
+}
