@@ -67,6 +67,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             retention_records: None,
             compacted: vec![],
             session_timeout: SimDuration::from_secs(10),
+            brokers: None,
         },
         services,
         workload: WorkloadSpec {

@@ -15,8 +15,8 @@ use crate::service::{Declarative, Handler as KHandler};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec, StateKind, System,
-    WorkloadSpec,
+    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec,
+    StateKind, System, WorkloadSpec,
 };
 
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
@@ -298,6 +298,7 @@ impl Compiler<'_> {
                 retention_records,
                 compacted,
                 session_timeout,
+                brokers,
             } => {
                 let session_timeout = match session_timeout {
                     Some(t) => self.duration(&[P::F("bus"), P::F("session_timeout")], t).unwrap_or(SimDuration::ZERO),
@@ -320,6 +321,45 @@ impl Compiler<'_> {
                     compacted_kinds.push(names.kind(topic));
                 }
                 let retention_records = *retention_records;
+                let brokers = brokers.as_ref().map(|b| {
+                    let at = |f: &'static str| [P::F("bus"), P::F("brokers"), P::F(f)];
+                    let count = self.bounded(&at("count"), "count", b.count, 1, 100);
+                    let replication = self.bounded(&at("replication"), "replication", b.replication, 1, count.max(1));
+                    let min_insync = self.bounded(&at("min_insync"), "min_insync", b.min_insync, 1, replication.max(1));
+                    let flush_every = b.flush.as_deref().and_then(|f| self.duration(&at("flush"), f));
+                    if flush_every == Some(SimDuration::ZERO) {
+                        self.err(&at("flush"), "the flush interval must be above zero", None);
+                    }
+                    let replica_latency = match &b.replica_latency {
+                        Some(d) => self.dist(&at("replica_latency"), d),
+                        None => self.dist(&[P::F("bus"), P::F("latency")], latency),
+                    }
+                    .unwrap_or(Dist::Const(SimDuration::ZERO));
+                    let retry_after = match &b.retry_after {
+                        Some(t) => self.duration(&at("retry_after"), t).unwrap_or(SimDuration::SECOND),
+                        None => SimDuration::from_secs(5),
+                    };
+                    if retry_after == SimDuration::ZERO {
+                        self.err(&at("retry_after"), "retry_after must be above zero", None);
+                    }
+                    let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
+                    BrokerSpec {
+                        count,
+                        replication,
+                        min_insync,
+                        acks: match b.acks {
+                            schema::AcksSchema::None => Acks::None,
+                            schema::AcksSchema::Leader => Acks::Leader,
+                            schema::AcksSchema::All => Acks::All,
+                        },
+                        unclean_election: b.unclean_election,
+                        flush_every,
+                        replica_latency,
+                        retries,
+                        retry_after,
+                        idempotent: b.idempotent,
+                    }
+                });
                 let partitions = self.bounded(
                     &[P::F("bus"), P::F("partitions")],
                     "partitions",
@@ -337,6 +377,7 @@ impl Compiler<'_> {
                     retention_records,
                     compacted: compacted_kinds,
                     session_timeout,
+                    brokers,
                 })
             }
         };
@@ -599,8 +640,11 @@ impl Compiler<'_> {
         }
 
         // Faults.
-        let node_names: Vec<String> =
+        let mut node_names: Vec<String> =
             services.iter().flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i))).collect();
+        if let Some(BusSpec::Log { brokers: Some(b), .. }) = &bus {
+            node_names.extend((1..=b.count).map(|i| format!("broker-{i}")));
+        }
         let mut faults = Vec::new();
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];

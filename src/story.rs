@@ -138,6 +138,16 @@ fn explain_loss(
         Some(LossReason::AutoAck) => {
             format!("it was auto-acknowledged when {name} received it, and {name} crashed before handling it{window}")
         }
+        Some(LossReason::LeaderFailover) => {
+            "the partition's leader crashed before a follower copied it, and the new leader never had it".to_string()
+        }
+        Some(LossReason::UncleanElection) => {
+            "an out-of-sync replica was elected leader (unclean election) without it: an acknowledged write is gone"
+                .to_string()
+        }
+        Some(LossReason::ProducerGaveUp) => {
+            "the producer resent it until its retries ran out, never acknowledged".to_string()
+        }
         Some(LossReason::Retention) => format!("retention deleted it before {name}'s group read it{window}"),
         Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),
         Some(LossReason::CommittedUnprocessed) => {

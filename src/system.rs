@@ -218,6 +218,9 @@ pub enum BusSpec {
         /// A crashed group member's partitions move to the live members this
         /// long after it stopped answering.
         session_timeout: SimDuration,
+        /// Broker nodes that keep the log; `None` for an ideal broker that
+        /// never fails (every append durable at once).
+        brokers: Option<BrokerSpec>,
     },
     /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
     /// service reads its own queue (fan-out) or one it shares (competing
@@ -232,6 +235,45 @@ pub enum BusSpec {
         /// instead of back to the head; `None` retries forever.
         max_deliveries: Option<u32>,
     },
+}
+
+/// When a broker acknowledges a produced record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// Never: the producer does not wait (fire and forget, no retries).
+    None,
+    /// When the leader has appended it (lost if the leader fails before a
+    /// follower copies it).
+    Leader,
+    /// When every in-sync replica has it (and at least `min_insync` are in sync).
+    All,
+}
+
+/// Broker nodes, replication and the producers' settings (Kafka-like).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerSpec {
+    /// Broker nodes, named `broker-1`, `broker-2`, ...; faults can name them.
+    pub count: u32,
+    /// Copies of each partition, on distinct brokers.
+    pub replication: u32,
+    /// With `acks: All`, a write is refused unless this many replicas are in sync.
+    pub min_insync: u32,
+    /// When the producer is acknowledged.
+    pub acks: Acks,
+    /// Let an out-of-sync replica become leader when no in-sync one is up
+    /// (the partition stays available, and loses what that replica lacked).
+    pub unclean_election: bool,
+    /// Brokers write their log to disk this often; a crash loses the rest
+    /// of its copy. `None`: every append is on disk at once.
+    pub flush_every: Option<SimDuration>,
+    /// Latency of a follower's fetch from the leader.
+    pub replica_latency: Dist,
+    /// A producer resends an unacknowledged record this many times.
+    pub retries: u32,
+    /// ... after waiting this long for the acknowledgement.
+    pub retry_after: SimDuration,
+    /// The broker recognises a resent record and does not append it twice.
+    pub idempotent: bool,
 }
 
 /// How the workload picks entity keys.
@@ -383,8 +425,17 @@ impl System {
 }
 
 impl System {
-    /// Every node's name, in node order (services in order, then instances).
+    /// Every node's name, in node order: services in order, then their
+    /// instances, then broker nodes.
     pub fn node_names(&self) -> Vec<String> {
-        self.services.iter().flat_map(|s| (0..s.instances).map(move |i| s.node_name(i))).collect()
+        let brokers = match &self.bus {
+            BusSpec::Log { brokers: Some(b), .. } => b.count,
+            _ => 0,
+        };
+        self.services
+            .iter()
+            .flat_map(|s| (0..s.instances).map(move |i| s.node_name(i)))
+            .chain((1..=brokers).map(|i| format!("broker-{i}")))
+            .collect()
     }
 }

@@ -88,11 +88,18 @@ pub enum LossReason {
     FailedDropped = 7,
     /// Log: retention deleted the record before the consumer group read it.
     Retention = 8,
+    /// Log: the partition's leader failed before a follower copied the
+    /// record; the new leader does not have it.
+    LeaderFailover = 9,
+    /// Log: an out-of-sync replica became leader without the record.
+    UncleanElection = 10,
+    /// The producer resent the record as often as allowed, unacknowledged.
+    ProducerGaveUp = 11,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 8] = [
+    pub const ALL: [LossReason; 11] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -101,6 +108,9 @@ impl LossReason {
         LossReason::AutoAck,
         LossReason::FailedDropped,
         LossReason::Retention,
+        LossReason::LeaderFailover,
+        LossReason::UncleanElection,
+        LossReason::ProducerGaveUp,
     ];
 
     /// The reason with code `code`.
@@ -119,6 +129,9 @@ impl LossReason {
             LossReason::AutoAck => "auto-ack",
             LossReason::FailedDropped => "failed-dropped",
             LossReason::Retention => "retention",
+            LossReason::LeaderFailover => "leader-failover",
+            LossReason::UncleanElection => "unclean-election",
+            LossReason::ProducerGaveUp => "producer-gave-up",
         }
     }
 }

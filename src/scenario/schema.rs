@@ -68,6 +68,9 @@ pub enum Bus {
         /// A crashed member's partitions move after this long (default 10s).
         #[serde(default)]
         session_timeout: Option<String>,
+        /// Broker nodes, replication and producer settings.
+        #[serde(default)]
+        brokers: Option<Brokers>,
     },
     /// Durable queues with acknowledgements.
     Queue {
@@ -90,6 +93,58 @@ fn default_fetch_max() -> u32 {
 }
 fn default_queue() -> u32 {
     10_000
+}
+
+/// Broker nodes that keep a log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Brokers {
+    /// Broker nodes (`broker-1`, ...).
+    pub count: u32,
+    /// Copies of each partition.
+    #[serde(default = "one")]
+    pub replication: u32,
+    /// In-sync replicas required for `acks: All`.
+    #[serde(default = "one")]
+    pub min_insync: u32,
+    /// When producers are acknowledged.
+    #[serde(default)]
+    pub acks: AcksSchema,
+    /// Allow an out-of-sync replica to become leader.
+    #[serde(default)]
+    pub unclean_election: bool,
+    /// Flush interval; absent: every append is on disk at once.
+    #[serde(default)]
+    pub flush: Option<String>,
+    /// Follower fetch latency (default: the bus latency).
+    #[serde(default)]
+    pub replica_latency: Option<Dist>,
+    /// Producer resends.
+    #[serde(default = "three")]
+    pub retries: u32,
+    /// Producer acknowledgement timeout (default 5s).
+    #[serde(default)]
+    pub retry_after: Option<String>,
+    /// Idempotent producers.
+    #[serde(default)]
+    pub idempotent: bool,
+}
+
+fn three() -> u32 {
+    3
+}
+
+/// Producer acknowledgements.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum AcksSchema {
+    /// None.
+    None,
+    /// From the leader.
+    Leader,
+    /// From every in-sync replica.
+    #[default]
+    All,
 }
 
 /// A distribution of durations.

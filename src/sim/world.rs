@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
+use brokers::{BrokerNode, ProduceReq, Replica};
+
+mod brokers;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
@@ -54,6 +57,16 @@ enum Ev {
     Join { service: u32 },
     /// The group coordinator gives up on a crashed member (its session timed out).
     SessionExpired { node: u32, epoch: u32 },
+    /// A produce request (slot, generation) reaches the partition's leader.
+    Produce { req: u32, generation: u32 },
+    /// A producer's wait for an acknowledgement ends.
+    ProduceTimeout { req: u32, generation: u32, attempt: u32 },
+    /// A produce request's acknowledgement reaches the producer.
+    ProduceAck { req: u32, generation: u32 },
+    /// A follower's fetch from its leader returns.
+    ReplicaFetch { part: u32, replica: u32 },
+    /// A broker writes its log to disk.
+    Flush { broker: u32, epoch: u32 },
 }
 
 /// `GroupPart::owner` of a partition no member holds.
@@ -174,7 +187,20 @@ impl DedupStore {
 }
 
 struct Partition {
+    /// The log as its leader has it (with ideal brokers: the log).
     records: Vec<Message>,
+    partition_in_topic: u32,
+    /// Records consumers may read: the high watermark (with ideal brokers,
+    /// every record).
+    visible: u64,
+    /// Copies on broker nodes; empty with ideal brokers.
+    replicas: Vec<Replica>,
+    /// The replica that leads, if any is up.
+    leader: Option<usize>,
+    /// `acks: All` requests waiting for the high watermark: (offset, request).
+    pending_acks: VecDeque<(u64, u32)>,
+    /// Idempotent producers: message id -> offset of its record.
+    appended_ids: BTreeMap<u64, u64>,
     groups: Vec<u32>,
     /// Records older than this are deleted (time retention).
     retention: Option<SimDuration>,
@@ -264,6 +290,11 @@ struct World<'s, 't> {
     group_started: Vec<bool>,
     session_timeout: SimDuration,
     ack_timeout: Option<SimDuration>,
+    /// Broker nodes behind the log, if configured.
+    brokers: Vec<BrokerNode>,
+    broker_spec: Option<crate::system::BrokerSpec>,
+    produce_reqs: Vec<ProduceReq>,
+    produce_free: Vec<u32>,
     max_deliveries: Option<u32>,
     dead_lettered: u64,
     checker: Checker,
@@ -364,6 +395,10 @@ impl<'s, 't> World<'s, 't> {
             _ => ((None, None), Vec::new()),
         };
         let log_gc = log_retention.0.is_some() || log_retention.1.is_some() || !compacted_kinds.is_empty();
+        let broker_spec = match &sys.bus {
+            BusSpec::Log { brokers, .. } => brokers.clone(),
+            _ => None,
+        };
         let session_timeout = match &sys.bus {
             BusSpec::Log { session_timeout, .. } => *session_timeout,
             _ => SimDuration::ZERO,
@@ -401,8 +436,26 @@ impl<'s, 't> World<'s, 't> {
                             policy: s.commit,
                         });
                     }
+                    let replicas = match &broker_spec {
+                        Some(b) => (0..b.replication)
+                            .map(|i| Replica {
+                                broker: (part + i) % b.count,
+                                len: 0,
+                                flushed: 0,
+                                fetching: false,
+                                in_sync: true,
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
                     partitions.push(Partition {
                         records: Vec::new(),
+                        partition_in_topic: p,
+                        visible: 0,
+                        leader: (!replicas.is_empty()).then_some(0),
+                        replicas,
+                        pending_acks: VecDeque::new(),
+                        appended_ids: BTreeMap::new(),
                         groups,
                         // A compacted topic keeps each key's newest record however old.
                         retention: log_retention.0.filter(|_| !compacted_kinds.contains(&(kind as u32))),
@@ -452,9 +505,14 @@ impl<'s, 't> World<'s, 't> {
         for f in &sys.faults {
             match f {
                 FaultSpec::Crash { node, at, jitter, down_for } => {
+                    let broker = broker_spec
+                        .as_ref()
+                        .and_then(|b| (1..=b.count).position(|i| *node == format!("broker-{i}")))
+                        .map(|b| nodes.len() + b);
                     let n = nodes
                         .iter()
                         .position(|x| &x.name == node)
+                        .or(broker)
                         .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
                     plan.push((n as u32, at, at + *down_for));
@@ -485,6 +543,12 @@ impl<'s, 't> World<'s, 't> {
             service_gps,
             session_timeout,
             ack_timeout,
+            brokers: (0..broker_spec.as_ref().map_or(0, |b| b.count))
+                .map(|_| BrokerNode { up: true, epoch: 0 })
+                .collect(),
+            broker_spec,
+            produce_reqs: Vec::new(),
+            produce_free: Vec::new(),
             max_deliveries,
             dead_lettered: 0,
             dedup: sys
@@ -537,6 +601,9 @@ impl<'s, 't> World<'s, 't> {
         for si in 0..self.sys.services.len() {
             self.rebalance(si as u32);
         }
+        for b in 0..self.brokers.len() as u32 {
+            self.schedule_flush(b);
+        }
         for n in 0..self.nodes.len() as u32 {
             self.schedule_auto_commit(n);
         }
@@ -560,8 +627,19 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => self.crash(self.plan[fault as usize].0),
-                Ev::Restart { fault } => self.restart(self.plan[fault as usize].0),
+                Ev::Crash { fault } => match self.plan[fault as usize].0 {
+                    t if (t as usize) < self.nodes.len() => self.crash(t),
+                    t => self.broker_crash(t - self.nodes.len() as u32),
+                },
+                Ev::Restart { fault } => match self.plan[fault as usize].0 {
+                    t if (t as usize) < self.nodes.len() => self.restart(t),
+                    t => self.broker_restart(t - self.nodes.len() as u32),
+                },
+                Ev::Produce { req, generation } => self.produce_arrived(req, generation),
+                Ev::ProduceTimeout { req, generation, attempt } => self.produce_timed_out(req, generation, attempt),
+                Ev::ProduceAck { req, generation } => self.produce_acked(req, generation),
+                Ev::ReplicaFetch { part, replica } => self.replica_fetched(part, replica),
+                Ev::Flush { broker, epoch } => self.flush(broker, epoch),
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
@@ -912,9 +990,14 @@ impl<'s, 't> World<'s, 't> {
         } else {
             let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
             let part = msg.kind.0 * self.partitions_per_topic + p;
+            if self.broker_spec.is_some() {
+                self.produce(msg, part);
+                return;
+            }
             let partition = &mut self.partitions[part as usize];
             let offset = partition.records.len() as u64;
             partition.records.push(msg);
+            partition.visible = offset + 1;
             if partition.compacted {
                 partition.newest_by_key.insert(msg.key, offset);
             }
@@ -962,7 +1045,7 @@ impl<'s, 't> World<'s, 't> {
             let node = &mut self.nodes[n as usize];
             let found = (0..k).map(|i| (node.cursor + i) % k).find(|&i| {
                 let gp = &self.gparts[node.owned[i] as usize];
-                (gp.position as usize) < self.partitions[gp.part as usize].records.len()
+                gp.position < self.partitions[gp.part as usize].visible
             });
             let Some(i) = found else { return };
             node.cursor = i + 1;
@@ -982,7 +1065,7 @@ impl<'s, 't> World<'s, 't> {
         let node = &self.nodes[n as usize];
         let left = node.owned.iter().any(|&g| {
             let gp = &self.gparts[g as usize];
-            (gp.position as usize) < self.partitions[gp.part as usize].records.len()
+            gp.position < self.partitions[gp.part as usize].visible
         });
         self.nodes[n as usize].fetch_blocked = left;
     }
@@ -1001,7 +1084,7 @@ impl<'s, 't> World<'s, 't> {
                 return;
             }
             let node = &mut self.nodes[n as usize];
-            if !node.up || !node.joined || gp.position >= self.partitions[gp.part as usize].records.len() as u64 {
+            if !node.up || !node.joined || gp.position >= self.partitions[gp.part as usize].visible {
                 return;
             }
             if node.outstanding >= self.fetch_max {
@@ -1031,7 +1114,7 @@ impl<'s, 't> World<'s, 't> {
         let len = part.records.len() as u64;
         let mut expired_any = false;
         let mut o = gp.position;
-        while o < len {
+        while o < part.visible {
             let rec = &part.records[o as usize];
             let expired = part.retention.is_some_and(|r| rec.sent_at + r <= self.now)
                 || part.retention_records.is_some_and(|keep| len - o > keep);
@@ -1245,7 +1328,7 @@ impl<'s, 't> World<'s, 't> {
         if !self.group_started[service as usize] && self.sys.services[service as usize].start_latest {
             for &g in &self.service_gps[service as usize] {
                 let gp = &mut self.gparts[g as usize];
-                let end = self.partitions[gp.part as usize].records.len() as u64;
+                let end = self.partitions[gp.part as usize].visible;
                 (gp.position, gp.committed, gp.high_water) = (end, end, end);
                 gp.done.clear();
             }
@@ -1416,7 +1499,10 @@ impl<'s, 't> World<'s, 't> {
             .iter()
             .map(|&(n, at, heal)| AppliedFault {
                 kind: "crash",
-                node: self.nodes[n as usize].name.clone(),
+                node: match self.nodes.get(n as usize) {
+                    Some(node) => node.name.clone(),
+                    None => format!("broker-{}", n as usize - self.nodes.len() + 1),
+                },
                 from_ns: at.0.min(self.now.0),
                 until_ns: heal.0.min(self.now.0),
             })

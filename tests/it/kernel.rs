@@ -402,3 +402,28 @@ fn a_crashed_member_s_partitions_move_to_the_live_ones_after_the_session_timeout
     let o = run(&patient, 7).unwrap();
     assert!(o.metrics.e2e_latency_s.max > 250.0);
 }
+
+#[test]
+fn a_resent_record_is_appended_twice_unless_the_producer_is_idempotent() {
+    let src = scenario_text("broker-acks-all.ron");
+    let idempotent = run(&system(&src), 2).unwrap();
+    assert!(idempotent.all_hold());
+    let plain = run(&system(&src.replace("idempotent: true,", "idempotent: false,")), 2).unwrap();
+    assert!(plain.invariants[0].holds, "nothing lost either way");
+    assert!(!plain.invariants[1].holds, "the resends after the failover became duplicates");
+}
+
+#[test]
+fn without_unclean_election_the_partition_waits_for_its_in_sync_replica() {
+    // Availability against durability: refusing the unclean election keeps
+    // the partition offline until broker-1 is back, and producers that keep
+    // resending long enough lose nothing.
+    let src = scenario_text("broker-unclean-election.ron")
+        .replace("unclean_election: true,", "unclean_election: false, retries: 30,");
+    let o = run(&system(&src), 7).unwrap();
+    assert!(o.all_hold(), "{:?}", o.invariants);
+    assert_eq!(o.metrics.lost, 0);
+    // With too few resends the producers give up while it is offline.
+    let impatient = run(&system(&src.replace("retries: 30,", "retries: 2,")), 7).unwrap();
+    assert!(impatient.metrics.lost_by_reason["producer-gave-up"] > 0);
+}

@@ -1,0 +1,426 @@
+//! Broker nodes behind the log: leaders and followers, in-sync replicas,
+//! flushing, leader election, and the producers that write to them.
+//!
+//! Each partition has `replication` replicas on distinct brokers; the first
+//! one up and in sync leads. A producer sends a record to the leader and
+//! waits for its acknowledgement (`acks`): none, the leader's append, or
+//! every in-sync replica's copy. It resends after `retry_after`, up to
+//! `retries` times; an idempotent producer's resend is recognised. Followers
+//! fetch from the leader; consumers see records up to the high watermark
+//! (what every in-sync replica has). A crashed broker loses what it had not
+//! flushed and leaves the in-sync set. When a leader fails, an in-sync
+//! replica takes over and the log is cut to what it has; with
+//! `unclean_election` an out-of-sync replica may take over when no in-sync
+//! one is up, and acknowledged writes it lacks are gone.
+
+use super::{Ev, World};
+use crate::service::Message;
+use crate::sim::SimDuration;
+use crate::system::Acks;
+use crate::trace::{LossReason, NO_NODE, Record, RecordKind};
+
+/// A broker node.
+pub(super) struct BrokerNode {
+    pub up: bool,
+    pub epoch: u32,
+}
+
+/// One copy of a partition.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Replica {
+    pub broker: u32,
+    /// Records this copy holds (a prefix of the leader's log).
+    pub len: u64,
+    /// Records of this copy that are on disk.
+    pub flushed: u64,
+    pub fetching: bool,
+    pub in_sync: bool,
+}
+
+/// A produce request waiting for its acknowledgement.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ProduceReq {
+    pub msg: Message,
+    pub part: u32,
+    pub attempts: u32,
+    pub live: bool,
+    /// Tells this request from earlier users of its slot.
+    pub generation: u32,
+}
+
+impl World<'_, '_> {
+    /// Sends `msg` to the leader of partition `part` (first attempt).
+    pub(super) fn produce(&mut self, msg: Message, part: u32) {
+        let req = ProduceReq { msg, part, attempts: 0, live: true, generation: 0 };
+        let id = match self.produce_free.pop() {
+            Some(i) => {
+                let generation = self.produce_reqs[i as usize].generation.wrapping_add(1);
+                self.produce_reqs[i as usize] = ProduceReq { generation, ..req };
+                i
+            }
+            None => {
+                self.produce_reqs.push(req);
+                self.produce_reqs.len() as u32 - 1
+            }
+        };
+        self.send_produce(id);
+    }
+
+    fn send_produce(&mut self, req: u32) {
+        let spec = self.broker_spec.as_ref().expect("brokers configured");
+        let (retry_after, acks) = (spec.retry_after, spec.acks);
+        let at = self.now + self.latency.sample(&mut self.network);
+        let r = self.produce_reqs[req as usize];
+        self.queue.push(at, Ev::Produce { req, generation: r.generation });
+        if acks != Acks::None {
+            let ev = Ev::ProduceTimeout { req, generation: r.generation, attempt: r.attempts };
+            self.queue.push(self.now + retry_after, ev);
+        }
+    }
+
+    fn settle_produce(&mut self, req: u32) {
+        self.produce_reqs[req as usize].live = false;
+        self.produce_free.push(req);
+    }
+
+    /// A produce request reaches the broker side.
+    pub(super) fn produce_arrived(&mut self, req: u32, generation: u32) {
+        let r = self.produce_reqs[req as usize];
+        if !r.live || r.generation != generation {
+            return;
+        }
+        let spec = self.broker_spec.as_ref().expect("brokers configured");
+        let (acks, min_insync, idempotent) = (spec.acks, spec.min_insync, spec.idempotent);
+        let p = r.part as usize;
+        let Some(leader) = self.partitions[p].leader else { return }; // offline: the timeout resends
+        if !self.brokers[self.partitions[p].replicas[leader].broker as usize].up {
+            return;
+        }
+        let in_sync = self.in_sync_count(p);
+        if acks == Acks::All && in_sync < min_insync {
+            return; // not enough replicas: refused, the timeout resends
+        }
+        let offset = match self.partitions[p].appended_ids.get(&r.msg.id.0) {
+            Some(&o) if idempotent => o,
+            _ => {
+                let offset = self.append(p, r.msg);
+                if idempotent {
+                    self.partitions[p].appended_ids.insert(r.msg.id.0, offset);
+                }
+                offset
+            }
+        };
+        match acks {
+            Acks::None => self.settle_produce(req),
+            Acks::Leader => self.send_ack(req),
+            Acks::All if offset < self.partitions[p].visible => self.send_ack(req),
+            Acks::All => {
+                // Kept in offset order: a resent record may be older than the newest.
+                let pending = &mut self.partitions[p].pending_acks;
+                let at = pending.partition_point(|&(o, _)| o <= offset);
+                pending.insert(at, (offset, req));
+            }
+        }
+        self.replicate(p);
+        self.update_high_watermark(p);
+    }
+
+    /// Appends to the leader's log (the partition's records).
+    fn append(&mut self, p: usize, msg: Message) -> u64 {
+        let flush_now = self.broker_spec.as_ref().is_some_and(|s| s.flush_every.is_none());
+        let part = &mut self.partitions[p];
+        let offset = part.records.len() as u64;
+        part.records.push(msg);
+        if part.compacted {
+            part.newest_by_key.insert(msg.key, offset);
+        }
+        if let Some(l) = part.leader {
+            let leader = &mut part.replicas[l];
+            leader.len = offset + 1;
+            if flush_now {
+                leader.flushed = leader.len;
+            }
+        }
+        let pip = part.partition_in_topic;
+        self.trace(RecordKind::Appended, NO_NODE, &msg, u64::from(pip) << 40 | offset);
+        offset
+    }
+
+    fn send_ack(&mut self, req: u32) {
+        let at = self.now + self.latency.sample(&mut self.network);
+        let generation = self.produce_reqs[req as usize].generation;
+        self.queue.push(at, Ev::ProduceAck { req, generation });
+    }
+
+    pub(super) fn produce_acked(&mut self, req: u32, generation: u32) {
+        let r = self.produce_reqs[req as usize];
+        if r.live && r.generation == generation {
+            self.settle_produce(req);
+        }
+    }
+
+    /// No acknowledgement in time: resend, or give up.
+    pub(super) fn produce_timed_out(&mut self, req: u32, generation: u32, attempt: u32) {
+        let r = self.produce_reqs[req as usize];
+        if !r.live || r.generation != generation || r.attempts != attempt {
+            return;
+        }
+        let retries = self.broker_spec.as_ref().map_or(0, |s| s.retries);
+        if r.attempts < retries {
+            self.produce_reqs[req as usize].attempts += 1;
+            self.send_produce(req);
+        } else {
+            self.settle_produce(req);
+            self.lose(NO_NODE, &r.msg, LossReason::ProducerGaveUp);
+        }
+    }
+
+    fn in_sync_count(&self, p: usize) -> u32 {
+        let part = &self.partitions[p];
+        part.replicas.iter().filter(|r| r.in_sync && self.brokers[r.broker as usize].up).count() as u32
+    }
+
+    /// Followers that are up and idle fetch from the leader.
+    fn replicate(&mut self, p: usize) {
+        let Some(leader) = self.partitions[p].leader else { return };
+        for i in 0..self.partitions[p].replicas.len() {
+            let r = self.partitions[p].replicas[i];
+            if i == leader || r.fetching || !self.brokers[r.broker as usize].up {
+                continue;
+            }
+            if r.len >= self.partitions[p].records.len() as u64 {
+                continue;
+            }
+            self.partitions[p].replicas[i].fetching = true;
+            let latency = &self.broker_spec.as_ref().expect("brokers configured").replica_latency;
+            let at = self.now + latency.sample(&mut self.network);
+            self.queue.push(at, Ev::ReplicaFetch { part: p as u32, replica: i as u32 });
+        }
+    }
+
+    /// A follower's fetch returns: it copies the leader's log and is in sync.
+    pub(super) fn replica_fetched(&mut self, p: u32, i: u32) {
+        let p = p as usize;
+        let i = i as usize;
+        self.partitions[p].replicas[i].fetching = false;
+        let r = self.partitions[p].replicas[i];
+        let Some(leader) = self.partitions[p].leader else { return };
+        if !self.brokers[r.broker as usize].up || leader == i {
+            return;
+        }
+        let flush_now = self.broker_spec.as_ref().is_some_and(|s| s.flush_every.is_none());
+        let len = self.partitions[p].records.len() as u64;
+        let r = &mut self.partitions[p].replicas[i];
+        r.len = len;
+        if flush_now {
+            r.flushed = len;
+        }
+        r.in_sync = true;
+        self.update_high_watermark(p);
+        self.replicate(p);
+    }
+
+    /// The high watermark: what every in-sync replica that is up holds.
+    /// Consumers see records below it; `acks: All` waits for it.
+    pub(super) fn update_high_watermark(&mut self, p: usize) {
+        let part = &self.partitions[p];
+        let hw = part
+            .replicas
+            .iter()
+            .filter(|r| r.in_sync && self.brokers[r.broker as usize].up)
+            .map(|r| r.len)
+            .min()
+            .unwrap_or(0);
+        if hw <= part.visible {
+            return;
+        }
+        self.partitions[p].visible = hw;
+        while let Some(&(offset, req)) = self.partitions[p].pending_acks.front() {
+            if offset >= hw {
+                break;
+            }
+            self.partitions[p].pending_acks.pop_front();
+            self.send_ack(req);
+        }
+        for i in 0..self.partitions[p].groups.len() {
+            let gp = self.partitions[p].groups[i];
+            self.fetch_from(gp);
+        }
+    }
+
+    /// Broker `b` crashes: its copies lose what was not flushed and leave
+    /// the in-sync set; partitions it led elect a new leader.
+    pub(super) fn broker_crash(&mut self, b: u32) {
+        if !self.brokers[b as usize].up {
+            return;
+        }
+        self.brokers[b as usize].up = false;
+        self.brokers[b as usize].epoch += 1;
+        self.tracer.record(Record {
+            time: self.now,
+            kind: RecordKind::Crash,
+            node: self.broker_node(b),
+            msg: 0,
+            entity: 0,
+            aux: 0,
+        });
+        for p in 0..self.partitions.len() {
+            let leader = self.partitions[p].leader;
+            let mut led = false;
+            for (i, r) in self.partitions[p].replicas.iter_mut().enumerate() {
+                if r.broker == b {
+                    r.len = r.flushed;
+                    r.in_sync = false;
+                    r.fetching = false;
+                    led |= leader == Some(i);
+                }
+            }
+            if led {
+                self.elect(p);
+            }
+        }
+    }
+
+    /// Broker `b` restarts: its copies drop any tail the current leader does
+    /// not have and fetch the rest; an offline partition may get a leader.
+    pub(super) fn broker_restart(&mut self, b: u32) {
+        if self.brokers[b as usize].up {
+            return;
+        }
+        self.brokers[b as usize].up = true;
+        self.tracer.record(Record {
+            time: self.now,
+            kind: RecordKind::Restart,
+            node: self.broker_node(b),
+            msg: 0,
+            entity: 0,
+            aux: 0,
+        });
+        for p in 0..self.partitions.len() {
+            let Some(i) = self.partitions[p].replicas.iter().position(|r| r.broker == b) else { continue };
+            match self.partitions[p].leader {
+                Some(_) => {
+                    let len = self.partitions[p].records.len() as u64;
+                    let r = &mut self.partitions[p].replicas[i];
+                    r.len = r.len.min(len);
+                    r.flushed = r.flushed.min(r.len);
+                    self.replicate(p);
+                }
+                None => {
+                    // It may be the last replica that was in sync.
+                    self.partitions[p].replicas[i].in_sync = true;
+                    self.elect(p);
+                }
+            }
+        }
+        self.schedule_flush(b);
+    }
+
+    /// Chooses a leader for partition `p`: an in-sync replica that is up,
+    /// else (if allowed) the longest out-of-sync one. The log is cut to the
+    /// new leader's copy; what is cut is lost.
+    fn elect(&mut self, p: usize) {
+        let unclean_allowed = self.broker_spec.as_ref().is_some_and(|s| s.unclean_election);
+        let part = &self.partitions[p];
+        let up = |r: &Replica| self.brokers[r.broker as usize].up;
+        let clean = part.replicas.iter().position(|r| r.in_sync && up(r));
+        let (choice, unclean) = match clean {
+            Some(i) => (Some(i), false),
+            None if unclean_allowed => {
+                let best = part
+                    .replicas
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| up(r))
+                    .max_by_key(|(i, r)| (r.len, usize::MAX - i));
+                (best.map(|(i, _)| i), true)
+            }
+            None => (None, false),
+        };
+        self.partitions[p].leader = choice;
+        let Some(l) = choice else { return }; // offline until a replica comes back
+        self.partitions[p].replicas[l].in_sync = true;
+        let keep = self.partitions[p].replicas[l].len;
+        self.truncate(p, keep, if unclean { LossReason::UncleanElection } else { LossReason::LeaderFailover });
+        // The requests waited on the old leader, which will never answer:
+        // their producers time out and resend, and a resend of a record the
+        // new leader has is a duplicate unless the producer is idempotent.
+        self.partitions[p].pending_acks.clear();
+        for r in &mut self.partitions[p].replicas {
+            r.len = r.len.min(keep);
+            r.flushed = r.flushed.min(keep);
+        }
+        self.replicate(p);
+        self.update_high_watermark(p);
+    }
+
+    /// Cuts partition `p`'s log to `keep` records: the cut records are lost,
+    /// consumer groups past the cut go back to it, and pending
+    /// acknowledgements for them are dropped (their producers will resend).
+    fn truncate(&mut self, p: usize, keep: u64, reason: LossReason) {
+        let len = self.partitions[p].records.len() as u64;
+        if keep >= len {
+            return;
+        }
+        // A record whose producer still waits for its acknowledgement will be
+        // resent; any other record cut here was acknowledged, and is lost.
+        let pending: Vec<u64> = self.partitions[p].pending_acks.iter().map(|&(o, _)| o).collect();
+        for o in keep..len {
+            if pending.binary_search(&o).is_err() {
+                let msg = self.partitions[p].records[o as usize];
+                self.lose(NO_NODE, &msg, reason);
+            }
+        }
+        let part = &mut self.partitions[p];
+        part.records.truncate(keep as usize);
+        part.visible = part.visible.min(keep);
+        part.pending_acks.retain(|&(o, _)| o < keep);
+        part.appended_ids.retain(|_, o| *o < keep);
+        if part.compacted {
+            part.newest_by_key.clear();
+            for (o, m) in part.records.iter().enumerate() {
+                part.newest_by_key.insert(m.key, o as u64);
+            }
+        }
+        for i in 0..self.partitions[p].groups.len() {
+            let g = self.partitions[p].groups[i] as usize;
+            let owner = self.gparts[g].owner;
+            let gp = &mut self.gparts[g];
+            if gp.position > keep || gp.committed > keep {
+                gp.committed = gp.committed.min(keep);
+                gp.high_water = gp.high_water.min(keep);
+                if owner != super::NO_OWNER {
+                    let node = &mut self.nodes[owner as usize];
+                    node.outstanding = node.outstanding.saturating_sub(gp.outstanding);
+                }
+                Self::reset_consumer_state(gp);
+            }
+        }
+    }
+
+    /// The trace's node index of broker `b` (after every service instance).
+    pub(super) fn broker_node(&self, b: u32) -> u32 {
+        self.nodes.len() as u32 + b
+    }
+
+    /// Sets broker `b`'s next flush, if flushing is periodic.
+    pub(super) fn schedule_flush(&mut self, b: u32) {
+        if let Some(every) = self.broker_spec.as_ref().and_then(|s| s.flush_every) {
+            let epoch = self.brokers[b as usize].epoch;
+            self.queue.push(self.now + every.max(SimDuration::NANOSECOND), Ev::Flush { broker: b, epoch });
+        }
+    }
+
+    /// Broker `b` writes its copies to disk.
+    pub(super) fn flush(&mut self, b: u32, epoch: u32) {
+        if !self.brokers[b as usize].up || self.brokers[b as usize].epoch != epoch {
+            return;
+        }
+        for part in &mut self.partitions {
+            for r in part.replicas.iter_mut().filter(|r| r.broker == b) {
+                r.flushed = r.len;
+            }
+        }
+        self.schedule_flush(b);
+    }
+}
