@@ -326,6 +326,11 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
             );
         }
     }
+    for (name, b) in &m.backlog {
+        if b.max > 0 {
+            let _ = writeln!(s, "backlog     {name}: max {}, mean {:.1}", thousands(b.max), b.mean);
+        }
+    }
     s.push('\n');
     for v in &o.invariants {
         let counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -51,11 +51,27 @@ pub struct Metrics {
     pub duplicates_skipped: u64,
     /// Messages moved to a dead-letter queue after their delivery limit.
     pub dead_lettered: u64,
+    /// Over the run, per queue (`queue NAME`: messages waiting) and per
+    /// consumer group and topic (`lag SERVICE/TOPIC`: records not committed).
+    pub backlog: BTreeMap<String, Backlog>,
     /// End-to-end latency from the entity's creation (the client's request)
     /// to its terminal state, in seconds.
     pub e2e_latency_s: LatencySummary,
     /// Per service, by name.
     pub services: BTreeMap<String, ServiceMetrics>,
+}
+
+/// A quantity sampled at a fixed interval over a run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Backlog {
+    /// Seconds between samples (the first is at one interval).
+    pub interval_s: f64,
+    /// The largest sample.
+    pub max: u64,
+    /// The mean of the samples.
+    pub mean: f64,
+    /// The samples, in time order.
+    pub samples: Vec<u64>,
 }
 
 /// What one service (all its instances) did.

@@ -126,11 +126,6 @@ pub enum Command {
         /// The version written; a newer write has a higher version.
         version: u64,
     },
-    /// The handler failed (a poison message, a bug): none of the other
-    /// commands take effect. A queue consumer nacks the message (requeued,
-    /// or dead-lettered after the delivery limit), a log consumer retries it
-    /// in place, an ephemeral or auto-ack consumer drops it.
-    Fail,
 }
 
 /// The out-buffer a handler pushes its commands into. Reused across
@@ -138,6 +133,7 @@ pub enum Command {
 #[derive(Default, Debug)]
 pub struct Out {
     pub(crate) commands: Vec<Command>,
+    pub(crate) failed: bool,
 }
 
 impl Out {
@@ -165,9 +161,17 @@ impl Out {
     pub fn timer(&mut self, after: SimDuration, tag: u64) {
         self.commands.push(Command::Timer { after, tag });
     }
-    /// Fail: nothing else pushed for this message takes effect.
+    /// The handler failed (a poison message, a bug): none of the commands
+    /// take effect. A queue consumer nacks the message (requeued, or
+    /// dead-lettered after the delivery limit), a log consumer retries it in
+    /// place, an ephemeral or auto-ack consumer drops it.
     pub fn fail(&mut self) {
-        self.commands.push(Command::Fail);
+        self.failed = true;
+    }
+
+    /// True once [`Out::fail`] was called.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
     /// The commands pushed so far.
     pub fn commands(&self) -> &[Command] {

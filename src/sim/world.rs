@@ -16,7 +16,7 @@ use brokers::{BrokerNode, ProduceReq, Replica};
 mod brokers;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
-use crate::outcome::{AppliedFault, Metrics, Outcome, ServiceMetrics, StopReason};
+use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, StateKind, System};
@@ -67,7 +67,12 @@ enum Ev {
     ReplicaFetch { part: u32, replica: u32 },
     /// A broker writes its log to disk.
     Flush { broker: u32, epoch: u32 },
+    /// Record the backlog of every queue and the lag of every consumer group.
+    Sample,
 }
+
+/// Samples of backlog and lag taken over a run.
+const SAMPLES: u64 = 100;
 
 /// `GroupPart::owner` of a partition no member holds.
 const NO_OWNER: u32 = u32::MAX;
@@ -295,6 +300,9 @@ struct World<'s, 't> {
     broker_spec: Option<crate::system::BrokerSpec>,
     produce_reqs: Vec<ProduceReq>,
     produce_free: Vec<u32>,
+    /// Backlog per queue and lag per (group, topic), sampled: name, samples.
+    backlog: Vec<(String, Vec<u64>)>,
+    sample_every: SimDuration,
     max_deliveries: Option<u32>,
     dead_lettered: u64,
     checker: Checker,
@@ -549,6 +557,8 @@ impl<'s, 't> World<'s, 't> {
             broker_spec,
             produce_reqs: Vec::new(),
             produce_free: Vec::new(),
+            backlog: Vec::new(),
+            sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
             max_deliveries,
             dead_lettered: 0,
             dedup: sys
@@ -604,6 +614,18 @@ impl<'s, 't> World<'s, 't> {
         for b in 0..self.brokers.len() as u32 {
             self.schedule_flush(b);
         }
+        self.backlog = self.broker.queues.iter().map(|q| (format!("queue {}", q.name), Vec::new())).collect();
+        for (si, gps) in self.service_gps.iter().enumerate() {
+            for k in &self.sys.services[si].consumes {
+                if !gps.is_empty() {
+                    let name = format!("lag {}/{}", self.sys.services[si].name, self.sys.names.kind_name(*k));
+                    self.backlog.push((name, Vec::new()));
+                }
+            }
+        }
+        if !self.backlog.is_empty() {
+            self.queue.push(SimTime::ZERO + self.sample_every, Ev::Sample);
+        }
         for n in 0..self.nodes.len() as u32 {
             self.schedule_auto_commit(n);
         }
@@ -640,6 +662,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::ProduceAck { req, generation } => self.produce_acked(req, generation),
                 Ev::ReplicaFetch { part, replica } => self.replica_fetched(part, replica),
                 Ev::Flush { broker, epoch } => self.flush(broker, epoch),
+                Ev::Sample => self.sample(),
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
@@ -760,6 +783,7 @@ impl<'s, 't> World<'s, 't> {
         let node = &self.nodes[n as usize];
         let mut out = std::mem::take(&mut self.out);
         out.commands.clear();
+        out.failed = false;
         if !duplicate {
             let ctx = Context {
                 now: self.now,
@@ -774,7 +798,7 @@ impl<'s, 't> World<'s, 't> {
         let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;
-        let failed = out.commands.contains(&Command::Fail);
+        let failed = out.failed;
         if duplicate {
             self.duplicates_skipped += 1;
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
@@ -936,8 +960,6 @@ impl<'s, 't> World<'s, 't> {
                 let store = if durable { &mut node.durable } else { &mut node.volatile };
                 store.insert(key, value);
             }
-            // Handled before any command is applied.
-            Command::Fail => {}
             Command::Write { table, key, version } => {
                 let node = &mut self.nodes[n as usize];
                 let si = node.service as usize;
@@ -1074,17 +1096,51 @@ impl<'s, 't> World<'s, 't> {
     /// it if it is up and has room (the common case touches one partition).
     #[inline]
     fn fetch_from(&mut self, gp_id: u32) {
-        loop {
-            if self.log_gc {
-                self.skip_unreadable(gp_id);
+        if self.log_gc {
+            return self.fetch_from_collected(gp_id);
+        }
+        let gp = &mut self.gparts[gp_id as usize];
+        let n = gp.owner;
+        if n == NO_OWNER {
+            return;
+        }
+        let node = &mut self.nodes[n as usize];
+        // A node not yet deployed is down too.
+        if !node.up {
+            return;
+        }
+        let visible = self.partitions[gp.part as usize].visible;
+        while gp.position < visible {
+            if node.outstanding >= self.fetch_max {
+                node.fetch_blocked = true;
+                return;
             }
+            Self::fetch_next(
+                gp,
+                node,
+                gp_id,
+                n,
+                self.now,
+                &self.latency,
+                &mut self.network,
+                &mut self.queue,
+                &mut self.redelivered,
+            );
+        }
+    }
+
+    /// [`Self::fetch_from`] for logs with retention or compaction: every
+    /// fetch first steps over records a reader can no longer get.
+    fn fetch_from_collected(&mut self, gp_id: u32) {
+        loop {
+            self.skip_unreadable(gp_id);
             let gp = &mut self.gparts[gp_id as usize];
             let n = gp.owner;
             if n == NO_OWNER {
                 return;
             }
             let node = &mut self.nodes[n as usize];
-            if !node.up || !node.joined || gp.position >= self.partitions[gp.part as usize].visible {
+            if !node.up || gp.position >= self.partitions[gp.part as usize].visible {
                 return;
             }
             if node.outstanding >= self.fetch_max {
@@ -1351,6 +1407,33 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// Records every queue's waiting messages and every group's lag (records
+    /// in the log that it has not committed), then sets the next sample.
+    fn sample(&mut self) {
+        let mut i = 0;
+        for q in &self.broker.queues {
+            self.backlog[i].1.push(q.ready.len() as u64);
+            i += 1;
+        }
+        for (si, gps) in self.service_gps.iter().enumerate() {
+            if gps.is_empty() {
+                continue;
+            }
+            for k in &self.sys.services[si].consumes {
+                let lag: u64 = gps
+                    .iter()
+                    .map(|&g| &self.gparts[g as usize])
+                    // Partition `kind * partitions_per_topic + p` belongs to `kind`.
+                    .filter(|gp| gp.part / self.partitions_per_topic == k.0)
+                    .map(|gp| self.partitions[gp.part as usize].visible.saturating_sub(gp.committed))
+                    .sum();
+                self.backlog[i].1.push(lag);
+                i += 1;
+            }
+        }
+        self.queue.push(self.now + self.sample_every, Ev::Sample);
+    }
+
     /// Forgets a partition's consumer-side state: the next owner (or the
     /// same one after a restart) resumes from the committed offset.
     fn reset_consumer_state(gp: &mut GroupPart) {
@@ -1491,6 +1574,17 @@ impl<'s, 't> World<'s, 't> {
             redelivered: self.redelivered,
             duplicates_skipped: self.duplicates_skipped,
             dead_lettered: self.dead_lettered,
+            backlog: self
+                .backlog
+                .iter()
+                .map(|(name, samples)| {
+                    let max = samples.iter().copied().max().unwrap_or(0);
+                    let mean = samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64;
+                    let series =
+                        Backlog { interval_s: self.sample_every.as_secs_f64(), max, mean, samples: samples.clone() };
+                    (name.clone(), series)
+                })
+                .collect(),
             e2e_latency_s: self.checker.latency().summary_s(),
             services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };

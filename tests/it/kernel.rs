@@ -427,3 +427,24 @@ fn without_unclean_election_the_partition_waits_for_its_in_sync_replica() {
     let impatient = run(&system(&src.replace("retries: 30,", "retries: 2,")), 7).unwrap();
     assert!(impatient.metrics.lost_by_reason["producer-gave-up"] > 0);
 }
+
+#[test]
+fn backlog_and_lag_are_sampled_over_the_run() {
+    let o = run(&system(&scenario_text("orders-log.ron")), 7).unwrap();
+    let lag = &o.metrics.backlog["lag inventory/OrderCreated"];
+    assert_eq!(lag.samples.len(), 100);
+    assert_eq!(lag.interval_s, 12.0);
+    // Inventory is down from 2m to 7m: the lag grows through the outage
+    // (50 orders/s), peaks just before the restart, and drains after it.
+    let at = |t_s: f64| lag.samples[(t_s / lag.interval_s) as usize - 1];
+    assert!(at(60.0) < 10);
+    assert!(at(240.0) > 5_000);
+    assert!(at(408.0) > 14_000, "{}", at(408.0));
+    assert!(at(600.0) < 10);
+    assert_eq!(lag.max, lag.samples.iter().copied().max().unwrap());
+    // On a queue bus, a blocked queue's backlog only grows.
+    let poisoned = run(&system(&scenario_text("poison-no-dlq.ron")), 7).unwrap();
+    let q = &poisoned.metrics.backlog["queue invoice"];
+    assert!(q.samples.windows(2).skip(2).all(|w| w[1] >= w[0]), "{:?}", q.samples);
+    assert!(q.max > 9_000);
+}
