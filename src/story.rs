@@ -145,6 +145,9 @@ fn explain_loss(
             "an out-of-sync replica was elected leader (unclean election) without it: an acknowledged write is gone"
                 .to_string()
         }
+        Some(LossReason::Unflushed) => {
+            "its broker crashed before writing it to disk, and no other copy had it".to_string()
+        }
         Some(LossReason::ProducerGaveUp) => {
             "the producer resent it until its retries ran out, never acknowledged".to_string()
         }

@@ -95,11 +95,13 @@ pub enum LossReason {
     UncleanElection = 10,
     /// The producer resent the record as often as allowed, unacknowledged.
     ProducerGaveUp = 11,
+    /// Log: the only copy's broker crashed before writing it to disk.
+    Unflushed = 12,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 11] = [
+    pub const ALL: [LossReason; 12] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -111,6 +113,7 @@ impl LossReason {
         LossReason::LeaderFailover,
         LossReason::UncleanElection,
         LossReason::ProducerGaveUp,
+        LossReason::Unflushed,
     ];
 
     /// The reason with code `code`.
@@ -132,6 +135,7 @@ impl LossReason {
             LossReason::LeaderFailover => "leader-failover",
             LossReason::UncleanElection => "unclean-election",
             LossReason::ProducerGaveUp => "producer-gave-up",
+            LossReason::Unflushed => "unflushed",
         }
     }
 }

@@ -202,6 +202,8 @@ struct Partition {
     replicas: Vec<Replica>,
     /// The replica that leads, if any is up.
     leader: Option<usize>,
+    /// The replica that led last (kept while the partition is offline).
+    last_leader: Option<usize>,
     /// `acks: All` requests waiting for the high watermark: (offset, request).
     pending_acks: VecDeque<(u64, u32)>,
     /// Idempotent producers: message id -> offset of its record.
@@ -461,6 +463,7 @@ impl<'s, 't> World<'s, 't> {
                         partition_in_topic: p,
                         visible: 0,
                         leader: (!replicas.is_empty()).then_some(0),
+                        last_leader: (!replicas.is_empty()).then_some(0),
                         replicas,
                         pending_acks: VecDeque::new(),
                         appended_ids: BTreeMap::new(),

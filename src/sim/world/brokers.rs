@@ -337,11 +337,20 @@ impl World<'_, '_> {
             }
             None => (None, false),
         };
+        let previous = self.partitions[p].last_leader;
         self.partitions[p].leader = choice;
         let Some(l) = choice else { return }; // offline until a replica comes back
+        self.partitions[p].last_leader = Some(l);
         self.partitions[p].replicas[l].in_sync = true;
         let keep = self.partitions[p].replicas[l].len;
-        self.truncate(p, keep, if unclean { LossReason::UncleanElection } else { LossReason::LeaderFailover });
+        let reason = if previous == Some(l) {
+            LossReason::Unflushed // the same copy came back with only what it had on disk
+        } else if unclean {
+            LossReason::UncleanElection
+        } else {
+            LossReason::LeaderFailover
+        };
+        self.truncate(p, keep, reason);
         // The requests waited on the old leader, which will never answer:
         // their producers time out and resend, and a resend of a record the
         // new leader has is a duplicate unless the producer is idempotent.
