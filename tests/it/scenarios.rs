@@ -72,3 +72,25 @@ fn the_lost_orders_pair_differs_only_in_the_bus() {
     assert!(differing[0].0.trim_start().starts_with("bus: Ephemeral("));
     assert!(differing[0].1.trim_start().starts_with("bus: Log("));
 }
+
+#[test]
+fn every_scenario_gives_the_exit_code_its_header_promises() {
+    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header: String = text.lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join(" ");
+        let expected = if header.contains("(exit 1)") {
+            false
+        } else if header.contains("(exit 0)") {
+            true
+        } else {
+            panic!("{}: the header must say (exit 0) or (exit 1)", path.display());
+        };
+        let loaded = scenario::load(&path.to_string_lossy()).unwrap();
+        let outcome = faultline::sim::run(&loaded.system, loaded.system.seed).unwrap();
+        assert_eq!(outcome.all_hold(), expected, "{}", path.display());
+    }
+}
