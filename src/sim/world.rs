@@ -1099,69 +1099,48 @@ impl<'s, 't> World<'s, 't> {
     /// it if it is up and has room (the common case touches one partition).
     #[inline]
     fn fetch_from(&mut self, gp_id: u32) {
-        if self.log_gc {
-            return self.fetch_from_collected(gp_id);
-        }
-        let gp = &mut self.gparts[gp_id as usize];
-        let n = gp.owner;
-        if n == NO_OWNER {
-            return;
-        }
-        let node = &mut self.nodes[n as usize];
-        // A node not yet deployed is down too.
-        if !node.up {
-            return;
-        }
-        let visible = self.partitions[gp.part as usize].visible;
-        while gp.position < visible {
-            if node.outstanding >= self.fetch_max {
-                node.fetch_blocked = true;
+        loop {
+            // With retention or compaction, step over records a reader can
+            // no longer get before each fetch.
+            if self.log_gc {
+                self.skip_unreadable(gp_id);
+            }
+            if !self.fetch_one(gp_id) {
                 return;
             }
-            Self::fetch_next(
-                gp,
-                node,
-                gp_id,
-                n,
-                self.now,
-                &self.latency,
-                &mut self.network,
-                &mut self.queue,
-                &mut self.redelivered,
-            );
         }
     }
 
-    /// [`Self::fetch_from`] for logs with retention or compaction: every
-    /// fetch first steps over records a reader can no longer get.
-    fn fetch_from_collected(&mut self, gp_id: u32) {
-        loop {
-            self.skip_unreadable(gp_id);
-            let gp = &mut self.gparts[gp_id as usize];
-            let n = gp.owner;
-            if n == NO_OWNER {
-                return;
-            }
-            let node = &mut self.nodes[n as usize];
-            if !node.up || gp.position >= self.partitions[gp.part as usize].visible {
-                return;
-            }
-            if node.outstanding >= self.fetch_max {
-                node.fetch_blocked = true;
-                return;
-            }
-            Self::fetch_next(
-                gp,
-                node,
-                gp_id,
-                n,
-                self.now,
-                &self.latency,
-                &mut self.network,
-                &mut self.queue,
-                &mut self.redelivered,
-            );
+    /// Fetches the next record of `gp_id` for its owner if it is up, has
+    /// room, and the record is visible; false when it did not.
+    #[inline]
+    fn fetch_one(&mut self, gp_id: u32) -> bool {
+        let gp = &mut self.gparts[gp_id as usize];
+        let n = gp.owner;
+        if n == NO_OWNER {
+            return false;
         }
+        let node = &mut self.nodes[n as usize];
+        // A node not yet deployed is down too.
+        if !node.up || gp.position >= self.partitions[gp.part as usize].visible {
+            return false;
+        }
+        if node.outstanding >= self.fetch_max {
+            node.fetch_blocked = true;
+            return false;
+        }
+        Self::fetch_next(
+            gp,
+            node,
+            gp_id,
+            n,
+            self.now,
+            &self.latency,
+            &mut self.network,
+            &mut self.queue,
+            &mut self.redelivered,
+        );
+        true
     }
 
     /// Moves `gp_id`'s position past records a reader can no longer get:
