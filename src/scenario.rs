@@ -15,8 +15,8 @@ use crate::service::{Declarative, Handler as KHandler};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, ServiceSpec,
-    StateKind, System, WorkloadSpec,
+    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, Seam,
+    ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
@@ -546,6 +546,14 @@ impl Compiler<'_> {
             }
             spec.queue = sv.consume.queue.clone();
             spec.start_latest = matches!(sv.consume.start, schema::Start::Latest);
+            if let Some(o) = &sv.outbox {
+                let at = [P::F("services"), P::I(i), P::F("outbox"), P::F("poll")];
+                let poll = self.duration(&at, &o.poll);
+                if poll == Some(SimDuration::ZERO) {
+                    self.err(&at, "the outbox poll interval must be above zero", None);
+                }
+                spec.outbox = Some(poll.unwrap_or(SimDuration::SECOND));
+            }
             if let Some(t) = &sv.starts_at {
                 let at = [P::F("services"), P::I(i), P::F("starts_at")];
                 if let Some(d) = self.duration(&at, t) {
@@ -648,7 +656,11 @@ impl Compiler<'_> {
         let mut faults = Vec::new();
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
-            let schema::Fault::Crash { node, at, down_for } = f;
+            let (node, down_for) = match f {
+                schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
+                    (node, down_for)
+                }
+            };
             if !node_names.contains(node) {
                 let help = if services.iter().any(|sv| &sv.name == node) {
                     Some(format!("faults name instances: did you mean `{node}-1`?"))
@@ -661,21 +673,68 @@ impl Compiler<'_> {
                     help.or_else(|| Some(format!("nodes are {}", node_names.join(", ")))),
                 );
             }
-            let (at_range, down) = (self.time_range(&fat("at"), at), self.duration(&fat("down_for"), down_for));
+            let down = self.duration(&fat("down_for"), down_for);
+            if down == Some(SimDuration::ZERO) {
+                self.err(&fat("down_for"), "down_for must be above zero", None);
+            }
+            let at = match f {
+                schema::Fault::Crash { at, .. } => at,
+                schema::Fault::CrashAt { seam, nth, probability, .. } => {
+                    let seam = match seam {
+                        schema::Seam::AfterDedup => Seam::AfterDedup,
+                        schema::Seam::AfterStateWrite => Seam::AfterStateWrite,
+                        schema::Seam::AfterPublish => Seam::AfterPublish,
+                        schema::Seam::InOutboxRelay => Seam::InOutboxRelay,
+                    };
+                    let service = services.iter().find(|sv| (0..sv.instances).any(|k| sv.node_name(k) == *node));
+                    if seam == Seam::InOutboxRelay && service.is_some_and(|sv| sv.outbox.is_none()) {
+                        self.err(&fat("seam"), format!("`{node}` has no outbox relay to crash in"), None);
+                    }
+                    if seam == Seam::AfterDedup && service.is_some_and(|sv| sv.dedup.is_none()) {
+                        self.err(&fat("seam"), format!("`{node}` keeps no dedup store"), None);
+                    }
+                    let probability = match (nth, probability) {
+                        (Some(0), _) => {
+                            self.err(&fat("nth"), "nth counts from 1", None);
+                            0.0
+                        }
+                        (Some(_), None) => 0.0,
+                        (None, Some(p)) if (0.0..=1.0).contains(p) => *p,
+                        (None, Some(p)) => {
+                            self.err(&fat("probability"), format!("probability {p} is not in [0, 1]"), None);
+                            0.0
+                        }
+                        _ => {
+                            self.err(&fat("seam"), "give either `nth` or `probability`", None);
+                            0.0
+                        }
+                    };
+                    if let Some(down) = down {
+                        faults.push(FaultSpec::CrashAt {
+                            node: node.clone(),
+                            seam,
+                            nth: *nth,
+                            probability,
+                            down_for: down,
+                        });
+                    }
+                    continue;
+                }
+            };
+            let at_range = self.time_range(&fat("at"), at);
             if let (Some((_, at_max)), Some(d)) = (at_range, duration)
                 && at_max > d
             {
                 self.err(&fat("at"), format!("the crash at {at} is after the end of the run ({})", s.duration), None);
             }
-            if down == Some(SimDuration::ZERO) {
-                self.err(&fat("down_for"), "down_for must be above zero", None);
-            }
             if let (Some((at_t, at_max)), Some(down)) = (at_range, down) {
                 let jitter = SimDuration(at_max.0 - at_t.0);
                 let spec = FaultSpec::Crash { node: node.clone(), at: SimTime::ZERO + at_t, jitter, down_for: down };
-                let overlaps = faults.iter().any(|o: &FaultSpec| {
-                    let FaultSpec::Crash { node: n, at: a, .. } = o;
-                    n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
+                let overlaps = faults.iter().any(|o: &FaultSpec| match o {
+                    FaultSpec::Crash { node: n, at: a, .. } => {
+                        n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
+                    }
+                    FaultSpec::CrashAt { .. } => false,
                 });
                 if overlaps {
                     self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);

@@ -51,8 +51,27 @@ pub(crate) fn tell(
             lines.push(format!("{:>12}  ... and {n} more steps like these, the last at {last}", ""));
         }
     };
-    for r in records {
+    // Crashes and restarts of the nodes involved matter up to the entity's
+    // last step, and the first one after it (the node coming back).
+    let last_own = records.iter().rposition(|r| r.entity == entity.0).unwrap_or(0);
+    let mut after_last = 0;
+    let mut previous: Option<&Record> = None;
+    for (i, r) in records.iter().enumerate() {
         if r.entity != entity.0 && !(r.entity == 0 && involved.contains(&r.node)) {
+            continue;
+        }
+        if r.entity == 0 && i > last_own {
+            after_last += 1;
+            if after_last > 1 {
+                continue;
+            }
+        }
+        // "CRASHED at seam X" already said it.
+        let told = previous.is_some_and(|p| {
+            p.kind == RecordKind::CrashPoint && p.node == r.node && p.time == r.time && r.kind == RecordKind::Crash
+        });
+        previous = Some(r);
+        if told {
             continue;
         }
         let seen = times_seen.entry((r.kind as u8, r.node, r.msg)).or_insert(0);
@@ -97,6 +116,11 @@ pub(crate) fn tell(
             RecordKind::Restart => write!(line, "{who} restarted"),
             RecordKind::Joined => write!(line, "{who} started (deployed)"),
             RecordKind::Assigned | RecordKind::Revoked => continue,
+            RecordKind::CrashPoint => {
+                let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
+                write!(line, "{who} CRASHED at seam {seam} while handling {}", msg_name(r.msg))
+            }
+            RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {
                 write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
             }

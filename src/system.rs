@@ -155,6 +155,10 @@ pub struct ServiceSpec {
     /// Log: a group created when the service starts reads from the end of
     /// each partition (`latest`) instead of its beginning (`earliest`).
     pub start_latest: bool,
+    /// Transactional outbox: messages are written with the state change and
+    /// a relay publishes them this often; `None` publishes directly (a dual
+    /// write).
+    pub outbox: Option<SimDuration>,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
 }
@@ -176,6 +180,7 @@ impl ServiceSpec {
             prefetch: 10,
             starts_at: SimTime::ZERO,
             start_latest: false,
+            outbox: None,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -321,14 +326,68 @@ pub enum FaultSpec {
         /// How long it stays down.
         down_for: SimDuration,
     },
+    /// Node `node` crashes at `seam` while handling a message: on its
+    /// `nth` message there (counting from 1), or on each with `probability`
+    /// (drawn from the faults stream); it restarts `down_for` later.
+    CrashAt {
+        /// Node name.
+        node: String,
+        /// Where in the handler.
+        seam: Seam,
+        /// On the nth message handled at the seam, if set.
+        nth: Option<u64>,
+        /// Otherwise with this probability per message.
+        probability: f64,
+        /// How long it stays down.
+        down_for: SimDuration,
+    },
 }
 
 impl FaultSpec {
-    /// When the fault ends at the latest (the node is back).
+    /// When the fault ends at the latest (the node is back); time zero for a
+    /// crash point, whose time depends on the run.
     pub fn heals_at(&self) -> SimTime {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
+            FaultSpec::CrashAt { .. } => SimTime::ZERO,
         }
+    }
+}
+
+/// A named point inside the completion of a handler, where a crash hits
+/// between two steps that a design may or may not make atomic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seam {
+    /// After the idempotent consumer recorded the message id, before the
+    /// handler's state change, effect and messages.
+    AfterDedup = 1,
+    /// After the state change (the database write), before the messages are
+    /// published: the dual-write gap. With an outbox the messages are part
+    /// of the state change, so nothing is in the gap.
+    AfterStateWrite = 2,
+    /// After everything the handler did, before its input is acknowledged
+    /// (the log offset committed, the queue message acked).
+    AfterPublish = 3,
+    /// In an outbox relay: after publishing a message, before marking it sent.
+    InOutboxRelay = 4,
+}
+
+impl Seam {
+    /// The seam's name as scenario files and stories write it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Seam::AfterDedup => "after-dedup",
+            Seam::AfterStateWrite => "after-state-write",
+            Seam::AfterPublish => "after-publish",
+            Seam::InOutboxRelay => "in-outbox-relay",
+        }
+    }
+
+    /// The seam with code `code`.
+    pub fn from_code(code: u64) -> Option<Seam> {
+        [Seam::AfterDedup, Seam::AfterStateWrite, Seam::AfterPublish, Seam::InOutboxRelay]
+            .into_iter()
+            .find(|s| *s as u64 == code)
     }
 }
 

@@ -63,6 +63,10 @@ pub enum RecordKind {
     Assigned = 20,
     /// A log partition was taken from the node by a rebalance (aux: partition).
     Revoked = 21,
+    /// A crash point hit the node at a seam while it handled the message (aux: seam).
+    CrashPoint = 22,
+    /// A message was written to the node's outbox, with its state change.
+    Outboxed = 23,
 }
 
 /// Why a message was lost.

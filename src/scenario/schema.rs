@@ -214,6 +214,9 @@ pub struct Service {
     /// Deployed at this time; its instances are down before.
     #[serde(default)]
     pub starts_at: Option<String>,
+    /// A transactional outbox instead of publishing directly.
+    #[serde(default)]
+    pub outbox: Option<Outbox>,
     /// Its handlers.
     #[serde(default)]
     pub on: Vec<Handler>,
@@ -373,6 +376,28 @@ pub enum Workload {
     },
 }
 
+/// A transactional outbox and its relay.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outbox {
+    /// How often the relay publishes what is waiting.
+    pub poll: String,
+}
+
+/// A seam inside a handler's completion.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Seam {
+    /// After the dedup-store write, before the state change and effects.
+    AfterDedup,
+    /// After the state write, before the publish.
+    AfterStateWrite,
+    /// After the publish, before the input is acknowledged.
+    AfterPublish,
+    /// In the outbox relay, after publishing, before marking sent.
+    InOutboxRelay,
+}
+
 /// A fault.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -383,6 +408,21 @@ pub enum Fault {
         node: String,
         /// When: a time, or a range `"2m..3m"` to draw from per seed.
         at: String,
+        /// For how long.
+        down_for: String,
+    },
+    /// A crash at a seam inside a handler.
+    CrashAt {
+        /// Node name.
+        node: String,
+        /// Where.
+        seam: Seam,
+        /// On the nth message there.
+        #[serde(default)]
+        nth: Option<u64>,
+        /// Or with this probability per message.
+        #[serde(default)]
+        probability: Option<f64>,
         /// For how long.
         down_for: String,
     },

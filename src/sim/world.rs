@@ -19,7 +19,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, StateKind, System};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 
 /// What a run should produce besides its outcome.
@@ -69,6 +69,8 @@ enum Ev {
     Flush { broker: u32, epoch: u32 },
     /// Record the backlog of every queue and the lag of every consumer group.
     Sample,
+    /// A node's outbox relay publishes what is waiting in the outbox.
+    OutboxPoll { node: u32, epoch: u32 },
 }
 
 /// Samples of backlog and lag taken over a run.
@@ -126,6 +128,9 @@ struct Node {
     owned: Vec<u32>,
     /// An idempotent consumer's in-memory store (volatile dedup).
     dedup: Option<DedupStore>,
+    /// Messages written with a state change, waiting for the relay
+    /// (transactional outbox; durable).
+    outbox: VecDeque<Message>,
     /// Records fetched and not yet processed.
     outstanding: u32,
     /// A fetch stopped at `fetch_max` with records left: scan all owned
@@ -264,6 +269,25 @@ struct ServiceStats {
     waited: u64,
 }
 
+/// One crash in the fault plan: target (node, or broker after the nodes),
+/// when it goes down and comes back, and what it was.
+#[derive(Clone, Copy, Debug)]
+struct PlanEntry {
+    target: u32,
+    at: SimTime,
+    heal: SimTime,
+    seam: Option<Seam>,
+}
+
+struct CrashPoint {
+    node: u32,
+    seam: Seam,
+    nth: Option<u64>,
+    probability: f64,
+    down_for: SimDuration,
+    seen: u64,
+}
+
 struct World<'s, 't> {
     sys: &'s System,
     now: SimTime,
@@ -282,8 +306,13 @@ struct World<'s, 't> {
     partitions: Vec<Partition>,
     gparts: Vec<GroupPart>,
     inflight: Slab,
-    /// The fault plan as drawn for this seed: (node, crash, restart).
-    plan: Vec<(u32, SimTime, SimTime)>,
+    /// The fault plan as drawn for this seed (and, for crash points, as it
+    /// happened).
+    plan: Vec<PlanEntry>,
+    /// Crash points, with how many messages each has seen.
+    crash_points: Vec<CrashPoint>,
+    /// Draws for probabilistic crash points.
+    faults: Stream,
     /// Durable dedup stores, per service.
     dedup: Vec<Option<DedupStore>>,
     /// Queue bus: the broker's queues and deliveries.
@@ -378,6 +407,7 @@ impl<'s, 't> World<'s, 't> {
                     volatile: BTreeMap::new(),
                     owned: Vec::new(),
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
+                    outbox: VecDeque::new(),
                     outstanding: 0,
                     fetch_blocked: false,
                     cursor: 0,
@@ -513,6 +543,7 @@ impl<'s, 't> World<'s, 't> {
         // stream, drawn in plan order, and from nothing else.
         let mut faults = Stream::new(seed, StreamKind::Faults, "");
         let mut plan = Vec::new();
+        let mut crash_points = Vec::new();
         for f in &sys.faults {
             match f {
                 FaultSpec::Crash { node, at, jitter, down_for } => {
@@ -526,7 +557,21 @@ impl<'s, 't> World<'s, 't> {
                         .or(broker)
                         .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
-                    plan.push((n as u32, at, at + *down_for));
+                    plan.push(PlanEntry { target: n as u32, at, heal: at + *down_for, seam: None });
+                }
+                FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
+                    let n = nodes
+                        .iter()
+                        .position(|x| &x.name == node)
+                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
+                    crash_points.push(CrashPoint {
+                        node: n as u32,
+                        seam: *seam,
+                        nth: *nth,
+                        probability: *probability,
+                        down_for: *down_for,
+                        seen: 0,
+                    });
                 }
             }
         }
@@ -547,6 +592,8 @@ impl<'s, 't> World<'s, 't> {
             gparts,
             inflight: Slab::default(),
             plan,
+            crash_points,
+            faults,
             broker,
             queue_bus,
             log_gc,
@@ -607,9 +654,12 @@ impl<'s, 't> World<'s, 't> {
                 self.queue.push(s.starts_at, Ev::Join { service: si as u32 });
             }
         }
-        for (i, &(_, at, heal)) in self.plan.iter().enumerate() {
-            self.queue.push(at, Ev::Crash { fault: i as u32 });
-            self.queue.push(heal, Ev::Restart { fault: i as u32 });
+        for (i, e) in self.plan.iter().enumerate() {
+            self.queue.push(e.at, Ev::Crash { fault: i as u32 });
+            self.queue.push(e.heal, Ev::Restart { fault: i as u32 });
+        }
+        for n in 0..self.nodes.len() as u32 {
+            self.schedule_relay(n);
         }
         for si in 0..self.sys.services.len() {
             self.rebalance(si as u32);
@@ -652,11 +702,11 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => match self.plan[fault as usize].0 {
+                Ev::Crash { fault } => match self.plan[fault as usize].target {
                     t if (t as usize) < self.nodes.len() => self.crash(t),
                     t => self.broker_crash(t - self.nodes.len() as u32),
                 },
-                Ev::Restart { fault } => match self.plan[fault as usize].0 {
+                Ev::Restart { fault } => match self.plan[fault as usize].target {
                     t if (t as usize) < self.nodes.len() => self.restart(t),
                     t => self.broker_restart(t - self.nodes.len() as u32),
                 },
@@ -666,6 +716,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::ReplicaFetch { part, replica } => self.replica_fetched(part, replica),
                 Ev::Flush { broker, epoch } => self.flush(broker, epoch),
                 Ev::Sample => self.sample(),
+                Ev::OutboxPoll { node, epoch } => self.relay(node, epoch),
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
@@ -809,11 +860,30 @@ impl<'s, 't> World<'s, 't> {
             self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
         } else {
             self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
+        }
+        // A crash point may cut the completion at its seam: the steps before
+        // it happened, the ones after it did not.
+        let seam = if self.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
+        if seam == Some(Seam::AfterDedup) {
+            self.out = out;
+            return self.crash_at(n, seam, &job.msg);
+        }
+        if !duplicate && !failed {
+            let outbox = self.sys.services[si].outbox.is_some();
             for &cmd in &out.commands {
+                if seam == Some(Seam::AfterStateWrite) && !outbox && matches!(cmd, Command::Emit { .. }) {
+                    self.out = out;
+                    return self.crash_at(n, seam, &job.msg);
+                }
                 self.apply(n, &job.msg, cmd);
             }
         }
         self.out = out;
+        if seam.is_some() {
+            // After the state change with nothing published, or after
+            // everything: either way before the input is acknowledged.
+            return self.crash_at(n, seam, &job.msg);
+        }
         if failed && self.failed(n, worker, job) {
             return;
         }
@@ -847,6 +917,78 @@ impl<'s, 't> World<'s, 't> {
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
         }
+    }
+
+    /// Counts message `msg` at node `n` for its crash points; the seam to
+    /// crash at, if one fires.
+    fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<Seam> {
+        self.crash_point_hit_at(n, msg, |s| s != Seam::InOutboxRelay)
+    }
+
+    fn crash_point_hit_at(&mut self, n: u32, _msg: &Message, seams: impl Fn(Seam) -> bool) -> Option<Seam> {
+        let mut hit = None;
+        for i in 0..self.crash_points.len() {
+            let cp = &mut self.crash_points[i];
+            if cp.node != n || !seams(cp.seam) {
+                continue;
+            }
+            cp.seen += 1;
+            let fires = match cp.nth {
+                Some(nth) => cp.seen == nth,
+                None => cp.probability > 0.0 && self.faults.unit() < cp.probability,
+            };
+            if fires && hit.is_none() {
+                hit = Some(i);
+            }
+        }
+        hit.map(|i| self.crash_points[i].seam)
+    }
+
+    /// Node `n` crashes now, at `seam`, while handling `msg`; it restarts
+    /// after its crash point's `down_for`.
+    fn crash_at(&mut self, n: u32, seam: Option<Seam>, msg: &Message) {
+        let Some(seam) = seam else { return };
+        let down_for = self
+            .crash_points
+            .iter()
+            .find(|c| c.node == n && c.seam == seam)
+            .map_or(SimDuration::SECOND, |c| c.down_for);
+        self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
+        self.crash(n);
+        let fault = self.plan.len() as u32;
+        self.plan.push(PlanEntry { target: n, at: self.now, heal: self.now + down_for, seam: Some(seam) });
+        self.queue.push(self.now + down_for, Ev::Restart { fault });
+    }
+
+    /// Sets node `n`'s next outbox poll, if its service has an outbox.
+    fn schedule_relay(&mut self, n: u32) {
+        let node = &self.nodes[n as usize];
+        if let Some(poll) = self.sys.services[node.service as usize].outbox
+            && node.up
+        {
+            let epoch = node.epoch;
+            self.queue.push(self.now + poll.max(SimDuration::NANOSECOND), Ev::OutboxPoll { node: n, epoch });
+        }
+    }
+
+    /// The outbox relay publishes the waiting messages in order, marking each
+    /// sent after publishing it (a crash between the two publishes it again
+    /// after the restart: at-least-once).
+    fn relay(&mut self, n: u32, epoch: u32) {
+        let node = &self.nodes[n as usize];
+        if node.epoch != epoch || !node.up {
+            return;
+        }
+        while let Some(&msg) = self.nodes[n as usize].outbox.front() {
+            self.publish(n, msg);
+            if !self.crash_points.is_empty()
+                && let Some(seam) = self.crash_point_hit_at(n, &msg, |s| s == Seam::InOutboxRelay)
+            {
+                return self.crash_at(n, Some(seam), &msg);
+            }
+            self.nodes[n as usize].outbox.pop_front();
+        }
+        self.schedule_relay(n);
     }
 
     /// The handler failed on `job`. A queue consumer nacks it (requeued at
@@ -948,7 +1090,12 @@ impl<'s, 't> World<'s, 't> {
             }
             Command::Emit { kind, key } => {
                 let msg = self.new_message(kind, key, input.entity, input.id);
-                self.publish(n, msg);
+                if self.sys.services[self.nodes[n as usize].service as usize].outbox.is_some() {
+                    self.nodes[n as usize].outbox.push_back(msg);
+                    self.trace(RecordKind::Outboxed, n, &msg, u64::from(msg.kind.0));
+                } else {
+                    self.publish(n, msg);
+                }
             }
             Command::Effect(e) => {
                 self.checker.effect(input.entity, e);
@@ -1496,6 +1643,7 @@ impl<'s, 't> World<'s, 't> {
         }
         self.try_fetch(n);
         self.schedule_auto_commit(n);
+        self.schedule_relay(n);
         if let Some(q) = self.broker.queue_of[n as usize] {
             self.dispatch(q);
         }
@@ -1538,7 +1686,7 @@ impl<'s, 't> World<'s, 't> {
             node.account_fifo(now);
         }
         let sys = self.sys;
-        let last_heal = self.plan.iter().map(|p| p.2).max().unwrap_or(SimTime::ZERO);
+        let last_heal = self.plan.iter().map(|p| p.heal).max().unwrap_or(SimTime::ZERO);
         let rows = |service: usize, table: u16| self.table_rows(service, table);
         let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now, &rows);
         let (_, accepted, completed) = self.checker.totals();
@@ -1573,14 +1721,20 @@ impl<'s, 't> World<'s, 't> {
         let faults = self
             .plan
             .iter()
-            .map(|&(n, at, heal)| AppliedFault {
-                kind: "crash",
-                node: match self.nodes.get(n as usize) {
-                    Some(node) => node.name.clone(),
-                    None => format!("broker-{}", n as usize - self.nodes.len() + 1),
+            .map(|e| AppliedFault {
+                kind: match e.seam {
+                    None => "crash",
+                    Some(Seam::AfterDedup) => "crash at after-dedup",
+                    Some(Seam::AfterStateWrite) => "crash at after-state-write",
+                    Some(Seam::AfterPublish) => "crash at after-publish",
+                    Some(Seam::InOutboxRelay) => "crash at in-outbox-relay",
                 },
-                from_ns: at.0.min(self.now.0),
-                until_ns: heal.0.min(self.now.0),
+                node: match self.nodes.get(e.target as usize) {
+                    Some(node) => node.name.clone(),
+                    None => format!("broker-{}", e.target as usize - self.nodes.len() + 1),
+                },
+                from_ns: e.at.0.min(self.now.0),
+                until_ns: e.heal.0.min(self.now.0),
             })
             .collect();
         let trace_records = self.tracer.count();

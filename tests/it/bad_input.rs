@@ -59,6 +59,31 @@ const CASES: &[(&str, &str, &str)] = &[
         "NoDuplicateEffects(effect: \"invoice-sent\"),",
         "ReplicaConvergence(source: \"order\", replica: \"invoce\", table: \"orders\"),",
     ),
+    (
+        "crash_point_without_outbox",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [CrashAt(node: \"inventory-1\", seam: InOutboxRelay, nth: 3, down_for: \"5s\")]",
+    ),
+    (
+        "crash_point_nth_zero",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [CrashAt(node: \"inventory-1\", seam: AfterPublish, nth: 0, down_for: \"5s\")]",
+    ),
+    (
+        "crash_point_no_trigger",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [CrashAt(node: \"inventory-1\", seam: AfterPublish, down_for: \"5s\")]",
+    ),
+    (
+        "crash_point_bad_probability",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [CrashAt(node: \"inventory-1\", seam: AfterPublish, probability: 1.5, down_for: \"5s\")]",
+    ),
+    (
+        "misspelt_seam",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [CrashAt(node: \"inventory-1\", seam: AfterStateWirte, nth: 3, down_for: \"5s\")]",
+    ),
     ("empty_empirical", "latency: Exp(mean: \"2ms\")", "latency: Empirical([])"),
     ("bad_empirical_value", "latency: Exp(mean: \"2ms\")", "latency: Empirical([\"1ms\", \"2 ms\", \"3xs\"])"),
     ("wrong_entity", "NoLostEntities(entity: \"order\"", "NoLostEntities(entity: \"ordr\""),
