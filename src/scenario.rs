@@ -660,6 +660,37 @@ impl Compiler<'_> {
                 schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
                     (node, down_for)
                 }
+                schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until } => {
+                    for (k, node) in nodes.iter().enumerate() {
+                        if !node_names.contains(node) {
+                            let help = suggest(node, node_names.iter().map(String::as_str))
+                                .map(|s| format!("did you mean `{s}`?"));
+                            self.err(
+                                &[P::F("faults"), P::I(i), P::F("nodes"), P::I(k)],
+                                format!("no node is called `{node}`"),
+                                help,
+                            );
+                        }
+                    }
+                    let (mtbf, mttr) = (self.duration(&fat("mtbf"), mtbf), self.duration(&fat("mttr"), mttr));
+                    for (field, d) in [("mtbf", mtbf), ("mttr", mttr)] {
+                        if d == Some(SimDuration::ZERO) {
+                            self.err(&fat(field), format!("{field} must be above zero"), None);
+                        }
+                    }
+                    let from = from.as_deref().map_or(Some(SimDuration::ZERO), |t| self.duration(&fat("from"), t));
+                    let until = until.as_deref().map_or(duration, |t| self.duration(&fat("until"), t));
+                    if let (Some(mtbf), Some(mttr), Some(from), Some(until)) = (mtbf, mttr, from, until) {
+                        faults.push(FaultSpec::RandomCrashes {
+                            nodes: nodes.clone(),
+                            mtbf,
+                            mttr,
+                            from: SimTime::ZERO + from,
+                            until: SimTime::ZERO + until,
+                        });
+                    }
+                    continue;
+                }
             };
             if !node_names.contains(node) {
                 let help = if services.iter().any(|sv| &sv.name == node) {
@@ -679,6 +710,7 @@ impl Compiler<'_> {
             }
             let at = match f {
                 schema::Fault::Crash { at, .. } => at,
+                schema::Fault::RandomCrashes { .. } => continue, // handled above
                 schema::Fault::CrashAt { seam, nth, probability, .. } => {
                     let seam = match seam {
                         schema::Seam::AfterDedup => Seam::AfterDedup,
@@ -734,7 +766,7 @@ impl Compiler<'_> {
                     FaultSpec::Crash { node: n, at: a, .. } => {
                         n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
                     }
-                    FaultSpec::CrashAt { .. } => false,
+                    FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => false,
                 });
                 if overlaps {
                     self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);

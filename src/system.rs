@@ -326,6 +326,22 @@ pub enum FaultSpec {
         /// How long it stays down.
         down_for: SimDuration,
     },
+    /// Each of `nodes` (service instances or brokers) crashes and restarts
+    /// again and again between `from` and `until`: up for an exponential
+    /// time of mean `mtbf`, then down for one of mean `mttr`, drawn from the
+    /// faults stream, so each seed has its own schedule (swarm testing).
+    RandomCrashes {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Mean time between failures.
+        mtbf: SimDuration,
+        /// Mean time to repair.
+        mttr: SimDuration,
+        /// No crash before this.
+        from: SimTime,
+        /// No crash at or after this.
+        until: SimTime,
+    },
     /// Node `node` crashes at `seam` while handling a message: on its
     /// `nth` message there (counting from 1), or on each with `probability`
     /// (drawn from the faults stream); it restarts `down_for` later.
@@ -349,7 +365,7 @@ impl FaultSpec {
     pub fn heals_at(&self) -> SimTime {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
-            FaultSpec::CrashAt { .. } => SimTime::ZERO,
+            FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => SimTime::ZERO,
         }
     }
 }

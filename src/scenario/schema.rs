@@ -411,6 +411,21 @@ pub enum Fault {
         /// For how long.
         down_for: String,
     },
+    /// Crashes and restarts drawn per seed.
+    RandomCrashes {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Mean time between failures.
+        mtbf: String,
+        /// Mean time to repair.
+        mttr: String,
+        /// No crash before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No crash at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
     /// A crash at a seam inside a handler.
     CrashAt {
         /// Node name.

@@ -73,6 +73,9 @@ enum Ev {
     OutboxPoll { node: u32, epoch: u32 },
 }
 
+/// Crashes one random plan may draw per node, at most.
+const RANDOM_CRASHES_MAX: usize = 10_000;
+
 /// Samples of backlog and lag taken over a run.
 const SAMPLES: u64 = 100;
 
@@ -558,6 +561,31 @@ impl<'s, 't> World<'s, 't> {
                         .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
                     plan.push(PlanEntry { target: n as u32, at, heal: at + *down_for, seam: None });
+                }
+                FaultSpec::RandomCrashes { nodes: names, mtbf, mttr, from, until } => {
+                    for name in names {
+                        let broker = broker_spec
+                            .as_ref()
+                            .and_then(|b| (1..=b.count).position(|i| *name == format!("broker-{i}")))
+                            .map(|b| nodes.len() + b);
+                        let n = nodes
+                            .iter()
+                            .position(|x| &x.name == name)
+                            .or(broker)
+                            .ok_or_else(|| SetupError::UnknownNode(name.clone()))?;
+                        let (up, down) = (Dist::Exp { mean: *mtbf }, Dist::Exp { mean: *mttr });
+                        let mut t = *from;
+                        // A limit, so an absurd ratio of run to MTBF cannot explode the plan.
+                        for _ in 0..RANDOM_CRASHES_MAX {
+                            t += up.sample(&mut faults);
+                            if t >= *until {
+                                break;
+                            }
+                            let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
+                            plan.push(PlanEntry { target: n as u32, at: t, heal, seam: None });
+                            t = heal;
+                        }
+                    }
                 }
                 FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
                     let n = nodes

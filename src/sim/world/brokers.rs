@@ -189,6 +189,11 @@ impl World<'_, '_> {
                 continue;
             }
             if r.len >= self.partitions[p].records.len() as u64 {
+                // Caught up with nothing to fetch (a restarted follower of an
+                // idle partition): in sync again.
+                if !r.in_sync {
+                    self.partitions[p].replicas[i].in_sync = true;
+                }
                 continue;
             }
             self.partitions[p].replicas[i].fetching = true;
