@@ -94,8 +94,8 @@ pub struct ServiceMetrics {
 /// A fault as it was applied.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AppliedFault {
-    /// What, e.g. `crash`.
-    pub kind: &'static str,
+    /// What, e.g. `crash`, `crash at after-state-write`, `slow x5`, `pause`.
+    pub kind: String,
     /// Which node.
     pub node: String,
     /// From (ns).

@@ -660,6 +660,38 @@ impl Compiler<'_> {
                 schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
                     (node, down_for)
                 }
+                schema::Fault::Slow { node, at, lasting, .. } | schema::Fault::Pause { node, at, lasting } => {
+                    if !node_names.contains(node) || node.starts_with("broker-") {
+                        let help = suggest(node, node_names.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"));
+                        self.err(&fat("node"), format!("no service instance is called `{node}`"), help);
+                    }
+                    let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
+                    if lasting == Some(SimDuration::ZERO) {
+                        self.err(&fat("for"), "the fault must last more than zero", None);
+                    }
+                    let factor = match f {
+                        schema::Fault::Slow { factor, .. } => {
+                            if !(factor.is_finite() && (1.0..=1000.0).contains(factor)) {
+                                self.err(
+                                    &fat("factor"),
+                                    format!("factor {factor} is out of range"),
+                                    Some("expected 1 to 1000".into()),
+                                );
+                            }
+                            Some(*factor)
+                        }
+                        _ => None,
+                    };
+                    if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
+                        let (node, at) = (node.clone(), SimTime::ZERO + at_t);
+                        faults.push(match factor {
+                            Some(factor) => FaultSpec::Slow { node, at, lasting, factor },
+                            None => FaultSpec::Pause { node, at, lasting },
+                        });
+                    }
+                    continue;
+                }
                 schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until } => {
                     for (k, node) in nodes.iter().enumerate() {
                         if !node_names.contains(node) {
@@ -710,7 +742,9 @@ impl Compiler<'_> {
             }
             let at = match f {
                 schema::Fault::Crash { at, .. } => at,
-                schema::Fault::RandomCrashes { .. } => continue, // handled above
+                schema::Fault::RandomCrashes { .. } | schema::Fault::Slow { .. } | schema::Fault::Pause { .. } => {
+                    continue; // handled above
+                }
                 schema::Fault::CrashAt { seam, nth, probability, .. } => {
                     let seam = match seam {
                         schema::Seam::AfterDedup => Seam::AfterDedup,
@@ -766,7 +800,10 @@ impl Compiler<'_> {
                     FaultSpec::Crash { node: n, at: a, .. } => {
                         n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
                     }
-                    FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => false,
+                    FaultSpec::CrashAt { .. }
+                    | FaultSpec::RandomCrashes { .. }
+                    | FaultSpec::Slow { .. }
+                    | FaultSpec::Pause { .. } => false,
                 });
                 if overlaps {
                     self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);

@@ -120,6 +120,8 @@ pub(crate) fn tell(
                 let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", msg_name(r.msg))
             }
+            RecordKind::Paused => write!(line, "{who} PAUSED (stalled, still reachable)"),
+            RecordKind::Resumed => write!(line, "{who} resumed"),
             RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {
                 write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)

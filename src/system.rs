@@ -326,6 +326,30 @@ pub enum FaultSpec {
         /// How long it stays down.
         down_for: SimDuration,
     },
+    /// Node `node` works `factor` times slower from `at` for `lasting`: a
+    /// gray failure, up and answering, but late.
+    Slow {
+        /// Node name.
+        node: String,
+        /// When.
+        at: SimTime,
+        /// For how long.
+        lasting: SimDuration,
+        /// Processing-time multiplier.
+        factor: f64,
+    },
+    /// Node `node` stalls from `at` for `lasting` (a long garbage-collection
+    /// pause, a frozen VM): reachable but doing nothing, it stops
+    /// heartbeating and may lose its partitions, then resumes with the stale
+    /// work it held.
+    Pause {
+        /// Node name.
+        node: String,
+        /// When.
+        at: SimTime,
+        /// For how long.
+        lasting: SimDuration,
+    },
     /// Each of `nodes` (service instances or brokers) crashes and restarts
     /// again and again between `from` and `until`: up for an exponential
     /// time of mean `mtbf`, then down for one of mean `mttr`, drawn from the
@@ -365,6 +389,7 @@ impl FaultSpec {
     pub fn heals_at(&self) -> SimTime {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
+            FaultSpec::Slow { at, lasting, .. } | FaultSpec::Pause { at, lasting, .. } => *at + *lasting,
             FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => SimTime::ZERO,
         }
     }

@@ -67,6 +67,10 @@ pub enum RecordKind {
     CrashPoint = 22,
     /// A message was written to the node's outbox, with its state change.
     Outboxed = 23,
+    /// The node stalled (a pause: up, but doing nothing).
+    Paused = 24,
+    /// The node resumed after a pause.
+    Resumed = 25,
 }
 
 /// Why a message was lost.

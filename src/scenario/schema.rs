@@ -411,6 +411,28 @@ pub enum Fault {
         /// For how long.
         down_for: String,
     },
+    /// A slow node (gray failure).
+    Slow {
+        /// Node name.
+        node: String,
+        /// When.
+        at: String,
+        /// For how long.
+        #[serde(rename = "for")]
+        lasting: String,
+        /// Processing-time multiplier.
+        factor: f64,
+    },
+    /// A stalled process.
+    Pause {
+        /// Node name.
+        node: String,
+        /// When.
+        at: String,
+        /// For how long.
+        #[serde(rename = "for")]
+        lasting: String,
+    },
     /// Crashes and restarts drawn per seed.
     RandomCrashes {
         /// Node names.

@@ -134,6 +134,11 @@ struct Node {
     /// Messages written with a state change, waiting for the relay
     /// (transactional outbox; durable).
     outbox: VecDeque<Message>,
+    /// Processing times are multiplied by this (a slow node: 1.0 normally).
+    slowdown: f64,
+    /// Stalled until `paused_until`: up to the outside, doing nothing.
+    paused: bool,
+    paused_until: SimTime,
     /// Records fetched and not yet processed.
     outstanding: u32,
     /// A fetch stopped at `fetch_max` with records left: scan all owned
@@ -279,7 +284,16 @@ struct PlanEntry {
     target: u32,
     at: SimTime,
     heal: SimTime,
-    seam: Option<Seam>,
+    kind: PlanKind,
+}
+
+/// What a plan entry does between its start and its end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PlanKind {
+    Crash,
+    CrashAt(Seam),
+    Slow(f64),
+    Pause,
 }
 
 struct CrashPoint {
@@ -411,6 +425,9 @@ impl<'s, 't> World<'s, 't> {
                     owned: Vec::new(),
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outbox: VecDeque::new(),
+                    slowdown: 1.0,
+                    paused: false,
+                    paused_until: SimTime::ZERO,
                     outstanding: 0,
                     fetch_blocked: false,
                     cursor: 0,
@@ -560,7 +577,7 @@ impl<'s, 't> World<'s, 't> {
                         .or(broker)
                         .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
-                    plan.push(PlanEntry { target: n as u32, at, heal: at + *down_for, seam: None });
+                    plan.push(PlanEntry { target: n as u32, at, heal: at + *down_for, kind: PlanKind::Crash });
                 }
                 FaultSpec::RandomCrashes { nodes: names, mtbf, mttr, from, until } => {
                     for name in names {
@@ -582,10 +599,21 @@ impl<'s, 't> World<'s, 't> {
                                 break;
                             }
                             let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
-                            plan.push(PlanEntry { target: n as u32, at: t, heal, seam: None });
+                            plan.push(PlanEntry { target: n as u32, at: t, heal, kind: PlanKind::Crash });
                             t = heal;
                         }
                     }
+                }
+                FaultSpec::Slow { node, at, lasting, .. } | FaultSpec::Pause { node, at, lasting } => {
+                    let n = nodes
+                        .iter()
+                        .position(|x| &x.name == node)
+                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
+                    let kind = match f {
+                        FaultSpec::Slow { factor, .. } => PlanKind::Slow(*factor),
+                        _ => PlanKind::Pause,
+                    };
+                    plan.push(PlanEntry { target: n as u32, at: *at, heal: *at + *lasting, kind });
                 }
                 FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
                     let n = nodes
@@ -730,14 +758,24 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => match self.plan[fault as usize].target {
-                    t if (t as usize) < self.nodes.len() => self.crash(t),
-                    t => self.broker_crash(t - self.nodes.len() as u32),
-                },
-                Ev::Restart { fault } => match self.plan[fault as usize].target {
-                    t if (t as usize) < self.nodes.len() => self.restart(t),
-                    t => self.broker_restart(t - self.nodes.len() as u32),
-                },
+                Ev::Crash { fault } => {
+                    let e = self.plan[fault as usize];
+                    match e.kind {
+                        PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
+                        PlanKind::Pause => self.pause(e.target, e.heal),
+                        _ if (e.target as usize) < self.nodes.len() => self.crash(e.target),
+                        _ => self.broker_crash(e.target - self.nodes.len() as u32),
+                    }
+                }
+                Ev::Restart { fault } => {
+                    let e = self.plan[fault as usize];
+                    match e.kind {
+                        PlanKind::Slow(_) => self.nodes[e.target as usize].slowdown = 1.0,
+                        PlanKind::Pause => self.resume(e.target),
+                        _ if (e.target as usize) < self.nodes.len() => self.restart(e.target),
+                        _ => self.broker_restart(e.target - self.nodes.len() as u32),
+                    }
+                }
                 Ev::Produce { req, generation } => self.produce_arrived(req, generation),
                 Ev::ProduceTimeout { req, generation, attempt } => self.produce_timed_out(req, generation, attempt),
                 Ev::ProduceAck { req, generation } => self.produce_acked(req, generation),
@@ -811,7 +849,10 @@ impl<'s, 't> World<'s, 't> {
         let job = Job { msg, source, arrived: self.now };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
-        if let Some(w) = node.free.pop() {
+        // A paused process takes messages into its buffers but works on none.
+        if !node.paused
+            && let Some(w) = node.free.pop()
+        {
             self.start(n, w, job);
             return;
         }
@@ -840,7 +881,10 @@ impl<'s, 't> World<'s, 't> {
         stats.wait.record(wait);
         stats.waited += u64::from(wait > 0);
         let service = &self.sys.services[node.service as usize];
-        let work = service.behaviour.work(&job.msg).sample(&mut node.stream);
+        let mut work = service.behaviour.work(&job.msg).sample(&mut node.stream);
+        if node.slowdown != 1.0 {
+            work = SimDuration(crate::sim::dist::to_nanos(work.0 as f64 * node.slowdown));
+        }
         node.busy[worker as usize] = Some(job);
         let epoch = node.epoch;
         self.queue.push(self.now + work, Ev::Done { node: n, epoch, worker });
@@ -855,6 +899,12 @@ impl<'s, 't> World<'s, 't> {
         let node = &mut self.nodes[n as usize];
         if node.epoch != epoch {
             return; // the worker died with its node; the job is already accounted for
+        }
+        if node.paused {
+            // Stalled mid-work: it finishes when the process resumes.
+            let at = node.paused_until;
+            self.queue.push(at, Ev::Done { node: n, epoch, worker });
+            return;
         }
         let Some(job) = node.busy[worker as usize].take() else { return };
         let si = node.service as usize;
@@ -984,7 +1034,7 @@ impl<'s, 't> World<'s, 't> {
         self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
         self.crash(n);
         let fault = self.plan.len() as u32;
-        self.plan.push(PlanEntry { target: n, at: self.now, heal: self.now + down_for, seam: Some(seam) });
+        self.plan.push(PlanEntry { target: n, at: self.now, heal: self.now + down_for, kind: PlanKind::CrashAt(seam) });
         self.queue.push(self.now + down_for, Ev::Restart { fault });
     }
 
@@ -1230,7 +1280,7 @@ impl<'s, 't> World<'s, 't> {
     /// Fetch records for node `n` while it has room, round-robin over its
     /// partitions (after a restart, or when room frees up after a block).
     fn try_fetch(&mut self, n: u32) {
-        if !self.nodes[n as usize].up || !self.nodes[n as usize].joined {
+        if !self.nodes[n as usize].up || self.nodes[n as usize].paused {
             return;
         }
         self.nodes[n as usize].fetch_blocked = false;
@@ -1296,8 +1346,8 @@ impl<'s, 't> World<'s, 't> {
             return false;
         }
         let node = &mut self.nodes[n as usize];
-        // A node not yet deployed is down too.
-        if !node.up || gp.position >= self.partitions[gp.part as usize].visible {
+        // A node not yet deployed is down too; a paused one does not poll.
+        if !node.up || node.paused || gp.position >= self.partitions[gp.part as usize].visible {
             return false;
         }
         if node.outstanding >= self.fetch_max {
@@ -1591,6 +1641,48 @@ impl<'s, 't> World<'s, 't> {
         self.queue.push(self.now + self.sample_every, Ev::Sample);
     }
 
+    /// Node `n` stalls until `until` (a long GC pause, a frozen VM): it stays
+    /// up and reachable, works on nothing, stops heartbeating, and may lose
+    /// its partitions; then it resumes where it was, with what it held.
+    fn pause(&mut self, n: u32, until: SimTime) {
+        let node = &mut self.nodes[n as usize];
+        if !node.up || node.paused {
+            return;
+        }
+        node.paused = true;
+        node.paused_until = until;
+        let epoch = node.epoch;
+        self.trace_node(RecordKind::Paused, n, 0);
+        if !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
+            self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
+        }
+    }
+
+    /// Node `n` resumes: it rejoins its group if it was dropped and picks up
+    /// its waiting work (work it held finishes now, stale or not).
+    fn resume(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if !node.paused {
+            return;
+        }
+        node.paused = false;
+        self.trace_node(RecordKind::Resumed, n, 0);
+        if !self.nodes[n as usize].member {
+            self.nodes[n as usize].member = true;
+            self.rebalance(self.nodes[n as usize].service);
+        }
+        loop {
+            let node = &mut self.nodes[n as usize];
+            if node.free.is_empty() || node.fifo.is_empty() {
+                break;
+            }
+            node.account_fifo(self.now);
+            let (Some(w), Some(job)) = (node.free.pop(), node.fifo.pop_front()) else { break };
+            self.start(n, w, job);
+        }
+        self.try_fetch(n);
+    }
+
     /// Forgets a partition's consumer-side state: the next owner (or the
     /// same one after a restart) resumes from the committed offset.
     fn reset_consumer_state(gp: &mut GroupPart) {
@@ -1609,7 +1701,7 @@ impl<'s, 't> World<'s, 't> {
     /// moves its partitions to the live members.
     fn session_expired(&mut self, n: u32, epoch: u32) {
         let node = &mut self.nodes[n as usize];
-        if node.epoch != epoch || node.up || !node.member {
+        if node.epoch != epoch || (node.up && !node.paused) || !node.member {
             return;
         }
         node.member = false;
@@ -1750,12 +1842,11 @@ impl<'s, 't> World<'s, 't> {
             .plan
             .iter()
             .map(|e| AppliedFault {
-                kind: match e.seam {
-                    None => "crash",
-                    Some(Seam::AfterDedup) => "crash at after-dedup",
-                    Some(Seam::AfterStateWrite) => "crash at after-state-write",
-                    Some(Seam::AfterPublish) => "crash at after-publish",
-                    Some(Seam::InOutboxRelay) => "crash at in-outbox-relay",
+                kind: match e.kind {
+                    PlanKind::Crash => "crash".to_string(),
+                    PlanKind::CrashAt(seam) => format!("crash at {}", seam.label()),
+                    PlanKind::Slow(factor) => format!("slow x{factor}"),
+                    PlanKind::Pause => "pause".to_string(),
                 },
                 node: match self.nodes.get(e.target as usize) {
                     Some(node) => node.name.clone(),

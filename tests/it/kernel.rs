@@ -566,3 +566,43 @@ fn the_swarm_holds_for_several_seeds() {
         assert!(o.faults.iter().any(|f| f.kind.starts_with("crash at")), "seed {seed}: crash points fired");
     }
 }
+
+#[test]
+fn a_slow_node_delays_but_loses_nothing() {
+    let base = scenario_text("orders-log.ron");
+    // 3 ms becomes 120 ms: four workers manage 33 of the 50 orders a second.
+    let slow = with_faults(&base, r#"Slow(node: "inventory-1", at: "2m", for: "1m", factor: 40.0)"#);
+    let calm = with_faults(&base, "");
+    let (s, c) = (run(&system(&slow), 7).unwrap(), run(&system(&calm), 7).unwrap());
+    assert!(s.all_hold());
+    assert_eq!(s.faults[0].kind, "slow x40");
+    let (ls, lc) = (&s.metrics.services["inventory"].latency_s, &c.metrics.services["inventory"].latency_s);
+    assert!(ls.p99 > 10.0 * lc.p99, "{} vs {}", ls.p99, lc.p99);
+    assert!(s.metrics.e2e_latency_s.max > 5.0, "a backlog built up: {}", s.metrics.e2e_latency_s.max);
+}
+
+#[test]
+fn a_paused_consumer_loses_its_partitions_after_the_session_timeout_and_rejoins_when_it_resumes() {
+    let src = with_faults(
+        &scenario_text("orders-log.ron").replace(
+            r#"Service(name: "inventory", workers: 4,"#,
+            r#"Service(name: "inventory", instances: 2, workers: 4,"#,
+        ),
+        r#"Pause(node: "inventory-1", at: "2m", for: "30s")"#,
+    );
+    let sys = system(&src);
+    let rs = records(&sys, 7);
+    let at = |kind: RecordKind| {
+        rs.iter().filter(|r| r.kind == kind && r.node == 1).map(|r| r.time.0 / 1_000_000).collect::<Vec<_>>()
+    };
+    assert_eq!(at(RecordKind::Paused), [120_000]);
+    // Session timeout 10 s: its partitions go to inventory-2 at 2m10s...
+    assert!(at(RecordKind::Revoked).iter().all(|&t| t == 130_000) && !at(RecordKind::Revoked).is_empty());
+    // ... and come back when it resumes at 2m30s and rejoins.
+    assert_eq!(at(RecordKind::Resumed), [150_000]);
+    assert!(at(RecordKind::Assigned).contains(&150_000));
+    let o = run(&sys, 7).unwrap();
+    assert!(o.invariants[0].holds, "nothing lost");
+    // Its orders waited the session timeout, not the whole pause.
+    assert!((9.0..20.0).contains(&o.metrics.e2e_latency_s.max), "{}", o.metrics.e2e_latency_s.max);
+}
