@@ -564,32 +564,27 @@ impl<'s, 't> World<'s, 't> {
         let mut faults = Stream::new(seed, StreamKind::Faults, "");
         let mut plan = Vec::new();
         let mut crash_points = Vec::new();
+        // A fault's target: a service instance, or (where allowed) a broker,
+        // numbered after the instances.
+        let target = |name: &str, brokers_too: bool| -> Result<u32, SetupError> {
+            let broker = broker_spec
+                .as_ref()
+                .filter(|_| brokers_too)
+                .and_then(|b| (1..=b.count).position(|i| name == format!("broker-{i}")))
+                .map(|b| nodes.len() + b);
+            let n = nodes.iter().position(|x| x.name == name).or(broker);
+            n.map(|n| n as u32).ok_or_else(|| SetupError::UnknownNode(name.to_string()))
+        };
         for f in &sys.faults {
             match f {
                 FaultSpec::Crash { node, at, jitter, down_for } => {
-                    let broker = broker_spec
-                        .as_ref()
-                        .and_then(|b| (1..=b.count).position(|i| *node == format!("broker-{i}")))
-                        .map(|b| nodes.len() + b);
-                    let n = nodes
-                        .iter()
-                        .position(|x| &x.name == node)
-                        .or(broker)
-                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
+                    let n = target(node, true)?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
-                    plan.push(PlanEntry { target: n as u32, at, heal: at + *down_for, kind: PlanKind::Crash });
+                    plan.push(PlanEntry { target: n, at, heal: at + *down_for, kind: PlanKind::Crash });
                 }
                 FaultSpec::RandomCrashes { nodes: names, mtbf, mttr, from, until } => {
                     for name in names {
-                        let broker = broker_spec
-                            .as_ref()
-                            .and_then(|b| (1..=b.count).position(|i| *name == format!("broker-{i}")))
-                            .map(|b| nodes.len() + b);
-                        let n = nodes
-                            .iter()
-                            .position(|x| &x.name == name)
-                            .or(broker)
-                            .ok_or_else(|| SetupError::UnknownNode(name.clone()))?;
+                        let n = target(name, true)?;
                         let (up, down) = (Dist::Exp { mean: *mtbf }, Dist::Exp { mean: *mttr });
                         let mut t = *from;
                         // A limit, so an absurd ratio of run to MTBF cannot explode the plan.
@@ -599,29 +594,22 @@ impl<'s, 't> World<'s, 't> {
                                 break;
                             }
                             let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
-                            plan.push(PlanEntry { target: n as u32, at: t, heal, kind: PlanKind::Crash });
+                            plan.push(PlanEntry { target: n, at: t, heal, kind: PlanKind::Crash });
                             t = heal;
                         }
                     }
                 }
                 FaultSpec::Slow { node, at, lasting, .. } | FaultSpec::Pause { node, at, lasting } => {
-                    let n = nodes
-                        .iter()
-                        .position(|x| &x.name == node)
-                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
+                    let n = target(node, false)?;
                     let kind = match f {
                         FaultSpec::Slow { factor, .. } => PlanKind::Slow(*factor),
                         _ => PlanKind::Pause,
                     };
-                    plan.push(PlanEntry { target: n as u32, at: *at, heal: *at + *lasting, kind });
+                    plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind });
                 }
                 FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
-                    let n = nodes
-                        .iter()
-                        .position(|x| &x.name == node)
-                        .ok_or_else(|| SetupError::UnknownNode(node.clone()))?;
                     crash_points.push(CrashPoint {
-                        node: n as u32,
+                        node: target(node, false)?,
                         seam: *seam,
                         nth: *nth,
                         probability: *probability,
