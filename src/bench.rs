@@ -47,6 +47,8 @@ pub fn pipeline(duration: SimDuration) -> System {
                 terminal: last,
                 fail_keys: vec![],
                 write: None,
+                reserve: None,
+                rejected: vec![],
             }],
         });
         s

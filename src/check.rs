@@ -64,6 +64,9 @@ pub struct Checker {
     latency: Histogram,
     /// One per replica-convergence invariant, in invariant order.
     replications: Vec<Replication>,
+    /// Units handed out per (service, key), and each oversold entity per service.
+    reservations: BTreeMap<(usize, u64), u64>,
+    oversold: BTreeMap<usize, Vec<EntityId>>,
 }
 
 /// What a replica-convergence checker follows as the run goes: the newest
@@ -114,6 +117,17 @@ impl Checker {
                     _ => None,
                 })
                 .collect(),
+            reservations: BTreeMap::new(),
+            oversold: BTreeMap::new(),
+        }
+    }
+
+    /// Service `service` handed out a unit of `key`'s stock (of `initial`) to `entity`.
+    pub fn reserved(&mut self, service: usize, key: u64, initial: u32, entity: EntityId) {
+        let n = self.reservations.entry((service, key)).or_insert(0);
+        *n += 1;
+        if *n > u64::from(initial) {
+            self.oversold.entry(service).or_default().push(entity);
         }
     }
 
@@ -231,6 +245,23 @@ impl Checker {
         invariants
             .iter()
             .map(|inv| match inv {
+                InvariantSpec::NoOversell { service } => {
+                    let oversold = self.oversold.get(service).map_or(&[][..], Vec::as_slice);
+                    let keys = self.reservations.keys().filter(|(s, _)| s == service).count() as u64;
+                    let units: u64 = self.reservations.iter().filter(|((s, _), _)| s == service).map(|(_, n)| n).sum();
+                    let mut counts = BTreeMap::new();
+                    counts.insert("keys", keys);
+                    counts.insert("units_handed_out", units);
+                    counts.insert("oversold", oversold.len() as u64);
+                    Verdict {
+                        name: inv.name(names),
+                        holds: oversold.is_empty(),
+                        violations: oversold.len() as u64,
+                        counts,
+                        example: None,
+                        example_entity: oversold.first().copied(),
+                    }
+                }
                 InvariantSpec::ReplicaConvergence { source, replica, table } => {
                     let r = replications.next().expect("one replication per convergence invariant");
                     Self::judge_convergence(inv.name(names), &rows(*source, *table), &rows(*replica, *table), r)

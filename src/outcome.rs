@@ -51,6 +51,8 @@ pub struct Metrics {
     pub duplicates_skipped: u64,
     /// Messages moved to a dead-letter queue after their delivery limit.
     pub dead_lettered: u64,
+    /// Optimistic stock reservations refused (the key changed) and redone.
+    pub conflicts: u64,
     /// Over the run, per queue (`queue NAME`: messages waiting) and per
     /// consumer group and topic (`lag SERVICE/TOPIC`: records not committed).
     pub backlog: BTreeMap<String, Backlog>,

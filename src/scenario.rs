@@ -11,7 +11,7 @@ pub use error::{Diagnostic, ScenarioError};
 use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
-use crate::service::{Declarative, Handler as KHandler};
+use crate::service::{Control, Declarative, Handler as KHandler, Reserve};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
@@ -434,6 +434,7 @@ impl Compiler<'_> {
                 consumes.push(names.kind(topic));
             }
             let mut handlers = Vec::new();
+            let mut reserves = false;
             for (h, handler) in sv.on.iter().enumerate() {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
@@ -459,9 +460,21 @@ impl Compiler<'_> {
                             terminal: *terminal,
                             fail_keys: Vec::new(),
                             write: write.as_deref().map(|t| names.table(t)),
+                            reserve: None,
+                            rejected: Vec::new(),
                         });
                     }
-                    schema::Handler::Handle { event, work, emit, effect, terminal, fail_keys, write } => {
+                    schema::Handler::Handle {
+                        event,
+                        work,
+                        emit,
+                        effect,
+                        terminal,
+                        fail_keys,
+                        write,
+                        reserve,
+                        rejected,
+                    } => {
                         // A misspelt consume topic is reported once, at the topic.
                         let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
                         if topics_valid && !sv.consume.topics.contains(event) {
@@ -493,7 +506,17 @@ impl Compiler<'_> {
                             terminal: *terminal,
                             fail_keys: fail_keys.clone(),
                             write: write.as_deref().map(|t| names.table(t)),
+                            reserve: reserve.as_ref().map(|r| Reserve {
+                                initial: r.initial,
+                                control: match r.control {
+                                    schema::Control::None => Control::None,
+                                    schema::Control::Lock => Control::Lock,
+                                    schema::Control::Optimistic => Control::Optimistic,
+                                },
+                            }),
+                            rejected: rejected.iter().map(|k| names.kind(k)).collect(),
                         });
+                        reserves |= reserve.is_some();
                     }
                 }
             }
@@ -575,6 +598,7 @@ impl Compiler<'_> {
                 Dedup { durable, window }
             });
             spec.behaviour = Arc::new(Declarative { handlers });
+            spec.reserves = reserves;
             services.push(spec);
         }
         if node_count > 10_000 {
@@ -840,6 +864,14 @@ impl Compiler<'_> {
                     }
                     invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
                 }
+                schema::Invariant::NoOversell { service } => match s.services.iter().position(|x| &x.name == service) {
+                    Some(i) => invariants.push(InvariantSpec::NoOversell { service: i }),
+                    None => {
+                        let help = suggest(service, s.services.iter().map(|x| x.name.as_str()))
+                            .map(|x| format!("did you mean `{x}`?"));
+                        self.err(&iat("service"), format!("no service is called `{service}`"), help);
+                    }
+                },
                 schema::Invariant::ReplicaConvergence { source, replica, table } => {
                     let service_names: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
                     let find = |this: &mut Self, field: &'static str, name: &str| {

@@ -67,6 +67,9 @@ pub struct Context<'a> {
     pub instance: u32,
     pub(crate) durable: &'a BTreeMap<u64, i64>,
     pub(crate) volatile: &'a BTreeMap<u64, i64>,
+    /// For a handler that reserves stock ([`Service::reserve`]): whether it
+    /// got a unit.
+    pub reserved: Option<bool>,
 }
 
 impl Context<'_> {
@@ -189,6 +192,38 @@ pub trait Service: Send + Sync + fmt::Debug {
 
     /// Handle `msg`: push what should happen into `out`.
     fn handle(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out);
+
+    /// If handling `msg` takes one unit of a stock shared by the service's
+    /// instances (keyed by the message key), how. The kernel reads the stock
+    /// when the work starts and writes it when the work ends, under the
+    /// given concurrency control, and tells the handler the result in
+    /// [`Context::reserved`].
+    fn reserve(&self, _msg: &Message) -> Option<Reserve> {
+        None
+    }
+}
+
+/// A stock reservation: one unit of a counter per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserve {
+    /// Units each key starts with.
+    pub initial: u32,
+    /// How concurrent reservations of one key are kept apart.
+    pub control: Control,
+}
+
+/// Concurrency control for a shared counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// None: read when the work starts, write what was read minus one when it
+    /// ends. Two reservations that overlap both see the last unit (a race).
+    None,
+    /// A lock per key, taken before reading and released after writing
+    /// (pessimistic): reservations of one key wait for each other.
+    Lock,
+    /// A version check (optimistic): a write whose key changed since it
+    /// was read is refused, and the work is done again.
+    Optimistic,
 }
 
 /// One declarative handler, as scenario files write them.
@@ -210,6 +245,10 @@ pub struct Handler {
     pub fail_keys: Vec<u64>,
     /// Record the entity (its id is the version) under the message's key in this table.
     pub write: Option<u16>,
+    /// Take a unit of stock per message key; `emit` on success, `rejected` when none is left.
+    pub reserve: Option<Reserve>,
+    /// Kinds to publish when the reservation finds no stock.
+    pub rejected: Vec<Kind>,
 }
 
 /// A service made of declarative handlers: for each incoming kind, do the
@@ -234,7 +273,11 @@ impl Service for Declarative {
         self.find(msg.kind).map_or(&NO_WORK, |h| &h.work)
     }
 
-    fn handle(&self, _ctx: &Context<'_>, msg: &Message, out: &mut Out) {
+    fn reserve(&self, msg: &Message) -> Option<Reserve> {
+        self.find(msg.kind).and_then(|h| h.reserve)
+    }
+
+    fn handle(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
         let Some(h) = self.find(msg.kind) else { return };
         if !h.fail_keys.is_empty() && h.fail_keys.contains(&msg.key) {
             out.fail();
@@ -242,6 +285,16 @@ impl Service for Declarative {
         }
         if h.accept {
             out.accept();
+        }
+        if ctx.reserved == Some(false) {
+            // Out of stock: the order ends here, rejected.
+            for &kind in &h.rejected {
+                out.emit(kind, msg.key);
+            }
+            if h.terminal {
+                out.terminal();
+            }
+            return;
         }
         if let Some(table) = h.write {
             out.commands.push(Command::Write { table, key: msg.key, version: msg.entity.0 });

@@ -230,6 +230,10 @@ fn conclusion(
                 )
             }
         }
+        InvariantSpec::NoOversell { service } => format!(
+            "=> {} handed {entity_name} {} a unit that was no longer there: the stock of its key went below zero",
+            sys.services[*service].name, entity.0
+        ),
         InvariantSpec::ReplicaConvergence { source, replica, table } => {
             let (source, replica) = (&sys.services[*source].name, &sys.services[*replica].name);
             format!(

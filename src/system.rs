@@ -155,6 +155,8 @@ pub struct ServiceSpec {
     /// Log: a group created when the service starts reads from the end of
     /// each partition (`latest`) instead of its beginning (`earliest`).
     pub start_latest: bool,
+    /// Some handler of the service reserves stock ([`crate::service::Service::reserve`]).
+    pub reserves: bool,
     /// Transactional outbox: messages are written with the state change and
     /// a relay publishes them this often; `None` publishes directly (a dual
     /// write).
@@ -181,6 +183,7 @@ impl ServiceSpec {
             starts_at: SimTime::ZERO,
             start_latest: false,
             outbox: None,
+            reserves: false,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -449,6 +452,12 @@ pub enum InvariantSpec {
         /// The effect.
         effect: EffectId,
     },
+    /// Service `service` never hands out more units of a key's stock than
+    /// the key started with (the counter never goes below zero).
+    NoOversell {
+        /// Index of the service that keeps the stock.
+        service: usize,
+    },
     /// At the end of the run, service `replica`'s copy of `table` equals
     /// service `source`'s, key by key (the newest version written); the
     /// staleness of the copy (source write to replica write) is measured.
@@ -470,6 +479,7 @@ impl InvariantSpec {
             InvariantSpec::NoDuplicateEffects { effect } => {
                 format!("no-duplicate-effects({})", names.effect_name(*effect))
             }
+            InvariantSpec::NoOversell { .. } => "no-oversell".to_string(),
             InvariantSpec::ReplicaConvergence { table, .. } => {
                 format!("replica-convergence({})", names.table_name(*table))
             }

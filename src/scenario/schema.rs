@@ -342,7 +342,37 @@ pub enum Handler {
         /// Record the entity under the message's key in this table.
         #[serde(default)]
         write: Option<String>,
+        /// Take one unit of stock per message key.
+        #[serde(default)]
+        reserve: Option<ReserveSchema>,
+        /// Kinds to publish when no stock is left.
+        #[serde(default)]
+        rejected: Vec<String>,
     },
+}
+
+/// A stock reservation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveSchema {
+    /// Units per key at the start.
+    pub initial: u32,
+    /// Concurrency control.
+    #[serde(default)]
+    pub control: Control,
+}
+
+/// Concurrency control for a shared counter.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Control {
+    /// None (a race).
+    #[default]
+    None,
+    /// A lock per key.
+    Lock,
+    /// A version check; the loser retries.
+    Optimistic,
 }
 
 /// Keys.
@@ -480,6 +510,11 @@ pub enum Invariant {
     NoDuplicateEffects {
         /// The effect.
         effect: String,
+    },
+    /// A stock never hands out more than it had.
+    NoOversell {
+        /// The service that keeps the stock.
+        service: String,
     },
     /// A replica's copy of a table equals the source's after the run.
     ReplicaConvergence {

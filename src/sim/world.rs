@@ -17,7 +17,7 @@ mod brokers;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
-use crate::service::{Command, Context, EntityId, Kind, Message, MsgId, Out};
+use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
@@ -104,6 +104,21 @@ struct Job {
     source: Source,
     /// When it reached the node: waiting and stage latency are measured from here.
     arrived: SimTime,
+    /// A stock reservation's reading when the work started: value << 32 |
+    /// version, or [`NO_SNAPSHOT`].
+    snapshot: u64,
+}
+
+const NO_SNAPSHOT: u64 = u64::MAX;
+
+/// One key's stock, shared by a service's instances.
+#[derive(Default)]
+struct StockRow {
+    value: u32,
+    version: u32,
+    locked: bool,
+    /// Reservations waiting for the lock: (node, epoch, job).
+    waiters: VecDeque<(u32, u32, Job)>,
 }
 
 struct Node {
@@ -332,6 +347,8 @@ struct World<'s, 't> {
     faults: Stream,
     /// Durable dedup stores, per service.
     dedup: Vec<Option<DedupStore>>,
+    /// Stock per (service, key).
+    stock: BTreeMap<(u32, u64), StockRow>,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
     queue_bus: bool,
@@ -369,6 +386,8 @@ struct World<'s, 't> {
     lost: [u64; LossReason::ALL.len() + 1],
     redelivered: u64,
     duplicates_skipped: u64,
+    /// Optimistic reservations refused and done again.
+    conflicts: u64,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -636,6 +655,7 @@ impl<'s, 't> World<'s, 't> {
             gparts,
             inflight: Slab::default(),
             plan,
+            stock: BTreeMap::new(),
             crash_points,
             faults,
             broker,
@@ -675,6 +695,7 @@ impl<'s, 't> World<'s, 't> {
             lost: [0; LossReason::ALL.len() + 1],
             redelivered: 0,
             duplicates_skipped: 0,
+            conflicts: 0,
         })
     }
 
@@ -834,7 +855,7 @@ impl<'s, 't> World<'s, 't> {
 
     /// A message arrives at node `n`: start it on a free worker, or queue it.
     fn enqueue(&mut self, n: u32, msg: Message, source: Source) {
-        let job = Job { msg, source, arrived: self.now };
+        let job = Job { msg, source, arrived: self.now, snapshot: NO_SNAPSHOT };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
         // A paused process takes messages into its buffers but works on none.
@@ -862,7 +883,30 @@ impl<'s, 't> World<'s, 't> {
     }
 
     #[inline]
-    fn start(&mut self, n: u32, worker: u32, job: Job) {
+    fn start(&mut self, n: u32, worker: u32, mut job: Job) {
+        let si = self.nodes[n as usize].service;
+        if self.sys.services[si as usize].reserves
+            && let Some(r) = self.sys.services[si as usize].behaviour.reserve(&job.msg)
+        {
+            let epoch = self.nodes[n as usize].epoch;
+            let row =
+                self.stock.entry((si, job.msg.key)).or_insert(StockRow { value: r.initial, ..StockRow::default() });
+            if r.control == Control::Lock {
+                if row.locked {
+                    // Wait for the lock without holding a worker.
+                    row.waiters.push_back((n, epoch, job));
+                    let node = &mut self.nodes[n as usize];
+                    node.account_fifo(self.now);
+                    match node.fifo.pop_front() {
+                        Some(next) => self.start(n, worker, next),
+                        None => node.free.push(worker),
+                    }
+                    return;
+                }
+                row.locked = true;
+            }
+            job.snapshot = u64::from(row.value) << 32 | u64::from(row.version);
+        }
         let node = &mut self.nodes[n as usize];
         let stats = &mut self.stats[node.service as usize];
         let wait = (self.now - job.arrived).0;
@@ -900,6 +944,18 @@ impl<'s, 't> World<'s, 't> {
         // An idempotent consumer checks and records the id in the same step
         // as the handler's effects: they commit together or not at all.
         let duplicate = service.dedup.is_some() && self.dedup_seen(n, si, job.msg.id.0);
+        let reserved = if job.snapshot == NO_SNAPSHOT || duplicate {
+            None
+        } else {
+            match self.settle_reservation(n, si, &job) {
+                Some(got) => Some(got),
+                None => {
+                    // Optimistic conflict: the key changed since it was read; do it again.
+                    self.conflicts += 1;
+                    return self.start(n, worker, Job { arrived: self.now, snapshot: NO_SNAPSHOT, ..job });
+                }
+            }
+        };
         let node = &self.nodes[n as usize];
         let mut out = std::mem::take(&mut self.out);
         out.commands.clear();
@@ -911,6 +967,7 @@ impl<'s, 't> World<'s, 't> {
                 instance: node.instance,
                 durable: &node.durable,
                 volatile: &node.volatile,
+                reserved,
             };
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
@@ -982,6 +1039,51 @@ impl<'s, 't> World<'s, 't> {
         }
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
+        }
+    }
+
+    /// Ends job's stock reservation: `Some(true)` if it took a unit,
+    /// `Some(false)` if none was left, `None` on an optimistic conflict.
+    /// Releases the lock and lets the next waiter start.
+    fn settle_reservation(&mut self, n: u32, si: usize, job: &Job) -> Option<bool> {
+        let r = self.sys.services[si].behaviour.reserve(&job.msg)?;
+        let (value, version) = ((job.snapshot >> 32) as u32, job.snapshot as u32);
+        let row = self.stock.get_mut(&(si as u32, job.msg.key))?;
+        if r.control == Control::Optimistic && row.version != version {
+            return None;
+        }
+        let got = value > 0;
+        if got {
+            // Without control this writes what was read minus one: a lost update.
+            row.value = value - 1;
+            row.version = row.version.wrapping_add(1);
+            self.checker.reserved(si, job.msg.key, r.initial, job.msg.entity);
+        }
+        if r.control == Control::Lock {
+            self.release_lock(si as u32, job.msg.key);
+        }
+        let _ = n;
+        Some(got)
+    }
+
+    /// Releases a key's lock; the first waiter whose node is still the same
+    /// incarnation takes it and starts.
+    fn release_lock(&mut self, si: u32, key: u64) {
+        let Some(row) = self.stock.get_mut(&(si, key)) else { return };
+        row.locked = false;
+        while let Some((n, epoch, job)) = row.waiters.pop_front() {
+            if self.nodes[n as usize].epoch != epoch {
+                continue; // died waiting
+            }
+            let node = &mut self.nodes[n as usize];
+            match node.free.pop() {
+                Some(w) => self.start(n, w, job),
+                None => {
+                    node.account_fifo(self.now);
+                    node.fifo.push_front(job);
+                }
+            }
+            return;
         }
     }
 
@@ -1511,6 +1613,21 @@ impl<'s, 't> World<'s, 't> {
         node.up = false;
         node.epoch += 1;
         let mut held: Vec<Job> = node.busy.iter_mut().filter_map(Option::take).collect();
+        let si = node.service;
+        // Locks held by work in progress are released (a lease that ends).
+        if self.sys.services[si as usize].reserves {
+            for job in &held {
+                if job.snapshot != NO_SNAPSHOT
+                    && self.sys.services[si as usize]
+                        .behaviour
+                        .reserve(&job.msg)
+                        .is_some_and(|r| r.control == Control::Lock)
+                {
+                    self.release_lock(si, job.msg.key);
+                }
+            }
+        }
+        let node = &mut self.nodes[n as usize];
         node.account_fifo(self.now);
         held.extend(node.fifo.drain(..));
         node.free = (0..node.busy.len() as u32).rev().collect();
@@ -1812,6 +1929,7 @@ impl<'s, 't> World<'s, 't> {
             redelivered: self.redelivered,
             duplicates_skipped: self.duplicates_skipped,
             dead_lettered: self.dead_lettered,
+            conflicts: self.conflicts,
             backlog: self
                 .backlog
                 .iter()

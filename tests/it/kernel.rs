@@ -606,3 +606,18 @@ fn a_paused_consumer_loses_its_partitions_after_the_session_timeout_and_rejoins_
     // Its orders waited the session timeout, not the whole pause.
     assert!((9.0..20.0).contains(&o.metrics.e2e_latency_s.max), "{}", o.metrics.e2e_latency_s.max);
 }
+
+#[test]
+fn optimistic_reservations_retry_on_conflict_and_locks_serialise() {
+    let race = run(&system(&scenario_text("last-item-race.ron")), 7).unwrap();
+    let optimistic = run(&system(&scenario_text("last-item-optimistic.ron")), 7).unwrap();
+    let lock = run(&system(&scenario_text("last-item-lock.ron")), 7).unwrap();
+    // Ten items of three units: the race hands out more than 30.
+    assert!(race.invariants[0].counts["units_handed_out"] > 30);
+    for o in [&optimistic, &lock] {
+        assert_eq!(o.invariants[0].counts["units_handed_out"], 30);
+        assert!(o.all_hold());
+    }
+    assert!(optimistic.metrics.conflicts > 0, "the losers of overlapping writes did their work again");
+    assert_eq!(lock.metrics.conflicts, 0);
+}
