@@ -716,6 +716,60 @@ impl Compiler<'_> {
                     }
                     continue;
                 }
+                schema::Fault::Partition { groups, one_way, at, lasting } => {
+                    if groups.len() != 2 {
+                        let help = Some("a partition separates two groups: [[\"a-1\"], [\"bus\"]]".into());
+                        self.err(&fat("groups"), format!("{} groups given", groups.len()), help);
+                        continue;
+                    }
+                    let mut resolved: [Vec<String>; 2] = [Vec::new(), Vec::new()];
+                    for (g, group) in groups.iter().enumerate() {
+                        for (k, node) in group.iter().enumerate() {
+                            if node != "bus" && !node_names.contains(node) {
+                                let help = suggest(node, node_names.iter().map(String::as_str))
+                                    .map(|s| format!("did you mean `{s}`?"))
+                                    .or_else(|| Some("name service instances, or \"bus\"".into()));
+                                let at = [P::F("faults"), P::I(i), P::F("groups"), P::I(g), P::I(k)];
+                                self.err(&at, format!("no node is called `{node}`"), help);
+                            }
+                            resolved[g].push(node.clone());
+                        }
+                    }
+                    let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
+                    if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
+                        let at = SimTime::ZERO + at_t;
+                        faults.push(FaultSpec::Partition { groups: resolved, one_way: *one_way, at, lasting });
+                    }
+                    continue;
+                }
+                schema::Fault::Link { from, to, drop, duplicate, delay, at, lasting } => {
+                    for (field, node) in [("from", from), ("to", to)] {
+                        if node != "bus" && !node_names.contains(node) {
+                            let help = suggest(node, node_names.iter().map(String::as_str))
+                                .map(|s| format!("did you mean `{s}`?"));
+                            self.err(&fat(field), format!("no node is called `{node}`"), help);
+                        }
+                    }
+                    for (field, p) in [("drop", drop), ("duplicate", duplicate)] {
+                        if !(0.0..=1.0).contains(p) {
+                            self.err(&fat(field), format!("probability {p} is not in [0, 1]"), None);
+                        }
+                    }
+                    let delay = delay.as_ref().and_then(|d| self.dist(&fat("delay"), d));
+                    let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
+                    if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
+                        faults.push(FaultSpec::Link {
+                            from: from.clone(),
+                            to: to.clone(),
+                            drop: *drop,
+                            duplicate: *duplicate,
+                            delay,
+                            at: SimTime::ZERO + at_t,
+                            lasting,
+                        });
+                    }
+                    continue;
+                }
                 schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until } => {
                     for (k, node) in nodes.iter().enumerate() {
                         if !node_names.contains(node) {
@@ -766,7 +820,11 @@ impl Compiler<'_> {
             }
             let at = match f {
                 schema::Fault::Crash { at, .. } => at,
-                schema::Fault::RandomCrashes { .. } | schema::Fault::Slow { .. } | schema::Fault::Pause { .. } => {
+                schema::Fault::RandomCrashes { .. }
+                | schema::Fault::Slow { .. }
+                | schema::Fault::Pause { .. }
+                | schema::Fault::Partition { .. }
+                | schema::Fault::Link { .. } => {
                     continue; // handled above
                 }
                 schema::Fault::CrashAt { seam, nth, probability, .. } => {
@@ -827,7 +885,9 @@ impl Compiler<'_> {
                     FaultSpec::CrashAt { .. }
                     | FaultSpec::RandomCrashes { .. }
                     | FaultSpec::Slow { .. }
-                    | FaultSpec::Pause { .. } => false,
+                    | FaultSpec::Pause { .. }
+                    | FaultSpec::Partition { .. }
+                    | FaultSpec::Link { .. } => false,
                 });
                 if overlaps {
                     self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);

@@ -171,6 +171,8 @@ fn explain_loss(
             "an out-of-sync replica was elected leader (unclean election) without it: an acknowledged write is gone"
                 .to_string()
         }
+        Some(LossReason::Partitioned) => "a network partition separated it from its destination".to_string(),
+        Some(LossReason::Dropped) => "a faulty link dropped it".to_string(),
         Some(LossReason::Unflushed) => {
             "its broker crashed before writing it to disk, and no other copy had it".to_string()
         }

@@ -329,6 +329,38 @@ pub enum FaultSpec {
         /// How long it stays down.
         down_for: SimDuration,
     },
+    /// From `at` for `lasting`, nothing crosses between the nodes of
+    /// `groups[0]` and those of `groups[1]` (only from the first to the
+    /// second if `one_way`). `"bus"` names the message bus as a node.
+    Partition {
+        /// Two groups of node names.
+        groups: [Vec<String>; 2],
+        /// Block only from the first group to the second.
+        one_way: bool,
+        /// When.
+        at: SimTime,
+        /// For how long.
+        lasting: SimDuration,
+    },
+    /// From `at` for `lasting`, messages from `from` to `to` (node names or
+    /// `"bus"`) are dropped with probability `drop`, duplicated with
+    /// probability `duplicate`, and delayed by `delay`.
+    Link {
+        /// Sending end.
+        from: String,
+        /// Receiving end.
+        to: String,
+        /// Probability that a message is lost.
+        drop: f64,
+        /// Probability that a message arrives twice.
+        duplicate: f64,
+        /// Extra latency.
+        delay: Option<Dist>,
+        /// When.
+        at: SimTime,
+        /// For how long.
+        lasting: SimDuration,
+    },
     /// Node `node` works `factor` times slower from `at` for `lasting`: a
     /// gray failure, up and answering, but late.
     Slow {
@@ -392,7 +424,10 @@ impl FaultSpec {
     pub fn heals_at(&self) -> SimTime {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
-            FaultSpec::Slow { at, lasting, .. } | FaultSpec::Pause { at, lasting, .. } => *at + *lasting,
+            FaultSpec::Slow { at, lasting, .. }
+            | FaultSpec::Pause { at, lasting, .. }
+            | FaultSpec::Partition { at, lasting, .. }
+            | FaultSpec::Link { at, lasting, .. } => *at + *lasting,
             FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => SimTime::ZERO,
         }
     }

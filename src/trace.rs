@@ -105,11 +105,15 @@ pub enum LossReason {
     ProducerGaveUp = 11,
     /// Log: the only copy's broker crashed before writing it to disk.
     Unflushed = 12,
+    /// A network partition separated its sender from its receiver.
+    Partitioned = 13,
+    /// A faulty link dropped it.
+    Dropped = 14,
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 12] = [
+    pub const ALL: [LossReason; 14] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -122,6 +126,8 @@ impl LossReason {
         LossReason::UncleanElection,
         LossReason::ProducerGaveUp,
         LossReason::Unflushed,
+        LossReason::Partitioned,
+        LossReason::Dropped,
     ];
 
     /// The reason with code `code`.
@@ -144,6 +150,8 @@ impl LossReason {
             LossReason::UncleanElection => "unclean-election",
             LossReason::ProducerGaveUp => "producer-gave-up",
             LossReason::Unflushed => "unflushed",
+            LossReason::Partitioned => "partitioned",
+            LossReason::Dropped => "dropped",
         }
     }
 }

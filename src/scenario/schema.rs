@@ -441,6 +441,40 @@ pub enum Fault {
         /// For how long.
         down_for: String,
     },
+    /// A network partition between two groups of nodes (`"bus"` is one).
+    Partition {
+        /// The two groups.
+        groups: Vec<Vec<String>>,
+        /// Block only from the first group to the second.
+        #[serde(default)]
+        one_way: bool,
+        /// When.
+        at: String,
+        /// For how long.
+        #[serde(rename = "for")]
+        lasting: String,
+    },
+    /// A faulty link from one node to another (`"bus"` is one).
+    Link {
+        /// Sending end.
+        from: String,
+        /// Receiving end.
+        to: String,
+        /// Probability that a message is lost.
+        #[serde(default)]
+        drop: f64,
+        /// Probability that a message arrives twice.
+        #[serde(default)]
+        duplicate: f64,
+        /// Extra latency.
+        #[serde(default)]
+        delay: Option<Dist>,
+        /// When.
+        at: String,
+        /// For how long.
+        #[serde(rename = "for")]
+        lasting: String,
+    },
     /// A slow node (gray failure).
     Slow {
         /// Node name.

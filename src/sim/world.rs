@@ -12,8 +12,10 @@ use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
 use brokers::{BrokerNode, ProduceReq, Replica};
+use links::{ActiveLink, BUS};
 
 mod brokers;
+mod links;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
@@ -309,6 +311,8 @@ enum PlanKind {
     CrashAt(Seam),
     Slow(f64),
     Pause,
+    /// Activates `network[i]` (a partition or a link fault).
+    Network(u32),
 }
 
 struct CrashPoint {
@@ -349,6 +353,11 @@ struct World<'s, 't> {
     dedup: Vec<Option<DedupStore>>,
     /// Stock per (service, key).
     stock: BTreeMap<(u32, u64), StockRow>,
+    /// The network faults of the plan, and those active now.
+    network_faults: Vec<ActiveLink>,
+    links: Vec<ActiveLink>,
+    /// Which network fault each entry of `links` is.
+    link_ids: Vec<u32>,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
     queue_bus: bool,
@@ -583,6 +592,7 @@ impl<'s, 't> World<'s, 't> {
         let mut faults = Stream::new(seed, StreamKind::Faults, "");
         let mut plan = Vec::new();
         let mut crash_points = Vec::new();
+        let mut network_faults = Vec::new();
         // A fault's target: a service instance, or (where allowed) a broker,
         // numbered after the instances.
         let target = |name: &str, brokers_too: bool| -> Result<u32, SetupError> {
@@ -626,6 +636,36 @@ impl<'s, 't> World<'s, 't> {
                     };
                     plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind });
                 }
+                FaultSpec::Partition { groups, one_way, at, lasting } => {
+                    let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
+                        g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, false) }).collect()
+                    };
+                    network_faults.push(ActiveLink {
+                        from: resolve(&groups[0])?,
+                        to: resolve(&groups[1])?,
+                        both_ways: !one_way,
+                        drop: 0.0,
+                        duplicate: 0.0,
+                        delay: None,
+                        blocked: true,
+                    });
+                    let kind = PlanKind::Network(network_faults.len() as u32 - 1);
+                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
+                }
+                FaultSpec::Link { from, to, drop, duplicate, delay, at, lasting } => {
+                    let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, false) };
+                    network_faults.push(ActiveLink {
+                        from: vec![end(from)?],
+                        to: vec![end(to)?],
+                        both_ways: false,
+                        drop: *drop,
+                        duplicate: *duplicate,
+                        delay: delay.clone(),
+                        blocked: false,
+                    });
+                    let kind = PlanKind::Network(network_faults.len() as u32 - 1);
+                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
+                }
                 FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
                     crash_points.push(CrashPoint {
                         node: target(node, false)?,
@@ -656,6 +696,9 @@ impl<'s, 't> World<'s, 't> {
             inflight: Slab::default(),
             plan,
             stock: BTreeMap::new(),
+            network_faults,
+            links: Vec::new(),
+            link_ids: Vec::new(),
             crash_points,
             faults,
             broker,
@@ -772,6 +815,10 @@ impl<'s, 't> World<'s, 't> {
                     match e.kind {
                         PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
                         PlanKind::Pause => self.pause(e.target, e.heal),
+                        PlanKind::Network(i) => {
+                            self.links.push(self.network_faults[i as usize].clone());
+                            self.link_ids.push(i);
+                        }
                         _ if (e.target as usize) < self.nodes.len() => self.crash(e.target),
                         _ => self.broker_crash(e.target - self.nodes.len() as u32),
                     }
@@ -781,6 +828,12 @@ impl<'s, 't> World<'s, 't> {
                     match e.kind {
                         PlanKind::Slow(_) => self.nodes[e.target as usize].slowdown = 1.0,
                         PlanKind::Pause => self.resume(e.target),
+                        PlanKind::Network(i) => {
+                            if let Some(k) = self.link_ids.iter().position(|&x| x == i) {
+                                self.links.remove(k);
+                                self.link_ids.remove(k);
+                            }
+                        }
                         _ if (e.target as usize) < self.nodes.len() => self.restart(e.target),
                         _ => self.broker_restart(e.target - self.nodes.len() as u32),
                     }
@@ -1087,6 +1140,18 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// `groups[0] -> groups[1]` for network fault `i`, by node names.
+    fn describe_link(&self, i: u32) -> String {
+        let l = &self.network_faults[i as usize];
+        let name = |n: &u32| match *n {
+            BUS => "bus".to_string(),
+            n => self.nodes.get(n as usize).map_or("?".to_string(), |x| x.name.clone()),
+        };
+        let side = |v: &Vec<u32>| v.iter().map(name).collect::<Vec<_>>().join(",");
+        let arrow = if l.both_ways { "<->" } else { "->" };
+        format!("{} {arrow} {}", side(&l.from), side(&l.to))
+    }
+
     /// Counts message `msg` at node `n` for its crash points; the seam to
     /// crash at, if one fires.
     fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<Seam> {
@@ -1310,9 +1375,17 @@ impl<'s, 't> World<'s, 't> {
             }
             return;
         }
-        let Some(subs) = self.subscribers.get(msg.kind.0 as usize) else { return };
+        let Some(subs) = self.subscribers.get(msg.kind.0 as usize).map(Vec::len) else { return };
         if self.partitions_per_topic == 0 {
-            for i in 0..subs.len() {
+            let up = self.cross(from, BUS);
+            if up.lost {
+                return self.lose(
+                    from,
+                    &msg,
+                    if up.partitioned { LossReason::Partitioned } else { LossReason::Dropped },
+                );
+            }
+            for i in 0..subs {
                 let service = self.subscribers[msg.kind.0 as usize][i];
                 match self.pick_up(service, msg.key) {
                     None => {
@@ -1320,10 +1393,19 @@ impl<'s, 't> World<'s, 't> {
                         self.lose(first, &msg, LossReason::NoSubscriberUp);
                     }
                     Some(n) => {
-                        let slot = self.inflight.insert(msg);
-                        let delay = self.latency.sample(&mut self.network);
-                        let epoch = self.nodes[n as usize].epoch;
-                        self.queue.push(self.now + delay, Ev::Deliver { node: n, epoch, slot });
+                        let down = self.cross(BUS, n);
+                        if down.lost {
+                            let reason = if down.partitioned { LossReason::Partitioned } else { LossReason::Dropped };
+                            self.lose(n, &msg, reason);
+                            continue;
+                        }
+                        let copies = 1 + u32::from(up.duplicated || down.duplicated);
+                        for _ in 0..copies {
+                            let slot = self.inflight.insert(msg);
+                            let delay = self.latency.sample(&mut self.network) + up.delay + down.delay;
+                            let epoch = self.nodes[n as usize].epoch;
+                            self.queue.push(self.now + delay, Ev::Deliver { node: n, epoch, slot });
+                        }
                     }
                 }
             }
@@ -1331,7 +1413,7 @@ impl<'s, 't> World<'s, 't> {
             let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
             let part = msg.kind.0 * self.partitions_per_topic + p;
             if self.broker_spec.is_some() {
-                self.produce(msg, part);
+                self.produce(msg, part, from);
                 return;
             }
             let partition = &mut self.partitions[part as usize];
@@ -1953,10 +2035,14 @@ impl<'s, 't> World<'s, 't> {
                     PlanKind::CrashAt(seam) => format!("crash at {}", seam.label()),
                     PlanKind::Slow(factor) => format!("slow x{factor}"),
                     PlanKind::Pause => "pause".to_string(),
+                    PlanKind::Network(i) => {
+                        if self.network_faults[i as usize].blocked { "partition" } else { "link" }.to_string()
+                    }
                 },
-                node: match self.nodes.get(e.target as usize) {
-                    Some(node) => node.name.clone(),
-                    None => format!("broker-{}", e.target as usize - self.nodes.len() + 1),
+                node: match (e.kind, self.nodes.get(e.target as usize)) {
+                    (PlanKind::Network(i), _) => self.describe_link(i),
+                    (_, Some(node)) => node.name.clone(),
+                    (_, None) => format!("broker-{}", e.target as usize - self.nodes.len() + 1),
                 },
                 from_ns: e.at.0.min(self.now.0),
                 until_ns: e.heal.0.min(self.now.0),

@@ -621,3 +621,81 @@ fn optimistic_reservations_retry_on_conflict_and_locks_serialise() {
     assert!(optimistic.metrics.conflicts > 0, "the losers of overlapping writes did their work again");
     assert_eq!(lock.metrics.conflicts, 0);
 }
+
+const PINGPONG: &str = r#"Scenario(
+    name: "pingpong", duration: "60s",
+    bus: Ephemeral(latency: Const("1ms")),
+    services: [
+        Service(name: "a", workers: 4, consume: (topics: ["Pong"]),
+            on: [Accept(entity: "ping", work: Const("1ms"), emit: ["Ping"]),
+                 Handle(event: "Pong", work: Const("1ms"), terminal: true)]),
+        Service(name: "b", workers: 4, consume: (topics: ["Ping"]),
+            on: [Handle(event: "Ping", work: Const("1ms"), emit: ["Pong"])]),
+    ],
+    workload: Poisson(rate: "10/s", entity: "ping", keys: Sequential, stop: "50s"),
+    faults: [FAULT],
+    invariants: [NoLostEntities(entity: "ping", deadline_after_heal: "5s")],
+)"#;
+
+#[test]
+fn a_one_way_partition_delivers_one_way_only() {
+    let pp = |fault: &str| run(&system(&PINGPONG.replace("FAULT", fault)), 1).unwrap();
+    let calm = pp("");
+    // a-1 cannot reach the bus: its pings are lost, so b handles fewer,
+    // while nothing addressed to a-1 is lost.
+    let out = pp(r#"Partition(groups: [["a-1"], ["bus"]], one_way: true, at: "10s", for: "10s")"#);
+    // The bus cannot reach a-1: b still gets every ping, a-1 loses the pongs.
+    let back = pp(r#"Partition(groups: [["bus"], ["a-1"]], one_way: true, at: "10s", for: "10s")"#);
+    let lost = out.metrics.lost_by_reason["partitioned"];
+    assert!(lost > 50, "{lost}");
+    assert_eq!(out.metrics.services["b"].handled, calm.metrics.services["b"].handled - lost);
+    assert_eq!(back.metrics.services["b"].handled, calm.metrics.services["b"].handled);
+    assert!(back.metrics.lost_by_reason["partitioned"] > 50);
+    assert_eq!(out.faults[0].node, "a-1 -> bus");
+    // Both ways: the union of the two.
+    let both = pp(r#"Partition(groups: [["a-1"], ["bus"]], at: "10s", for: "10s")"#);
+    assert_eq!(both.faults[0].node, "a-1 <-> bus");
+    assert!(both.metrics.lost_by_reason["partitioned"] >= lost);
+}
+
+#[test]
+fn a_duplicating_link_delivers_twice() {
+    let o = run(
+        &system(&PINGPONG.replace("FAULT", r#"Link(from: "bus", to: "b-1", duplicate: 1.0, at: "0s", for: "60s")"#)),
+        1,
+    )
+    .unwrap();
+    assert_eq!(o.metrics.services["b"].handled, 2 * o.metrics.accepted);
+}
+
+#[test]
+fn a_lossy_link_with_k_retries_delivers_one_minus_p_to_the_k_plus_one() {
+    // The order service's link to the brokers drops 30% of its requests;
+    // producers resend up to twice: a record gets through with probability
+    // 1 - 0.3^3 = 0.973. Twenty seeds, and the value inside the 95% interval.
+    let src = r#"Scenario(
+    name: "lossy", duration: "200s",
+    bus: Log(partitions: 2, latency: Const("1ms"),
+        brokers: (count: 1, acks: Leader, retries: 2, retry_after: "100ms")),
+    services: [
+        Service(name: "order", workers: 8, on: [Accept(entity: "order", work: Const("1ms"), emit: ["OrderCreated"])]),
+        Service(name: "invoice", workers: 8, consume: (topics: ["OrderCreated"]),
+            on: [Handle(event: "OrderCreated", work: Const("1ms"), terminal: true)]),
+    ],
+    workload: Poisson(rate: "10/s", entity: "order", keys: Uniform(100), stop: "190s"),
+    faults: [Link(from: "order-1", to: "bus", drop: 0.3, at: "0s", for: "200s")],
+)"#;
+    let sys = system(src);
+    let fractions: Vec<f64> = (1..=20)
+        .map(|seed| {
+            let o = run(&sys, seed).unwrap();
+            1.0 - o.metrics.lost_by_reason["producer-gave-up"] as f64 / o.metrics.published as f64
+        })
+        .collect();
+    let n = fractions.len() as f64;
+    let mean = fractions.iter().sum::<f64>() / n;
+    let sd = (fractions.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let half = 2.093 * sd / n.sqrt();
+    let expected = 1.0 - 0.3f64.powi(3);
+    assert!((mean - expected).abs() <= half, "{mean} +- {half} against {expected}");
+}

@@ -41,6 +41,8 @@ pub(super) struct Replica {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ProduceReq {
     pub msg: Message,
+    /// The producing node.
+    pub from: u32,
     pub part: u32,
     pub attempts: u32,
     pub live: bool,
@@ -50,8 +52,8 @@ pub(super) struct ProduceReq {
 
 impl World<'_, '_> {
     /// Sends `msg` to the leader of partition `part` (first attempt).
-    pub(super) fn produce(&mut self, msg: Message, part: u32) {
-        let req = ProduceReq { msg, part, attempts: 0, live: true, generation: 0 };
+    pub(super) fn produce(&mut self, msg: Message, part: u32, from: u32) {
+        let req = ProduceReq { msg, from, part, attempts: 0, live: true, generation: 0 };
         let id = match self.produce_free.pop() {
             Some(i) => {
                 let generation = self.produce_reqs[i as usize].generation.wrapping_add(1);
@@ -69,9 +71,13 @@ impl World<'_, '_> {
     fn send_produce(&mut self, req: u32) {
         let spec = self.broker_spec.as_ref().expect("brokers configured");
         let (retry_after, acks) = (spec.retry_after, spec.acks);
-        let at = self.now + self.latency.sample(&mut self.network);
         let r = self.produce_reqs[req as usize];
-        self.queue.push(at, Ev::Produce { req, generation: r.generation });
+        // A request lost on the way is found out by the timeout below.
+        let c = self.cross(r.from, super::BUS);
+        if !c.lost {
+            let at = self.now + self.latency.sample(&mut self.network) + c.delay;
+            self.queue.push(at, Ev::Produce { req, generation: r.generation });
+        }
         if acks != Acks::None {
             let ev = Ev::ProduceTimeout { req, generation: r.generation, attempt: r.attempts };
             self.queue.push(self.now + retry_after, ev);
@@ -147,9 +153,13 @@ impl World<'_, '_> {
     }
 
     fn send_ack(&mut self, req: u32) {
-        let at = self.now + self.latency.sample(&mut self.network);
-        let generation = self.produce_reqs[req as usize].generation;
-        self.queue.push(at, Ev::ProduceAck { req, generation });
+        let r = self.produce_reqs[req as usize];
+        let c = self.cross(super::BUS, r.from);
+        if c.lost {
+            return; // the producer times out and resends
+        }
+        let at = self.now + self.latency.sample(&mut self.network) + c.delay;
+        self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
     }
 
     pub(super) fn produce_acked(&mut self, req: u32, generation: u32) {
