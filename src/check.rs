@@ -67,6 +67,11 @@ pub struct Checker {
     /// Units handed out per (service, key), and each oversold entity per service.
     reservations: BTreeMap<(usize, u64), u64>,
     oversold: BTreeMap<usize, Vec<EntityId>>,
+    /// For each bounded-amplification invariant: (service, messages it
+    /// handled, the entity with most of them and how many).
+    amplification: Vec<(usize, u64, EntityId, u32)>,
+    /// Messages the followed services handled per entity (index: entity - 1).
+    per_entity: Vec<u32>,
 }
 
 /// What a replica-convergence checker follows as the run goes: the newest
@@ -119,6 +124,38 @@ impl Checker {
                 .collect(),
             reservations: BTreeMap::new(),
             oversold: BTreeMap::new(),
+            amplification: invariants
+                .iter()
+                .filter_map(|inv| match *inv {
+                    InvariantSpec::BoundedAmplification { service, .. } => Some((service, 0, EntityId(0), 0)),
+                    _ => None,
+                })
+                .collect(),
+            per_entity: Vec::new(),
+        }
+    }
+
+    /// A node of service `service` handled a message of `entity`.
+    #[inline]
+    pub fn handled_at(&mut self, service: usize, entity: EntityId) {
+        if self.amplification.is_empty() {
+            return;
+        }
+        let i = (entity.0 as usize).wrapping_sub(1);
+        for a in &mut self.amplification {
+            if a.0 != service {
+                continue;
+            }
+            a.1 += 1;
+            if i < self.entities.len() {
+                if self.per_entity.len() < self.entities.len() {
+                    self.per_entity.resize(self.entities.len(), 0);
+                }
+                self.per_entity[i] += 1;
+                if self.per_entity[i] > a.3 {
+                    (a.2, a.3) = (entity, self.per_entity[i]);
+                }
+            }
         }
     }
 
@@ -245,6 +282,26 @@ impl Checker {
         invariants
             .iter()
             .map(|inv| match inv {
+                InvariantSpec::BoundedAmplification { service, factor } => {
+                    let &(_, handled, worst, most) =
+                        self.amplification.iter().find(|a| a.0 == *service).expect("tracked");
+                    let accepted = self.entities.iter().filter(|r| r.accepted_at != SimTime::NEVER).count() as u64;
+                    let ratio = handled as f64 / accepted.max(1) as f64;
+                    let holds = ratio <= *factor;
+                    let mut counts = BTreeMap::new();
+                    counts.insert("handled", handled);
+                    counts.insert("accepted", accepted);
+                    counts.insert("per_entity_x1000", (ratio * 1000.0).round() as u64);
+                    counts.insert("most_for_one_entity", u64::from(most));
+                    Verdict {
+                        name: inv.name(names),
+                        holds,
+                        violations: u64::from(!holds),
+                        counts,
+                        example: None,
+                        example_entity: (!holds && worst.0 > 0).then_some(worst),
+                    }
+                }
                 InvariantSpec::NoOversell { service } => {
                     let oversold = self.oversold.get(service).map_or(&[][..], Vec::as_slice);
                     let keys = self.reservations.keys().filter(|(s, _)| s == service).count() as u64;

@@ -684,7 +684,9 @@ impl Compiler<'_> {
                 schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
                     (node, down_for)
                 }
-                schema::Fault::Slow { node, at, lasting, .. } | schema::Fault::Pause { node, at, lasting } => {
+                schema::Fault::Slow { node, at, lasting, .. }
+                | schema::Fault::Pause { node, at, lasting }
+                | schema::Fault::ClockSkew { node, at, lasting, .. } => {
                     if !node_names.contains(node) || node.starts_with("broker-") {
                         let help = suggest(node, node_names.iter().map(String::as_str))
                             .map(|s| format!("did you mean `{s}`?"));
@@ -694,24 +696,27 @@ impl Compiler<'_> {
                     if lasting == Some(SimDuration::ZERO) {
                         self.err(&fat("for"), "the fault must last more than zero", None);
                     }
-                    let factor = match f {
-                        schema::Fault::Slow { factor, .. } => {
-                            if !(factor.is_finite() && (1.0..=1000.0).contains(factor)) {
-                                self.err(
-                                    &fat("factor"),
-                                    format!("factor {factor} is out of range"),
-                                    Some("expected 1 to 1000".into()),
-                                );
-                            }
-                            Some(*factor)
-                        }
+                    let range = match f {
+                        schema::Fault::Slow { factor, .. } => Some((*factor, 1.0, 1000.0)),
+                        schema::Fault::ClockSkew { factor, .. } => Some((*factor, 0.01, 100.0)),
                         _ => None,
                     };
+                    if let Some((factor, lo, hi)) = range
+                        && !(factor.is_finite() && (lo..=hi).contains(&factor))
+                    {
+                        let help = Some(format!("expected {lo} to {hi}"));
+                        self.err(&fat("factor"), format!("factor {factor} is out of range"), help);
+                    }
                     if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
                         let (node, at) = (node.clone(), SimTime::ZERO + at_t);
-                        faults.push(match factor {
-                            Some(factor) => FaultSpec::Slow { node, at, lasting, factor },
-                            None => FaultSpec::Pause { node, at, lasting },
+                        faults.push(match f {
+                            schema::Fault::Slow { factor, .. } => {
+                                FaultSpec::Slow { node, at, lasting, factor: *factor }
+                            }
+                            schema::Fault::ClockSkew { factor, .. } => {
+                                FaultSpec::ClockSkew { node, at, lasting, factor: *factor }
+                            }
+                            _ => FaultSpec::Pause { node, at, lasting },
                         });
                     }
                     continue;
@@ -821,6 +826,7 @@ impl Compiler<'_> {
             let at = match f {
                 schema::Fault::Crash { at, .. } => at,
                 schema::Fault::RandomCrashes { .. }
+                | schema::Fault::ClockSkew { .. }
                 | schema::Fault::Slow { .. }
                 | schema::Fault::Pause { .. }
                 | schema::Fault::Partition { .. }
@@ -887,6 +893,7 @@ impl Compiler<'_> {
                     | FaultSpec::Slow { .. }
                     | FaultSpec::Pause { .. }
                     | FaultSpec::Partition { .. }
+                    | FaultSpec::ClockSkew { .. }
                     | FaultSpec::Link { .. } => false,
                 });
                 if overlaps {
@@ -923,6 +930,19 @@ impl Compiler<'_> {
                         );
                     }
                     invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
+                }
+                schema::Invariant::BoundedAmplification { service, factor } => {
+                    if !(factor.is_finite() && *factor > 0.0) {
+                        self.err(&iat("factor"), format!("factor {factor} must be above zero"), None);
+                    }
+                    match s.services.iter().position(|x| &x.name == service) {
+                        Some(i) => invariants.push(InvariantSpec::BoundedAmplification { service: i, factor: *factor }),
+                        None => {
+                            let help = suggest(service, s.services.iter().map(|x| x.name.as_str()))
+                                .map(|x| format!("did you mean `{x}`?"));
+                            self.err(&iat("service"), format!("no service is called `{service}`"), help);
+                        }
+                    }
                 }
                 schema::Invariant::NoOversell { service } => match s.services.iter().position(|x| &x.name == service) {
                     Some(i) => invariants.push(InvariantSpec::NoOversell { service: i }),

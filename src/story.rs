@@ -232,6 +232,11 @@ fn conclusion(
                 )
             }
         }
+        InvariantSpec::BoundedAmplification { service, factor } => format!(
+            "=> {} handled more messages for {entity_name} {} than any other entity, and {} handled more than \
+             {factor} messages per accepted {entity_name} in all",
+            sys.services[*service].name, entity.0, sys.services[*service].name
+        ),
         InvariantSpec::NoOversell { service } => format!(
             "=> {} handed {entity_name} {} a unit that was no longer there: the stock of its key went below zero",
             sys.services[*service].name, entity.0

@@ -361,6 +361,19 @@ pub enum FaultSpec {
         /// For how long.
         lasting: SimDuration,
     },
+    /// Node `node`'s clock runs off from `at` for `lasting`: a timer it sets
+    /// for `d` fires after `d * factor` (below 1, deadlines fire early;
+    /// above 1, late).
+    ClockSkew {
+        /// Node name.
+        node: String,
+        /// How long its timers really last, relative to what they ask.
+        factor: f64,
+        /// When.
+        at: SimTime,
+        /// For how long.
+        lasting: SimDuration,
+    },
     /// Node `node` works `factor` times slower from `at` for `lasting`: a
     /// gray failure, up and answering, but late.
     Slow {
@@ -427,6 +440,7 @@ impl FaultSpec {
             FaultSpec::Slow { at, lasting, .. }
             | FaultSpec::Pause { at, lasting, .. }
             | FaultSpec::Partition { at, lasting, .. }
+            | FaultSpec::ClockSkew { at, lasting, .. }
             | FaultSpec::Link { at, lasting, .. } => *at + *lasting,
             FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => SimTime::ZERO,
         }
@@ -487,6 +501,15 @@ pub enum InvariantSpec {
         /// The effect.
         effect: EffectId,
     },
+    /// Service `service` handles at most `factor` messages per accepted
+    /// entity: retries and redeliveries do not multiply its load (a retry
+    /// storm breaks it).
+    BoundedAmplification {
+        /// Index of the downstream service.
+        service: usize,
+        /// Messages per accepted entity, at most.
+        factor: f64,
+    },
     /// Service `service` never hands out more units of a key's stock than
     /// the key started with (the counter never goes below zero).
     NoOversell {
@@ -515,6 +538,7 @@ impl InvariantSpec {
                 format!("no-duplicate-effects({})", names.effect_name(*effect))
             }
             InvariantSpec::NoOversell { .. } => "no-oversell".to_string(),
+            InvariantSpec::BoundedAmplification { factor, .. } => format!("bounded-amplification(x{factor})"),
             InvariantSpec::ReplicaConvergence { table, .. } => {
                 format!("replica-convergence({})", names.table_name(*table))
             }

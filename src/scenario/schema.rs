@@ -475,6 +475,18 @@ pub enum Fault {
         #[serde(rename = "for")]
         lasting: String,
     },
+    /// A node's clock runs fast or slow: its timers last `factor` times what they ask.
+    ClockSkew {
+        /// Node name.
+        node: String,
+        /// Real duration of its timers, relative to what they ask.
+        factor: f64,
+        /// When.
+        at: String,
+        /// For how long.
+        #[serde(rename = "for")]
+        lasting: String,
+    },
     /// A slow node (gray failure).
     Slow {
         /// Node name.
@@ -544,6 +556,13 @@ pub enum Invariant {
     NoDuplicateEffects {
         /// The effect.
         effect: String,
+    },
+    /// A service handles at most `factor` messages per accepted entity.
+    BoundedAmplification {
+        /// The downstream service.
+        service: String,
+        /// Messages per accepted entity, at most.
+        factor: f64,
     },
     /// A stock never hands out more than it had.
     NoOversell {

@@ -153,6 +153,8 @@ struct Node {
     outbox: VecDeque<Message>,
     /// Processing times are multiplied by this (a slow node: 1.0 normally).
     slowdown: f64,
+    /// Its timers last this many times what they ask (clock skew: 1.0 normally).
+    clock: f64,
     /// Stalled until `paused_until`: up to the outside, doing nothing.
     paused: bool,
     paused_until: SimTime,
@@ -313,6 +315,8 @@ enum PlanKind {
     Pause,
     /// Activates `network[i]` (a partition or a link fault).
     Network(u32),
+    /// The node's timers last this many times what they ask.
+    Skew(f64),
 }
 
 struct CrashPoint {
@@ -454,6 +458,7 @@ impl<'s, 't> World<'s, 't> {
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outbox: VecDeque::new(),
                     slowdown: 1.0,
+                    clock: 1.0,
                     paused: false,
                     paused_until: SimTime::ZERO,
                     outstanding: 0,
@@ -628,10 +633,13 @@ impl<'s, 't> World<'s, 't> {
                         }
                     }
                 }
-                FaultSpec::Slow { node, at, lasting, .. } | FaultSpec::Pause { node, at, lasting } => {
+                FaultSpec::Slow { node, at, lasting, .. }
+                | FaultSpec::Pause { node, at, lasting }
+                | FaultSpec::ClockSkew { node, at, lasting, .. } => {
                     let n = target(node, false)?;
                     let kind = match f {
                         FaultSpec::Slow { factor, .. } => PlanKind::Slow(*factor),
+                        FaultSpec::ClockSkew { factor, .. } => PlanKind::Skew(*factor),
                         _ => PlanKind::Pause,
                     };
                     plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind });
@@ -814,6 +822,7 @@ impl<'s, 't> World<'s, 't> {
                     let e = self.plan[fault as usize];
                     match e.kind {
                         PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
+                        PlanKind::Skew(factor) => self.nodes[e.target as usize].clock = factor,
                         PlanKind::Pause => self.pause(e.target, e.heal),
                         PlanKind::Network(i) => {
                             self.links.push(self.network_faults[i as usize].clone());
@@ -827,6 +836,7 @@ impl<'s, 't> World<'s, 't> {
                     let e = self.plan[fault as usize];
                     match e.kind {
                         PlanKind::Slow(_) => self.nodes[e.target as usize].slowdown = 1.0,
+                        PlanKind::Skew(_) => self.nodes[e.target as usize].clock = 1.0,
                         PlanKind::Pause => self.resume(e.target),
                         PlanKind::Network(i) => {
                             if let Some(k) = self.link_ids.iter().position(|&x| x == i) {
@@ -1025,6 +1035,7 @@ impl<'s, 't> World<'s, 't> {
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
         self.handled += 1;
+        self.checker.handled_at(si, job.msg.entity);
         let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;
@@ -1356,6 +1367,9 @@ impl<'s, 't> World<'s, 't> {
                 self.checker.write(si, table, key & ROW_MASK, version, self.now);
             }
             Command::Timer { after, tag } => {
+                let clock = self.nodes[n as usize].clock;
+                let after =
+                    if clock == 1.0 { after } else { SimDuration(crate::sim::dist::to_nanos(after.0 as f64 * clock)) };
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
                 let slot = self.inflight.insert(msg);
                 let epoch = self.nodes[n as usize].epoch;
@@ -2034,6 +2048,7 @@ impl<'s, 't> World<'s, 't> {
                     PlanKind::Crash => "crash".to_string(),
                     PlanKind::CrashAt(seam) => format!("crash at {}", seam.label()),
                     PlanKind::Slow(factor) => format!("slow x{factor}"),
+                    PlanKind::Skew(factor) => format!("clock skew x{factor}"),
                     PlanKind::Pause => "pause".to_string(),
                     PlanKind::Network(i) => {
                         if self.network_faults[i as usize].blocked { "partition" } else { "link" }.to_string()

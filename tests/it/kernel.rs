@@ -699,3 +699,43 @@ fn a_lossy_link_with_k_retries_delivers_one_minus_p_to_the_k_plus_one() {
     let expected = 1.0 - 0.3f64.powi(3);
     assert!((mean - expected).abs() <= half, "{mean} +- {half} against {expected}");
 }
+
+#[test]
+fn clock_skew_fires_a_deadline_early() {
+    // The Delayed service completes each entity by a 2 s timer; with its
+    // clock running at half the real time, the timers fire after 1 s.
+    let src = with_faults(
+        &SLOW.replace("BUS", r#"Log(partitions: 1, latency: Const("1ms"))"#),
+        r#"ClockSkew(node: "back-1", factor: 0.5, at: "0s", for: "60s")"#,
+    );
+    let mut sys = system(&src);
+    let done = sys.names.effect("done");
+    let delay = SimDuration::from_secs(2);
+    sys.services[1].behaviour = Arc::new(Delayed { work: Dist::Const(SimDuration::ZERO), delay, done });
+    let rs = records(&sys, 1);
+    let terminals: Vec<&Record> = rs.iter().filter(|r| r.kind == RecordKind::Terminal).collect();
+    assert!(!terminals.is_empty());
+    for r in terminals {
+        let req = rs.iter().find(|q| q.kind == RecordKind::Request && q.entity == r.entity).unwrap();
+        assert_eq!(r.time.0 - req.time.0, 1_002_000_000);
+    }
+    assert_eq!(run(&sys, 1).unwrap().faults[0].kind, "clock skew x0.5");
+}
+
+#[test]
+fn bounded_amplification_counts_what_redeliveries_add() {
+    let base = scenario_text("invoice-at-least-once.ron");
+    let with = |factor: &str| {
+        base.replace(
+            "NoDuplicateEffects(effect: \"invoice-sent\"),",
+            &format!("NoDuplicateEffects(effect: \"invoice-sent\"), BoundedAmplification(service: \"invoice\", factor: {factor}),"),
+        )
+    };
+    let strict = run(&system(&with("1.0")), 7).unwrap();
+    let v = &strict.invariants[2];
+    assert!(!v.holds, "the crash's redeliveries made invoice handle more than one message per order");
+    assert!(v.counts["handled"] > v.counts["accepted"]);
+    assert!(v.example.is_some());
+    let loose = run(&system(&with("1.01")), 7).unwrap();
+    assert!(loose.invariants[2].holds);
+}
