@@ -1486,17 +1486,7 @@ impl<'s, 't> World<'s, 't> {
             let Some(i) = found else { return };
             node.cursor = i + 1;
             let gp_id = node.owned[i];
-            Self::fetch_next(
-                &mut self.gparts[gp_id as usize],
-                node,
-                gp_id,
-                n,
-                self.now,
-                &self.latency,
-                &mut self.network,
-                &mut self.queue,
-                &mut self.redelivered,
-            );
+            self.fetch_one(gp_id);
         }
         let node = &self.nodes[n as usize];
         let left = node.owned.iter().any(|&g| {
