@@ -15,8 +15,8 @@ use crate::service::{Control, Declarative, Handler as KHandler, Reserve};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, Seam,
-    ServiceSpec, StateKind, System, WorkloadSpec,
+    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, RandomFault,
+    Seam, ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
@@ -775,8 +775,28 @@ impl Compiler<'_> {
                     }
                     continue;
                 }
-                schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until } => {
+                schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until }
+                | schema::Fault::RandomPauses { nodes, mtbf, mttr, from, until }
+                | schema::Fault::RandomSlowdowns { nodes, mtbf, mttr, from, until, .. } => {
+                    let what = match f {
+                        schema::Fault::RandomPauses { .. } => RandomFault::Pause,
+                        schema::Fault::RandomSlowdowns { factor, .. } => {
+                            if !(factor.is_finite() && (1.0..=1000.0).contains(factor)) {
+                                let help = Some("expected 1 to 1000".to_string());
+                                self.err(&fat("factor"), format!("factor {factor} is out of range"), help);
+                            }
+                            RandomFault::Slow(*factor)
+                        }
+                        _ => RandomFault::Crash,
+                    };
                     for (k, node) in nodes.iter().enumerate() {
+                        if what != RandomFault::Crash && node.starts_with("broker-") {
+                            self.err(
+                                &[P::F("faults"), P::I(i), P::F("nodes"), P::I(k)],
+                                format!("`{node}` is a broker: only crashes can hit brokers"),
+                                None,
+                            );
+                        }
                         if !node_names.contains(node) {
                             let help = suggest(node, node_names.iter().map(String::as_str))
                                 .map(|s| format!("did you mean `{s}`?"));
@@ -796,7 +816,8 @@ impl Compiler<'_> {
                     let from = from.as_deref().map_or(Some(SimDuration::ZERO), |t| self.duration(&fat("from"), t));
                     let until = until.as_deref().map_or(duration, |t| self.duration(&fat("until"), t));
                     if let (Some(mtbf), Some(mttr), Some(from), Some(until)) = (mtbf, mttr, from, until) {
-                        faults.push(FaultSpec::RandomCrashes {
+                        faults.push(FaultSpec::Random {
+                            what,
                             nodes: nodes.clone(),
                             mtbf,
                             mttr,
@@ -826,6 +847,8 @@ impl Compiler<'_> {
             let at = match f {
                 schema::Fault::Crash { at, .. } => at,
                 schema::Fault::RandomCrashes { .. }
+                | schema::Fault::RandomPauses { .. }
+                | schema::Fault::RandomSlowdowns { .. }
                 | schema::Fault::ClockSkew { .. }
                 | schema::Fault::Slow { .. }
                 | schema::Fault::Pause { .. }
@@ -889,7 +912,7 @@ impl Compiler<'_> {
                         n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
                     }
                     FaultSpec::CrashAt { .. }
-                    | FaultSpec::RandomCrashes { .. }
+                    | FaultSpec::Random { .. }
                     | FaultSpec::Slow { .. }
                     | FaultSpec::Pause { .. }
                     | FaultSpec::Partition { .. }

@@ -398,11 +398,13 @@ pub enum FaultSpec {
         /// For how long.
         lasting: SimDuration,
     },
-    /// Each of `nodes` (service instances or brokers) crashes and restarts
-    /// again and again between `from` and `until`: up for an exponential
-    /// time of mean `mtbf`, then down for one of mean `mttr`, drawn from the
-    /// faults stream, so each seed has its own schedule (swarm testing).
-    RandomCrashes {
+    /// Each of `nodes` suffers `what` again and again between `from` and
+    /// `until`: fine for an exponential time of mean `mtbf`, then faulty for
+    /// one of mean `mttr`, drawn from the faults stream, so each seed has its
+    /// own schedule (swarm testing). Crashes may hit brokers too.
+    Random {
+        /// What happens to a node in its faulty spells.
+        what: RandomFault,
         /// Node names.
         nodes: Vec<String>,
         /// Mean time between failures.
@@ -442,9 +444,20 @@ impl FaultSpec {
             | FaultSpec::Partition { at, lasting, .. }
             | FaultSpec::ClockSkew { at, lasting, .. }
             | FaultSpec::Link { at, lasting, .. } => *at + *lasting,
-            FaultSpec::CrashAt { .. } | FaultSpec::RandomCrashes { .. } => SimTime::ZERO,
+            FaultSpec::CrashAt { .. } | FaultSpec::Random { .. } => SimTime::ZERO,
         }
     }
+}
+
+/// The fault of a random plan's faulty spells.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RandomFault {
+    /// The node is down.
+    Crash,
+    /// The node is stalled (see [`FaultSpec::Pause`]).
+    Pause,
+    /// The node works this many times slower.
+    Slow(f64),
 }
 
 /// A named point inside the completion of a handler, where a crash hits

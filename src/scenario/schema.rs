@@ -524,6 +524,38 @@ pub enum Fault {
         #[serde(default)]
         until: Option<String>,
     },
+    /// Pauses drawn per seed.
+    RandomPauses {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Mean time between pauses.
+        mtbf: String,
+        /// Mean length of a pause.
+        mttr: String,
+        /// No pause before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No pause at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
+    /// Slowdowns drawn per seed.
+    RandomSlowdowns {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Processing-time multiplier while slow.
+        factor: f64,
+        /// Mean time between slowdowns.
+        mtbf: String,
+        /// Mean length of a slowdown.
+        mttr: String,
+        /// No slowdown before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No slowdown at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
     /// A crash at a seam inside a handler.
     CrashAt {
         /// Node name.

@@ -21,7 +21,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, Seam, StateKind, System};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, RandomFault, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 
 /// What a run should produce besides its outcome.
@@ -616,9 +616,14 @@ impl<'s, 't> World<'s, 't> {
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
                     plan.push(PlanEntry { target: n, at, heal: at + *down_for, kind: PlanKind::Crash });
                 }
-                FaultSpec::RandomCrashes { nodes: names, mtbf, mttr, from, until } => {
+                FaultSpec::Random { what, nodes: names, mtbf, mttr, from, until } => {
+                    let kind = match what {
+                        RandomFault::Crash => PlanKind::Crash,
+                        RandomFault::Pause => PlanKind::Pause,
+                        RandomFault::Slow(factor) => PlanKind::Slow(*factor),
+                    };
                     for name in names {
-                        let n = target(name, true)?;
+                        let n = target(name, kind == PlanKind::Crash)?;
                         let (up, down) = (Dist::Exp { mean: *mtbf }, Dist::Exp { mean: *mttr });
                         let mut t = *from;
                         // A limit, so an absurd ratio of run to MTBF cannot explode the plan.
@@ -628,7 +633,7 @@ impl<'s, 't> World<'s, 't> {
                                 break;
                             }
                             let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
-                            plan.push(PlanEntry { target: n, at: t, heal, kind: PlanKind::Crash });
+                            plan.push(PlanEntry { target: n, at: t, heal, kind });
                             t = heal;
                         }
                     }

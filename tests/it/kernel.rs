@@ -739,3 +739,16 @@ fn bounded_amplification_counts_what_redeliveries_add() {
     let loose = run(&system(&with("1.01")), 7).unwrap();
     assert!(loose.invariants[2].holds);
 }
+
+#[test]
+fn random_pauses_and_slowdowns_are_drawn_per_seed_too() {
+    let o = run(&system(&scenario_text("swarm.ron")), 7).unwrap();
+    let kinds: Vec<&str> = o.faults.iter().map(|f| f.kind.as_str()).collect();
+    assert!(kinds.contains(&"pause"), "{kinds:?}");
+    assert!(kinds.contains(&"slow x10"), "{kinds:?}");
+    assert!(kinds.contains(&"link"), "{kinds:?}");
+    let bad = scenario_text("swarm.ron")
+        .replace(r#"RandomPauses(nodes: ["inventory-1","#, r#"RandomPauses(nodes: ["broker-1", "inventory-1","#);
+    let err = scenario::parse("x.ron", &bad).unwrap_err().to_string();
+    assert!(err.contains("only crashes can hit brokers"), "{err}");
+}

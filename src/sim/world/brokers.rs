@@ -75,8 +75,10 @@ impl World<'_, '_> {
         // A request lost on the way is found out by the timeout below.
         let c = self.cross(r.from, super::BUS);
         if !c.lost {
-            let at = self.now + self.latency.sample(&mut self.network) + c.delay;
-            self.queue.push(at, Ev::Produce { req, generation: r.generation });
+            for _ in 0..1 + u32::from(c.duplicated) {
+                let at = self.now + self.latency.sample(&mut self.network) + c.delay;
+                self.queue.push(at, Ev::Produce { req, generation: r.generation });
+            }
         }
         if acks != Acks::None {
             let ev = Ev::ProduceTimeout { req, generation: r.generation, attempt: r.attempts };
