@@ -12,7 +12,7 @@ use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
 use brokers::{BrokerNode, ProduceReq, Replica};
-use links::{ActiveLink, BUS};
+use links::{BUS, NetworkFault};
 
 mod brokers;
 mod links;
@@ -357,11 +357,10 @@ struct World<'s, 't> {
     dedup: Vec<Option<DedupStore>>,
     /// Stock per (service, key).
     stock: BTreeMap<(u32, u64), StockRow>,
-    /// The network faults of the plan, and those active now.
-    network_faults: Vec<ActiveLink>,
-    links: Vec<ActiveLink>,
-    /// Which network fault each entry of `links` is.
-    link_ids: Vec<u32>,
+    /// The network faults of the plan.
+    network_faults: Vec<NetworkFault>,
+    /// Those active now (indices into `network_faults`), in activation order.
+    links: Vec<u32>,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
     queue_bus: bool,
@@ -653,7 +652,7 @@ impl<'s, 't> World<'s, 't> {
                     let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
                         g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, false) }).collect()
                     };
-                    network_faults.push(ActiveLink {
+                    network_faults.push(NetworkFault {
                         from: resolve(&groups[0])?,
                         to: resolve(&groups[1])?,
                         both_ways: !one_way,
@@ -667,7 +666,7 @@ impl<'s, 't> World<'s, 't> {
                 }
                 FaultSpec::Link { from, to, drop, duplicate, delay, at, lasting } => {
                     let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, false) };
-                    network_faults.push(ActiveLink {
+                    network_faults.push(NetworkFault {
                         from: vec![end(from)?],
                         to: vec![end(to)?],
                         both_ways: false,
@@ -711,7 +710,6 @@ impl<'s, 't> World<'s, 't> {
             stock: BTreeMap::new(),
             network_faults,
             links: Vec::new(),
-            link_ids: Vec::new(),
             crash_points,
             faults,
             broker,
@@ -829,10 +827,7 @@ impl<'s, 't> World<'s, 't> {
                         PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
                         PlanKind::Skew(factor) => self.nodes[e.target as usize].clock = factor,
                         PlanKind::Pause => self.pause(e.target, e.heal),
-                        PlanKind::Network(i) => {
-                            self.links.push(self.network_faults[i as usize].clone());
-                            self.link_ids.push(i);
-                        }
+                        PlanKind::Network(i) => self.links.push(i),
                         _ if (e.target as usize) < self.nodes.len() => self.crash(e.target),
                         _ => self.broker_crash(e.target - self.nodes.len() as u32),
                     }
@@ -844,9 +839,8 @@ impl<'s, 't> World<'s, 't> {
                         PlanKind::Skew(_) => self.nodes[e.target as usize].clock = 1.0,
                         PlanKind::Pause => self.resume(e.target),
                         PlanKind::Network(i) => {
-                            if let Some(k) = self.link_ids.iter().position(|&x| x == i) {
+                            if let Some(k) = self.links.iter().position(|&x| x == i) {
                                 self.links.remove(k);
-                                self.link_ids.remove(k);
                             }
                         }
                         _ if (e.target as usize) < self.nodes.len() => self.restart(e.target),
@@ -1733,16 +1727,7 @@ impl<'s, 't> World<'s, 't> {
             if let Source::Log { gp, generation, offset } = job.source {
                 let g = &self.gparts[gp as usize];
                 if g.generation == generation && offset < g.committed {
-                    self.lost[LossReason::CommittedUnprocessed as usize] += 1;
-                    let r = Record {
-                        time: self.now,
-                        kind: RecordKind::Lost,
-                        node: n,
-                        msg: job.msg.id.0,
-                        entity: job.msg.entity.0,
-                        aux: LossReason::CommittedUnprocessed as u64,
-                    };
-                    self.tracer.record(r);
+                    self.lose(n, &job.msg, LossReason::CommittedUnprocessed);
                 }
             }
         }

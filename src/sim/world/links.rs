@@ -14,9 +14,9 @@ use crate::sim::{Dist, SimDuration};
 /// The bus as a link endpoint.
 pub(super) const BUS: u32 = u32::MAX - 1;
 
-/// A network fault while it is active.
-#[derive(Clone, Debug)]
-pub(super) struct ActiveLink {
+/// A network fault of the plan.
+#[derive(Debug)]
+pub(super) struct NetworkFault {
     pub from: Vec<u32>,
     pub to: Vec<u32>,
     pub both_ways: bool,
@@ -51,8 +51,8 @@ impl World<'_, '_> {
 
     fn cross_faulty(&mut self, from: u32, to: u32) -> Crossing {
         let mut c = Crossing::default();
-        for i in 0..self.links.len() {
-            let l = &self.links[i];
+        for k in 0..self.links.len() {
+            let l = &self.network_faults[self.links[k] as usize];
             let forward = l.from.contains(&from) && l.to.contains(&to);
             let backward = l.both_ways && l.from.contains(&to) && l.to.contains(&from);
             if !(forward || backward) {
@@ -63,14 +63,13 @@ impl World<'_, '_> {
                 c.partitioned = true;
                 continue;
             }
-            let (drop, duplicate, delay) = (l.drop, l.duplicate, l.delay.clone());
-            if drop > 0.0 && self.network.unit() < drop {
+            if l.drop > 0.0 && self.network.unit() < l.drop {
                 c.lost = true;
             }
-            if duplicate > 0.0 && self.network.unit() < duplicate {
+            if l.duplicate > 0.0 && self.network.unit() < l.duplicate {
                 c.duplicated = true;
             }
-            if let Some(d) = delay {
+            if let Some(d) = &l.delay {
                 c.delay = c.delay + d.sample(&mut self.network);
             }
         }
