@@ -39,16 +39,11 @@ pub fn pipeline(duration: SimDuration) -> System {
         s.consumes = consumes;
         s.behaviour = Arc::new(Declarative {
             handlers: vec![Handler {
-                on,
-                work: Dist::Exp { mean: SimDuration(work) },
                 accept: on == request,
                 emit,
                 effect: last.then_some(sent),
                 terminal: last,
-                fail_keys: vec![],
-                write: None,
-                reserve: None,
-                rejected: vec![],
+                ..Handler::new(on, Dist::Exp { mean: SimDuration(work) })
             }],
         });
         s

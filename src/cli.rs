@@ -300,6 +300,17 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
         thousands(m.handled),
         thousands(m.lost)
     );
+    if !m.calls.is_empty() {
+        let c = &m.calls;
+        let _ = writeln!(
+            s,
+            "calls       {} attempts, {} timed out, {} refused by the caller, {} failed for good",
+            thousands(c.attempts),
+            thousands(c.timeouts),
+            thousands(c.refused),
+            thousands(c.failed)
+        );
+    }
     let l = &m.e2e_latency_s;
     if l.count > 0 {
         let _ = writeln!(

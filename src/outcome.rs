@@ -53,6 +53,9 @@ pub struct Metrics {
     pub dead_lettered: u64,
     /// Optimistic stock reservations refused (the key changed) and redone.
     pub conflicts: u64,
+    /// Synchronous calls between services (absent when there are none).
+    #[serde(skip_serializing_if = "CallMetrics::is_empty")]
+    pub calls: CallMetrics,
     /// Over the run, per queue (`queue NAME`: messages waiting) and per
     /// consumer group and topic (`lag SERVICE/TOPIC`: records not committed).
     pub backlog: BTreeMap<String, Backlog>,
@@ -61,6 +64,27 @@ pub struct Metrics {
     pub e2e_latency_s: LatencySummary,
     /// Per service, by name.
     pub services: BTreeMap<String, ServiceMetrics>,
+}
+
+/// What synchronous calls cost and how they ended.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CallMetrics {
+    /// Attempts sent to a callee.
+    pub attempts: u64,
+    /// Attempts that got no reply in time.
+    pub timeouts: u64,
+    /// Attempts the caller's own defences refused (open breaker, full
+    /// bulkhead, rate limit) or that found no callee up.
+    pub refused: u64,
+    /// Calls that failed for good (after their retries).
+    pub failed: u64,
+}
+
+impl CallMetrics {
+    /// True when no call was made.
+    pub fn is_empty(&self) -> bool {
+        *self == CallMetrics::default()
+    }
 }
 
 /// A quantity sampled at a fixed interval over a run.

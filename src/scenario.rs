@@ -11,7 +11,7 @@ pub use error::{Diagnostic, ScenarioError};
 use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
-use crate::service::{Control, Declarative, Handler as KHandler, Reserve};
+use crate::service::{Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, RateLimit, Reserve};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
@@ -229,6 +229,93 @@ impl Compiler<'_> {
         Some(SimDuration(gap.max(1)))
     }
 
+    /// A handler's synchronous call, checked: the callee exists and handles the request.
+    fn call(&mut self, path: &[P], c: &schema::CallSchema, s: &Scenario, names: &mut Names) -> Option<Call> {
+        let at = |f: &'static str| [path, &[P::F(f)]].concat();
+        let service = s.services.iter().position(|x| x.name == c.service);
+        match service {
+            None => {
+                let help = suggest(&c.service, s.services.iter().map(|x| x.name.as_str()))
+                    .map(|x| format!("did you mean `{x}`?"));
+                self.err(&at("service"), format!("no service is called `{}`", c.service), help);
+            }
+            Some(i) => {
+                let handles = s.services[i]
+                    .on
+                    .iter()
+                    .any(|h| matches!(h, schema::Handler::Handle { event, .. } if *event == c.request));
+                if !handles {
+                    self.err(
+                        &at("request"),
+                        format!("service `{}` has no handler for `{}`", c.service, c.request),
+                        Some(format!("give `{}` a handler Handle(event: \"{}\", ...)", c.service, c.request)),
+                    );
+                }
+            }
+        }
+        let timeout = self.duration(&at("timeout"), &c.timeout);
+        if timeout == Some(SimDuration::ZERO) {
+            self.err(&at("timeout"), "the timeout must be above zero", None);
+        }
+        let latency = match &c.latency {
+            Some(d) => self.dist(&at("latency"), d),
+            None => Some(Dist::Const(SimDuration::MILLISECOND)),
+        };
+        let retries = self.bounded(&at("retries"), "retries", c.retries, 0, 1_000);
+        let backoff = match &c.backoff {
+            None => Some(Backoff::NONE),
+            Some(b) => {
+                let bat = |f: &'static str| [path, &[P::F("backoff"), P::F(f)]].concat();
+                let base = self.duration(&bat("base"), &b.base);
+                let max = self.duration(&bat("max"), &b.max);
+                if !(b.factor.is_finite() && (1.0..=100.0).contains(&b.factor)) {
+                    self.err(
+                        &bat("factor"),
+                        format!("factor {} is out of range", b.factor),
+                        Some("expected 1 to 100".into()),
+                    );
+                }
+                if !(0.0..=1.0).contains(&b.jitter) {
+                    self.err(&bat("jitter"), format!("jitter {} is not in [0, 1]", b.jitter), None);
+                }
+                Some(Backoff { base: base?, factor: b.factor, max: max?, jitter: b.jitter })
+            }
+        };
+        let breaker = match &c.breaker {
+            None => Some(None),
+            Some(b) => {
+                let bat = |f: &'static str| [path, &[P::F("breaker"), P::F(f)]].concat();
+                let failures = self.bounded(&bat("failures"), "failures", b.failures, 1, 1_000_000);
+                let open_for = self.duration(&bat("open_for"), &b.open_for);
+                if open_for == Some(SimDuration::ZERO) {
+                    self.err(&bat("open_for"), "open_for must be above zero", None);
+                }
+                open_for.map(|open_for| Some(Breaker { failures, open_for }))
+            }
+        };
+        let rate_limit = c.rate_limit.as_ref().map(|r| {
+            let rat = |f: &'static str| [path, &[P::F("rate_limit"), P::F(f)]].concat();
+            if !(r.per_second.is_finite() && r.per_second > 0.0 && r.per_second <= bounds::RATE_MAX_PER_S) {
+                self.err(&rat("per_second"), format!("rate {} is out of range", r.per_second), None);
+            }
+            let burst = self.bounded(&rat("burst"), "burst", r.burst, 1, 1_000_000);
+            RateLimit { per_second: r.per_second, burst }
+        });
+        let bulkhead = c.bulkhead.map(|b| self.bounded(&at("bulkhead"), "bulkhead", b, 1, bounds::WORKERS_MAX));
+        Some(Call {
+            service: service?,
+            request: names.kind(&c.request),
+            latency: latency?,
+            timeout: timeout?,
+            retries,
+            backoff: backoff?,
+            breaker: breaker?,
+            rate_limit,
+            bulkhead,
+            on_failure: c.on_failure.iter().map(|k| names.kind(k)).collect(),
+        })
+    }
+
     fn compile(&mut self, s: &Scenario) -> Option<System> {
         let mut names = Names::default();
         if s.name.trim().is_empty() {
@@ -260,10 +347,32 @@ impl Compiler<'_> {
             .services
             .iter()
             .flat_map(|sv| sv.on.iter())
-            .flat_map(|h| match h {
-                schema::Handler::Accept { emit, .. } | schema::Handler::Handle { emit, .. } => emit.iter(),
+            .flat_map(|h| -> Vec<&String> {
+                match h {
+                    schema::Handler::Accept { emit, call, .. } => {
+                        emit.iter().chain(call.iter().flat_map(|c| &c.on_failure)).collect()
+                    }
+                    schema::Handler::Handle { emit, rejected, call, decline, .. } => emit
+                        .iter()
+                        .chain(rejected)
+                        .chain(call.iter().flat_map(|c| &c.on_failure))
+                        .chain(decline.iter().flat_map(|d| &d.emit))
+                        .collect(),
+                }
             })
             .map(String::as_str)
+            .collect();
+        // Request kinds of synchronous calls: handled, but not topics.
+        let requests: Vec<&str> = s
+            .services
+            .iter()
+            .flat_map(|sv| sv.on.iter())
+            .filter_map(|h| match h {
+                schema::Handler::Accept { call: Some(c), .. } | schema::Handler::Handle { call: Some(c), .. } => {
+                    Some(c.request.as_str())
+                }
+                _ => None,
+            })
             .collect();
         let bus = match &s.bus {
             schema::Bus::Ephemeral { latency } => {
@@ -435,10 +544,11 @@ impl Compiler<'_> {
             }
             let mut handlers = Vec::new();
             let mut reserves = false;
+            let mut spec_flaky = false;
             for (h, handler) in sv.on.iter().enumerate() {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
-                    schema::Handler::Accept { entity, work, emit, terminal, write } => {
+                    schema::Handler::Accept { entity, work, emit, terminal, write, call } => {
                         if entity != wl_entity {
                             self.err(
                                 &hat("entity"),
@@ -462,6 +572,9 @@ impl Compiler<'_> {
                             write: write.as_deref().map(|t| names.table(t)),
                             reserve: None,
                             rejected: Vec::new(),
+                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, &mut names)),
+                            decline: None,
+                            flaky: 0.0,
                         });
                     }
                     schema::Handler::Handle {
@@ -474,10 +587,13 @@ impl Compiler<'_> {
                         write,
                         reserve,
                         rejected,
+                        call,
+                        decline,
+                        flaky,
                     } => {
                         // A misspelt consume topic is reported once, at the topic.
                         let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
-                        if topics_valid && !sv.consume.topics.contains(event) {
+                        if topics_valid && !sv.consume.topics.contains(event) && !requests.contains(&event.as_str()) {
                             let help = match suggest(event, sv.consume.topics.iter().map(String::as_str)) {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("add `{event}` to this service's consume topics"),
@@ -515,7 +631,24 @@ impl Compiler<'_> {
                                 },
                             }),
                             rejected: rejected.iter().map(|k| names.kind(k)).collect(),
+                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, &mut names)),
+                            decline: decline.as_ref().map(|d| {
+                                let p = d.probability;
+                                if !(0.0..=1.0).contains(&p) {
+                                    let at = [&hat("decline")[..], &[P::F("probability")]].concat();
+                                    self.err(&at, format!("probability {p} is not in [0, 1]"), None);
+                                }
+                                Decline { probability: p, emit: d.emit.iter().map(|k| names.kind(k)).collect() }
+                            }),
+                            flaky: {
+                                if !(0.0..1.0).contains(flaky) {
+                                    let help = Some("below 1, or the handler never succeeds".to_string());
+                                    self.err(&hat("flaky"), format!("probability {flaky} is not in [0, 1)"), help);
+                                }
+                                *flaky
+                            },
                         });
+                        spec_flaky |= *flaky > 0.0;
                         reserves |= reserve.is_some();
                     }
                 }
@@ -597,8 +730,10 @@ impl Compiler<'_> {
                 let window = self.bounded(&at, "window", window, 1, bounds::DEDUP_WINDOW_MAX);
                 Dedup { durable, window }
             });
+            spec.calls = handlers.iter().any(|h| h.call.is_some());
             spec.behaviour = Arc::new(Declarative { handlers });
             spec.reserves = reserves;
+            spec.flaky = spec_flaky;
             services.push(spec);
         }
         if node_count > 10_000 {

@@ -70,6 +70,12 @@ pub struct Context<'a> {
     /// For a handler that reserves stock ([`Service::reserve`]): whether it
     /// got a unit.
     pub reserved: Option<bool>,
+    /// For a handler that makes a synchronous call ([`Service::call`]):
+    /// whether it succeeded (within its retries, timeouts and breaker).
+    pub called: Option<bool>,
+    /// The run's seed: a handler may derive per-entity decisions from it
+    /// (see [`Context::chance`]), the same on every redelivery.
+    pub seed: u64,
 }
 
 impl Context<'_> {
@@ -81,6 +87,19 @@ impl Context<'_> {
     /// A value in the instance's volatile state (lost on crash).
     pub fn volatile(&self, key: u64) -> Option<i64> {
         self.volatile.get(&key).copied()
+    }
+
+    /// A number in `[0, 1)` fixed by the seed, the entity and `salt`: a
+    /// business outcome (a card declined, a buyer who never signs) that is a
+    /// property of the entity, so a redelivered or retried message meets the
+    /// same outcome, and the outcome does not depend on timing.
+    pub fn chance(&self, entity: EntityId, salt: u64) -> f64 {
+        let mut x = self.seed ^ entity.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        // splitmix64's finaliser.
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -201,6 +220,99 @@ pub trait Service: Send + Sync + fmt::Debug {
     fn reserve(&self, _msg: &Message) -> Option<Reserve> {
         None
     }
+
+    /// If handling `msg` needs a synchronous call to another service before
+    /// it can complete, which. The kernel holds the worker, makes the call
+    /// (with its timeout, retries, breaker, rate limit and bulkhead), and
+    /// then runs [`Service::handle`] with the result in [`Context::called`].
+    fn call(&self, _msg: &Message) -> Option<&Call> {
+        None
+    }
+
+    /// The probability that handling `msg` fails for a passing reason (a
+    /// deadlock, a timeout to the database): the kernel draws it from the
+    /// instance's stream each time, and a failed attempt is handled as
+    /// [`Out::fail`] is (retried by a log or queue consumer).
+    fn flaky(&self, _msg: &Message) -> f64 {
+        0.0
+    }
+}
+
+/// A synchronous request/response call to another service, and how the
+/// caller protects itself: a timeout per attempt, retries with exponential
+/// backoff and jitter, a circuit breaker, a rate limit and a bulkhead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    /// Index of the service called.
+    pub service: usize,
+    /// The kind of the request message its handler handles.
+    pub request: Kind,
+    /// One-way network latency of a request or a reply.
+    pub latency: Dist,
+    /// An attempt without a reply for this long has failed (the caller's
+    /// clock: skew stretches or shrinks it).
+    pub timeout: SimDuration,
+    /// Attempts after the first, at most.
+    pub retries: u32,
+    /// Wait before retry `k` (from 1): `min(max, base * factor^(k-1))`,
+    /// of which a random part (`jitter`, 0 to 1) is taken off.
+    pub backoff: Backoff,
+    /// Open the circuit after this many failures in a row: calls then fail
+    /// at once, until a trial call after `open_for` succeeds.
+    pub breaker: Option<Breaker>,
+    /// At most this many attempts per second from one caller instance
+    /// (a token bucket); an attempt over it fails at once.
+    pub rate_limit: Option<RateLimit>,
+    /// At most this many attempts in flight from one caller instance; one
+    /// over it fails at once (a bulkhead keeps a slow dependency from
+    /// taking every worker).
+    pub bulkhead: Option<u32>,
+    /// Kinds the handler publishes when the call fails for good (instead
+    /// of its normal `emit`).
+    pub on_failure: Vec<Kind>,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    /// The first wait.
+    pub base: SimDuration,
+    /// Growth per retry.
+    pub factor: f64,
+    /// The longest wait.
+    pub max: SimDuration,
+    /// The random share of each wait (0: none, 1: "full jitter").
+    pub jitter: f64,
+}
+
+impl Backoff {
+    /// No wait between attempts: the retry storm's recipe.
+    pub const NONE: Backoff = Backoff { base: SimDuration::ZERO, factor: 1.0, max: SimDuration::ZERO, jitter: 0.0 };
+
+    /// The wait before retry `k` (from 1), given a uniform draw `u` in [0, 1).
+    pub fn wait(&self, k: u32, u: f64) -> SimDuration {
+        let grown = self.base.0 as f64 * self.factor.powi(k.saturating_sub(1).min(64) as i32);
+        let capped = grown.min(self.max.0 as f64);
+        SimDuration(crate::sim::dist::to_nanos(capped * (1.0 - self.jitter * u)))
+    }
+}
+
+/// A circuit breaker's thresholds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Breaker {
+    /// Consecutive failures that open the circuit.
+    pub failures: u32,
+    /// How long it stays open before one trial call (half-open).
+    pub open_for: SimDuration,
+}
+
+/// A token bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Tokens the bucket holds, at most.
+    pub burst: u32,
 }
 
 /// A stock reservation: one unit of a counter per key.
@@ -249,6 +361,45 @@ pub struct Handler {
     pub reserve: Option<Reserve>,
     /// Kinds to publish when the reservation finds no stock.
     pub rejected: Vec<Kind>,
+    /// A synchronous call to make before completing.
+    pub call: Option<Call>,
+    /// A business refusal that some entities meet (a declined card).
+    pub decline: Option<Decline>,
+    /// Probability that an attempt fails for a passing reason (see [`Service::flaky`]).
+    pub flaky: f64,
+}
+
+impl Handler {
+    /// A handler of `on` that takes `work` and does nothing else.
+    pub fn new(on: Kind, work: Dist) -> Handler {
+        Handler {
+            on,
+            work,
+            accept: false,
+            emit: Vec::new(),
+            effect: None,
+            terminal: false,
+            fail_keys: Vec::new(),
+            write: None,
+            reserve: None,
+            rejected: Vec::new(),
+            call: None,
+            decline: None,
+            flaky: 0.0,
+        }
+    }
+}
+
+/// A business refusal: for a share of the entities (fixed per entity, see
+/// [`Context::chance`]), the handler publishes `emit` instead of its normal
+/// messages and applies no effect. It is an answer, not a failure: nothing
+/// is retried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decline {
+    /// The share of entities refused.
+    pub probability: f64,
+    /// Kinds published instead.
+    pub emit: Vec<Kind>,
 }
 
 /// A service made of declarative handlers: for each incoming kind, do the
@@ -277,6 +428,14 @@ impl Service for Declarative {
         self.find(msg.kind).and_then(|h| h.reserve)
     }
 
+    fn call(&self, msg: &Message) -> Option<&Call> {
+        self.find(msg.kind).and_then(|h| h.call.as_ref())
+    }
+
+    fn flaky(&self, msg: &Message) -> f64 {
+        self.find(msg.kind).map_or(0.0, |h| h.flaky)
+    }
+
     fn handle(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
         let Some(h) = self.find(msg.kind) else { return };
         if !h.fail_keys.is_empty() && h.fail_keys.contains(&msg.key) {
@@ -289,6 +448,27 @@ impl Service for Declarative {
         if ctx.reserved == Some(false) {
             // Out of stock: the order ends here, rejected.
             for &kind in &h.rejected {
+                out.emit(kind, msg.key);
+            }
+            if h.terminal {
+                out.terminal();
+            }
+            return;
+        }
+        if ctx.called == Some(false) {
+            // The call failed for good: publish the failure instead.
+            for &kind in h.call.iter().flat_map(|c| &c.on_failure) {
+                out.emit(kind, msg.key);
+            }
+            if h.terminal {
+                out.terminal();
+            }
+            return;
+        }
+        if let Some(d) = &h.decline
+            && ctx.chance(msg.entity, u64::from(h.on.0)) < d.probability
+        {
+            for &kind in &d.emit {
                 out.emit(kind, msg.key);
             }
             if h.terminal {

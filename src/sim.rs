@@ -16,3 +16,5 @@ pub use queue::EventQueue;
 pub use rng::{Stream, StreamKind};
 pub use time::{SimDuration, SimTime, parse_duration};
 pub use world::{RunOptions, SetupError, run, run_with};
+
+pub(crate) use world::refusal_label;

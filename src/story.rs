@@ -29,8 +29,10 @@ pub(crate) fn tell(
     let mut kinds: Vec<(u64, u64)> = Vec::new();
     let mut involved: Vec<u32> = Vec::new();
     for r in records.iter().filter(|r| r.entity == entity.0) {
-        if matches!(r.kind, RecordKind::Published | RecordKind::Enqueued) && !kinds.iter().any(|(m, _)| *m == r.msg) {
-            kinds.push((r.msg, r.aux));
+        if matches!(r.kind, RecordKind::Published | RecordKind::Enqueued | RecordKind::CallSent)
+            && !kinds.iter().any(|(m, _)| *m == r.msg)
+        {
+            kinds.push((r.msg, r.aux & u64::from(u32::MAX)));
         }
         if r.node != NO_NODE && !involved.contains(&r.node) {
             involved.push(r.node);
@@ -126,6 +128,22 @@ pub(crate) fn tell(
             RecordKind::Dropped => {
                 write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
             }
+            RecordKind::CallSent => write!(line, "{who} called with {} (attempt {})", msg_name(r.msg), r.aux >> 32),
+            RecordKind::CallRefused => {
+                let why = crate::sim::refusal_label(r.aux);
+                write!(line, "{who} did not send {}: {why}", msg_name(r.msg))
+            }
+            RecordKind::CallTimedOut => {
+                write!(line, "{who} TIMED OUT waiting for the reply to {} (attempt {})", msg_name(r.msg), r.aux)
+            }
+            RecordKind::CallReplied => {
+                let how = if r.aux == 1 { "success" } else { "an error" };
+                write!(line, "{who} got {how} as the reply to {}", msg_name(r.msg))
+            }
+            RecordKind::CallFailed => {
+                write!(line, "{who} GAVE UP on the call {} after {} attempts", msg_name(r.msg), r.aux)
+            }
+            RecordKind::Transition => continue,
         };
         lines.push(line);
     }

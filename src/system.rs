@@ -157,6 +157,10 @@ pub struct ServiceSpec {
     pub start_latest: bool,
     /// Some handler of the service reserves stock ([`crate::service::Service::reserve`]).
     pub reserves: bool,
+    /// Some handler of the service makes a synchronous call ([`crate::service::Service::call`]).
+    pub calls: bool,
+    /// Some handler of the service fails now and then ([`crate::service::Service::flaky`]).
+    pub flaky: bool,
     /// Transactional outbox: messages are written with the state change and
     /// a relay publishes them this often; `None` publishes directly (a dual
     /// write).
@@ -184,6 +188,8 @@ impl ServiceSpec {
             start_latest: false,
             outbox: None,
             reserves: false,
+            calls: false,
+            flaky: false,
             behaviour: Arc::new(Declarative::default()),
         }
     }

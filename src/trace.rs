@@ -71,6 +71,19 @@ pub enum RecordKind {
     Paused = 24,
     /// The node resumed after a pause.
     Resumed = 25,
+    /// The node sent an attempt of a synchronous call (aux: attempt << 32 | request kind).
+    CallSent = 26,
+    /// The caller's own defences refused an attempt (aux: 1 breaker open,
+    /// 2 bulkhead full, 3 rate limited, 4 no instance up).
+    CallRefused = 27,
+    /// An attempt got no reply in time (aux: attempt).
+    CallTimedOut = 28,
+    /// The callee's reply reached the caller (aux: 1 success, 0 error).
+    CallReplied = 29,
+    /// The call failed for good (aux: attempts made).
+    CallFailed = 30,
+    /// The entity's state machine moved (aux: from << 32 | to, state indices).
+    Transition = 31,
 }
 
 /// Why a message was lost.
@@ -329,6 +342,8 @@ struct Line<'a> {
     reason: Option<LossReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -358,6 +373,7 @@ impl<W: Write> TraceSink for JsonLines<W> {
             effect: None,
             reason: None,
             key: None,
+            attempt: None,
         };
         match r.kind {
             RecordKind::Enqueued
@@ -376,6 +392,11 @@ impl<W: Write> TraceSink for JsonLines<W> {
             RecordKind::Lost => line.reason = LossReason::from_code(r.aux),
             RecordKind::Effect => line.effect = name(&self.effects, r.aux),
             RecordKind::Request => line.key = Some(r.aux),
+            RecordKind::CallSent => {
+                line.attempt = Some(r.aux >> 32);
+                line.topic = name(&self.kinds, r.aux & u64::from(u32::MAX));
+            }
+            RecordKind::CallTimedOut | RecordKind::CallFailed => line.attempt = Some(r.aux),
             _ => {}
         }
         serde_json::to_writer(&mut self.out, &line)?;

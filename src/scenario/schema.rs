@@ -320,6 +320,9 @@ pub enum Handler {
         /// Record the entity under its key in this table (replicated data).
         #[serde(default)]
         write: Option<String>,
+        /// A synchronous call to another service before completing.
+        #[serde(default)]
+        call: Option<CallSchema>,
     },
     /// Handles a consumed message kind.
     Handle {
@@ -348,7 +351,101 @@ pub enum Handler {
         /// Kinds to publish when no stock is left.
         #[serde(default)]
         rejected: Vec<String>,
+        /// A synchronous call to another service before completing.
+        #[serde(default)]
+        call: Option<CallSchema>,
+        /// A business refusal some entities meet.
+        #[serde(default)]
+        decline: Option<DeclineSchema>,
+        /// Probability that an attempt fails for a passing reason (retried
+        /// by a log or queue consumer).
+        #[serde(default)]
+        flaky: f64,
     },
+}
+
+/// A synchronous request/response call and the caller's defences.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSchema {
+    /// The service called.
+    pub service: String,
+    /// The request kind its handler handles.
+    pub request: String,
+    /// An attempt without a reply for this long has failed.
+    pub timeout: String,
+    /// One-way network latency (default 1ms).
+    #[serde(default)]
+    pub latency: Option<Dist>,
+    /// Attempts after the first.
+    #[serde(default)]
+    pub retries: u32,
+    /// The wait between attempts (default: none).
+    #[serde(default)]
+    pub backoff: Option<BackoffSchema>,
+    /// A circuit breaker.
+    #[serde(default)]
+    pub breaker: Option<BreakerSchema>,
+    /// A token bucket per caller instance.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSchema>,
+    /// Attempts in flight per caller instance, at most.
+    #[serde(default)]
+    pub bulkhead: Option<u32>,
+    /// Kinds to publish when the call fails for good.
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+}
+
+/// Exponential backoff with jitter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffSchema {
+    /// The first wait.
+    pub base: String,
+    /// Growth per retry.
+    #[serde(default = "two")]
+    pub factor: f64,
+    /// The longest wait.
+    pub max: String,
+    /// The random share of each wait, 0 to 1.
+    #[serde(default)]
+    pub jitter: f64,
+}
+
+fn two() -> f64 {
+    2.0
+}
+
+/// A circuit breaker.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSchema {
+    /// Consecutive failures that open it.
+    pub failures: u32,
+    /// How long it stays open before a trial call.
+    pub open_for: String,
+}
+
+/// A token bucket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSchema {
+    /// Attempts per second.
+    pub per_second: f64,
+    /// Attempts in a burst.
+    pub burst: u32,
+}
+
+/// A business refusal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineSchema {
+    /// The share of entities refused.
+    pub probability: f64,
+    /// Kinds published instead of `emit`.
+    #[serde(default)]
+    pub emit: Vec<String>,
 }
 
 /// A stock reservation.

@@ -15,14 +15,16 @@ use brokers::{BrokerNode, ProduceReq, Replica};
 use links::{BUS, NetworkFault};
 
 mod brokers;
+mod calls;
 mod links;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
-use crate::outcome::{AppliedFault, Backlog, Metrics, Outcome, ServiceMetrics, StopReason};
+use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, RandomFault, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
+use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 
 /// What a run should produce besides its outcome.
 #[derive(Default)]
@@ -73,6 +75,14 @@ enum Ev {
     Sample,
     /// A node's outbox relay publishes what is waiting in the outbox.
     OutboxPoll { node: u32, epoch: u32 },
+    /// An attempt of a synchronous call reaches the callee `node`.
+    CallArrive { call: u32, generation: u32, node: u32 },
+    /// The callee's reply reaches the caller.
+    CallReply { call: u32, generation: u32, ok: bool },
+    /// An attempt's timeout at the caller.
+    CallTimeout { call: u32, generation: u32 },
+    /// A call's backoff is over: the next attempt.
+    CallRetry { call: u32, generation: u32 },
 }
 
 /// Crashes one random plan may draw per node, at most.
@@ -95,9 +105,21 @@ const AUTO_ACKED: u32 = u32::MAX;
 enum Source {
     Request,
     Push,
-    Log { gp: u32, generation: u32, offset: u64 },
-    Queue { slot: u32, generation: u32 },
+    Log {
+        gp: u32,
+        generation: u32,
+        offset: u64,
+    },
+    Queue {
+        slot: u32,
+        generation: u32,
+    },
     Timer,
+    /// A synchronous call's request: the reply goes back to the caller.
+    Call {
+        call: u32,
+        generation: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +131,8 @@ struct Job {
     /// A stock reservation's reading when the work started: value << 32 |
     /// version, or [`NO_SNAPSHOT`].
     snapshot: u64,
+    /// Where the handler's synchronous call stands (`calls::CALL_*`).
+    called: u8,
 }
 
 const NO_SNAPSHOT: u64 = u64::MAX;
@@ -400,6 +424,9 @@ struct World<'s, 't> {
     duplicates_skipped: u64,
     /// Optimistic reservations refused and done again.
     conflicts: u64,
+    /// Synchronous calls in progress, and each caller's call sites.
+    calls: Calls,
+    seed: u64,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -417,6 +444,11 @@ pub enum SetupError {
     /// Writing the trace failed.
     #[error("writing the trace failed: {0}")]
     Trace(#[from] io::Error),
+}
+
+/// The words for a refused call attempt (a `CallRefused` record's aux).
+pub(crate) fn refusal_label(code: u64) -> &'static str {
+    calls::Refusal::from_code(code).map_or("refused", calls::Refusal::label)
 }
 
 #[inline]
@@ -466,6 +498,7 @@ impl<'s, 't> World<'s, 't> {
                 });
             }
         }
+        let node_count = nodes.len();
         if sys.workload.target >= sys.services.len() {
             return Err(SetupError::UnknownTarget(sys.workload.target));
         }
@@ -750,6 +783,8 @@ impl<'s, 't> World<'s, 't> {
             redelivered: 0,
             duplicates_skipped: 0,
             conflicts: 0,
+            calls: Calls::new(node_count),
+            seed,
         })
     }
 
@@ -854,6 +889,10 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Flush { broker, epoch } => self.flush(broker, epoch),
                 Ev::Sample => self.sample(),
                 Ev::OutboxPoll { node, epoch } => self.relay(node, epoch),
+                Ev::CallArrive { call, generation, node } => self.call_arrived(call, generation, node),
+                Ev::CallReply { call, generation, ok } => self.call_replied(call, generation, ok),
+                Ev::CallTimeout { call, generation } => self.call_timed_out(call, generation),
+                Ev::CallRetry { call, generation } => self.call_retry(call, generation),
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
@@ -917,7 +956,7 @@ impl<'s, 't> World<'s, 't> {
 
     /// A message arrives at node `n`: start it on a free worker, or queue it.
     fn enqueue(&mut self, n: u32, msg: Message, source: Source) {
-        let job = Job { msg, source, arrived: self.now, snapshot: NO_SNAPSHOT };
+        let job = Job { msg, source, arrived: self.now, snapshot: NO_SNAPSHOT, called: CALL_NONE };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
         // A paused process takes messages into its buffers but works on none.
@@ -1003,6 +1042,18 @@ impl<'s, 't> World<'s, 't> {
         let Some(job) = node.busy[worker as usize].take() else { return };
         let si = node.service as usize;
         let service = &self.sys.services[si];
+        if service.calls
+            && job.called == CALL_NONE
+            && service.behaviour.call(&job.msg).is_some()
+            && !(service.dedup.is_some() && self.dedup_contains(n, si, job.msg.id.0))
+        {
+            return self.begin_call(n, worker, job);
+        }
+        // A passing failure (a deadlock, a database timeout), drawn per attempt.
+        let flaked = service.flaky && {
+            let p = service.behaviour.flaky(&job.msg);
+            p > 0.0 && self.nodes[n as usize].stream.unit() < p
+        };
         // An idempotent consumer checks and records the id in the same step
         // as the handler's effects: they commit together or not at all.
         let duplicate = service.dedup.is_some() && self.dedup_seen(n, si, job.msg.id.0);
@@ -1014,7 +1065,11 @@ impl<'s, 't> World<'s, 't> {
                 None => {
                     // Optimistic conflict: the key changed since it was read; do it again.
                     self.conflicts += 1;
-                    return self.start(n, worker, Job { arrived: self.now, snapshot: NO_SNAPSHOT, ..job });
+                    return self.start(
+                        n,
+                        worker,
+                        Job { arrived: self.now, snapshot: NO_SNAPSHOT, called: CALL_NONE, ..job },
+                    );
                 }
             }
         };
@@ -1022,7 +1077,9 @@ impl<'s, 't> World<'s, 't> {
         let mut out = std::mem::take(&mut self.out);
         out.commands.clear();
         out.failed = false;
-        if !duplicate {
+        if flaked {
+            out.fail();
+        } else if !duplicate {
             let ctx = Context {
                 now: self.now,
                 node: &node.name,
@@ -1030,6 +1087,12 @@ impl<'s, 't> World<'s, 't> {
                 durable: &node.durable,
                 volatile: &node.volatile,
                 reserved,
+                called: match job.called {
+                    CALL_OK => Some(true),
+                    CALL_FAILED => Some(false),
+                    _ => None,
+                },
+                seed: self.seed,
             };
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
@@ -1072,6 +1135,9 @@ impl<'s, 't> World<'s, 't> {
         }
         if failed && self.failed(n, worker, job) {
             return;
+        }
+        if let Source::Call { .. } = job.source {
+            self.reply(n, job.source, true);
         }
         if let Source::Queue { slot, generation } = job.source
             && slot != AUTO_ACKED
@@ -1255,12 +1321,16 @@ impl<'s, 't> World<'s, 't> {
                 false
             }
             Source::Log { gp, generation, .. } if self.gparts[gp as usize].generation == generation => {
-                self.start(n, worker, Job { arrived: self.now, ..job });
+                self.start(n, worker, Job { arrived: self.now, called: CALL_NONE, ..job });
                 true
             }
             Source::Log { .. } => false,
             Source::Queue { .. } | Source::Push => {
                 self.lose(n, &job.msg, LossReason::FailedDropped);
+                false
+            }
+            Source::Call { .. } => {
+                self.reply(n, job.source, false);
                 false
             }
             Source::Request | Source::Timer => false,
@@ -1310,6 +1380,15 @@ impl<'s, 't> World<'s, 't> {
         let d = self.broker.settle(slot);
         self.broker.requeue(&d);
         self.dispatch(d.queue);
+    }
+
+    /// True if the idempotent consumer of service `si` (at node `n`) has
+    /// handled message `id` before, without remembering it.
+    fn dedup_contains(&self, n: u32, si: usize, id: u64) -> bool {
+        match (&self.dedup[si], &self.nodes[n as usize].dedup) {
+            (Some(store), _) | (None, Some(store)) => store.set.contains(&id),
+            (None, None) => false,
+        }
     }
 
     /// True if the idempotent consumer of service `si` (at node `n`) has
@@ -1717,6 +1796,8 @@ impl<'s, 't> World<'s, 't> {
         held.extend(node.fifo.drain(..));
         node.free = (0..node.busy.len() as u32).rev().collect();
         node.volatile.clear();
+        self.calls.sites[n as usize].clear();
+        let node = &mut self.nodes[n as usize];
         if let Some(d) = &mut node.dedup {
             *d = DedupStore::new(d.window as u32);
         }
@@ -1761,6 +1842,8 @@ impl<'s, 't> World<'s, 't> {
                 // Log records stay in the log (those committed unprocessed
                 // were counted above); timers are volatile by contract.
                 Source::Log { .. } | Source::Timer => {}
+                // The caller times out.
+                Source::Call { .. } => {}
             }
         }
     }
@@ -2006,6 +2089,12 @@ impl<'s, 't> World<'s, 't> {
             duplicates_skipped: self.duplicates_skipped,
             dead_lettered: self.dead_lettered,
             conflicts: self.conflicts,
+            calls: CallMetrics {
+                attempts: self.calls.attempts,
+                timeouts: self.calls.timeouts,
+                refused: self.calls.refused,
+                failed: self.calls.failed,
+            },
             backlog: self
                 .backlog
                 .iter()

@@ -189,3 +189,25 @@ fn no_mutation_of_a_scenario_makes_it_panic() {
         }
     }
 }
+
+/// `(case, text to replace, replacement)` applied to circuit-breaker.ron.
+const CALL_CASES: &[(&str, &str, &str)] = &[
+    ("call_unknown_service", "call: (service: \"payment\"", "call: (service: \"paymnet\""),
+    ("call_unhandled_request", "request: \"Charge\"", "request: \"Charg\""),
+    ("call_zero_timeout", "timeout: \"300ms\"", "timeout: \"0s\""),
+    ("call_bad_jitter", "jitter: 1.0", "jitter: 1.5"),
+    ("call_zero_breaker", "failures: 5", "failures: 0"),
+    ("call_absurd_retries", "retries: 2", "retries: 5000"),
+];
+
+#[test]
+fn each_bad_call_setting_is_explained_with_its_position() {
+    let base = scenario_text("circuit-breaker.ron");
+    for &(case, from, to) in CALL_CASES {
+        assert!(base.contains(from), "{case}: {from:?} not in the base scenario");
+        let err = scenario::parse("scenarios/bad.ron", &base.replacen(from, to, 1))
+            .err()
+            .unwrap_or_else(|| panic!("{case}: accepted"));
+        insta::assert_snapshot!(format!("bad_{case}"), err.to_string());
+    }
+}

@@ -6,21 +6,11 @@ use std::sync::Arc;
 use faultline::outcome::StopReason;
 use faultline::scenario;
 use faultline::service::{Context, EffectId, Message, Out, Service};
-use faultline::sim::{Dist, RunOptions, SimDuration, run, run_with};
+use faultline::sim::{Dist, SimDuration, run};
 use faultline::system::{FaultSpec, System};
 use faultline::trace::{Record, RecordKind};
 
-use crate::support::{Collect, scenario_text};
-
-fn system(src: &str) -> System {
-    scenario::parse("test.ron", src).unwrap_or_else(|e| panic!("{e}")).system
-}
-
-fn records(sys: &System, seed: u64) -> Vec<Record> {
-    let mut sink = Collect::default();
-    run_with(sys, seed, RunOptions { trace: Some(&mut sink) }).unwrap();
-    sink.0
-}
+use crate::support::{records, scenario_text, system};
 
 /// (time, key) of every request the workload sent.
 fn workload_draws(rs: &[Record]) -> Vec<(u64, u64)> {

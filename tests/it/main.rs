@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod determinism;
 mod kernel;
+mod patterns;
 mod props;
 mod scenarios;
 mod support;

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use faultline::sim::{RunOptions, run_with};
+use faultline::system::System;
 use faultline::trace::{Record, TraceSink};
 
 /// The repository root.
@@ -55,4 +57,16 @@ impl TraceSink for Collect {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The system of scenario text `src` (which must be valid).
+pub fn system(src: &str) -> System {
+    faultline::scenario::parse("test.ron", src).unwrap_or_else(|e| panic!("{e}")).system
+}
+
+/// Every trace record of a run of `sys` under `seed`.
+pub fn records(sys: &System, seed: u64) -> Vec<Record> {
+    let mut sink = Collect::default();
+    run_with(sys, seed, RunOptions { trace: Some(&mut sink) }).unwrap();
+    sink.0
 }

@@ -1,0 +1,138 @@
+//! The reliability patterns, each next to its broken twin under the same
+//! seed and faults: synchronous calls and their defences, sagas, state
+//! machines with deadlines, business rules.
+
+use faultline::service::Backoff;
+use faultline::sim::{SimDuration, run};
+use faultline::trace::{Record, RecordKind};
+
+use crate::support::{records, scenario_text, system};
+
+/// A caller `a` that calls `b` for every request; CALL is the call's
+/// settings, FAULT the fault plan.
+const CALLER: &str = r#"Scenario(
+    name: "caller", duration: "60s",
+    bus: Ephemeral(latency: Const("1ms")),
+    services: [
+        Service(name: "a", workers: 50,
+            on: [Accept(entity: "req", work: Const("1ms"),
+                        call: (service: "b", request: "Get", timeout: "100ms", CALL on_failure: ["Failed"]),
+                        terminal: true)]),
+        Service(name: "b", workers: 4, on: [Handle(event: "Get", work: WORK)]),
+    ],
+    workload: Poisson(rate: "RATE", entity: "req", keys: Sequential, stop: "50s"),
+    faults: [FAULT],
+    invariants: [NoLostEntities(entity: "req", deadline_after_heal: "5s")],
+)"#;
+
+fn caller(call: &str, work: &str, rate: &str, fault: &str) -> faultline::system::System {
+    system(&CALLER.replace("CALL", call).replace("WORK", work).replace("RATE", rate).replace("FAULT", fault))
+}
+
+fn count(rs: &[Record], kind: RecordKind) -> usize {
+    rs.iter().filter(|r| r.kind == kind).count()
+}
+
+#[test]
+fn plain_retries_amplify_a_slowdown_and_backoff_with_a_breaker_does_not() {
+    let run_file = |f: &str| run(&system(&scenario_text(f)), 1).unwrap();
+    let storm = run_file("retry-storm.ron");
+    let calm = run_file("circuit-breaker.ron");
+    // Same workload, same slowdown.
+    assert_eq!(storm.metrics.requests, calm.metrics.requests);
+    assert_eq!(storm.faults, calm.faults);
+    let ratio = |o: &faultline::outcome::Outcome| o.invariants[0].counts["per_entity_x1000"];
+    assert!(ratio(&storm) > 3_000, "{}", ratio(&storm));
+    assert!(ratio(&calm) < 1_200, "{}", ratio(&calm));
+    assert!(!storm.invariants[0].holds && calm.all_hold());
+    // The storm outlives the slowdown: Payment's queue never drains, so
+    // orders still fail after it ends; with the breaker they succeed again.
+    assert!(storm.metrics.calls.timeouts > 10 * calm.metrics.calls.timeouts.max(1));
+    assert!(calm.metrics.calls.refused > 0, "the breaker opened");
+    // Idempotent Payment: retries never charge a card twice, in either design.
+    assert!(storm.invariants[1].holds && calm.invariants[1].holds);
+}
+
+#[test]
+fn retries_back_off_exponentially_up_to_the_cap_with_jitter_below_it() {
+    let ms = |n: u64| SimDuration(n * 1_000_000);
+    let b = Backoff { base: ms(100), factor: 2.0, max: ms(1000), jitter: 0.0 };
+    let waits: Vec<u64> = (1..=6).map(|k| b.wait(k, 0.7).0 / 1_000_000).collect();
+    assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    let full = Backoff { jitter: 1.0, ..b };
+    assert_eq!(full.wait(3, 0.0), ms(400));
+    assert_eq!(full.wait(3, 0.25), ms(300));
+    assert_eq!(Backoff::NONE.wait(5, 0.5), SimDuration::ZERO);
+}
+
+#[test]
+fn a_breaker_opens_after_consecutive_failures_and_a_trial_call_closes_it() {
+    // b is cut off from a for 10s: every attempt times out.
+    let sys = caller(
+        r#"breaker: (failures: 3, open_for: "2s"),"#,
+        r#"Const("1ms")"#,
+        "20/s",
+        r#"Partition(groups: [["a-1"], ["b-1"]], at: "10s", for: "10s")"#,
+    );
+    let rs = records(&sys, 1);
+    assert!(count(&rs, RecordKind::CallTimedOut) >= 3);
+    // The third failure in a row opens it: the next attempt is refused, and
+    // none is sent for the open period (attempts in flight may still end).
+    let third = rs.iter().filter(|r| r.kind == RecordKind::CallTimedOut).nth(2).unwrap().time;
+    let next = |kind| rs.iter().find(|r| r.kind == kind && r.time > third).unwrap();
+    let (refused, sent) = (next(RecordKind::CallRefused), next(RecordKind::CallSent));
+    assert_eq!(refused.aux, 1, "refused because the breaker is open");
+    assert!(refused.time < sent.time);
+    assert!(sent.time.0 >= third.0 + 2_000_000_000, "{} {}", third, sent.time);
+    // While the partition lasts, the breaker lets one trial through every
+    // open period (2s), not every request (20/s).
+    let in_partition = |r: &&Record| r.time.0 >= 11_000_000_000 && r.time.0 < 20_000_000_000;
+    let trials = rs.iter().filter(in_partition).filter(|r| r.kind == RecordKind::CallSent).count();
+    assert!((3..=6).contains(&trials), "{trials}");
+    // After the heal a trial succeeds and calls flow again.
+    let late_ok = rs.iter().filter(|r| r.time.0 > 23_000_000_000 && r.kind == RecordKind::CallReplied).count();
+    let late_refused = rs.iter().filter(|r| r.time.0 > 23_000_000_000 && r.kind == RecordKind::CallRefused).count();
+    assert!(late_ok > 400 && late_refused == 0, "{late_ok} {late_refused}");
+}
+
+#[test]
+fn a_rate_limit_caps_attempts_per_second() {
+    let sys = caller(r#"rate_limit: (per_second: 5.0, burst: 2),"#, r#"Const("1ms")"#, "50/s", "");
+    let rs = records(&sys, 1);
+    let sent = count(&rs, RecordKind::CallSent);
+    // 50s of arrivals at 5 tokens a second, plus the first burst.
+    assert!((240..=252).contains(&sent), "{sent}");
+    assert!(count(&rs, RecordKind::CallRefused) > 2_000);
+}
+
+#[test]
+fn a_bulkhead_bounds_the_attempts_in_flight() {
+    let sys = caller("bulkhead: 3,", r#"Const("80ms")"#, "50/s", "");
+    let rs = records(&sys, 1);
+    let (mut in_flight, mut most) = (0i64, 0i64);
+    for r in &rs {
+        match r.kind {
+            RecordKind::CallSent => in_flight += 1,
+            RecordKind::CallReplied | RecordKind::CallTimedOut => in_flight -= 1,
+            _ => {}
+        }
+        most = most.max(in_flight);
+    }
+    assert_eq!(most, 3);
+    assert!(count(&rs, RecordKind::CallRefused) > 100);
+}
+
+#[test]
+fn a_call_times_out_when_the_callee_is_slow_and_retries_reuse_the_request_id() {
+    let sys = caller("retries: 2,", r#"Const("150ms")"#, "1/s", "");
+    let rs = records(&sys, 1);
+    let sent: Vec<&Record> = rs.iter().filter(|r| r.kind == RecordKind::CallSent).collect();
+    let first = sent[0];
+    let retries: Vec<&&Record> = sent.iter().filter(|r| r.msg == first.msg).collect();
+    assert_eq!(retries.len(), 3, "one attempt and two retries, all with the same id");
+    assert_eq!(retries.iter().map(|r| r.aux >> 32).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(count(&rs, RecordKind::CallFailed) > 0);
+    // The callee still did every attempt's work: nobody cancels it.
+    let handled_first = rs.iter().filter(|r| r.kind == RecordKind::Handled && r.msg == first.msg).count();
+    assert_eq!(handled_first, 3);
+}
