@@ -45,6 +45,7 @@ pub fn pipeline(duration: SimDuration) -> System {
                 terminal: last,
                 ..Handler::new(on, Dist::Exp { mean: SimDuration(work) })
             }],
+            machine: None,
         });
         s
     };

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::metrics::Histogram;
-use crate::service::{EffectId, EntityId};
+use crate::service::{EffectId, EntityId, Kind};
 use crate::sim::{SimDuration, SimTime};
-use crate::system::{InvariantSpec, Names};
+use crate::system::{Event, InvariantSpec, Names};
 
 #[derive(Clone, Copy)]
 struct EntityRec {
@@ -72,6 +72,26 @@ pub struct Checker {
     amplification: Vec<(usize, u64, EntityId, u32)>,
     /// Messages the followed services handled per entity (index: entity - 1).
     per_entity: Vec<u32>,
+    /// One per business rule, in invariant order: per entity, when its
+    /// first and second event happened.
+    rules: Vec<Rule>,
+    /// Which rule slots each kind, effect and state feeds.
+    watch_kinds: Vec<Vec<(u16, u8)>>,
+    watch_effects: Vec<Vec<(u16, u8)>>,
+    watch_states: Vec<Vec<(u16, u8)>>,
+    /// Some rule watches published kinds (the kernel asks before reporting them).
+    pub watches_kinds: bool,
+}
+
+/// A business rule's observations: per entity (index: entity - 1), when
+/// its first event (`from`, or the `prior`) and its second (one of `to`,
+/// or the `event`) happened.
+#[derive(Default)]
+struct Rule {
+    times: Vec<[SimTime; 2]>,
+    /// The second event counts only once the first happened (leads-to: an
+    /// answer before the question answers nothing).
+    after_first: bool,
 }
 
 /// What a replica-convergence checker follows as the run goes: the newest
@@ -93,15 +113,43 @@ impl Checker {
     pub fn new(invariants: &[InvariantSpec], effects: usize) -> Checker {
         let mut effect_bits = vec![None; effects];
         let mut next = 0u8;
-        for inv in invariants {
-            if let InvariantSpec::NoDuplicateEffects { effect } = inv
-                && let Some(slot) = effect_bits.get_mut(effect.0 as usize)
+        let followed = invariants.iter().flat_map(|inv| match inv {
+            InvariantSpec::NoDuplicateEffects { effect } => vec![*effect],
+            InvariantSpec::SagaAtomicity { steps, .. } => steps.iter().flat_map(|(d, u)| [*d, *u]).collect(),
+            _ => Vec::new(),
+        });
+        for effect in followed {
+            if let Some(slot) = effect_bits.get_mut(effect.0 as usize)
                 && slot.is_none()
                 && next < 16
             {
                 *slot = Some(next);
                 next += 1;
             }
+        }
+        let (mut watch_kinds, mut watch_effects, mut watch_states) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rules = Vec::new();
+        for inv in invariants {
+            let (first, second): (Vec<Event>, Vec<Event>) = match inv {
+                InvariantSpec::LeadsTo { from, to, .. } => (vec![*from], to.clone()),
+                InvariantSpec::NeverWithout { event, prior } => (vec![*prior], vec![*event]),
+                _ => continue,
+            };
+            let r = rules.len() as u16;
+            for (slot, events) in [(0u8, first), (1u8, second)] {
+                for e in events {
+                    let (table, i): (&mut Vec<Vec<(u16, u8)>>, usize) = match e {
+                        Event::Kind(k) => (&mut watch_kinds, k.0 as usize),
+                        Event::Effect(x) => (&mut watch_effects, x.0 as usize),
+                        Event::State(x) => (&mut watch_states, usize::from(x)),
+                    };
+                    if table.len() <= i {
+                        table.resize(i + 1, Vec::new());
+                    }
+                    table[i].push((r, slot));
+                }
+            }
+            rules.push(Rule { times: Vec::new(), after_first: matches!(inv, InvariantSpec::LeadsTo { .. }) });
         }
         Checker {
             entities: Vec::new(),
@@ -132,7 +180,47 @@ impl Checker {
                 })
                 .collect(),
             per_entity: Vec::new(),
+            rules,
+            watches_kinds: !watch_kinds.is_empty(),
+            watch_kinds,
+            watch_effects,
+            watch_states,
         }
+    }
+
+    /// Feeds the rules that watch an event of `entity` (found in `watch`).
+    fn observe(rules: &mut [Rule], watch: &[Vec<(u16, u8)>], i: usize, entity: EntityId, now: SimTime) {
+        let Some(slots) = watch.get(i) else { return };
+        let e = (entity.0 as usize).wrapping_sub(1);
+        for &(r, slot) in slots {
+            let rule = &mut rules[usize::from(r)];
+            let after_first = rule.after_first;
+            let times = &mut rule.times;
+            if times.len() <= e {
+                if e > 1 << 32 {
+                    continue;
+                }
+                times.resize(e + 1, [SimTime::NEVER; 2]);
+            }
+            let t = &mut times[e];
+            if slot == 1 && after_first && t[0] == SimTime::NEVER {
+                continue;
+            }
+            if t[usize::from(slot)] == SimTime::NEVER {
+                t[usize::from(slot)] = now;
+            }
+        }
+    }
+
+    /// A message of `kind` was published for `entity`.
+    #[inline]
+    pub fn emitted(&mut self, entity: EntityId, kind: Kind, now: SimTime) {
+        Self::observe(&mut self.rules, &self.watch_kinds, kind.0 as usize, entity, now);
+    }
+
+    /// The entity's state machine entered `state`.
+    pub fn state(&mut self, entity: EntityId, state: u16, now: SimTime) {
+        Self::observe(&mut self.rules, &self.watch_states, usize::from(state), entity, now);
     }
 
     /// A node of service `service` handled a message of `entity`.
@@ -239,7 +327,10 @@ impl Checker {
 
     /// An effect was applied to the entity.
     #[inline]
-    pub fn effect(&mut self, entity: EntityId, effect: EffectId) {
+    pub fn effect(&mut self, entity: EntityId, effect: EffectId, now: SimTime) {
+        if !self.watch_effects.is_empty() {
+            Self::observe(&mut self.rules, &self.watch_effects, effect.0 as usize, entity, now);
+        }
         let Some(Some(bit)) = self.effect_bits.get(effect.0 as usize).copied() else { return };
         let mask = 1u16 << bit;
         let Some(r) = self.rec(entity) else { return };
@@ -279,9 +370,24 @@ impl Checker {
         rows: &dyn Fn(usize, u16) -> Rows,
     ) -> Vec<Verdict> {
         let mut replications = self.replications.iter();
+        let mut rules = self.rules.iter();
         invariants
             .iter()
             .map(|inv| match inv {
+                InvariantSpec::TerminalWithin { within, .. } => {
+                    self.judge_lost(inv.name(names), *within, last_heal, end)
+                }
+                InvariantSpec::SagaAtomicity { steps, deadline_after_heal } => {
+                    self.judge_saga(inv.name(names), steps, *deadline_after_heal, last_heal, end)
+                }
+                InvariantSpec::LeadsTo { within, .. } => {
+                    let rule = rules.next().expect("one rule per business rule");
+                    Self::judge_leads_to(inv.name(names), rule, *within, last_heal, end)
+                }
+                InvariantSpec::NeverWithout { .. } => {
+                    let rule = rules.next().expect("one rule per business rule");
+                    Self::judge_never_without(inv.name(names), rule)
+                }
                 InvariantSpec::BoundedAmplification { service, factor } => {
                     let &(_, handled, worst, most) =
                         self.amplification.iter().find(|a| a.0 == *service).expect("tracked");
@@ -369,6 +475,117 @@ impl Checker {
         }
     }
 
+    fn judge_saga(
+        &self,
+        name: String,
+        steps: &[(EffectId, EffectId)],
+        grace: SimDuration,
+        last_heal: SimTime,
+        end: SimTime,
+    ) -> Verdict {
+        let bit = |e: EffectId| self.effect_bits.get(e.0 as usize).copied().flatten().map_or(0u16, |b| 1 << b);
+        let (mut done, mut compensated, mut partial, mut unresolved) = (0, 0, 0, 0);
+        let mut example = None;
+        for (i, r) in self.entities.iter().enumerate() {
+            if r.accepted_at == SimTime::NEVER {
+                continue;
+            }
+            let seen = r.effects_seen;
+            let all_done = steps.iter().all(|(d, u)| seen & bit(*d) != 0 && seen & bit(*u) == 0);
+            let undone = steps.iter().all(|(d, u)| (seen & bit(*d) != 0) == (seen & bit(*u) != 0));
+            let deadline = Self::deadline(r.accepted_at, last_heal, grace);
+            if r.terminal_at == SimTime::NEVER && deadline > end && !(all_done || undone) {
+                unresolved += 1;
+            } else if all_done {
+                done += 1;
+            } else if undone {
+                compensated += 1;
+            } else {
+                partial += 1;
+                example.get_or_insert(EntityId(i as u64 + 1));
+            }
+        }
+        let mut counts = BTreeMap::new();
+        counts.insert("done", done);
+        counts.insert("compensated", compensated);
+        counts.insert("half_done", partial);
+        counts.insert("unresolved_at_end", unresolved);
+        Verdict { name, holds: partial == 0, violations: partial, counts, example: None, example_entity: example }
+    }
+
+    fn judge_leads_to(name: String, rule: &Rule, within: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
+        let (mut started, mut followed, mut late, mut never, mut unresolved) = (0, 0, 0, 0, 0);
+        let mut example = None;
+        for (i, [first, second]) in rule.times.iter().enumerate() {
+            if *first == SimTime::NEVER {
+                continue;
+            }
+            started += 1;
+            let deadline = (*first).max(last_heal) + within;
+            let answered = *second != SimTime::NEVER && *second >= *first;
+            if answered && *second <= deadline {
+                followed += 1;
+            } else if deadline > end {
+                unresolved += 1;
+            } else {
+                if answered {
+                    late += 1
+                } else {
+                    never += 1
+                }
+                example.get_or_insert(EntityId(i as u64 + 1));
+            }
+        }
+        let mut counts = BTreeMap::new();
+        counts.insert("started", started);
+        counts.insert("followed_in_time", followed);
+        counts.insert("late", late);
+        counts.insert("never", never);
+        counts.insert("unresolved_at_end", unresolved);
+        Verdict {
+            name,
+            holds: late + never == 0,
+            violations: late + never,
+            counts,
+            example: None,
+            example_entity: example,
+        }
+    }
+
+    fn judge_never_without(name: String, rule: &Rule) -> Verdict {
+        let (mut happened, mut alone) = (0, 0);
+        let mut example = None;
+        for (i, [prior, event]) in rule.times.iter().enumerate() {
+            if *event == SimTime::NEVER {
+                continue;
+            }
+            happened += 1;
+            if *prior == SimTime::NEVER || *prior > *event {
+                alone += 1;
+                example.get_or_insert(EntityId(i as u64 + 1));
+            }
+        }
+        let mut counts = BTreeMap::new();
+        counts.insert("happened", happened);
+        counts.insert("without_prior", alone);
+        Verdict { name, holds: alone == 0, violations: alone, counts, example: None, example_entity: example }
+    }
+
+    /// When a business rule's two events happened to `entity` (for stories).
+    pub fn rule_times(&self, rule: usize, entity: EntityId) -> [SimTime; 2] {
+        self.rules
+            .get(rule)
+            .and_then(|r| r.times.get((entity.0 as usize).wrapping_sub(1)))
+            .copied()
+            .unwrap_or([SimTime::NEVER; 2])
+    }
+
+    /// Which saga effects `entity` had applied (bit per tracked effect).
+    pub fn effects_applied(&self, entity: EntityId, effect: EffectId) -> bool {
+        let Some(Some(bit)) = self.effect_bits.get(effect.0 as usize).copied() else { return false };
+        self.entities.get((entity.0 as usize).wrapping_sub(1)).is_some_and(|r| r.effects_seen & (1 << bit) != 0)
+    }
+
     /// The deadline of an entity accepted at `accepted`.
     pub fn deadline(accepted: SimTime, last_heal: SimTime, grace: SimDuration) -> SimTime {
         accepted.max(last_heal) + grace
@@ -441,11 +658,9 @@ mod tests {
         for i in 1..=3 {
             c.created(EntityId(i), SimTime::ZERO);
         }
-        c.effect(EntityId(1), e);
-        c.effect(EntityId(2), e);
-        c.effect(EntityId(2), e);
-        c.effect(EntityId(2), e);
-        c.effect(EntityId(3), e);
+        for i in [1, 2, 2, 2, 3] {
+            c.effect(EntityId(i), e, SimTime::ZERO);
+        }
         let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10), &|_, _| Rows::new())[0];
         assert!(!v.holds);
         assert_eq!(v.violations, 1);
@@ -486,5 +701,99 @@ mod tests {
         assert_eq!(v.violations, 2);
         assert_eq!(v.example_entity, Some(EntityId(2)));
         assert_eq!(c.latency().count(), 2);
+    }
+
+    #[test]
+    fn a_saga_is_done_compensated_half_done_or_still_running() {
+        let mut names = Names::default();
+        let (reserve, release) = (names.effect("reserved"), names.effect("released"));
+        let (charge, refund) = (names.effect("charged"), names.effect("refunded"));
+        let grace = SimDuration(10);
+        let invs = [InvariantSpec::SagaAtomicity {
+            steps: vec![(reserve, release), (charge, refund)],
+            deadline_after_heal: grace,
+        }];
+        let mut c = Checker::new(&invs, names.effect_count());
+        let t = SimTime::ZERO;
+        for i in 1..=6 {
+            c.created(EntityId(i), t);
+            c.accepted(EntityId(i), SimTime(1));
+        }
+        // 1 done; 2 compensated after a declined charge; 3 compensated after
+        // a charge; 4 reserved and never released (half done, past its
+        // deadline); 5 the same but still within it; 6 released what it never reserved.
+        for (e, effect) in [(1, reserve), (1, charge), (2, reserve), (2, release), (3, reserve), (3, charge)]
+            .into_iter()
+            .chain([(3, refund), (3, release), (4, reserve), (5, reserve), (6, release)])
+        {
+            c.effect(EntityId(e), effect, t);
+        }
+        for e in [1, 2, 3, 6] {
+            c.terminal(EntityId(e), SimTime(5));
+        }
+        // Entity 5 was accepted late: its deadline (95 + 10) is after the end.
+        c.entities[4].accepted_at = SimTime(95);
+        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new())[0];
+        assert_eq!(
+            v.counts,
+            BTreeMap::from([("done", 1), ("compensated", 2), ("half_done", 2), ("unresolved_at_end", 1)])
+        );
+        assert_eq!(v.example_entity, Some(EntityId(4)));
+        assert!(c.effects_applied(EntityId(4), reserve) && !c.effects_applied(EntityId(4), release));
+        assert_eq!(v.name, "saga-atomicity(reserved/released, charged/refunded)");
+    }
+
+    #[test]
+    fn business_rules_judge_order_and_deadlines_per_entity() {
+        let mut names = Names::default();
+        let (placed, shipped) = (names.kind("Placed"), names.kind("Shipped"));
+        let refund = names.effect("refunded");
+        let charge = names.effect("charged");
+        let invs = [
+            InvariantSpec::LeadsTo {
+                from: Event::Kind(placed),
+                to: vec![Event::Kind(shipped)],
+                within: SimDuration(10),
+            },
+            InvariantSpec::NeverWithout { event: Event::Effect(refund), prior: Event::Effect(charge) },
+        ];
+        let mut c = Checker::new(&invs, names.effect_count());
+        assert!(c.watches_kinds);
+        for i in 1..=5 {
+            c.created(EntityId(i), SimTime::ZERO);
+        }
+        // Leads-to: 1 in time, 2 late, 3 never, 4 shipped before it was
+        // placed (does not count) and never after, 5 placed near the end.
+        c.emitted(EntityId(1), placed, SimTime(1));
+        c.emitted(EntityId(1), shipped, SimTime(5));
+        c.emitted(EntityId(2), placed, SimTime(1));
+        c.emitted(EntityId(2), shipped, SimTime(30));
+        c.emitted(EntityId(3), placed, SimTime(1));
+        c.emitted(EntityId(4), shipped, SimTime(1));
+        c.emitted(EntityId(4), placed, SimTime(2));
+        c.emitted(EntityId(5), placed, SimTime(95));
+        // Never-without: 1 charged then refunded, 2 refunded alone, 3
+        // refunded before it was charged.
+        c.effect(EntityId(1), charge, SimTime(1));
+        c.effect(EntityId(1), refund, SimTime(2));
+        c.effect(EntityId(2), refund, SimTime(2));
+        c.effect(EntityId(3), refund, SimTime(2));
+        c.effect(EntityId(3), charge, SimTime(3));
+        let vs = c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new());
+        assert_eq!(
+            vs[0].counts,
+            BTreeMap::from([
+                ("started", 5),
+                ("followed_in_time", 1),
+                ("late", 1),
+                ("never", 2),
+                ("unresolved_at_end", 1)
+            ])
+        );
+        assert_eq!(vs[0].example_entity, Some(EntityId(2)));
+        assert_eq!(vs[0].name, "Placed leads-to Shipped within 10ns");
+        assert_eq!(vs[1].counts, BTreeMap::from([("happened", 3), ("without_prior", 2)]));
+        assert_eq!(vs[1].example_entity, Some(EntityId(2)));
+        assert_eq!(c.rule_times(1, EntityId(3)), [SimTime(3), SimTime(2)]);
     }
 }

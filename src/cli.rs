@@ -272,8 +272,26 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
         let _ = write!(s, " ({:.2} s wall, {:.2}M events/s)", w.as_secs_f64(), rate / 1e6);
     }
     s.push('\n');
+    // A fault that recurs (a random plan, a crash point) is listed a few
+    // times, then counted; `--json` lists every one.
+    const LISTED: usize = 3;
+    let mut shown: Vec<(&str, &str, usize)> = Vec::new();
     for f in &o.faults {
-        let _ = writeln!(s, "fault       {} {} from {} to {}", f.kind, f.node, SimTime(f.from_ns), SimTime(f.until_ns));
+        let i = match shown.iter().position(|(k, n, _)| *k == f.kind && *n == f.node) {
+            Some(i) => i,
+            None => {
+                shown.push((&f.kind, &f.node, 0));
+                shown.len() - 1
+            }
+        };
+        shown[i].2 += 1;
+        if shown[i].2 <= LISTED {
+            let _ =
+                writeln!(s, "fault       {} {} from {} to {}", f.kind, f.node, SimTime(f.from_ns), SimTime(f.until_ns));
+        }
+    }
+    for (kind, node, n) in shown.iter().filter(|(_, _, n)| *n > LISTED) {
+        let _ = writeln!(s, "fault       ... {kind} {node}: {} more ({n} in all; --json lists them)", n - LISTED);
     }
     let _ = writeln!(
         s,

@@ -11,12 +11,14 @@ pub use error::{Diagnostic, ScenarioError};
 use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
-use crate::service::{Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, RateLimit, Reserve};
+use crate::service::{
+    Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, Machine, RateLimit, Reserve, Timeout,
+};
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, FaultSpec, InvariantSpec, KeyDist, Limits, Names, RandomFault,
-    Seam, ServiceSpec, StateKind, System, WorkloadSpec,
+    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
+    RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
@@ -229,6 +231,65 @@ impl Compiler<'_> {
         Some(SimDuration(gap.max(1)))
     }
 
+    /// A business rule's event: `state NAME` of some machine, a kind some
+    /// handler publishes, or an effect some handler applies.
+    fn event(
+        &mut self,
+        path: &[P],
+        name: &str,
+        s: &Scenario,
+        emitted: &[&str],
+        effects: &[&str],
+        names: &mut Names,
+    ) -> Option<Event> {
+        let states: Vec<&str> = s
+            .services
+            .iter()
+            .flat_map(|sv| {
+                let handlers = sv.on.iter().flat_map(|h| match h {
+                    schema::Handler::Accept { to, .. } => to.iter().map(String::as_str).collect::<Vec<_>>(),
+                    schema::Handler::Handle { from, to, .. } => {
+                        from.iter().chain(to.iter()).map(String::as_str).collect::<Vec<_>>()
+                    }
+                });
+                let machine = sv.machine.iter().flat_map(|m| {
+                    m.terminal.iter().chain(m.timeouts.iter().flat_map(|t| [&t.state, &t.to])).map(String::as_str)
+                });
+                handlers.chain(machine).collect::<Vec<_>>()
+            })
+            .collect();
+        if let Some(state) = name.strip_prefix("state ") {
+            if states.contains(&state) {
+                return Some(Event::State(names.state(state)));
+            }
+            let help = suggest(state, states.iter().copied()).map(|x| format!("did you mean `state {x}`?"));
+            self.err(path, format!("no state machine has a state `{state}`"), help);
+            return None;
+        }
+        if emitted.contains(&name) {
+            return Some(Event::Kind(names.kind(name)));
+        }
+        if effects.contains(&name) {
+            return Some(Event::Effect(names.effect(name)));
+        }
+        let known = emitted.iter().chain(effects).copied();
+        let help = suggest(name, known)
+            .map(|x| format!("did you mean `{x}`?"))
+            .unwrap_or_else(|| "name a kind some handler emits, an effect, or `state NAME`".into());
+        self.err(path, format!("`{name}` is neither a published kind nor an effect"), Some(help));
+        None
+    }
+
+    /// The id of state `name`, which a handler of `sv` names: the service needs a machine.
+    fn state(&mut self, path: &[P], sv: &schema::Service, name: &str, names: &mut Names) -> u16 {
+        let message = format!("service `{}` moves a state machine but declares none", sv.name);
+        // Said once per service, at its first state.
+        if sv.machine.is_none() && !self.problems.iter().any(|d| d.message == message) {
+            self.err(path, message, Some("add machine: (terminal: [...], timeouts: [...]) to the service".into()));
+        }
+        names.state(name)
+    }
+
     /// A handler's synchronous call, checked: the callee exists and handles the request.
     fn call(&mut self, path: &[P], c: &schema::CallSchema, s: &Scenario, names: &mut Names) -> Option<Call> {
         let at = |f: &'static str| [path, &[P::F(f)]].concat();
@@ -360,6 +421,7 @@ impl Compiler<'_> {
                         .collect(),
                 }
             })
+            .chain(s.services.iter().flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts)).flat_map(|t| &t.emit))
             .map(String::as_str)
             .collect();
         // Request kinds of synchronous calls: handled, but not topics.
@@ -503,6 +565,12 @@ impl Compiler<'_> {
                 schema::Handler::Handle { effect: Some(e), .. } => Some(e.as_str()),
                 _ => None,
             })
+            .chain(
+                s.services
+                    .iter()
+                    .flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts))
+                    .filter_map(|t| t.effect.as_deref()),
+            )
             .collect();
 
         if s.services.is_empty() {
@@ -548,7 +616,7 @@ impl Compiler<'_> {
             for (h, handler) in sv.on.iter().enumerate() {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
-                    schema::Handler::Accept { entity, work, emit, terminal, write, call } => {
+                    schema::Handler::Accept { entity, work, emit, terminal, write, call, to } => {
                         if entity != wl_entity {
                             self.err(
                                 &hat("entity"),
@@ -575,6 +643,8 @@ impl Compiler<'_> {
                             call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, &mut names)),
                             decline: None,
                             flaky: 0.0,
+                            from: Vec::new(),
+                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, &mut names)),
                         });
                     }
                     schema::Handler::Handle {
@@ -590,6 +660,8 @@ impl Compiler<'_> {
                         call,
                         decline,
                         flaky,
+                        from,
+                        to,
                     } => {
                         // A misspelt consume topic is reported once, at the topic.
                         let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
@@ -605,7 +677,15 @@ impl Compiler<'_> {
                             );
                         }
                         let kind = names.kind(event);
-                        if handlers.iter().any(|x: &KHandler| x.on == kind) {
+                        // With a machine, one handler per state is fine.
+                        let states: Vec<u16> = from.iter().map(|st| names.state(st)).collect();
+                        let overlaps = |x: &KHandler| {
+                            sv.machine.is_none()
+                                || x.from.is_empty()
+                                || states.is_empty()
+                                || x.from.iter().any(|st| states.contains(st))
+                        };
+                        if handlers.iter().any(|x: &KHandler| x.on == kind && overlaps(x)) {
                             self.err(
                                 &hat("event"),
                                 format!("service `{}` has two handlers for `{event}`", sv.name),
@@ -647,6 +727,15 @@ impl Compiler<'_> {
                                 }
                                 *flaky
                             },
+                            from: from
+                                .iter()
+                                .enumerate()
+                                .map(|(k, st)| {
+                                    let at = [&hat("from")[..], &[P::I(k)]].concat();
+                                    self.state(&at, sv, st, &mut names)
+                                })
+                                .collect(),
+                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, &mut names)),
                         });
                         spec_flaky |= *flaky > 0.0;
                         reserves |= reserve.is_some();
@@ -731,7 +820,39 @@ impl Compiler<'_> {
                 Dedup { durable, window }
             });
             spec.calls = handlers.iter().any(|h| h.call.is_some());
-            spec.behaviour = Arc::new(Declarative { handlers });
+            let machine = sv.machine.as_ref().map(|m| {
+                let mat = |f: &'static str| [P::F("services"), P::I(i), P::F("machine"), P::F(f)];
+                let terminal: Vec<u16> = m.terminal.iter().map(|t| names.state(t)).collect();
+                let mut timeouts = Vec::new();
+                for (k, t) in m.timeouts.iter().enumerate() {
+                    let tat = |f: &'static str| [&mat("timeouts")[..], &[P::I(k), P::F(f)]].concat();
+                    let state = usize::from(names.state(&t.state));
+                    let to = names.state(&t.to);
+                    let after = self.duration(&tat("after"), &t.after);
+                    if after == Some(SimDuration::ZERO) {
+                        self.err(&tat("after"), "a deadline must be above zero", None);
+                    }
+                    if timeouts.len() <= state {
+                        timeouts.resize(state + 1, None);
+                    }
+                    if timeouts[state].is_some() {
+                        self.err(&tat("state"), format!("state `{}` has two deadlines", t.state), None);
+                    }
+                    timeouts[state] = Some(Timeout {
+                        after: after.unwrap_or(SimDuration::SECOND),
+                        to,
+                        emit: t.emit.iter().map(|k| names.kind(k)).collect(),
+                        effect: t.effect.as_deref().map(|e| names.effect(e)),
+                    });
+                }
+                let mut term = vec![false; names.state_count()];
+                for t in terminal {
+                    term[usize::from(t)] = true;
+                }
+                Machine { terminal: term, timeouts, durable: matches!(sv.state, schema::State::Durable) }
+            });
+            spec.durable_timers = matches!(sv.timers, schema::State::Durable);
+            spec.behaviour = Arc::new(Declarative { handlers, machine });
             spec.reserves = reserves;
             spec.flaky = spec_flaky;
             services.push(spec);
@@ -1066,6 +1187,62 @@ impl Compiler<'_> {
         for (i, inv) in s.invariants.iter().enumerate() {
             let iat = |f: &'static str| [P::F("invariants"), P::I(i), P::F(f)];
             match inv {
+                schema::Invariant::TerminalWithin { entity: e, within } => {
+                    if e != entity {
+                        self.err(
+                            &iat("entity"),
+                            format!("the workload creates `{entity}`, not `{e}`"),
+                            Some(format!("did you mean `{entity}`?")),
+                        );
+                    }
+                    if let Some(within) = self.duration(&iat("within"), within) {
+                        invariants.push(InvariantSpec::TerminalWithin { entity: e.clone(), within });
+                    }
+                }
+                schema::Invariant::SagaAtomicity { steps, deadline_after_heal } => {
+                    if steps.is_empty() {
+                        self.err(&iat("steps"), "a saga needs at least one step", None);
+                    }
+                    let mut pairs = Vec::new();
+                    for (k, st) in steps.iter().enumerate() {
+                        for (field, e) in [("effect", &st.effect), ("compensation", &st.compensation)] {
+                            if !effects.contains(&e.as_str()) {
+                                let help = suggest(e, effects.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                                let at = [P::F("invariants"), P::I(i), P::F("steps"), P::I(k), P::F(field)];
+                                self.err(&at, format!("no handler applies effect `{e}`"), help);
+                            }
+                        }
+                        pairs.push((names.effect(&st.effect), names.effect(&st.compensation)));
+                    }
+                    if pairs.len() > 8 {
+                        self.err(&iat("steps"), format!("{} steps", pairs.len()), Some("at most 8".into()));
+                    }
+                    if let Some(d) = self.duration(&iat("deadline_after_heal"), deadline_after_heal) {
+                        invariants.push(InvariantSpec::SagaAtomicity { steps: pairs, deadline_after_heal: d });
+                    }
+                }
+                schema::Invariant::LeadsTo { from, to, within } => {
+                    let from = self.event(&iat("from"), from, s, &emitted, &effects, &mut names);
+                    let to: Vec<Option<Event>> = to
+                        .iter()
+                        .enumerate()
+                        .map(|(k, e)| {
+                            let at = [P::F("invariants"), P::I(i), P::F("to"), P::I(k)];
+                            self.event(&at, e, s, &emitted, &effects, &mut names)
+                        })
+                        .collect();
+                    let within = self.duration(&iat("within"), within);
+                    if let (Some(from), Some(to), Some(within)) = (from, to.into_iter().collect(), within) {
+                        invariants.push(InvariantSpec::LeadsTo { from, to, within });
+                    }
+                }
+                schema::Invariant::NeverWithout { event, prior } => {
+                    let event = self.event(&iat("event"), event, s, &emitted, &effects, &mut names);
+                    let prior = self.event(&iat("prior"), prior, s, &emitted, &effects, &mut names);
+                    if let (Some(event), Some(prior)) = (event, prior) {
+                        invariants.push(InvariantSpec::NeverWithout { event, prior });
+                    }
+                }
                 schema::Invariant::NoLostEntities { entity: e, deadline_after_heal } => {
                     if e != entity {
                         self.err(

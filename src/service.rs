@@ -137,6 +137,15 @@ pub enum Command {
         /// Comes back as the timer message's key.
         tag: u64,
     },
+    /// The entity's state machine moves from state `from` to state `to`
+    /// (ids from [`crate::system::Names::state`]); traced, and followed by
+    /// business rules. The state itself is written with a [`Command::Put`].
+    Transition {
+        /// The state left.
+        from: u16,
+        /// The state entered.
+        to: u16,
+    },
     /// Write `version` under `key` in `table` of this instance's state
     /// (durable or volatile as the service's state is): replicated data that
     /// a replica-convergence invariant compares across services.
@@ -367,6 +376,11 @@ pub struct Handler {
     pub decline: Option<Decline>,
     /// Probability that an attempt fails for a passing reason (see [`Service::flaky`]).
     pub flaky: f64,
+    /// With a state machine: the handler applies only in these states (any
+    /// if empty); in another state the message is stale and ignored.
+    pub from: Vec<u16>,
+    /// With a state machine: the state the entity enters.
+    pub to: Option<u16>,
 }
 
 impl Handler {
@@ -386,6 +400,91 @@ impl Handler {
             call: None,
             decline: None,
             flaky: 0.0,
+            from: Vec::new(),
+            to: None,
+        }
+    }
+}
+
+/// A state machine per entity, with deadlines: each state may have a
+/// timeout that moves the entity on by itself (the escrow of a purchase:
+/// awaiting the buyer's signature, then the seller's, then the payment;
+/// closed, or cancelled and refunded when a deadline passes).
+///
+/// The state lives in the instance's state (durable or volatile as the
+/// service's is), keyed by entity; a deadline is a timer set on entering
+/// the state, and it only acts if the entity is still in that same visit of
+/// the state when it fires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Machine {
+    /// Per state id ([`crate::system::Names::state`]): it ends the entity.
+    pub terminal: Vec<bool>,
+    /// Per state id: its deadline, if any.
+    pub timeouts: Vec<Option<Timeout>>,
+    /// The state survives crashes.
+    pub durable: bool,
+}
+
+/// A state's deadline and what happens when it passes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeout {
+    /// How long after entering the state.
+    pub after: SimDuration,
+    /// The state entered when it passes.
+    pub to: u16,
+    /// Kinds published when it passes.
+    pub emit: Vec<Kind>,
+    /// An effect applied when it passes (a refund).
+    pub effect: Option<EffectId>,
+}
+
+/// An entity's machine state lives under `MACHINE_STATE | entity`, its
+/// routing key under `MACHINE_KEY | entity`.
+const MACHINE_STATE: u64 = 0xFFFE << 48;
+const MACHINE_KEY: u64 = 0xFFFD << 48;
+const ENTITY_MASK: u64 = (1 << 48) - 1;
+
+impl Machine {
+    /// The entity's state: visits << 16 | state id (0, the initial state, before any move).
+    fn current(&self, ctx: &Context<'_>, entity: EntityId) -> u64 {
+        let key = MACHINE_STATE | (entity.0 & ENTITY_MASK);
+        let v = if self.durable { ctx.durable(key) } else { ctx.volatile(key) };
+        v.unwrap_or(0) as u64
+    }
+
+    /// Moves the entity from `current` to `to`: writes the state, ends the
+    /// entity in a terminal state, and sets the new state's deadline.
+    fn enter(&self, entity: EntityId, key: u64, current: u64, to: u16, out: &mut Out) {
+        let next = ((current >> 16) + 1) << 16 | u64::from(to);
+        let e = entity.0 & ENTITY_MASK;
+        out.put(self.durable, MACHINE_STATE | e, next as i64);
+        out.put(self.durable, MACHINE_KEY | e, key as i64);
+        out.commands.push(Command::Transition { from: current as u16, to });
+        if self.terminal.get(usize::from(to)).copied().unwrap_or(false) {
+            out.terminal();
+        }
+        if let Some(Some(t)) = self.timeouts.get(usize::from(to)) {
+            out.timer(t.after, next);
+        }
+    }
+
+    /// A deadline set on entering a state fired: if the entity is still in
+    /// that visit of the state, take the timeout's transition.
+    fn expire(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
+        let current = self.current(ctx, msg.entity);
+        if current != msg.key {
+            return; // the entity moved on: a deadline of a state it left
+        }
+        let Some(Some(t)) = self.timeouts.get((current & 0xFFFF) as usize) else { return };
+        let e = msg.entity.0 & ENTITY_MASK;
+        let stored = if self.durable { ctx.durable(MACHINE_KEY | e) } else { ctx.volatile(MACHINE_KEY | e) };
+        let key = stored.unwrap_or(0) as u64;
+        self.enter(msg.entity, key, current, t.to, out);
+        for &kind in &t.emit {
+            out.emit(kind, key);
+        }
+        if let Some(effect) = t.effect {
+            out.effect(effect);
         }
     }
 }
@@ -408,6 +507,8 @@ pub struct Decline {
 pub struct Declarative {
     /// The handlers, looked up by kind.
     pub handlers: Vec<Handler>,
+    /// A state machine per entity, if the handlers move one.
+    pub machine: Option<Machine>,
 }
 
 static NO_WORK: Dist = Dist::Const(SimDuration::ZERO);
@@ -437,7 +538,30 @@ impl Service for Declarative {
     }
 
     fn handle(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
-        let Some(h) = self.find(msg.kind) else { return };
+        if msg.kind == Kind::TIMER {
+            if let Some(m) = &self.machine {
+                m.expire(ctx, msg, out);
+            }
+            return;
+        }
+        let (h, current) = match &self.machine {
+            None => match self.find(msg.kind) {
+                Some(h) => (h, 0),
+                None => return,
+            },
+            // With a machine, a kind may have a handler per state; a message
+            // no handler expects in the entity's state is stale and ignored.
+            Some(m) => {
+                let current = m.current(ctx, msg.entity);
+                let state = (current & 0xFFFF) as u16;
+                let found =
+                    self.handlers.iter().find(|h| h.on == msg.kind && (h.from.is_empty() || h.from.contains(&state)));
+                match found {
+                    Some(h) => (h, current),
+                    None => return,
+                }
+            }
+        };
         if !h.fail_keys.is_empty() && h.fail_keys.contains(&msg.key) {
             out.fail();
             return;
@@ -478,6 +602,11 @@ impl Service for Declarative {
         }
         if let Some(table) = h.write {
             out.commands.push(Command::Write { table, key: msg.key, version: msg.entity.0 });
+        }
+        // The state is written first, then published: a crash between the
+        // two (the dual-write gap) keeps the one without the other.
+        if let (Some(m), Some(to)) = (&self.machine, h.to) {
+            m.enter(msg.entity, msg.key, current, to, out);
         }
         for &kind in &h.emit {
             out.emit(kind, msg.key);

@@ -19,7 +19,7 @@ pub(crate) fn tell(
     inv: &InvariantSpec,
     entity: EntityId,
     records: &[Record],
-    (accepted, terminal): (SimTime, SimTime),
+    checker: &Checker,
     end: SimTime,
 ) -> Story {
     let node_names = sys.node_names();
@@ -143,7 +143,16 @@ pub(crate) fn tell(
             RecordKind::CallFailed => {
                 write!(line, "{who} GAVE UP on the call {} after {} attempts", msg_name(r.msg), r.aux)
             }
-            RecordKind::Transition => continue,
+            RecordKind::Transition => {
+                let (from, to) = ((r.aux >> 32) as u16, r.aux as u16);
+                let (from, to) = (sys.names.state_name(from), sys.names.state_name(to));
+                let why = if kinds.iter().any(|(m, k)| *m == r.msg && *k == u64::from(u32::MAX)) {
+                    " (deadline passed)"
+                } else {
+                    ""
+                };
+                write!(line, "{who} moved {entity_name} {} from {from} to {to}{why}", entity.0)
+            }
         };
         lines.push(line);
     }
@@ -158,7 +167,7 @@ pub(crate) fn tell(
         lines.push(format!("{:>12}  ... {omitted} steps omitted ...", ""));
         lines.extend(tail);
     }
-    lines.push(conclusion(sys, faults, inv, entity, accepted, terminal, end));
+    lines.push(conclusion(checker, sys, faults, inv, entity, end));
     Story { entity: entity.0, lines }
 }
 
@@ -223,18 +232,28 @@ fn down_window(faults: &[AppliedFault], node: &str, at: SimTime) -> String {
     out
 }
 
+/// The index of business rule `inv` among the scenario's rules.
+fn rule_index(sys: &System, inv: &InvariantSpec) -> usize {
+    sys.invariants
+        .iter()
+        .filter(|i| matches!(i, InvariantSpec::LeadsTo { .. } | InvariantSpec::NeverWithout { .. }))
+        .position(|i| std::ptr::eq(i, inv))
+        .unwrap_or(0)
+}
+
 fn conclusion(
+    checker: &Checker,
     sys: &System,
     faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity: EntityId,
-    accepted: SimTime,
-    terminal: SimTime,
     end: SimTime,
 ) -> String {
     let entity_name = &sys.workload.entity;
+    let (accepted, terminal) = checker.times(entity).unwrap_or((SimTime::NEVER, SimTime::NEVER));
     match inv {
-        InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
+        InvariantSpec::NoLostEntities { deadline_after_heal, .. }
+        | InvariantSpec::TerminalWithin { within: deadline_after_heal, .. } => {
             let last_heal = SimTime(faults.iter().map(|f| f.until_ns).max().unwrap_or(0));
             let deadline = Checker::deadline(accepted, last_heal, *deadline_after_heal);
             if terminal == SimTime::NEVER {
@@ -265,6 +284,68 @@ fn conclusion(
                 "=> this was the last change {source} made to its row in `{}`; after the run {replica}'s copy \
                  does not hold it",
                 sys.names.table_name(*table)
+            )
+        }
+        InvariantSpec::SagaAtomicity { steps, .. } => {
+            let (mut done, mut undone, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+            for (d, u) in steps {
+                let (d_applied, u_applied) = (checker.effects_applied(entity, *d), checker.effects_applied(entity, *u));
+                let (d_name, u_name) = (sys.names.effect_name(*d), sys.names.effect_name(*u));
+                match (d_applied, u_applied) {
+                    (true, false) => done.push(format!("{d_name} (never compensated by {u_name})")),
+                    (false, true) => undone.push(format!("{u_name} without {d_name}")),
+                    (false, false) => missing.push(d_name.to_string()),
+                    (true, true) => {}
+                }
+            }
+            let mut parts = Vec::new();
+            if !done.is_empty() {
+                parts.push(format!("it has {}", done.join(", ")));
+            }
+            if !missing.is_empty() {
+                parts.push(format!("never {}", missing.join(", ")));
+            }
+            if !undone.is_empty() {
+                parts.push(format!("it has {}", undone.join(", ")));
+            }
+            format!(
+                "=> the saga of {entity_name} {} stopped half way: {}; it is neither done nor compensated",
+                entity.0,
+                parts.join("; ")
+            )
+        }
+        InvariantSpec::LeadsTo { from, to, within } => {
+            let rule = rule_index(sys, inv);
+            let [first, second] = checker.rule_times(rule, entity);
+            let to: Vec<String> = to.iter().map(|e| e.name(&sys.names)).collect();
+            let last_heal = SimTime(faults.iter().map(|f| f.until_ns).max().unwrap_or(0));
+            let deadline = first.max(last_heal) + *within;
+            if second == SimTime::NEVER {
+                format!(
+                    "=> {} happened to {entity_name} {} at {first}, and {} never followed (deadline {deadline})",
+                    from.name(&sys.names),
+                    entity.0,
+                    to.join(" or ")
+                )
+            } else {
+                format!(
+                    "=> {} happened to {entity_name} {} at {first}; {} followed only at {second}, after the deadline \
+                     {deadline}",
+                    from.name(&sys.names),
+                    entity.0,
+                    to.join(" or ")
+                )
+            }
+        }
+        InvariantSpec::NeverWithout { event, prior } => {
+            let rule = rule_index(sys, inv);
+            let [before, at] = checker.rule_times(rule, entity);
+            let when = if before == SimTime::NEVER { "never".to_string() } else { format!("only at {before}") };
+            format!(
+                "=> {} happened to {entity_name} {} at {at}, and {} {when}",
+                event.name(&sys.names),
+                entity.0,
+                prior.name(&sys.names)
             )
         }
         InvariantSpec::NoDuplicateEffects { effect } => {

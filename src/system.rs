@@ -13,6 +13,7 @@ pub struct Names {
     kinds: Vec<String>,
     effects: Vec<String>,
     tables: Vec<String>,
+    states: Vec<String>,
 }
 
 impl Names {
@@ -47,6 +48,32 @@ impl Names {
         }
         self.tables.push(name.to_string());
         self.tables.len() as u16 - 1
+    }
+
+    /// The state-machine state called `name`, interned on first use. State
+    /// 0 is every machine's initial state, `new`.
+    pub fn state(&mut self, name: &str) -> u16 {
+        if self.states.is_empty() {
+            self.states.push("new".to_string());
+        }
+        if let Some(i) = self.states.iter().position(|k| k == name) {
+            return i as u16;
+        }
+        self.states.push(name.to_string());
+        self.states.len() as u16 - 1
+    }
+
+    /// The name of state `state`.
+    pub fn state_name(&self, state: u16) -> &str {
+        if state == 0 {
+            return "new";
+        }
+        self.states.get(usize::from(state)).map_or("?", String::as_str)
+    }
+
+    /// Number of states.
+    pub fn state_count(&self) -> usize {
+        self.states.len().max(1)
     }
 
     /// The name of table `table`.
@@ -161,6 +188,9 @@ pub struct ServiceSpec {
     pub calls: bool,
     /// Some handler of the service fails now and then ([`crate::service::Service::flaky`]).
     pub flaky: bool,
+    /// Its timers are kept in its database: a restart sets them again
+    /// (otherwise they die with the instance).
+    pub durable_timers: bool,
     /// Transactional outbox: messages are written with the state change and
     /// a relay publishes them this often; `None` publishes directly (a dual
     /// write).
@@ -190,6 +220,7 @@ impl ServiceSpec {
             reserves: false,
             calls: false,
             flaky: false,
+            durable_timers: false,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -535,6 +566,45 @@ pub enum InvariantSpec {
         /// Index of the service that keeps the stock.
         service: usize,
     },
+    /// Every accepted entity reaches a terminal state within `within` of its
+    /// acceptance or of the last fault's heal, whichever is later: the
+    /// liveness phase of a run. (`no-lost-entities` is the same check under
+    /// the name users ask it by.)
+    TerminalWithin {
+        /// The entity kind.
+        entity: String,
+        /// The bound.
+        within: SimDuration,
+    },
+    /// Every saga ends fully done (every step's effect applied, no
+    /// compensation) or fully compensated (every applied step undone, and
+    /// nothing undone that was not done). An entity is judged once it is
+    /// terminal, or once `deadline_after_heal` has passed (see
+    /// `no-lost-entities`); before that its saga may still be running.
+    SagaAtomicity {
+        /// The steps: (effect of the step, effect of its compensation).
+        steps: Vec<(EffectId, EffectId)>,
+        /// Grace after acceptance or the last heal.
+        deadline_after_heal: SimDuration,
+    },
+    /// A business rule: for every entity, the first `from` is followed by
+    /// one of `to` within `within` (counted from the later of `from` and
+    /// the last heal).
+    LeadsTo {
+        /// What starts the clock.
+        from: Event,
+        /// What must follow.
+        to: Vec<Event>,
+        /// How soon.
+        within: SimDuration,
+    },
+    /// A business rule: no entity has `event` without an earlier `prior`.
+    NeverWithout {
+        /// What must not happen alone.
+        event: Event,
+        /// What must come first.
+        prior: Event,
+    },
     /// At the end of the run, service `replica`'s copy of `table` equals
     /// service `source`'s, key by key (the newest version written); the
     /// staleness of the copy (source write to replica write) is measured.
@@ -561,6 +631,41 @@ impl InvariantSpec {
             InvariantSpec::ReplicaConvergence { table, .. } => {
                 format!("replica-convergence({})", names.table_name(*table))
             }
+            InvariantSpec::TerminalWithin { entity, within } => format!("terminal-within({entity}, {within})"),
+            InvariantSpec::SagaAtomicity { steps, .. } => {
+                let steps: Vec<String> =
+                    steps.iter().map(|(d, u)| format!("{}/{}", names.effect_name(*d), names.effect_name(*u))).collect();
+                format!("saga-atomicity({})", steps.join(", "))
+            }
+            InvariantSpec::LeadsTo { from, to, within } => {
+                let to: Vec<String> = to.iter().map(|e| e.name(names)).collect();
+                format!("{} leads-to {} within {within}", from.name(names), to.join(" or "))
+            }
+            InvariantSpec::NeverWithout { event, prior } => {
+                format!("never {} without {}", event.name(names), prior.name(names))
+            }
+        }
+    }
+}
+
+/// Something that happens to an entity, as business rules name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A message of this kind is published for it.
+    Kind(Kind),
+    /// This effect is applied to it.
+    Effect(EffectId),
+    /// Its state machine enters this state.
+    State(u16),
+}
+
+impl Event {
+    /// The event's name as the scenario wrote it.
+    pub fn name(&self, names: &Names) -> String {
+        match *self {
+            Event::Kind(k) => names.kind_name(k).to_string(),
+            Event::Effect(e) => names.effect_name(e).to_string(),
+            Event::State(s) => format!("state {}", names.state_name(s)),
         }
     }
 }

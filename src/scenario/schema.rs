@@ -217,6 +217,12 @@ pub struct Service {
     /// A transactional outbox instead of publishing directly.
     #[serde(default)]
     pub outbox: Option<Outbox>,
+    /// A state machine per entity, with deadlines.
+    #[serde(default)]
+    pub machine: Option<MachineSchema>,
+    /// Where its timers live: in memory (lost on crash) or in its database.
+    #[serde(default)]
+    pub timers: State,
     /// Its handlers.
     #[serde(default)]
     pub on: Vec<Handler>,
@@ -323,6 +329,9 @@ pub enum Handler {
         /// A synchronous call to another service before completing.
         #[serde(default)]
         call: Option<CallSchema>,
+        /// State machine: the state the entity enters.
+        #[serde(default)]
+        to: Option<String>,
     },
     /// Handles a consumed message kind.
     Handle {
@@ -361,7 +370,52 @@ pub enum Handler {
         /// by a log or queue consumer).
         #[serde(default)]
         flaky: f64,
+        /// State machine: the states in which the handler applies (any if empty).
+        #[serde(default)]
+        from: Vec<String>,
+        /// State machine: the state the entity enters.
+        #[serde(default)]
+        to: Option<String>,
     },
+}
+
+/// A state machine per entity.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSchema {
+    /// States that end the entity.
+    pub terminal: Vec<String>,
+    /// Deadlines of states.
+    #[serde(default)]
+    pub timeouts: Vec<TimeoutSchema>,
+}
+
+/// A state's deadline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSchema {
+    /// The state.
+    pub state: String,
+    /// How long after entering it.
+    pub after: String,
+    /// The state entered when it passes.
+    pub to: String,
+    /// Kinds published when it passes.
+    #[serde(default)]
+    pub emit: Vec<String>,
+    /// An effect applied when it passes.
+    #[serde(default)]
+    pub effect: Option<String>,
+}
+
+/// A saga step and its compensation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSchema {
+    /// The step's effect.
+    pub effect: String,
+    /// The effect that undoes it.
+    pub compensation: String,
 }
 
 /// A synchronous request/response call and the caller's defences.
@@ -697,6 +751,36 @@ pub enum Invariant {
     NoOversell {
         /// The service that keeps the stock.
         service: String,
+    },
+    /// Every accepted entity is terminal within a bound after the last heal.
+    TerminalWithin {
+        /// The entity kind.
+        entity: String,
+        /// The bound, after acceptance or the last heal.
+        within: String,
+    },
+    /// Every saga ends fully done or fully compensated.
+    SagaAtomicity {
+        /// The steps and their compensations.
+        steps: Vec<StepSchema>,
+        /// Grace after acceptance or the last heal before a running saga is judged.
+        deadline_after_heal: String,
+    },
+    /// Every `from` is followed by one of `to` within a bound.
+    LeadsTo {
+        /// A kind, an effect, or `state NAME`.
+        from: String,
+        /// Kinds, effects, or states.
+        to: Vec<String>,
+        /// The bound, after `from` or the last heal.
+        within: String,
+    },
+    /// No `event` without an earlier `prior` for the same entity.
+    NeverWithout {
+        /// A kind, an effect, or `state NAME`.
+        event: String,
+        /// A kind, an effect, or `state NAME`.
+        prior: String,
     },
     /// A replica's copy of a table equals the source's after the run.
     ReplicaConvergence {

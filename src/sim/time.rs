@@ -101,7 +101,14 @@ fn write_nanos(f: &mut fmt::Formatter<'_>, ns: u64) -> fmt::Result {
     if ns == u64::MAX {
         return f.write_str("never");
     }
-    if ns >= 3600 * S {
+    if ns >= 86_400 * S {
+        let d = ns / (86_400 * S);
+        let h = ns % (86_400 * S) / (3600 * S);
+        let m = ns % (3600 * S) / (60 * S);
+        let s = ns % (60 * S) / S;
+        let ms = ns % S / MS;
+        write!(f, "{d}d{h:02}h{m:02}m{s:02}.{ms:03}s")
+    } else if ns >= 3600 * S {
         let h = ns / (3600 * S);
         let m = ns % (3600 * S) / (60 * S);
         let s = ns % (60 * S) / S;
@@ -257,7 +264,18 @@ mod tests {
 
     #[test]
     fn display_parses_back() {
-        for ns in [0, 1, 999, 1_500, 2_000_000, 3_500_000, 1_250_000_000, 120_512_000_000, 3_725_042_000_000] {
+        for ns in [
+            0,
+            1,
+            999,
+            1_500,
+            2_000_000,
+            3_500_000,
+            1_250_000_000,
+            120_512_000_000,
+            3_725_042_000_000,
+            694_861_042_000_000,
+        ] {
             let shown = SimDuration(ns).to_string();
             let back = parse_duration(&shown).unwrap();
             // Display keeps milliseconds from a second up, microseconds below.
@@ -277,6 +295,7 @@ mod tests {
         assert_eq!(SimDuration(3_500_000).to_string(), "3.500ms");
         assert_eq!(SimDuration(2_000_000).to_string(), "2ms");
         assert_eq!(SimDuration(0).to_string(), "0ns");
+        assert_eq!(SimDuration(8 * 86_400_000_000_000 + 3_600_000_000_000).to_string(), "8d01h00m00.000s");
         assert_eq!(SimTime::NEVER.to_string(), "never");
     }
 

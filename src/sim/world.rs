@@ -175,6 +175,9 @@ struct Node {
     /// Messages written with a state change, waiting for the relay
     /// (transactional outbox; durable).
     outbox: VecDeque<Message>,
+    /// With durable timers: the timers set and not yet fired (due, timer
+    /// message), re-armed when the node restarts.
+    timers: Vec<(SimTime, Message)>,
     /// Processing times are multiplied by this (a slow node: 1.0 normally).
     slowdown: f64,
     /// Its timers last this many times what they ask (clock skew: 1.0 normally).
@@ -229,6 +232,14 @@ struct DedupStore {
 impl DedupStore {
     fn new(window: u32) -> DedupStore {
         DedupStore { window: window as usize, ..DedupStore::default() }
+    }
+
+    /// Forgets `id`, remembered last: its handling rolled back.
+    fn forget(&mut self, id: u64) {
+        if self.order.back() == Some(&id) {
+            self.order.pop_back();
+            self.set.remove(&id);
+        }
     }
 
     /// True if `id` was handled before; otherwise remembers it.
@@ -488,6 +499,7 @@ impl<'s, 't> World<'s, 't> {
                     owned: Vec::new(),
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outbox: VecDeque::new(),
+                    timers: Vec::new(),
                     slowdown: 1.0,
                     clock: 1.0,
                     paused: false,
@@ -1102,6 +1114,10 @@ impl<'s, 't> World<'s, 't> {
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;
         let failed = out.failed;
+        if failed && service.dedup.is_some() {
+            // The handler's transaction rolls back, the id's record with it.
+            self.dedup_forget(n, si, job.msg.id.0);
+        }
         if duplicate {
             self.duplicates_skipped += 1;
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
@@ -1391,6 +1407,14 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// The idempotent consumer of service `si` (at node `n`) forgets `id`.
+    fn dedup_forget(&mut self, n: u32, si: usize, id: u64) {
+        match (&mut self.dedup[si], &mut self.nodes[n as usize].dedup) {
+            (Some(store), _) | (None, Some(store)) => store.forget(id),
+            (None, None) => {}
+        }
+    }
+
     /// True if the idempotent consumer of service `si` (at node `n`) has
     /// handled message `id` before; remembers it otherwise.
     fn dedup_seen(&mut self, n: u32, si: usize, id: u64) -> bool {
@@ -1411,6 +1435,9 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Accepted, n, input, 0);
             }
             Command::Emit { kind, key } => {
+                if self.checker.watches_kinds {
+                    self.checker.emitted(input.entity, kind, self.now);
+                }
                 let msg = self.new_message(kind, key, input.entity, input.id);
                 if self.sys.services[self.nodes[n as usize].service as usize].outbox.is_some() {
                     self.nodes[n as usize].outbox.push_back(msg);
@@ -1420,7 +1447,7 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
             Command::Effect(e) => {
-                self.checker.effect(input.entity, e);
+                self.checker.effect(input.entity, e, self.now);
                 self.trace(RecordKind::Effect, n, input, u64::from(e.0));
             }
             Command::Terminal => {
@@ -1445,13 +1472,19 @@ impl<'s, 't> World<'s, 't> {
                 self.checker.write(si, table, key & ROW_MASK, version, self.now);
             }
             Command::Timer { after, tag } => {
-                let clock = self.nodes[n as usize].clock;
-                let after =
-                    if clock == 1.0 { after } else { SimDuration(crate::sim::dist::to_nanos(after.0 as f64 * clock)) };
+                let after = self.skewed(n, after);
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
                 let slot = self.inflight.insert(msg);
-                let epoch = self.nodes[n as usize].epoch;
+                let node = &mut self.nodes[n as usize];
+                if self.sys.services[node.service as usize].durable_timers {
+                    node.timers.push((self.now + after, msg));
+                }
+                let epoch = node.epoch;
                 self.queue.push(self.now + after, Ev::Timer { node: n, epoch, slot });
+            }
+            Command::Transition { from, to } => {
+                self.checker.state(input.entity, to, self.now);
+                self.trace(RecordKind::Transition, n, input, u64::from(from) << 32 | u64::from(to));
             }
         }
     }
@@ -1535,9 +1568,29 @@ impl<'s, 't> World<'s, 't> {
 
     fn timer(&mut self, n: u32, epoch: u32, slot: u32) {
         let msg = self.inflight.take(slot);
-        let node = &self.nodes[n as usize];
+        let node = &mut self.nodes[n as usize];
         if node.epoch == epoch && node.up {
+            if let Some(i) = node.timers.iter().position(|(_, m)| m.id == msg.id) {
+                node.timers.swap_remove(i);
+            }
             self.enqueue(n, msg, Source::Timer);
+        }
+    }
+
+    /// A restarted node with durable timers sets again those that had not
+    /// fired; one already due fires at once.
+    fn rearm_timers(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.timers.is_empty() {
+            return;
+        }
+        // Due order, then id: deterministic whatever order they were kept in.
+        node.timers.sort_by_key(|(due, m)| (*due, m.id));
+        let epoch = node.epoch;
+        for i in 0..self.nodes[n as usize].timers.len() {
+            let (due, msg) = self.nodes[n as usize].timers[i];
+            let slot = self.inflight.insert(msg);
+            self.queue.push(due.max(self.now), Ev::Timer { node: n, epoch, slot });
         }
     }
 
@@ -2028,6 +2081,7 @@ impl<'s, 't> World<'s, 't> {
         self.try_fetch(n);
         self.schedule_auto_commit(n);
         self.schedule_relay(n);
+        self.rearm_timers(n);
         if let Some(q) = self.broker.queue_of[n as usize] {
             self.dispatch(q);
         }
@@ -2177,9 +2231,8 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
     for i in 0..outcome.invariants.len() {
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
         let (_, _, records) = run_once(sys, seed, Tracer::new().with_focus(entity.0))?;
-        let times = checker.times(entity).unwrap_or((SimTime::NEVER, SimTime::NEVER));
         let end = SimTime(outcome.sim_time_ns);
-        let story = crate::story::tell(sys, &outcome.faults, &sys.invariants[i], entity, &records, times, end);
+        let story = crate::story::tell(sys, &outcome.faults, &sys.invariants[i], entity, &records, &checker, end);
         outcome.invariants[i].example = Some(story);
     }
     Ok(outcome)

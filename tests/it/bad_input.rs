@@ -190,21 +190,40 @@ fn no_mutation_of_a_scenario_makes_it_panic() {
     }
 }
 
-/// `(case, text to replace, replacement)` applied to circuit-breaker.ron.
-const CALL_CASES: &[(&str, &str, &str)] = &[
-    ("call_unknown_service", "call: (service: \"payment\"", "call: (service: \"paymnet\""),
-    ("call_unhandled_request", "request: \"Charge\"", "request: \"Charg\""),
-    ("call_zero_timeout", "timeout: \"300ms\"", "timeout: \"0s\""),
-    ("call_bad_jitter", "jitter: 1.0", "jitter: 1.5"),
-    ("call_zero_breaker", "failures: 5", "failures: 0"),
-    ("call_absurd_retries", "retries: 2", "retries: 5000"),
+/// `(scenario, case, text to replace, replacement)`: cases of the patterns' settings.
+const PATTERN_CASES: &[(&str, &str, &str, &str)] = &[
+    ("circuit-breaker.ron", "call_unknown_service", "call: (service: \"payment\"", "call: (service: \"paymnet\""),
+    ("circuit-breaker.ron", "call_unhandled_request", "request: \"Charge\"", "request: \"Charg\""),
+    ("circuit-breaker.ron", "call_zero_timeout", "timeout: \"300ms\"", "timeout: \"0s\""),
+    ("circuit-breaker.ron", "call_bad_jitter", "jitter: 1.0", "jitter: 1.5"),
+    ("circuit-breaker.ron", "call_zero_breaker", "failures: 5", "failures: 0"),
+    ("circuit-breaker.ron", "call_absurd_retries", "retries: 2", "retries: 5000"),
+    ("saga-compensation.ron", "machine_missing", "machine: (terminal: [\"completed\", \"compensated\"]),", ""),
+    ("escrow-deadlines.ron", "machine_two_deadlines", "(state: \"awaiting-seller\"", "(state: \"awaiting-buyer\""),
+    ("escrow-deadlines.ron", "machine_zero_deadline", "after: \"2d\"", "after: \"0s\""),
+    ("escrow-deadlines.ron", "rule_unknown_event", "from: \"funds-held\"", "from: \"funds-hold\""),
+    ("escrow-deadlines.ron", "rule_unknown_state", "prior: \"state awaiting-funds\"", "prior: \"state awaiting-fund\""),
+    ("escrow-deadlines.ron", "decline_bad_probability", "probability: 0.1", "probability: 1.1"),
+    (
+        "saga-compensation.ron",
+        "saga_unknown_effect",
+        "compensation: \"stock-released\"",
+        "compensation: \"stock-release\"",
+    ),
+    (
+        "saga-compensation.ron",
+        "saga_no_steps",
+        "steps: [(effect: \"stock-reserved\", compensation: \"stock-released\"),\n                              (effect: \"card-charged\", compensation: \"card-refunded\")]",
+        "steps: []",
+    ),
+    ("saga-compensation.ron", "flaky_certain", "flaky: 0.3", "flaky: 1.0"),
 ];
 
 #[test]
-fn each_bad_call_setting_is_explained_with_its_position() {
-    let base = scenario_text("circuit-breaker.ron");
-    for &(case, from, to) in CALL_CASES {
-        assert!(base.contains(from), "{case}: {from:?} not in the base scenario");
+fn each_bad_pattern_setting_is_explained_with_its_position() {
+    for &(file, case, from, to) in PATTERN_CASES {
+        let base = scenario_text(file);
+        assert!(base.contains(from), "{case}: {from:?} not in {file}");
         let err = scenario::parse("scenarios/bad.ron", &base.replacen(from, to, 1))
             .err()
             .unwrap_or_else(|| panic!("{case}: accepted"));

@@ -136,3 +136,129 @@ fn a_call_times_out_when_the_callee_is_slow_and_retries_reuse_the_request_id() {
     let handled_first = rs.iter().filter(|r| r.kind == RecordKind::Handled && r.msg == first.msg).count();
     assert_eq!(handled_first, 3);
 }
+
+fn bundled(name: &str) -> faultline::outcome::Outcome {
+    run(&system(&scenario_text(name)), 1).unwrap()
+}
+
+#[test]
+fn an_orchestrator_with_an_outbox_resumes_every_saga_and_a_dual_write_leaves_some_half_done() {
+    let sound = bundled("saga-compensation.ron");
+    let broken = bundled("saga-dual-write.ron");
+    assert_eq!(sound.metrics.requests, broken.metrics.requests);
+    assert!(sound.all_hold(), "{:?}", sound.invariants);
+    let saga = &sound.invariants[0];
+    // Both endings happen: payment fails for some orders, shipping for others.
+    assert!(saga.counts["done"] > 5_000 && saga.counts["compensated"] > 1_000, "{:?}", saga.counts);
+    // The orchestrator did crash mid-saga, more than once.
+    assert!(sound.faults.iter().filter(|f| f.kind.contains("after-state-write")).count() > 5);
+    let half = &broken.invariants[0];
+    assert!(!half.holds && half.counts["half_done"] > 0);
+    let story = half.example.as_ref().unwrap();
+    assert!(story.lines.iter().any(|l| l.contains("CRASHED at seam after-state-write")), "{story:?}");
+    assert!(story.lines.last().unwrap().contains("stopped half way"), "{story:?}");
+}
+
+#[test]
+fn a_choreographed_saga_ends_every_order_with_fewer_messages() {
+    let chore = bundled("saga-choreography.ron");
+    let orch = bundled("saga-compensation.ron");
+    assert!(chore.all_hold(), "{:?}", chore.invariants);
+    assert!(chore.invariants[0].counts["compensated"] > 1_000);
+    assert!(chore.metrics.published * 10 < orch.metrics.published * 7);
+}
+
+#[test]
+fn a_failed_attempt_rolls_back_the_dedup_record_so_the_retry_is_not_skipped() {
+    let sys = system(
+        r#"Scenario(name: "flaky", duration: "60s",
+        bus: Log(partitions: 2, latency: Const("1ms")),
+        services: [
+            Service(name: "a", on: [Accept(entity: "job", work: Const("1ms"), emit: ["Job"])]),
+            Service(name: "b", workers: 2, state: Durable, dedup: Durable(window: 100000),
+                consume: (topics: ["Job"]),
+                on: [Handle(event: "Job", work: Const("2ms"), effect: "done", terminal: true, flaky: 0.5)]),
+        ],
+        workload: Poisson(rate: "20/s", entity: "job", keys: Sequential, stop: "50s"),
+        invariants: [NoLostEntities(entity: "job", deadline_after_heal: "5s"),
+                     NoDuplicateEffects(effect: "done")],
+    )"#,
+    );
+    let rs = records(&sys, 3);
+    let failed = count(&rs, RecordKind::Failed);
+    assert!(failed > 300, "{failed}");
+    assert_eq!(count(&rs, RecordKind::Skipped), 0);
+    let o = run(&sys, 3).unwrap();
+    assert!(o.all_hold(), "{:?}", o.invariants);
+}
+
+#[test]
+fn durable_timers_survive_a_crash_and_timers_in_memory_do_not() {
+    let durable = bundled("escrow-deadlines.ron");
+    let volatile = bundled("escrow-volatile-timers.ron");
+    assert!(durable.all_hold(), "{:?}", durable.invariants);
+    let stuck = &volatile.invariants[0];
+    assert!(stuck.name.starts_with("terminal-within(escrow"));
+    assert!(!stuck.holds && stuck.counts["lost"] > 20, "{:?}", stuck.counts);
+    let story = stuck.example.as_ref().unwrap();
+    let last_step = &story.lines[story.lines.len() - 2];
+    assert!(last_step.contains("escrow-1 CRASHED"), "{story:?}");
+}
+
+/// (entity, time, from, to) of every state-machine move.
+fn transitions(rs: &[Record], names: &faultline::system::Names) -> Vec<(u64, u64, String, String)> {
+    rs.iter()
+        .filter(|r| r.kind == RecordKind::Transition)
+        .map(|r| {
+            let (from, to) = ((r.aux >> 32) as u16, r.aux as u16);
+            (r.entity, r.time.0, names.state_name(from).to_string(), names.state_name(to).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_state_machine_ignores_late_messages_and_its_deadlines_follow_its_clock() {
+    let sys = system(&scenario_text("escrow-deadlines.ron"));
+    let rs = records(&sys, 1);
+    let moves = transitions(&rs, &sys.names);
+    // Nothing leaves a terminal state, though late signatures arrive.
+    assert!(moves.iter().all(|(_, _, from, _)| from != "closed" && from != "cancelled"));
+    let late_signatures = rs
+        .iter()
+        .filter(|r| r.kind == RecordKind::Handled && r.aux == u64::from(sys.names.find_kind("BuyerSigned").unwrap().0))
+        .filter(|r| moves.iter().any(|(e, t, _, to)| *e == r.entity && *t < r.time.0 && to == "cancelled"))
+        .count();
+    assert!(late_signatures > 0);
+    // The buyer's deadline is 2 days; under the clock skew (x0.5, days 10
+    // to 12) it passes after 1 day.
+    let day = 86_400_000_000_000u64;
+    let mut normal = 0;
+    let mut early = 0;
+    for (e, t, from, to) in &moves {
+        if from != "awaiting-buyer" || to != "cancelled" {
+            continue;
+        }
+        let entered = moves.iter().find(|(x, _, _, to)| x == e && to == "awaiting-buyer").unwrap().1;
+        let waited = t - entered;
+        if (10 * day..11 * day).contains(&entered) {
+            assert_eq!(waited, day, "entity {e}");
+            early += 1;
+        } else if !(3 * day..6 * day).contains(&entered) && !(10 * day..12 * day).contains(&entered) {
+            assert_eq!(waited, 2 * day, "entity {e}");
+            normal += 1;
+        }
+    }
+    assert!(early > 0 && normal > 10, "{early} {normal}");
+}
+
+#[test]
+fn funds_that_arrive_after_the_deadline_must_be_refunded() {
+    // Without the handler that refunds late deposits, held money stays held.
+    let text = scenario_text("escrow-deadlines.ron").replace("from: [\"cancelled\"]", "from: [\"closed\"]");
+    let o = run(&system(&text), 1).unwrap();
+    let rule = &o.invariants[1];
+    assert_eq!(rule.name, "funds-held leads-to funds-released or funds-refunded within 1d00h00m00.000s");
+    assert!(!rule.holds && rule.counts["never"] > 0, "{:?}", rule.counts);
+    let end = rule.example.as_ref().unwrap().lines.last().unwrap();
+    assert!(end.contains("funds-held happened to escrow") && end.contains("never followed"), "{end}");
+}
