@@ -1003,7 +1003,7 @@ impl Compiler<'_> {
                     }
                     continue;
                 }
-                schema::Fault::Link { from, to, drop, duplicate, delay, at, lasting } => {
+                schema::Fault::Link { from, to, drop, duplicate, delay, reorder, at, lasting } => {
                     for (field, node) in [("from", from), ("to", to)] {
                         if node != "bus" && !node_names.contains(node) {
                             let help = suggest(node, node_names.iter().map(String::as_str))
@@ -1017,6 +1017,17 @@ impl Compiler<'_> {
                         }
                     }
                     let delay = delay.as_ref().and_then(|d| self.dist(&fat("delay"), d));
+                    let reorder = reorder.as_ref().and_then(|r| {
+                        let rat = |f: &'static str| [&fat("reorder")[..], &[P::F(f)]].concat();
+                        if !(0.0..=1.0).contains(&r.probability) {
+                            self.err(
+                                &rat("probability"),
+                                format!("probability {} is not in [0, 1]", r.probability),
+                                None,
+                            );
+                        }
+                        self.dist(&rat("by"), &r.by).map(|by| (r.probability, by))
+                    });
                     let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
                     if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
                         faults.push(FaultSpec::Link {
@@ -1025,6 +1036,7 @@ impl Compiler<'_> {
                             drop: *drop,
                             duplicate: *duplicate,
                             delay,
+                            reorder,
                             at: SimTime::ZERO + at_t,
                             lasting,
                         });
@@ -1033,15 +1045,25 @@ impl Compiler<'_> {
                 }
                 schema::Fault::RandomCrashes { nodes, mtbf, mttr, from, until }
                 | schema::Fault::RandomPauses { nodes, mtbf, mttr, from, until }
+                | schema::Fault::RandomPartitions { nodes, mtbf, mttr, from, until }
+                | schema::Fault::RandomClockSkews { nodes, mtbf, mttr, from, until, .. }
                 | schema::Fault::RandomSlowdowns { nodes, mtbf, mttr, from, until, .. } => {
                     let what = match f {
                         schema::Fault::RandomPauses { .. } => RandomFault::Pause,
+                        schema::Fault::RandomPartitions { .. } => RandomFault::Isolate,
                         schema::Fault::RandomSlowdowns { factor, .. } => {
                             if !(factor.is_finite() && (1.0..=1000.0).contains(factor)) {
                                 let help = Some("expected 1 to 1000".to_string());
                                 self.err(&fat("factor"), format!("factor {factor} is out of range"), help);
                             }
                             RandomFault::Slow(*factor)
+                        }
+                        schema::Fault::RandomClockSkews { factor, .. } => {
+                            if !(factor.is_finite() && (0.01..=100.0).contains(factor)) {
+                                let help = Some("expected 0.01 to 100".to_string());
+                                self.err(&fat("factor"), format!("factor {factor} is out of range"), help);
+                            }
+                            RandomFault::Skew(*factor)
                         }
                         _ => RandomFault::Crash,
                     };
@@ -1104,6 +1126,8 @@ impl Compiler<'_> {
                 schema::Fault::Crash { at, .. } => at,
                 schema::Fault::RandomCrashes { .. }
                 | schema::Fault::RandomPauses { .. }
+                | schema::Fault::RandomPartitions { .. }
+                | schema::Fault::RandomClockSkews { .. }
                 | schema::Fault::RandomSlowdowns { .. }
                 | schema::Fault::ClockSkew { .. }
                 | schema::Fault::Slow { .. }

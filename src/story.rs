@@ -56,10 +56,14 @@ pub(crate) fn tell(
     // Crashes and restarts of the nodes involved matter up to the entity's
     // last step, and the first one after it (the node coming back).
     let last_own = records.iter().rposition(|r| r.entity == entity.0).unwrap_or(0);
+    let first_own = records.iter().position(|r| r.entity == entity.0);
     let mut after_last = 0;
     let mut previous: Option<&Record> = None;
     for (i, r) in records.iter().enumerate() {
-        if r.entity != entity.0 && !(r.entity == 0 && involved.contains(&r.node)) {
+        // Faults of the nodes involved; faults of the network while the entity was under way.
+        let under_way = first_own.is_some_and(|f| f <= i) && i <= last_own;
+        let relevant = r.entity == 0 && (involved.contains(&r.node) || (r.node == NO_NODE && under_way));
+        if r.entity != entity.0 && !relevant {
             continue;
         }
         if r.entity == 0 && i > last_own {
@@ -142,6 +146,12 @@ pub(crate) fn tell(
             }
             RecordKind::CallFailed => {
                 write!(line, "{who} GAVE UP on the call {} after {} attempts", msg_name(r.msg), r.aux)
+            }
+            RecordKind::FaultBegan | RecordKind::FaultHealed => {
+                let f = faults.get(r.aux as usize);
+                let what = f.map_or("a fault".to_string(), |f| format!("{} {}", f.kind, f.node));
+                let verb = if r.kind == RecordKind::FaultBegan { "began" } else { "healed" };
+                write!(line, "{what} {verb}")
             }
             RecordKind::Transition => {
                 let (from, to) = ((r.aux >> 32) as u16, r.aux as u16);

@@ -393,6 +393,9 @@ pub enum FaultSpec {
         duplicate: f64,
         /// Extra latency.
         delay: Option<Dist>,
+        /// Probability that a message is held back by a delay drawn from
+        /// the distribution, so that later ones overtake it.
+        reorder: Option<(f64, Dist)>,
         /// When.
         at: SimTime,
         /// For how long.
@@ -495,6 +498,11 @@ pub enum RandomFault {
     Pause,
     /// The node works this many times slower.
     Slow(f64),
+    /// The node's timers last this many times what they ask (clock skew).
+    Skew(f64),
+    /// The node is cut off from every other node and the bus, both ways (a
+    /// network partition around it).
+    Isolate,
 }
 
 /// A named point inside the completion of a handler, where a crash hits

@@ -84,6 +84,12 @@ pub enum RecordKind {
     CallFailed = 30,
     /// The entity's state machine moved (aux: from << 32 | to, state indices).
     Transition = 31,
+    /// A fault without records of its own began: a slowdown or clock skew
+    /// of the node, or (no node) a partition or link fault (aux: its index
+    /// in the run's fault plan, `Outcome::faults`).
+    FaultBegan = 32,
+    /// That fault healed (aux: its index in the fault plan).
+    FaultHealed = 33,
 }
 
 /// Why a message was lost.
@@ -268,7 +274,16 @@ impl<'a> Tracer<'a> {
             self.sink_error = Some(e);
         }
         if let Some(focus) = self.focus
-            && (r.entity == focus || matches!(r.kind, RecordKind::Crash | RecordKind::Restart))
+            && (r.entity == focus
+                || matches!(
+                    r.kind,
+                    RecordKind::Crash
+                        | RecordKind::Restart
+                        | RecordKind::Paused
+                        | RecordKind::Resumed
+                        | RecordKind::FaultBegan
+                        | RecordKind::FaultHealed
+                ))
         {
             self.story.push(*r);
         }

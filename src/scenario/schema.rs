@@ -379,6 +379,16 @@ pub enum Handler {
     },
 }
 
+/// Messages held back on a link.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReorderSchema {
+    /// Probability that a message is held back.
+    pub probability: f64,
+    /// By how much.
+    pub by: Dist,
+}
+
 /// A state machine per entity.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -620,6 +630,9 @@ pub enum Fault {
         /// Extra latency.
         #[serde(default)]
         delay: Option<Dist>,
+        /// Messages held back, so that later ones overtake them.
+        #[serde(default)]
+        reorder: Option<ReorderSchema>,
         /// When.
         at: String,
         /// For how long.
@@ -704,6 +717,39 @@ pub enum Fault {
         #[serde(default)]
         from: Option<String>,
         /// No slowdown at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
+    /// Each node is cut off from everything (other nodes and the bus, both
+    /// ways) again and again: random network partitions around it.
+    RandomPartitions {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Mean time between partitions.
+        mtbf: String,
+        /// Mean length of a partition.
+        mttr: String,
+        /// No partition before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No partition at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
+    /// Each node's clock runs off again and again.
+    RandomClockSkews {
+        /// Node names.
+        nodes: Vec<String>,
+        /// How long timers really last, relative to what they ask.
+        factor: f64,
+        /// Mean time between skews.
+        mtbf: String,
+        /// Mean length of a skew.
+        mttr: String,
+        /// No skew before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No skew at or after this (default: the end of the run).
         #[serde(default)]
         until: Option<String>,
     },

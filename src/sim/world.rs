@@ -12,7 +12,7 @@ use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
 use brokers::{BrokerNode, ProduceReq, Replica};
-use links::{BUS, NetworkFault};
+use links::{ANY, BUS, NetworkFault};
 
 mod brokers;
 mod calls;
@@ -665,6 +665,9 @@ impl<'s, 't> World<'s, 't> {
                         RandomFault::Crash => PlanKind::Crash,
                         RandomFault::Pause => PlanKind::Pause,
                         RandomFault::Slow(factor) => PlanKind::Slow(*factor),
+                        RandomFault::Skew(factor) => PlanKind::Skew(*factor),
+                        // One network fault per spell, below.
+                        RandomFault::Isolate => PlanKind::Network(0),
                     };
                     for name in names {
                         let n = target(name, kind == PlanKind::Crash)?;
@@ -677,6 +680,14 @@ impl<'s, 't> World<'s, 't> {
                                 break;
                             }
                             let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
+                            let kind = match kind {
+                                PlanKind::Network(_) => {
+                                    // Cut off from every other node and the bus, both ways.
+                                    network_faults.push(NetworkFault::partition(vec![n], vec![ANY], true, heal));
+                                    PlanKind::Network(network_faults.len() as u32 - 1)
+                                }
+                                other => other,
+                            };
                             plan.push(PlanEntry { target: n, at: t, heal, kind });
                             t = heal;
                         }
@@ -697,28 +708,21 @@ impl<'s, 't> World<'s, 't> {
                     let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
                         g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, false) }).collect()
                     };
-                    network_faults.push(NetworkFault {
-                        from: resolve(&groups[0])?,
-                        to: resolve(&groups[1])?,
-                        both_ways: !one_way,
-                        drop: 0.0,
-                        duplicate: 0.0,
-                        delay: None,
-                        blocked: true,
-                    });
+                    let (from, to) = (resolve(&groups[0])?, resolve(&groups[1])?);
+                    network_faults.push(NetworkFault::partition(from, to, !one_way, *at + *lasting));
                     let kind = PlanKind::Network(network_faults.len() as u32 - 1);
                     plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
                 }
-                FaultSpec::Link { from, to, drop, duplicate, delay, at, lasting } => {
+                FaultSpec::Link { from, to, drop, duplicate, delay, reorder, at, lasting } => {
                     let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, false) };
                     network_faults.push(NetworkFault {
-                        from: vec![end(from)?],
-                        to: vec![end(to)?],
-                        both_ways: false,
                         drop: *drop,
                         duplicate: *duplicate,
                         delay: delay.clone(),
+                        reorder: reorder.as_ref().map_or(0.0, |r| r.0),
+                        reorder_by: reorder.as_ref().map_or(Dist::Const(SimDuration::ZERO), |r| r.1.clone()),
                         blocked: false,
+                        ..NetworkFault::partition(vec![end(from)?], vec![end(to)?], false, *at + *lasting)
                     });
                     let kind = PlanKind::Network(network_faults.len() as u32 - 1);
                     plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
@@ -805,6 +809,17 @@ impl<'s, 't> World<'s, 't> {
         self.tracer.record(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
     }
 
+    /// Traces the start or the heal of plan entry `fault`, for the kinds
+    /// that leave no other record (crashes and pauses have their own).
+    fn trace_fault(&mut self, kind: RecordKind, fault: u32) {
+        let e = self.plan[fault as usize];
+        match e.kind {
+            PlanKind::Slow(_) | PlanKind::Skew(_) => self.trace_node(kind, e.target, u64::from(fault)),
+            PlanKind::Network(_) => self.trace_node(kind, NO_NODE, u64::from(fault)),
+            PlanKind::Crash | PlanKind::CrashAt(_) | PlanKind::Pause => {}
+        }
+    }
+
     /// Traces a step of a node that concerns no message (crash, restart, commit).
     fn trace_node(&mut self, kind: RecordKind, node: u32, aux: u64) {
         self.tracer.record(Record { time: self.now, kind, node, msg: 0, entity: 0, aux });
@@ -870,26 +885,24 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
                 Ev::Crash { fault } => {
                     let e = self.plan[fault as usize];
+                    self.trace_fault(RecordKind::FaultBegan, fault);
                     match e.kind {
                         PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
                         PlanKind::Skew(factor) => self.nodes[e.target as usize].clock = factor,
                         PlanKind::Pause => self.pause(e.target, e.heal),
-                        PlanKind::Network(i) => self.links.push(i),
+                        PlanKind::Network(i) => self.network_fault_began(i),
                         _ if (e.target as usize) < self.nodes.len() => self.crash(e.target),
                         _ => self.broker_crash(e.target - self.nodes.len() as u32),
                     }
                 }
                 Ev::Restart { fault } => {
                     let e = self.plan[fault as usize];
+                    self.trace_fault(RecordKind::FaultHealed, fault);
                     match e.kind {
                         PlanKind::Slow(_) => self.nodes[e.target as usize].slowdown = 1.0,
                         PlanKind::Skew(_) => self.nodes[e.target as usize].clock = 1.0,
                         PlanKind::Pause => self.resume(e.target),
-                        PlanKind::Network(i) => {
-                            if let Some(k) = self.links.iter().position(|&x| x == i) {
-                                self.links.remove(k);
-                            }
-                        }
+                        PlanKind::Network(i) => self.network_fault_healed(i),
                         _ if (e.target as usize) < self.nodes.len() => self.restart(e.target),
                         _ => self.broker_restart(e.target - self.nodes.len() as u32),
                     }
@@ -1237,6 +1250,7 @@ impl<'s, 't> World<'s, 't> {
         let l = &self.network_faults[i as usize];
         let name = |n: &u32| match *n {
             BUS => "bus".to_string(),
+            ANY => "all".to_string(),
             n => self.nodes.get(n as usize).map_or("?".to_string(), |x| x.name.clone()),
         };
         let side = |v: &Vec<u32>| v.iter().map(name).collect::<Vec<_>>().join(",");
@@ -1363,7 +1377,7 @@ impl<'s, 't> World<'s, 't> {
                 self.redelivered += 1;
                 self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
             }
-            let at = self.now + self.latency.sample(&mut self.network);
+            let at = self.now + self.latency.sample(&mut self.network) + self.transit_delay(d.node);
             self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
             if let Some(timeout) = self.ack_timeout
                 && !d.auto_ack
@@ -1661,12 +1675,16 @@ impl<'s, 't> World<'s, 't> {
             node.fetch_blocked = true;
             return false;
         }
+        let extra = if self.links.is_empty() { SimDuration::ZERO } else { self.transit_delay(n) };
+        let gp = &mut self.gparts[gp_id as usize];
+        let node = &mut self.nodes[n as usize];
         Self::fetch_next(
             gp,
             node,
             gp_id,
             n,
-            self.now,
+            // A fetch across a faulty link arrives as if sent later.
+            self.now + extra,
             &self.latency,
             &mut self.network,
             &mut self.queue,
@@ -2007,6 +2025,8 @@ impl<'s, 't> World<'s, 't> {
         gp.outstanding = 0;
         gp.position = gp.committed;
         gp.in_flight.clear();
+        // A new connection: nothing of the old one's fetches holds it back.
+        gp.last_arrival = SimTime::ZERO;
         // A transactional consumer's record of what it did is in its
         // database; anyone else's was in memory.
         if gp.policy != CommitPolicy::Transactional {
@@ -2017,10 +2037,12 @@ impl<'s, 't> World<'s, 't> {
     /// The group coordinator stops waiting for crashed member `n` and
     /// moves its partitions to the live members.
     fn session_expired(&mut self, n: u32, epoch: u32) {
-        let node = &mut self.nodes[n as usize];
-        if node.epoch != epoch || (node.up && !node.paused) || !node.member {
+        let node = &self.nodes[n as usize];
+        let heartbeating = node.up && !node.paused && !self.blocked(n, BUS);
+        if node.epoch != epoch || heartbeating || !node.member {
             return;
         }
+        let node = &mut self.nodes[n as usize];
         node.member = false;
         let service = node.service;
         self.rebalance(service);

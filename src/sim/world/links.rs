@@ -8,11 +8,21 @@
 //! drops, duplicates or delays what crosses one link. Drops and duplicates
 //! are drawn from the network stream.
 
-use super::World;
-use crate::sim::{Dist, SimDuration};
+use super::{Ev, World};
+use crate::sim::{Dist, SimDuration, SimTime};
 
 /// The bus as a link endpoint.
 pub(super) const BUS: u32 = u32::MAX - 1;
+
+/// Every endpoint (an isolated node is cut off from all of them).
+pub(super) const ANY: u32 = u32::MAX - 2;
+
+/// A transfer the network lost is sent again this much later (TCP
+/// retransmission, a consumer's fetch retry).
+const RETRANSMIT_AFTER: SimDuration = SimDuration(200_000_000);
+
+/// Retransmissions of one transfer, at most, before it waits for the heal.
+const RETRANSMITS_MAX: u32 = 100;
 
 /// A network fault of the plan.
 #[derive(Debug)]
@@ -23,7 +33,38 @@ pub(super) struct NetworkFault {
     pub drop: f64,
     pub duplicate: f64,
     pub delay: Option<Dist>,
+    /// Probability that a message is held back (and so overtaken), by a
+    /// delay drawn from `reorder_by`.
+    pub reorder: f64,
+    pub reorder_by: Dist,
     pub blocked: bool,
+    /// When it ends.
+    pub heal: SimTime,
+}
+
+impl NetworkFault {
+    /// A partition between two groups of endpoints, healing at `heal`.
+    pub fn partition(from: Vec<u32>, to: Vec<u32>, both_ways: bool, heal: SimTime) -> NetworkFault {
+        NetworkFault {
+            from,
+            to,
+            both_ways,
+            drop: 0.0,
+            duplicate: 0.0,
+            delay: None,
+            reorder: 0.0,
+            reorder_by: Dist::Const(SimDuration::ZERO),
+            blocked: true,
+            heal,
+        }
+    }
+
+    /// True if it acts on what travels from `from` to `to`.
+    #[inline]
+    fn covers(&self, from: u32, to: u32) -> bool {
+        let has = |set: &[u32], x: u32| set.contains(&x) || set.contains(&ANY);
+        (has(&self.from, from) && has(&self.to, to)) || (self.both_ways && has(&self.from, to) && has(&self.to, from))
+    }
 }
 
 /// What the network does to one message on one link.
@@ -53,9 +94,7 @@ impl World<'_, '_> {
         let mut c = Crossing::default();
         for k in 0..self.links.len() {
             let l = &self.network_faults[self.links[k] as usize];
-            let forward = l.from.contains(&from) && l.to.contains(&to);
-            let backward = l.both_ways && l.from.contains(&to) && l.to.contains(&from);
-            if !(forward || backward) {
+            if !l.covers(from, to) {
                 continue;
             }
             if l.blocked {
@@ -72,7 +111,80 @@ impl World<'_, '_> {
             if let Some(d) = &l.delay {
                 c.delay = c.delay + d.sample(&mut self.network);
             }
+            if l.reorder > 0.0 && self.network.unit() < l.reorder {
+                c.delay = c.delay + l.reorder_by.sample(&mut self.network);
+            }
         }
         c
+    }
+
+    /// True while a partition blocks what travels from `from` to `to`.
+    pub(super) fn blocked(&self, from: u32, to: u32) -> bool {
+        self.links.iter().any(|&i| {
+            let l = &self.network_faults[i as usize];
+            l.blocked && l.covers(from, to)
+        })
+    }
+
+    /// The extra time a transfer from the bus to node `n` takes over a
+    /// reliable connection (a queue delivery, a log fetch): what a faulty
+    /// link drops is sent again after [`RETRANSMIT_AFTER`], and behind a
+    /// partition it waits for the heal. Judged by the faults active now.
+    pub(super) fn transit_delay(&mut self, n: u32) -> SimDuration {
+        if self.links.is_empty() {
+            return SimDuration::ZERO;
+        }
+        let mut extra = SimDuration::ZERO;
+        for _ in 0..RETRANSMITS_MAX {
+            let c = self.cross_faulty(BUS, n);
+            if !c.lost {
+                return extra + c.delay;
+            }
+            if c.partitioned {
+                break;
+            }
+            extra = extra + RETRANSMIT_AFTER;
+        }
+        // Behind a partition (or a link that drops everything): after the heal.
+        let heal = self
+            .links
+            .iter()
+            .map(|&i| &self.network_faults[i as usize])
+            .filter(|l| l.covers(BUS, n) && (l.blocked || l.drop >= 1.0))
+            .map(|l| l.heal)
+            .max()
+            .unwrap_or(self.now);
+        (heal - self.now).max(extra) + RETRANSMIT_AFTER
+    }
+
+    /// Network fault `i` begins: a consumer it cuts off from the bus stops
+    /// heartbeating, and its group may move its partitions away.
+    pub(super) fn network_fault_began(&mut self, i: u32) {
+        self.links.push(i);
+        if self.session_timeout == SimDuration::ZERO {
+            return;
+        }
+        for n in 0..self.nodes.len() as u32 {
+            let node = &self.nodes[n as usize];
+            if node.up && !self.service_gps[node.service as usize].is_empty() && self.blocked(n, BUS) {
+                let epoch = node.epoch;
+                self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
+            }
+        }
+    }
+
+    /// Network fault `i` heals: consumers that lost their membership while
+    /// cut off rejoin their group.
+    pub(super) fn network_fault_healed(&mut self, i: u32) {
+        if let Some(k) = self.links.iter().position(|&x| x == i) {
+            self.links.remove(k);
+        }
+        for n in 0..self.nodes.len() as u32 {
+            let node = &self.nodes[n as usize];
+            if node.up && !node.paused && !node.member && node.joined && !self.blocked(n, BUS) {
+                self.nodes[n as usize].member = true;
+                self.rebalance(self.nodes[n as usize].service);
+            }
+        }
     }
 }
