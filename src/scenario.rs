@@ -1142,6 +1142,7 @@ impl Compiler<'_> {
                         schema::Seam::AfterStateWrite => Seam::AfterStateWrite,
                         schema::Seam::AfterPublish => Seam::AfterPublish,
                         schema::Seam::InOutboxRelay => Seam::InOutboxRelay,
+                        schema::Seam::Any => Seam::Any,
                     };
                     let service = services.iter().find(|sv| (0..sv.instances).any(|k| sv.node_name(k) == *node));
                     if seam == Seam::InOutboxRelay && service.is_some_and(|sv| sv.outbox.is_none()) {

@@ -521,6 +521,10 @@ pub enum Seam {
     AfterPublish = 3,
     /// In an outbox relay: after publishing a message, before marking it sent.
     InOutboxRelay = 4,
+    /// Any of the handler's seams (after the dedup write if the node keeps
+    /// a dedup store, after the state write, after the publish), drawn per
+    /// hit from the faults stream; never a crash's recorded place.
+    Any = 5,
 }
 
 impl Seam {
@@ -531,6 +535,7 @@ impl Seam {
             Seam::AfterStateWrite => "after-state-write",
             Seam::AfterPublish => "after-publish",
             Seam::InOutboxRelay => "in-outbox-relay",
+            Seam::Any => "any",
         }
     }
 

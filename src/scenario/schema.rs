@@ -587,6 +587,8 @@ pub enum Seam {
     AfterPublish,
     /// In the outbox relay, after publishing, before marking sent.
     InOutboxRelay,
+    /// Any seam of the handler, drawn per hit.
+    Any,
 }
 
 /// A fault.

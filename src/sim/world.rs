@@ -1141,17 +1141,18 @@ impl<'s, 't> World<'s, 't> {
         }
         // A crash point may cut the completion at its seam: the steps before
         // it happened, the ones after it did not.
-        let seam = if self.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
+        let hit = if self.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
+        let seam = hit.map(|h| h.0);
         if seam == Some(Seam::AfterDedup) {
             self.out = out;
-            return self.crash_at(n, seam, &job.msg);
+            return self.crash_at(n, hit, &job.msg);
         }
         if !duplicate && !failed {
             let outbox = self.sys.services[si].outbox.is_some();
             for &cmd in &out.commands {
                 if seam == Some(Seam::AfterStateWrite) && !outbox && matches!(cmd, Command::Emit { .. }) {
                     self.out = out;
-                    return self.crash_at(n, seam, &job.msg);
+                    return self.crash_at(n, hit, &job.msg);
                 }
                 self.apply(n, &job.msg, cmd);
             }
@@ -1160,7 +1161,7 @@ impl<'s, 't> World<'s, 't> {
         if seam.is_some() {
             // After the state change with nothing published, or after
             // everything: either way before the input is acknowledged.
-            return self.crash_at(n, seam, &job.msg);
+            return self.crash_at(n, hit, &job.msg);
         }
         if failed && self.failed(n, worker, job) {
             return;
@@ -1259,12 +1260,28 @@ impl<'s, 't> World<'s, 't> {
     }
 
     /// Counts message `msg` at node `n` for its crash points; the seam to
-    /// crash at, if one fires.
-    fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<Seam> {
-        self.crash_point_hit_at(n, msg, |s| s != Seam::InOutboxRelay)
+    /// crash at and for how long, if one fires.
+    fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<(Seam, SimDuration)> {
+        let hit = self.crash_point_hit_at(n, msg, |s| s != Seam::InOutboxRelay)?;
+        if hit.0 != Seam::Any {
+            return Some(hit);
+        }
+        // Any seam of the handler's completion that this node has.
+        let dedup = self.sys.services[self.nodes[n as usize].service as usize].dedup.is_some();
+        let seams: &[Seam] = if dedup {
+            &[Seam::AfterDedup, Seam::AfterStateWrite, Seam::AfterPublish]
+        } else {
+            &[Seam::AfterStateWrite, Seam::AfterPublish]
+        };
+        Some((seams[self.faults.below(seams.len() as u64) as usize], hit.1))
     }
 
-    fn crash_point_hit_at(&mut self, n: u32, _msg: &Message, seams: impl Fn(Seam) -> bool) -> Option<Seam> {
+    fn crash_point_hit_at(
+        &mut self,
+        n: u32,
+        _msg: &Message,
+        seams: impl Fn(Seam) -> bool,
+    ) -> Option<(Seam, SimDuration)> {
         let mut hit = None;
         for i in 0..self.crash_points.len() {
             let cp = &mut self.crash_points[i];
@@ -1280,18 +1297,13 @@ impl<'s, 't> World<'s, 't> {
                 hit = Some(i);
             }
         }
-        hit.map(|i| self.crash_points[i].seam)
+        hit.map(|i| (self.crash_points[i].seam, self.crash_points[i].down_for))
     }
 
     /// Node `n` crashes now, at `seam`, while handling `msg`; it restarts
     /// after its crash point's `down_for`.
-    fn crash_at(&mut self, n: u32, seam: Option<Seam>, msg: &Message) {
-        let Some(seam) = seam else { return };
-        let down_for = self
-            .crash_points
-            .iter()
-            .find(|c| c.node == n && c.seam == seam)
-            .map_or(SimDuration::SECOND, |c| c.down_for);
+    fn crash_at(&mut self, n: u32, hit: Option<(Seam, SimDuration)>, msg: &Message) {
+        let Some((seam, down_for)) = hit else { return };
         self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
         self.crash(n);
         let fault = self.plan.len() as u32;
@@ -1321,9 +1333,9 @@ impl<'s, 't> World<'s, 't> {
         while let Some(&msg) = self.nodes[n as usize].outbox.front() {
             self.publish(n, msg);
             if !self.crash_points.is_empty()
-                && let Some(seam) = self.crash_point_hit_at(n, &msg, |s| s == Seam::InOutboxRelay)
+                && let Some(hit) = self.crash_point_hit_at(n, &msg, |s| s == Seam::InOutboxRelay)
             {
-                return self.crash_at(n, Some(seam), &msg);
+                return self.crash_at(n, Some(hit), &msg);
             }
             self.nodes[n as usize].outbox.pop_front();
         }

@@ -145,3 +145,20 @@ fn every_fault_appears_in_the_trace_with_its_window() {
         .collect();
     assert_eq!(began, ["slow x3", "clock skew x2", "partition", "link"]);
 }
+
+#[test]
+fn a_crash_point_at_any_seam_hits_every_seam_the_handler_has() {
+    let text = TWO_CONSUMERS
+        .replace("FAULTS", r#"CrashAt(node: "inventory-1", seam: Any, probability: 0.01, down_for: "1s")"#)
+        .replace(
+            r#"Service(name: "inventory", instances: 2,"#,
+            r#"Service(name: "inventory", dedup: Durable(window: 100000), instances: 2,"#,
+        );
+    let rs = records(&system(&text), 1);
+    let mut seams: Vec<u64> = rs.iter().filter(|r| r.kind == RecordKind::CrashPoint).map(|r| r.aux).collect();
+    assert!(seams.len() > 20, "{}", seams.len());
+    seams.sort();
+    seams.dedup();
+    // After the dedup write, after the state write, after the publish.
+    assert_eq!(seams, [1, 2, 3]);
+}
