@@ -79,6 +79,7 @@ pub struct Checker {
     watch_kinds: Vec<Vec<(u16, u8)>>,
     watch_effects: Vec<Vec<(u16, u8)>>,
     watch_states: Vec<Vec<(u16, u8)>>,
+    watch_accepted: Vec<Vec<(u16, u8)>>,
     /// Some rule watches published kinds (the kernel asks before reporting them).
     pub watches_kinds: bool,
 }
@@ -128,6 +129,7 @@ impl Checker {
             }
         }
         let (mut watch_kinds, mut watch_effects, mut watch_states) = (Vec::new(), Vec::new(), Vec::new());
+        let mut watch_accepted = Vec::new();
         let mut rules = Vec::new();
         for inv in invariants {
             let (first, second): (Vec<Event>, Vec<Event>) = match inv {
@@ -142,6 +144,7 @@ impl Checker {
                         Event::Kind(k) => (&mut watch_kinds, k.0 as usize),
                         Event::Effect(x) => (&mut watch_effects, x.0 as usize),
                         Event::State(x) => (&mut watch_states, usize::from(x)),
+                        Event::Accepted => (&mut watch_accepted, 0),
                     };
                     if table.len() <= i {
                         table.resize(i + 1, Vec::new());
@@ -185,6 +188,7 @@ impl Checker {
             watch_kinds,
             watch_effects,
             watch_states,
+            watch_accepted,
         }
     }
 
@@ -302,6 +306,9 @@ impl Checker {
             && r.accepted_at == SimTime::NEVER
         {
             r.accepted_at = now;
+            if !self.watch_accepted.is_empty() {
+                Self::observe(&mut self.rules, &self.watch_accepted, 0, entity, now);
+            }
         }
     }
 

@@ -258,6 +258,9 @@ impl Compiler<'_> {
                 handlers.chain(machine).collect::<Vec<_>>()
             })
             .collect();
+        if name == "accepted" {
+            return Some(Event::Accepted);
+        }
         if let Some(state) = name.strip_prefix("state ") {
             if states.contains(&state) {
                 return Some(Event::State(names.state(state)));
@@ -275,7 +278,7 @@ impl Compiler<'_> {
         let known = emitted.iter().chain(effects).copied();
         let help = suggest(name, known)
             .map(|x| format!("did you mean `{x}`?"))
-            .unwrap_or_else(|| "name a kind some handler emits, an effect, or `state NAME`".into());
+            .unwrap_or_else(|| "name a kind some handler emits, an effect, `state NAME` or `accepted`".into());
         self.err(path, format!("`{name}` is neither a published kind nor an effect"), Some(help));
         None
     }

@@ -670,6 +670,8 @@ pub enum Event {
     Effect(EffectId),
     /// Its state machine enters this state.
     State(u16),
+    /// It is accepted (the workload's entry service took it).
+    Accepted,
 }
 
 impl Event {
@@ -679,6 +681,7 @@ impl Event {
             Event::Kind(k) => names.kind_name(k).to_string(),
             Event::Effect(e) => names.effect_name(e).to_string(),
             Event::State(s) => format!("state {}", names.state_name(s)),
+            Event::Accepted => "accepted".to_string(),
         }
     }
 }

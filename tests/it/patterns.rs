@@ -262,3 +262,20 @@ fn funds_that_arrive_after_the_deadline_must_be_refunded() {
     let end = rule.example.as_ref().unwrap().lines.last().unwrap();
     assert!(end.contains("funds-held happened to escrow") && end.contains("never followed"), "{end}");
 }
+
+#[test]
+fn a_synchronous_call_refuses_orders_during_an_outage_and_a_message_delays_them() {
+    let sync = bundled("checkout-sync.ron");
+    let not_sync = bundled("checkout-async.ron");
+    assert_eq!(sync.metrics.requests, not_sync.metrics.requests);
+    // Sync: nothing waits, but the outage's orders are never paid.
+    let paid = &sync.invariants[0];
+    assert_eq!(paid.name, "accepted leads-to OrderPaid within 2m00.000s");
+    let failed = sync.metrics.calls.failed;
+    assert!(!paid.holds && paid.violations == failed && (2_500..3_500).contains(&failed), "{failed}");
+    assert!(sync.metrics.e2e_latency_s.max < 2.0);
+    // Async: every order is paid, the outage's a minute late.
+    assert!(not_sync.all_hold(), "{:?}", not_sync.invariants);
+    assert!(not_sync.metrics.e2e_latency_s.max > 55.0);
+    assert!(not_sync.metrics.calls.is_empty());
+}
