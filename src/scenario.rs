@@ -1361,6 +1361,25 @@ impl Compiler<'_> {
             }
         }
 
+        // The checker follows at most 16 effects per entity (a bit each).
+        let mut followed: Vec<crate::service::EffectId> = invariants
+            .iter()
+            .flat_map(|inv| match inv {
+                InvariantSpec::NoDuplicateEffects { effect } => vec![*effect],
+                InvariantSpec::SagaAtomicity { steps, .. } => steps.iter().flat_map(|(d, u)| [*d, *u]).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        followed.sort();
+        followed.dedup();
+        if followed.len() > 16 {
+            self.err(
+                &[P::F("invariants")],
+                format!("the invariants follow {} effects", followed.len()),
+                Some("at most 16 distinct effects across no-duplicate-effects and saga-atomicity".into()),
+            );
+        }
+
         let (duration, bus, gap, start, stop, target) = (duration?, bus?, gap?, start?, stop?, target?);
         if !self.problems.is_empty() {
             return None;

@@ -158,8 +158,19 @@ fn several_problems_are_reported_together_in_file_order() {
 
 #[test]
 fn no_mutation_of_a_scenario_makes_it_panic() {
+    for (file, mutants) in [
+        ("orders-ephemeral.ron", 1500),
+        ("circuit-breaker.ron", 200),
+        ("escrow-deadlines.ron", 200),
+        ("saga-compensation.ron", 200),
+    ] {
+        mutate_and_run(file, mutants);
+    }
+}
+
+fn mutate_and_run(file: &str, mutants: usize) {
     // Byte-level mutations (deterministic): parse errors or valid systems, never a panic.
-    let base = scenario_text("orders-ephemeral.ron").into_bytes();
+    let base = scenario_text(file).into_bytes();
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = || {
         state ^= state << 13;
@@ -168,7 +179,7 @@ fn no_mutation_of_a_scenario_makes_it_panic() {
         state
     };
     let alphabet = b"()[]{},:\"0123456789-./aemsz_ \n";
-    for _ in 0..1500 {
+    for _ in 0..mutants {
         let mut bytes = base.clone();
         for _ in 0..=(next() % 3) {
             let i = (next() as usize) % bytes.len();
