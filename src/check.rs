@@ -45,6 +45,22 @@ pub struct Verdict {
     pub(crate) example_entity: Option<EntityId>,
 }
 
+impl Verdict {
+    /// The verdict of a liveness-style check: `violations` entities broke
+    /// it, `counts` explain it, `unresolved` could not be judged yet.
+    fn judged(
+        name: String,
+        violations: u64,
+        counts: &[(&'static str, u64)],
+        unresolved: u64,
+        example: Option<EntityId>,
+    ) -> Verdict {
+        let mut counts: BTreeMap<&'static str, u64> = counts.iter().copied().collect();
+        counts.insert("unresolved_at_end", unresolved);
+        Verdict { name, holds: violations == 0, violations, counts, example: None, example_entity: example }
+    }
+}
+
 /// The causal chain of one entity, in a few readable lines.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Story {
@@ -512,12 +528,8 @@ impl Checker {
                 example.get_or_insert(EntityId(i as u64 + 1));
             }
         }
-        let mut counts = BTreeMap::new();
-        counts.insert("done", done);
-        counts.insert("compensated", compensated);
-        counts.insert("half_done", partial);
-        counts.insert("unresolved_at_end", unresolved);
-        Verdict { name, holds: partial == 0, violations: partial, counts, example: None, example_entity: example }
+        let counts = [("done", done), ("compensated", compensated), ("half_done", partial)];
+        Verdict::judged(name, partial, &counts, unresolved, example)
     }
 
     fn judge_leads_to(name: String, rule: &Rule, within: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
@@ -543,20 +555,8 @@ impl Checker {
                 example.get_or_insert(EntityId(i as u64 + 1));
             }
         }
-        let mut counts = BTreeMap::new();
-        counts.insert("started", started);
-        counts.insert("followed_in_time", followed);
-        counts.insert("late", late);
-        counts.insert("never", never);
-        counts.insert("unresolved_at_end", unresolved);
-        Verdict {
-            name,
-            holds: late + never == 0,
-            violations: late + never,
-            counts,
-            example: None,
-            example_entity: example,
-        }
+        let counts = [("started", started), ("followed_in_time", followed), ("late", late), ("never", never)];
+        Verdict::judged(name, late + never, &counts, unresolved, example)
     }
 
     fn judge_never_without(name: String, rule: &Rule) -> Verdict {
@@ -572,10 +572,9 @@ impl Checker {
                 example.get_or_insert(EntityId(i as u64 + 1));
             }
         }
-        let mut counts = BTreeMap::new();
-        counts.insert("happened", happened);
-        counts.insert("without_prior", alone);
-        Verdict { name, holds: alone == 0, violations: alone, counts, example: None, example_entity: example }
+        let mut v = Verdict::judged(name, alone, &[("happened", happened), ("without_prior", alone)], 0, example);
+        v.counts.remove("unresolved_at_end");
+        v
     }
 
     /// When a business rule's two events happened to `entity` (for stories).
@@ -622,23 +621,12 @@ impl Checker {
                 example.get_or_insert(EntityId(i as u64 + 1));
             }
         }
-        let mut counts = BTreeMap::new();
-        counts.insert("accepted", accepted);
-        counts.insert("completed_in_time", completed);
-        counts.insert("lost", lost);
-        counts.insert("late", late);
-        counts.insert("unresolved_at_end", unresolved);
+        let counts = [("accepted", accepted), ("completed_in_time", completed), ("lost", lost), ("late", late)];
+        let mut v = Verdict::judged(name, lost + late, &counts, unresolved, example);
         if parked > 0 {
-            counts.insert("dead_lettered", parked);
+            v.counts.insert("dead_lettered", parked);
         }
-        Verdict {
-            name,
-            holds: lost + late == 0,
-            violations: lost + late,
-            counts,
-            example: None,
-            example_entity: example,
-        }
+        v
     }
 
     /// When the entity was accepted and reached a terminal state.

@@ -1215,18 +1215,6 @@ impl Compiler<'_> {
         for (i, inv) in s.invariants.iter().enumerate() {
             let iat = |f: &'static str| [P::F("invariants"), P::I(i), P::F(f)];
             match inv {
-                schema::Invariant::TerminalWithin { entity: e, within } => {
-                    if e != entity {
-                        self.err(
-                            &iat("entity"),
-                            format!("the workload creates `{entity}`, not `{e}`"),
-                            Some(format!("did you mean `{entity}`?")),
-                        );
-                    }
-                    if let Some(within) = self.duration(&iat("within"), within) {
-                        invariants.push(InvariantSpec::TerminalWithin { entity: e.clone(), within });
-                    }
-                }
                 schema::Invariant::SagaAtomicity { steps, deadline_after_heal } => {
                     if steps.is_empty() {
                         self.err(&iat("steps"), "a saga needs at least one step", None);
@@ -1271,7 +1259,8 @@ impl Compiler<'_> {
                         invariants.push(InvariantSpec::NeverWithout { event, prior });
                     }
                 }
-                schema::Invariant::NoLostEntities { entity: e, deadline_after_heal } => {
+                schema::Invariant::NoLostEntities { entity: e, deadline_after_heal: d }
+                | schema::Invariant::TerminalWithin { entity: e, within: d } => {
                     if e != entity {
                         self.err(
                             &iat("entity"),
@@ -1279,8 +1268,14 @@ impl Compiler<'_> {
                             Some(format!("did you mean `{entity}`?")),
                         );
                     }
-                    if let Some(d) = self.duration(&iat("deadline_after_heal"), deadline_after_heal) {
-                        invariants.push(InvariantSpec::NoLostEntities { entity: e.clone(), deadline_after_heal: d });
+                    let within = matches!(inv, schema::Invariant::TerminalWithin { .. });
+                    let field = if within { "within" } else { "deadline_after_heal" };
+                    if let Some(d) = self.duration(&iat(field), d) {
+                        invariants.push(if within {
+                            InvariantSpec::TerminalWithin { entity: e.clone(), within: d }
+                        } else {
+                            InvariantSpec::NoLostEntities { entity: e.clone(), deadline_after_heal: d }
+                        });
                     }
                 }
                 schema::Invariant::NoDuplicateEffects { effect } => {
