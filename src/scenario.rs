@@ -1050,10 +1050,23 @@ impl Compiler<'_> {
                 | schema::Fault::RandomPauses { nodes, mtbf, mttr, from, until }
                 | schema::Fault::RandomPartitions { nodes, mtbf, mttr, from, until }
                 | schema::Fault::RandomClockSkews { nodes, mtbf, mttr, from, until, .. }
+                | schema::Fault::RandomLossyLinks { nodes, mtbf, mttr, from, until, .. }
                 | schema::Fault::RandomSlowdowns { nodes, mtbf, mttr, from, until, .. } => {
                     let what = match f {
                         schema::Fault::RandomPauses { .. } => RandomFault::Pause,
                         schema::Fault::RandomPartitions { .. } => RandomFault::Isolate,
+                        schema::Fault::RandomLossyLinks { drop, duplicate, delay, .. } => {
+                            for (field, p) in [("drop", drop), ("duplicate", duplicate)] {
+                                if !(0.0..=1.0).contains(p) {
+                                    self.err(&fat(field), format!("probability {p} is not in [0, 1]"), None);
+                                }
+                            }
+                            let delay = match delay {
+                                Some(d) => self.duration(&fat("delay"), d).unwrap_or(SimDuration::ZERO),
+                                None => SimDuration::ZERO,
+                            };
+                            RandomFault::Lossy { drop: *drop, duplicate: *duplicate, delay }
+                        }
                         schema::Fault::RandomSlowdowns { factor, .. } => {
                             if !(factor.is_finite() && (1.0..=1000.0).contains(factor)) {
                                 let help = Some("expected 1 to 1000".to_string());
@@ -1131,6 +1144,7 @@ impl Compiler<'_> {
                 | schema::Fault::RandomPauses { .. }
                 | schema::Fault::RandomPartitions { .. }
                 | schema::Fault::RandomClockSkews { .. }
+                | schema::Fault::RandomLossyLinks { .. }
                 | schema::Fault::RandomSlowdowns { .. }
                 | schema::Fault::ClockSkew { .. }
                 | schema::Fault::Slow { .. }

@@ -503,6 +503,17 @@ pub enum RandomFault {
     /// The node is cut off from every other node and the bus, both ways (a
     /// network partition around it).
     Isolate,
+    /// Everything the node sends or receives is dropped with probability
+    /// `drop`, duplicated with probability `duplicate`, and delayed by an
+    /// exponential time of mean `delay` (zero for none).
+    Lossy {
+        /// Probability that a message is lost.
+        drop: f64,
+        /// Probability that a message arrives twice.
+        duplicate: f64,
+        /// Mean extra latency.
+        delay: SimDuration,
+    },
 }
 
 /// A named point inside the completion of a handler, where a crash hits

@@ -738,6 +738,30 @@ pub enum Fault {
         #[serde(default)]
         until: Option<String>,
     },
+    /// Each node's links (to everything, both ways) turn lossy again and again.
+    RandomLossyLinks {
+        /// Node names.
+        nodes: Vec<String>,
+        /// Probability that a message is lost.
+        #[serde(default)]
+        drop: f64,
+        /// Probability that a message arrives twice.
+        #[serde(default)]
+        duplicate: f64,
+        /// Mean extra latency (exponential), default none.
+        #[serde(default)]
+        delay: Option<String>,
+        /// Mean time between lossy spells.
+        mtbf: String,
+        /// Mean length of a lossy spell.
+        mttr: String,
+        /// No spell before this (default 0s).
+        #[serde(default)]
+        from: Option<String>,
+        /// No spell at or after this (default: the end of the run).
+        #[serde(default)]
+        until: Option<String>,
+    },
     /// Each node's clock runs off again and again.
     RandomClockSkews {
         /// Node names.

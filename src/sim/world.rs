@@ -667,7 +667,7 @@ impl<'s, 't> World<'s, 't> {
                         RandomFault::Slow(factor) => PlanKind::Slow(*factor),
                         RandomFault::Skew(factor) => PlanKind::Skew(*factor),
                         // One network fault per spell, below.
-                        RandomFault::Isolate => PlanKind::Network(0),
+                        RandomFault::Isolate | RandomFault::Lossy { .. } => PlanKind::Network(0),
                     };
                     for name in names {
                         let n = target(name, kind == PlanKind::Crash)?;
@@ -682,8 +682,14 @@ impl<'s, 't> World<'s, 't> {
                             let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
                             let kind = match kind {
                                 PlanKind::Network(_) => {
-                                    // Cut off from every other node and the bus, both ways.
-                                    network_faults.push(NetworkFault::partition(vec![n], vec![ANY], true, heal));
+                                    // Every link of the node, both ways: cut, or lossy.
+                                    let mut fault = NetworkFault::partition(vec![n], vec![ANY], true, heal);
+                                    if let RandomFault::Lossy { drop, duplicate, delay } = *what {
+                                        fault.blocked = false;
+                                        (fault.drop, fault.duplicate) = (drop, duplicate);
+                                        fault.delay = (delay > SimDuration::ZERO).then_some(Dist::Exp { mean: delay });
+                                    }
+                                    network_faults.push(fault);
                                     PlanKind::Network(network_faults.len() as u32 - 1)
                                 }
                                 other => other,

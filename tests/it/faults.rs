@@ -106,12 +106,13 @@ fn a_reordering_link_lets_later_messages_overtake_earlier_ones() {
 }
 
 #[test]
-fn random_partitions_and_clock_skews_come_from_the_seed_and_are_listed() {
+fn random_partitions_lossy_links_and_clock_skews_come_from_the_seed_and_are_listed() {
     let sys = system(&scenario_text("swarm.ron"));
     let plan = |seed| run(&sys, seed).unwrap().faults;
     let (a, b) = (plan(3), plan(3));
     assert_eq!(a, b);
     assert!(a.iter().any(|f| f.kind == "partition" && f.node.ends_with(" <-> all")), "{a:?}");
+    assert!(a.iter().any(|f| f.kind == "link" && f.node.ends_with(" <-> all")), "{a:?}");
     assert!(a.iter().any(|f| f.kind == "clock skew x0.5" && f.node == "order-1"));
     assert!(a.iter().any(|f| f.kind == "clock skew x2" && f.node == "order-1"));
     assert_ne!(a, plan(4));
