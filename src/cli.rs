@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use crate::outcome::{Outcome, StopReason};
 use crate::scenario::{self, ScenarioError};
 use crate::sim::{self, RunOptions, SetupError, SimDuration, SimTime};
+use crate::sweep::{SeedRange, Shard, Summary, Tally, Timing};
 use crate::trace::JsonLines;
 
 /// Exit codes.
@@ -58,6 +59,37 @@ enum Command {
         /// The scenario file (RON).
         file: PathBuf,
     },
+    /// Run a scenario under every seed of a range, in parallel, and count the seeds that fail
+    /// each invariant (exit 0 none failed, 1 some did, 2 bad input, 130 interrupted).
+    Sweep {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// The seeds, `A..B` (B excluded).
+        #[arg(long, value_name = "A..B")]
+        seeds: SeedRange,
+        /// Threads (default: every core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only the K-th of N slices of the range (from 1), for a cluster or a CI matrix.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+        /// Also write the sweep's mergeable results into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Combine the results that sweeps and shards wrote with `--out` into the summary one sweep
+    /// over their whole range gives (exit 0, 1 or 2 as `sweep`).
+    Merge {
+        /// Directories (or `.tally.json` files) written by `sweep --out`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print one JSON object instead of the human summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure the kernel: events per second on the order pipeline against a bare heap loop.
     Bench {
         /// Events per measured run.
@@ -89,7 +121,21 @@ pub enum CliError {
         /// The cause.
         source: io::Error,
     },
+    /// An input file (other than a scenario) cannot be read or is malformed.
+    #[error("error: {path}: {message}")]
+    Input {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Shard results do not merge.
+    #[error("error: {0}")]
+    Merge(#[from] crate::sweep::MergeError),
 }
+
+/// Exit code of an interrupted sweep (128 + SIGINT, as shells do).
+pub const INTERRUPTED: u8 = 130;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -127,6 +173,10 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
             );
             Ok(exit::OK)
         }
+        Command::Sweep { file, seeds, jobs, shard, json, out } => {
+            sweep(&file, seeds, jobs, shard, json, out.as_deref())
+        }
+        Command::Merge { paths, json } => merge(&paths, json),
         Command::Bench { events, repeat, json } => {
             let report = crate::bench::run(events, repeat.max(1));
             if json {
@@ -240,7 +290,169 @@ fn stop_text(s: &StopReason) -> String {
     }
 }
 
-fn thousands(n: u64) -> String {
+fn sweep(
+    file: &Path,
+    seeds: SeedRange,
+    jobs: Option<usize>,
+    shard: Option<Shard>,
+    json: bool,
+    out: Option<&Path>,
+) -> Result<u8, CliError> {
+    use std::io::IsTerminal;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let path = file.to_string_lossy().into_owned();
+    let src = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
+    let loaded = scenario::parse(&path, &src)?;
+    let system = &loaded.system;
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(src.as_bytes()));
+    let range = shard.map_or(seeds, |s| seeds.shard(s));
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 1024);
+    if let Some(dir) = out {
+        fs::create_dir_all(dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
+    }
+    // The first seed alone: a system that cannot be set up fails here, once.
+    sim::run_bare(system, range.start)?;
+
+    // Ctrl-C stops the sweep after the seeds under way; a second one ends the process.
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ =
+        signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, INTERRUPTED.into(), stop.clone());
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
+
+    let (done, failing) = (AtomicU64::new(0), AtomicU64::new(0));
+    let progress = |d: u64, f: u64| {
+        done.store(d, Ordering::Relaxed);
+        failing.store(f, Ordering::Relaxed);
+    };
+    let show_progress = !json && io::stderr().is_terminal();
+    let finished = AtomicBool::new(false);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "wall-clock rate and progress for the user; never reaches a simulation"
+    )]
+    let started = std::time::Instant::now();
+    let result = std::thread::scope(|scope| {
+        if show_progress {
+            scope.spawn(|| {
+                while !finished.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let (d, f) = (done.load(Ordering::Relaxed), failing.load(Ordering::Relaxed));
+                    eprint!("\r\x1b[K{}", progress_line(d, f, range.len(), started.elapsed()));
+                }
+                eprint!("\r\x1b[K");
+            });
+        }
+        let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop: &stop };
+        let r = crate::sweep::sweep(system, &path, &hash, range, &opts);
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    let (tally, complete) = result?;
+    let timing = Timing { wall_ms: started.elapsed().as_millis() as u64, jobs };
+    let summary = Summary::of(&tally, complete, Some(timing));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        print!("{}", summary.render());
+    }
+    if let Some(dir) = out {
+        if complete {
+            let dest = dir.join(format!("{}-{}-{}.tally.json", tally.scenario, tally.range.start, tally.range.end));
+            let (atomic, mut f) = AtomicFile::create(&dest)?;
+            let written = serde_json::to_writer(&mut f, &tally).map_err(io::Error::other).and_then(|_| {
+                use std::io::Write;
+                f.write_all(b"\n")?;
+                f.sync_all()
+            });
+            match written {
+                Ok(()) => atomic.commit()?,
+                Err(source) => {
+                    atomic.abandon();
+                    return Err(CliError::Output { path: dest.display().to_string(), source });
+                }
+            }
+            eprintln!("results of seeds {} written to {}", tally.range, dest.display());
+        } else {
+            eprintln!("interrupted: no results written to {}", dir.display());
+        }
+    }
+    if tally.stopped_at_limit > 0 {
+        eprintln!(
+            "warning: {} seeds stopped at a limit (events_max or entities_max); their verdicts cover part of the run",
+            tally.stopped_at_limit
+        );
+    }
+    Ok(if !complete {
+        INTERRUPTED
+    } else if tally.failing > 0 {
+        exit::VIOLATION
+    } else {
+        exit::OK
+    })
+}
+
+/// `[####      ] 1,234/10,000 seeds  412.0 seeds/s  3 failing  ETA 21s`
+fn progress_line(done: u64, failing: u64, total: u64, elapsed: Duration) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(WIDTH);
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+    let eta = if rate > 0.0 { format!("{:.0}s", total.saturating_sub(done) as f64 / rate) } else { "?".into() };
+    format!(
+        "[{}{}] {}/{} seeds  {rate:.1} seeds/s  {} failing  ETA {eta}",
+        "#".repeat(filled as usize),
+        " ".repeat((WIDTH - filled) as usize),
+        thousands(done),
+        thousands(total),
+        thousands(failing)
+    )
+}
+
+fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = fs::read_dir(p)
+                .map_err(|e| CliError::Input { path: p.display().to_string(), message: e.to_string() })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.to_string_lossy().ends_with(".tally.json"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(CliError::Input {
+                    path: p.display().to_string(),
+                    message: "no .tally.json files here (write them with `faultline sweep ... --out DIR`)".into(),
+                });
+            }
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut tallies = Vec::new();
+    for f in &files {
+        let text = fs::read_to_string(f)
+            .map_err(|e| CliError::Input { path: f.display().to_string(), message: e.to_string() })?;
+        let t: Tally = serde_json::from_str(&text).map_err(|e| CliError::Input {
+            path: format!("{}:{}:{}", f.display(), e.line(), e.column()),
+            message: format!("not the results of `faultline sweep --out`: {e}"),
+        })?;
+        tallies.push(t);
+    }
+    let tally = Tally::merge(tallies)?;
+    let summary = Summary::of(&tally, true, None);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        print!("{}", summary.render());
+    }
+    Ok(if tally.failing > 0 { exit::VIOLATION } else { exit::OK })
+}
+
+/// `12345` as `12,345`.
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

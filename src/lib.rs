@@ -85,5 +85,6 @@ pub mod scenario;
 pub mod service;
 pub mod sim;
 mod story;
+pub mod sweep;
 pub mod system;
 pub mod trace;

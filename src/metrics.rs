@@ -1,6 +1,6 @@
 //! Fixed-size measurements: memory does not grow with the number of samples.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const SUB_BITS: u32 = 4;
 const SUB: usize = 1 << SUB_BITS;
@@ -10,7 +10,8 @@ const BUCKETS: usize = SUB * 61;
 /// A log-linear histogram of non-negative integers (nanoseconds): 16
 /// buckets per power of two, so any percentile is within about 3% of the
 /// truth. The mean, minimum and maximum are exact.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "HistogramData", try_from = "HistogramData")]
 pub struct Histogram {
     counts: Box<[u64; BUCKETS]>,
     count: u64,
@@ -43,6 +44,44 @@ fn bucket_range(i: usize) -> (u64, u64) {
         let e = (i / SUB - 1) as u32;
         let m = (i % SUB + SUB) as u64;
         (m << e, 1 << e)
+    }
+}
+
+/// A histogram as files keep it: the non-empty buckets only.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistogramData {
+    /// (bucket, count) of the non-empty buckets, in bucket order.
+    buckets: Vec<(u16, u64)>,
+    count: u64,
+    /// The exact sum, as decimal digits (JSON numbers stop at 2^53).
+    sum: String,
+    min: u64,
+    max: u64,
+}
+
+impl From<Histogram> for HistogramData {
+    fn from(h: Histogram) -> HistogramData {
+        let buckets = h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as u16, *c)).collect();
+        HistogramData { buckets, count: h.count, sum: h.sum.to_string(), min: h.min, max: h.max }
+    }
+}
+
+impl TryFrom<HistogramData> for Histogram {
+    type Error = String;
+    fn try_from(d: HistogramData) -> Result<Histogram, String> {
+        let mut h = Histogram::default();
+        for (i, c) in d.buckets {
+            let slot = h.counts.get_mut(usize::from(i)).ok_or_else(|| format!("bucket {i} out of range"))?;
+            *slot = c;
+        }
+        if h.counts.iter().sum::<u64>() != d.count {
+            return Err("bucket counts do not add up to the count".into());
+        }
+        h.count = d.count;
+        h.sum = d.sum.parse().map_err(|_| format!("bad sum {:?}", d.sum))?;
+        (h.min, h.max) = (d.min, d.max);
+        Ok(h)
     }
 }
 
@@ -158,6 +197,19 @@ mod tests {
         assert!((p99 / 99_000_000.0 - 1.0).abs() < 0.04, "{p99}");
         assert_eq!(h.mean(), 50_000_500.0);
         assert_eq!(h.quantile(1.0), 100_000_000);
+    }
+
+    #[test]
+    fn a_histogram_survives_json() {
+        let mut h = Histogram::default();
+        for v in [0, 3, 17, 1_000_000, u64::MAX / 3] {
+            h.record(v);
+        }
+        let back: Histogram = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+        assert!(
+            serde_json::from_str::<Histogram>(r#"{"buckets":[[0,2]],"count":1,"sum":"0","min":0,"max":0}"#).is_err()
+        );
     }
 
     #[test]

@@ -2254,6 +2254,14 @@ fn run_once<'t>(sys: &System, seed: u64, tracer: Tracer<'t>) -> Result<(Outcome,
     Ok((outcome, checker, story))
 }
 
+/// Runs `sys` under `seed` with no story and no trace: the outcome (its
+/// verdicts name an example entity but carry no story) and the histogram of
+/// end-to-end latencies, for sweeps over many seeds.
+pub fn run_bare(sys: &System, seed: u64) -> Result<(Outcome, crate::metrics::Histogram), SetupError> {
+    let (outcome, checker, _) = run_once(sys, seed, Tracer::new())?;
+    Ok((outcome, checker.latency().clone()))
+}
+
 /// Runs `sys` under `seed`: the outcome, with a story for each violated
 /// invariant (told from a second, focused run of the same seed, so the first
 /// run keeps nothing per event).

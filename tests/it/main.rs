@@ -10,4 +10,5 @@ mod patterns;
 mod props;
 mod scenarios;
 mod support;
+mod sweep;
 mod validation;
