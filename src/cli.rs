@@ -90,6 +90,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shrink a failing run to a smaller scenario that still fails under the same seed (exit 0
+    /// when a reproducer was written, 2 when the seed does not fail or the input is bad).
+    Shrink {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        /// Where to write the smaller scenario.
+        #[arg(long, value_name = "MIN.ron")]
+        out: PathBuf,
+        /// The invariant that must keep failing (default: the first that fails).
+        #[arg(long)]
+        invariant: Option<String>,
+    },
     /// Measure the kernel: events per second on the order pipeline against a bare heap loop.
     Bench {
         /// Events per measured run.
@@ -129,6 +144,9 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// There is nothing to shrink.
+    #[error("error: {0}")]
+    Shrink(#[from] crate::shrink::ShrinkError),
     /// Shard results do not merge.
     #[error("error: {0}")]
     Merge(#[from] crate::sweep::MergeError),
@@ -177,6 +195,7 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
             sweep(&file, seeds, jobs, shard, json, out.as_deref())
         }
         Command::Merge { paths, json } => merge(&paths, json),
+        Command::Shrink { file, seed, out, invariant } => shrink(&file, seed, &out, invariant.as_deref()),
         Command::Bench { events, repeat, json } => {
             let report = crate::bench::run(events, repeat.max(1));
             if json {
@@ -391,6 +410,43 @@ fn sweep(
     } else {
         exit::OK
     })
+}
+
+fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result<u8, CliError> {
+    let path = file.to_string_lossy().into_owned();
+    let loaded = scenario::load(&path)?;
+    // Fail early on an unwritable destination, before the work.
+    let (atomic, mut f) = AtomicFile::create(out)?;
+    #[expect(clippy::disallowed_methods, reason = "wall-clock time for the user; never reaches a simulation")]
+    let started = std::time::Instant::now();
+    let shrunk = match crate::shrink::shrink(&loaded.scenario, seed, invariant) {
+        Ok(s) => s,
+        Err(e) => {
+            atomic.abandon();
+            return Err(e.into());
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    let text = crate::shrink::render(&shrunk, &path, &out.display().to_string(), seed, secs);
+    let written = {
+        use std::io::Write;
+        f.write_all(text.as_bytes()).and_then(|_| f.sync_all())
+    };
+    if let Err(source) = written {
+        atomic.abandon();
+        return Err(CliError::Output { path: out.display().to_string(), source });
+    }
+    atomic.commit()?;
+    println!(
+        "shrunk {path} under seed {seed} in {secs:.1} s: {} reductions kept of {} candidates tried",
+        shrunk.kept.len(),
+        shrunk.tried
+    );
+    for k in &shrunk.kept {
+        println!("  - {k}");
+    }
+    println!("{} still fails {}: faultline run {}", out.display(), shrunk.invariant, out.display());
+    Ok(exit::OK)
 }
 
 /// `[####      ] 1,234/10,000 seeds  412.0 seeds/s  3 failing  ETA 21s`

@@ -83,6 +83,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod scenario;
 pub mod service;
+pub mod shrink;
 pub mod sim;
 mod story;
 pub mod sweep;

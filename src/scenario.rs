@@ -84,6 +84,17 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
     Ok(Loaded { file: file.to_string(), scenario, system: system.expect("no problems means a system") })
 }
 
+/// A scenario as RON text that [`parse`] reads back to the same scenario:
+/// fields at their defaults are left out.
+pub fn to_ron(s: &Scenario) -> String {
+    let config = ron::ser::PrettyConfig::new()
+        .indentor("    ".to_string())
+        .struct_names(true)
+        .depth_limit(4)
+        .extensions(ron::extensions::Extensions::IMPLICIT_SOME);
+    ron::ser::to_string_pretty(s, config).expect("a scenario serializes")
+}
+
 /// One step of a path into the scenario, owned.
 #[derive(Clone, Copy)]
 enum P {

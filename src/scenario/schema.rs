@@ -4,19 +4,21 @@
 //! them so that every error can point at the value in the file. No
 //! `untagged` or `flatten`: they would ruin serde's error messages.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A scenario file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Short name, used in reports and commands.
     pub name: String,
     /// The question the scenario answers, in one sentence.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub question: String,
     /// The seed used when `--seed` is not given.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub seed: u64,
     /// End of simulated time, e.g. `"20m"`.
     pub duration: String,
@@ -28,17 +30,20 @@ pub struct Scenario {
     pub workload: Workload,
     /// The fault plan.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub faults: Vec<Fault>,
     /// The invariants.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub invariants: Vec<Invariant>,
     /// Limits on the run.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub limits: Limits,
 }
 
 /// The bus.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Bus {
     /// Fire-and-forget pub/sub.
@@ -50,26 +55,33 @@ pub enum Bus {
     Log {
         /// Partitions per topic.
         #[serde(default = "one")]
+        #[serde(skip_serializing_if = "is_one")]
         partitions: u32,
         /// Fetch latency.
         latency: Dist,
         /// Records fetched but not yet processed, per consumer instance.
         #[serde(default = "default_fetch_max")]
+        #[serde(skip_serializing_if = "is_default_fetch_max")]
         fetch_max: u32,
         /// Records older than this are deleted.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         retention: Option<String>,
         /// Only this many newest records per partition are kept.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         retention_records: Option<u64>,
         /// Topics compacted to the newest record per key.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         compacted: Vec<String>,
         /// A crashed member's partitions move after this long (default 10s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         session_timeout: Option<String>,
         /// Broker nodes, replication and producer settings.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         brokers: Option<Brokers>,
     },
     /// Durable queues with acknowledgements.
@@ -78,9 +90,11 @@ pub enum Bus {
         latency: Dist,
         /// Unacknowledged deliveries are taken back after this long.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         ack_timeout: Option<String>,
         /// Nacked this many times, a message is dead-lettered.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         max_deliveries: Option<u32>,
     },
 }
@@ -96,37 +110,46 @@ fn default_queue() -> u32 {
 }
 
 /// Broker nodes that keep a log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Brokers {
     /// Broker nodes (`broker-1`, ...).
     pub count: u32,
     /// Copies of each partition.
     #[serde(default = "one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub replication: u32,
     /// In-sync replicas required for `acks: All`.
     #[serde(default = "one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub min_insync: u32,
     /// When producers are acknowledged.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub acks: AcksSchema,
     /// Allow an out-of-sync replica to become leader.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub unclean_election: bool,
     /// Flush interval; absent: every append is on disk at once.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub flush: Option<String>,
     /// Follower fetch latency (default: the bus latency).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub replica_latency: Option<Dist>,
     /// Producer resends.
     #[serde(default = "three")]
+    #[serde(skip_serializing_if = "is_three")]
     pub retries: u32,
     /// Producer acknowledgement timeout (default 5s).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub retry_after: Option<String>,
     /// Idempotent producers.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub idempotent: bool,
 }
 
@@ -135,7 +158,7 @@ fn three() -> u32 {
 }
 
 /// Producer acknowledgements.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum AcksSchema {
     /// None.
@@ -148,7 +171,7 @@ pub enum AcksSchema {
 }
 
 /// A distribution of durations.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Dist {
     /// Always this long.
@@ -177,7 +200,7 @@ pub enum Dist {
 }
 
 /// Where a service's state lives.
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum State {
     /// Lost on crash.
@@ -188,72 +211,89 @@ pub enum State {
 }
 
 /// A service.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// Name; instances are `name-1`, `name-2`, ...
     pub name: String,
     /// Instances.
     #[serde(default = "one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub instances: u32,
     /// Concurrent workers per instance.
     #[serde(default = "one")]
+    #[serde(skip_serializing_if = "is_one")]
     pub workers: u32,
     /// Capacity of each instance's queue of waiting messages.
     #[serde(default = "default_queue")]
+    #[serde(skip_serializing_if = "is_default_queue")]
     pub queue: u32,
     /// Where state lives.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub state: State,
     /// What it consumes.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub consume: Consume,
     /// Skip messages already handled (an idempotent consumer).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub dedup: Option<Dedup>,
     /// Deployed at this time; its instances are down before.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub starts_at: Option<String>,
     /// A transactional outbox instead of publishing directly.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub outbox: Option<Outbox>,
     /// A state machine per entity, with deadlines.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub machine: Option<MachineSchema>,
     /// Where its timers live: in memory (lost on crash) or in its database.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub timers: State,
     /// Its handlers.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub on: Vec<Handler>,
 }
 
 /// What a service consumes.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Consume {
     /// Topics (message kinds).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub topics: Vec<String>,
     /// When log offsets are committed.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub commit: Commit,
     /// Queue bus: a queue shared with the services that name it.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub queue: Option<String>,
     /// Queue bus: when messages are acknowledged.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub ack: Option<Ack>,
     /// Queue bus: unacknowledged messages an instance may hold.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub prefetch: Option<u32>,
     /// Log: where a consumer group created later begins.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub start: Start,
 }
 
 /// Where a new log consumer group begins.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum Start {
     /// The oldest record still kept.
@@ -264,7 +304,7 @@ pub enum Start {
 }
 
 /// When a queue consumer acknowledges.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Ack {
     /// On delivery: at-most-once.
@@ -274,7 +314,7 @@ pub enum Ack {
 }
 
 /// When a log consumer commits its offsets.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum Commit {
     /// After processing (at-least-once).
@@ -292,7 +332,7 @@ pub enum Commit {
 }
 
 /// An idempotent consumer's store of handled message ids.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Dedup {
     /// In each instance's memory: lost on crash.
@@ -308,7 +348,7 @@ pub enum Dedup {
 }
 
 /// A declarative handler.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Handler {
     /// Accepts the workload's entity.
@@ -319,18 +359,23 @@ pub enum Handler {
         work: Dist,
         /// Kinds to publish.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         emit: Vec<String>,
         /// The entity is done once accepted (a single-station system).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         terminal: bool,
         /// Record the entity under its key in this table (replicated data).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         write: Option<String>,
         /// A synchronous call to another service before completing.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         call: Option<CallSchema>,
         /// State machine: the state the entity enters.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         to: Option<String>,
     },
     /// Handles a consumed message kind.
@@ -341,46 +386,58 @@ pub enum Handler {
         work: Dist,
         /// Kinds to publish.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         emit: Vec<String>,
         /// External effect to apply.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         effect: Option<String>,
         /// The entity is done.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         terminal: bool,
         /// Messages with these keys make the handler fail (poison messages).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         fail_keys: Vec<u64>,
         /// Record the entity under the message's key in this table.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         write: Option<String>,
         /// Take one unit of stock per message key.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         reserve: Option<ReserveSchema>,
         /// Kinds to publish when no stock is left.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         rejected: Vec<String>,
         /// A synchronous call to another service before completing.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         call: Option<CallSchema>,
         /// A business refusal some entities meet.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         decline: Option<DeclineSchema>,
         /// Probability that an attempt fails for a passing reason (retried
         /// by a log or queue consumer).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         flaky: f64,
         /// State machine: the states in which the handler applies (any if empty).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Vec<String>,
         /// State machine: the state the entity enters.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         to: Option<String>,
     },
 }
 
 /// Messages held back on a link.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReorderSchema {
     /// Probability that a message is held back.
@@ -390,18 +447,19 @@ pub struct ReorderSchema {
 }
 
 /// A state machine per entity.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MachineSchema {
     /// States that end the entity.
     pub terminal: Vec<String>,
     /// Deadlines of states.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub timeouts: Vec<TimeoutSchema>,
 }
 
 /// A state's deadline.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutSchema {
     /// The state.
@@ -412,14 +470,16 @@ pub struct TimeoutSchema {
     pub to: String,
     /// Kinds published when it passes.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub emit: Vec<String>,
     /// An effect applied when it passes.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub effect: Option<String>,
 }
 
 /// A saga step and its compensation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSchema {
     /// The step's effect.
@@ -429,7 +489,7 @@ pub struct StepSchema {
 }
 
 /// A synchronous request/response call and the caller's defences.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallSchema {
     /// The service called.
@@ -440,40 +500,49 @@ pub struct CallSchema {
     pub timeout: String,
     /// One-way network latency (default 1ms).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub latency: Option<Dist>,
     /// Attempts after the first.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub retries: u32,
     /// The wait between attempts (default: none).
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub backoff: Option<BackoffSchema>,
     /// A circuit breaker.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub breaker: Option<BreakerSchema>,
     /// A token bucket per caller instance.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub rate_limit: Option<RateLimitSchema>,
     /// Attempts in flight per caller instance, at most.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub bulkhead: Option<u32>,
     /// Kinds to publish when the call fails for good.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub on_failure: Vec<String>,
 }
 
 /// Exponential backoff with jitter.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackoffSchema {
     /// The first wait.
     pub base: String,
     /// Growth per retry.
     #[serde(default = "two")]
+    #[serde(skip_serializing_if = "is_two")]
     pub factor: f64,
     /// The longest wait.
     pub max: String,
     /// The random share of each wait, 0 to 1.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub jitter: f64,
 }
 
@@ -482,7 +551,7 @@ fn two() -> f64 {
 }
 
 /// A circuit breaker.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerSchema {
     /// Consecutive failures that open it.
@@ -492,7 +561,7 @@ pub struct BreakerSchema {
 }
 
 /// A token bucket.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSchema {
     /// Attempts per second.
@@ -502,29 +571,31 @@ pub struct RateLimitSchema {
 }
 
 /// A business refusal.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclineSchema {
     /// The share of entities refused.
     pub probability: f64,
     /// Kinds published instead of `emit`.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub emit: Vec<String>,
 }
 
 /// A stock reservation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveSchema {
     /// Units per key at the start.
     pub initial: u32,
     /// Concurrency control.
     #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
     pub control: Control,
 }
 
 /// Concurrency control for a shared counter.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum Control {
     /// None (a race).
@@ -537,7 +608,7 @@ pub enum Control {
 }
 
 /// Keys.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Keys {
     /// Uniform over `0..n`.
@@ -547,7 +618,7 @@ pub enum Keys {
 }
 
 /// The workload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Workload {
     /// Poisson arrivals.
@@ -560,15 +631,17 @@ pub enum Workload {
         keys: Keys,
         /// First arrival no earlier than this.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         start: Option<String>,
         /// No arrivals from this time on (default: the duration).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         stop: Option<String>,
     },
 }
 
 /// A transactional outbox and its relay.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outbox {
     /// How often the relay publishes what is waiting.
@@ -576,7 +649,7 @@ pub struct Outbox {
 }
 
 /// A seam inside a handler's completion.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Seam {
     /// After the dedup-store write, before the state change and effects.
@@ -592,7 +665,7 @@ pub enum Seam {
 }
 
 /// A fault.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Fault {
     /// A crash and its restart.
@@ -610,6 +683,7 @@ pub enum Fault {
         groups: Vec<Vec<String>>,
         /// Block only from the first group to the second.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         one_way: bool,
         /// When.
         at: String,
@@ -625,15 +699,19 @@ pub enum Fault {
         to: String,
         /// Probability that a message is lost.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         drop: f64,
         /// Probability that a message arrives twice.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         duplicate: f64,
         /// Extra latency.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         delay: Option<Dist>,
         /// Messages held back, so that later ones overtake them.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         reorder: Option<ReorderSchema>,
         /// When.
         at: String,
@@ -685,9 +763,11 @@ pub enum Fault {
         mttr: String,
         /// No crash before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No crash at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// Pauses drawn per seed.
@@ -700,9 +780,11 @@ pub enum Fault {
         mttr: String,
         /// No pause before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No pause at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// Slowdowns drawn per seed.
@@ -717,9 +799,11 @@ pub enum Fault {
         mttr: String,
         /// No slowdown before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No slowdown at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// Each node is cut off from everything (other nodes and the bus, both
@@ -733,9 +817,11 @@ pub enum Fault {
         mttr: String,
         /// No partition before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No partition at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// Each node's links (to everything, both ways) turn lossy again and again.
@@ -744,12 +830,15 @@ pub enum Fault {
         nodes: Vec<String>,
         /// Probability that a message is lost.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         drop: f64,
         /// Probability that a message arrives twice.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         duplicate: f64,
         /// Mean extra latency (exponential), default none.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         delay: Option<String>,
         /// Mean time between lossy spells.
         mtbf: String,
@@ -757,9 +846,11 @@ pub enum Fault {
         mttr: String,
         /// No spell before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No spell at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// Each node's clock runs off again and again.
@@ -774,9 +865,11 @@ pub enum Fault {
         mttr: String,
         /// No skew before this (default 0s).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         from: Option<String>,
         /// No skew at or after this (default: the end of the run).
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         until: Option<String>,
     },
     /// A crash at a seam inside a handler.
@@ -787,9 +880,11 @@ pub enum Fault {
         seam: Seam,
         /// On the nth message there.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         nth: Option<u64>,
         /// Or with this probability per message.
         #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
         probability: Option<f64>,
         /// For how long.
         down_for: String,
@@ -797,7 +892,7 @@ pub enum Fault {
 }
 
 /// An invariant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Invariant {
     /// Every accepted entity reaches a terminal state in time.
@@ -866,14 +961,16 @@ pub enum Invariant {
 }
 
 /// Limits.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Events, at most.
     #[serde(default = "events_max")]
+    #[serde(skip_serializing_if = "is_events_max")]
     pub events_max: u64,
     /// Entities, at most.
     #[serde(default = "entities_max")]
+    #[serde(skip_serializing_if = "is_entities_max")]
     pub entities_max: u64,
 }
 
@@ -888,4 +985,32 @@ impl Default for Limits {
     fn default() -> Self {
         Limits { events_max: events_max(), entities_max: entities_max() }
     }
+}
+
+/// True for a field's default value: such fields are left out when a
+/// scenario is written back (by `faultline shrink`).
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == one()
+}
+fn is_two(v: &f64) -> bool {
+    *v == two()
+}
+fn is_three(v: &u32) -> bool {
+    *v == three()
+}
+fn is_default_queue(v: &u32) -> bool {
+    *v == default_queue()
+}
+fn is_default_fetch_max(v: &u32) -> bool {
+    *v == default_fetch_max()
+}
+fn is_events_max(v: &u64) -> bool {
+    *v == events_max()
+}
+fn is_entities_max(v: &u64) -> bool {
+    *v == entities_max()
 }

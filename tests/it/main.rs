@@ -9,6 +9,7 @@ mod kernel;
 mod patterns;
 mod props;
 mod scenarios;
+mod shrink;
 mod support;
 mod sweep;
 mod validation;

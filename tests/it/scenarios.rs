@@ -94,3 +94,18 @@ fn every_scenario_gives_the_exit_code_its_header_promises() {
         assert_eq!(outcome.all_hold(), expected, "{}", path.display());
     }
 }
+
+#[test]
+fn every_bundled_scenario_survives_being_written_back() {
+    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "ron") {
+            continue;
+        }
+        let loaded = scenario::load(&path.to_string_lossy()).unwrap();
+        let text = scenario::to_ron(&loaded.scenario);
+        let back = scenario::parse("back.ron", &text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+        // The same scenario, so the same system and the same runs.
+        assert_eq!(back.scenario, loaded.scenario, "{}", path.display());
+    }
+}

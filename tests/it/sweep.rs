@@ -43,6 +43,7 @@ fn a_sweep_gives_the_same_tally_on_one_thread_or_two_and_shards_merge_into_it() 
     assert_eq!(lost.name, "no-lost-entities(order)");
     assert!(lost.failing > 0 && lost.failing < 12, "{}", lost.failing);
     assert!(one.failing_seeds.contains(&1), "the default seed fails: {:?}", one.failing_seeds);
+    assert_eq!(one.failing_seeds[0], 0, "the seed tests/it/shrink.rs shrinks");
     // Three uneven shards, merged in any order.
     let shards: Vec<Tally> = (1..=3).rev().map(|k| tally(&sys, range.shard(Shard { k, n: 3 }), 2)).collect();
     let merged = Tally::merge(shards).unwrap();
