@@ -233,3 +233,76 @@ mod tests {
         assert!(outcome.metrics.completed > 0);
     }
 }
+
+/// The sweep benchmark's scenario: a small order pipeline with a random
+/// crash, about a millisecond a seed (`bench/sweep/orders-small.ron`).
+pub const SWEEP_SCENARIO: &str = include_str!("../bench/sweep/orders-small.ron");
+
+/// Sweep throughput at 1 and 2 jobs.
+#[derive(Debug, Serialize)]
+pub struct SweepReport {
+    /// Seeds per measured sweep.
+    pub seeds: u64,
+    /// Measured sweeps at each job count.
+    pub repeat: u32,
+    /// Median seeds per second with one job.
+    pub seeds_per_s_1: f64,
+    /// Median seeds per second with two jobs.
+    pub seeds_per_s_2: f64,
+    /// Two jobs' rate over one job's.
+    pub speedup: f64,
+    /// The process's peak resident memory, in KiB (Linux; 0 elsewhere).
+    pub peak_rss_kib: u64,
+}
+
+impl SweepReport {
+    /// The human summary.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "sweep of bench/sweep/orders-small.ron ({} seeds, median of {})", self.seeds, self.repeat);
+        let _ = writeln!(s, "1 job               {:.0} seeds/s", self.seeds_per_s_1);
+        let _ = writeln!(s, "2 jobs              {:.0} seeds/s", self.seeds_per_s_2);
+        let _ = writeln!(s, "speedup             {:.2}x", self.speedup);
+        let _ = writeln!(s, "peak memory         {:.1} MiB (the whole process)", self.peak_rss_kib as f64 / 1024.0);
+        s
+    }
+}
+
+/// The process's peak resident set (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Sweeps `seeds` seeds of the small order pipeline with 1 and 2 jobs,
+/// alternately, `repeat` times each.
+pub fn run_sweep(seeds: u64, repeat: u32) -> SweepReport {
+    use std::sync::atomic::AtomicBool;
+    let loaded = crate::scenario::parse("bench/sweep/orders-small.ron", SWEEP_SCENARIO).expect("a valid scenario");
+    let range = crate::sweep::SeedRange { start: 0, end: seeds.max(1) };
+    let stop = AtomicBool::new(false);
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        for (jobs, rates) in [(1, &mut one), (2, &mut two)] {
+            let opts = crate::sweep::Options { jobs, progress: None, stop: &stop };
+            let (r, d) = timed(|| crate::sweep::sweep(&loaded.system, "orders-small", "", range, &opts));
+            r.expect("the benchmark scenario sets up");
+            rates.push(range.len() as f64 / d.as_secs_f64());
+        }
+    }
+    let (a, b) = (median(one), median(two));
+    SweepReport {
+        seeds: range.len(),
+        repeat,
+        seeds_per_s_1: a,
+        seeds_per_s_2: b,
+        speedup: b / a,
+        peak_rss_kib: peak_rss_kib(),
+    }
+}

@@ -116,6 +116,9 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Measure sweep throughput instead: this many seeds of a small scenario, at 1 and 2 jobs.
+        #[arg(long, value_name = "SEEDS")]
+        sweep: Option<u64>,
     },
 }
 
@@ -196,7 +199,16 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
         }
         Command::Merge { paths, json } => merge(&paths, json),
         Command::Shrink { file, seed, out, invariant } => shrink(&file, seed, &out, invariant.as_deref()),
-        Command::Bench { events, repeat, json } => {
+        Command::Bench { sweep: Some(seeds), repeat, json, .. } => {
+            let report = crate::bench::run_sweep(seeds, repeat.clamp(1, 100));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(exit::OK)
+        }
+        Command::Bench { events, repeat, json, sweep: None } => {
             let report = crate::bench::run(events, repeat.max(1));
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());

@@ -567,7 +567,9 @@ impl Summary {
     /// The human summary.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let pct = |x: f64| format!("{:.1}%", x * 100.0);
+        // Small rates keep their digits: an upper bound of 0.02% is not 0.0%.
+        let pct =
+            |x: f64| if x > 0.0 && x < 0.001 { format!("{:.3}%", x * 100.0) } else { format!("{:.1}%", x * 100.0) };
         let _ = writeln!(s, "scenario    {}", self.scenario);
         let _ = write!(s, "seeds       {} ({} seeds)", self.range, thousands(self.seeds));
         if let (Some(ms), Some(jobs), Some(sps)) = (self.wall_ms, self.jobs, self.seeds_per_s) {
