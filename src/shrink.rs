@@ -1,7 +1,7 @@
 //! Shrinking a failing run: from a scenario and a seed under which an
 //! invariant fails, remove and reduce what the failure does not need
-//! (faults, their durations, other invariants, the workload's length and
-//! rate, the run's duration, instances and workers) while the same
+//! (faults, services, fault durations, other invariants, the workload's
+//! length and rate, the run's duration, instances and workers) while the same
 //! invariant still fails under the same seed, in the manner of delta
 //! debugging.
 //!
@@ -191,6 +191,26 @@ impl Shrinker {
         progress
     }
 
+    /// Removes services the failure does not need. A service that others
+    /// depend on (a topic only it emits, a call to it, a fault or invariant
+    /// that names it) leaves a candidate that does not compile, so it stays.
+    fn services(&mut self) -> bool {
+        let mut progress = false;
+        let mut i = self.best.services.len();
+        while i > 0 {
+            i -= 1;
+            if self.best.services.len() == 1 {
+                break;
+            }
+            let mut c = self.best.clone();
+            let gone = c.services.remove(i);
+            if self.try_keep(c, "", format!("removed service {}", gone.name)) {
+                progress = true;
+            }
+        }
+        progress
+    }
+
     /// Fewer instances and workers per service.
     fn deployment(&mut self) -> bool {
         let mut progress = false;
@@ -236,6 +256,7 @@ pub fn shrink(original: &Scenario, seed: u64, invariant: Option<&str>) -> Result
     // Until a whole round keeps nothing: each reduction can open the way to another.
     loop {
         let mut progress = s.faults();
+        progress |= s.services();
         progress |= s.fault_durations();
         progress |= s.workload_and_duration();
         progress |= s.deployment();

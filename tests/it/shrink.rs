@@ -55,6 +55,9 @@ fn shrinking_keeps_exactly_the_crash_that_matters() {
     assert_eq!(s.scenario.faults.len(), 1, "{faults}");
     assert!(faults.contains("inventory-1") && faults.contains("40s"), "{faults}");
     assert_eq!(s.scenario.invariants.len(), 1);
+    // Audit is off the path: it goes too.
+    let services: Vec<&str> = s.scenario.services.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(services, ["order", "inventory"]);
     assert!(s.kept.iter().any(|k| k.starts_with("removed Crash(")), "{:?}", s.kept);
     // Still a valid scenario, failing the same way under its seed.
     let again = faultline::sim::run(&system(&scenario::to_ron(&s.scenario)), s.scenario.seed).unwrap();

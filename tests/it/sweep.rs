@@ -149,3 +149,27 @@ fn bad_sweep_arguments_and_merge_inputs_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("x.tally.json:1:") && err.contains("not the results"), "{err}");
 }
+
+#[test]
+fn ctrl_c_prints_the_summary_of_the_seeds_finished_and_writes_no_results() {
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("sigint");
+    let out = dir.to_string_lossy().into_owned();
+    let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["sweep", "bench/sweep/orders-small.ron", "--seeds", "0..1000000", "--jobs", "2", "--out", &out])
+        .current_dir(crate::support::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Time to start and register the handler, even on a loaded machine.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let (code, stdout, stderr) = parts(&o);
+    assert_eq!(code, 130, "{stdout}{stderr}");
+    assert!(stdout.contains("INTERRUPTED: the figures below cover the"), "{stdout}");
+    assert!(stderr.contains("interrupted: no results written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
