@@ -53,6 +53,9 @@ enum Command {
         /// Write every trace record to this file as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Write the trace in the Chrome trace-event format (open it in ui.perfetto.dev or chrome://tracing).
+        #[arg(long, value_name = "FILE")]
+        perfetto: Option<PathBuf>,
     },
     /// Validate a scenario without running it (exit 0 valid, 2 invalid).
     Check {
@@ -179,7 +182,9 @@ pub fn main() -> ExitCode {
 
 fn execute(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
-        Command::Run { file, seed, json, trace } => run(&file, seed, json, trace.as_deref()),
+        Command::Run { file, seed, json, trace, perfetto } => {
+            run(&file, seed, json, trace.as_deref(), perfetto.as_deref())
+        }
         Command::Check { file } => {
             let loaded = scenario::load(&file.to_string_lossy())?;
             let s = &loaded.system;
@@ -249,40 +254,84 @@ impl AtomicFile {
     }
 }
 
-fn run(file: &Path, seed: Option<u64>, json: bool, trace: Option<&Path>) -> Result<u8, CliError> {
+/// Runs `system` writing its trace as JSON lines to `trace` and in the
+/// Chrome trace-event format to `perfetto`; both files or neither.
+fn run_traced(
+    system: &crate::system::System,
+    seed: u64,
+    trace: Option<&Path>,
+    perfetto: Option<&Path>,
+) -> Result<Outcome, CliError> {
+    let names = &system.names;
+    let kinds: Vec<String> =
+        (0..names.kind_count()).map(|k| names.kind_name(crate::service::Kind(k as u32)).to_string()).collect();
+    let effects: Vec<String> =
+        (0..names.effect_count()).map(|e| names.effect_name(crate::service::EffectId(e as u16)).to_string()).collect();
+    let mut files: Vec<(AtomicFile, &Path)> = Vec::new();
+    let (mut lines, mut chrome) = (None, None);
+    for (dest, is_lines) in [(trace, true), (perfetto, false)] {
+        let Some(dest) = dest else { continue };
+        let (atomic, f) = match AtomicFile::create(dest) {
+            Ok(x) => x,
+            Err(e) => {
+                files.into_iter().for_each(|(a, _)| a.abandon());
+                return Err(e);
+            }
+        };
+        files.push((atomic, dest));
+        let (f, nodes) = (BufWriter::new(f), system.node_names());
+        if is_lines {
+            lines = Some(JsonLines::new(f, nodes, kinds.clone(), effects.clone()));
+        } else {
+            chrome = Some(crate::perfetto::Perfetto::new(f, nodes, kinds.clone(), effects.clone()));
+        }
+    }
+    let mut sinks: Vec<&mut dyn crate::trace::TraceSink> = Vec::new();
+    if let Some(s) = lines.as_mut() {
+        sinks.push(s);
+    }
+    if let Some(s) = chrome.as_mut() {
+        sinks.push(s);
+    }
+    let mut tee = crate::perfetto::Tee(sinks);
+    let result = sim::run_with(system, seed, RunOptions { trace: Some(&mut tee) });
+    drop(tee);
+    drop((lines, chrome));
+    match result {
+        Ok(o) => {
+            for (atomic, _) in files {
+                atomic.commit()?;
+            }
+            Ok(o)
+        }
+        Err(e) => {
+            let first = files.first().map(|(_, d)| d.display().to_string()).unwrap_or_default();
+            files.into_iter().for_each(|(a, _)| a.abandon());
+            Err(match e {
+                SetupError::Trace(source) => CliError::Output { path: first, source },
+                e => e.into(),
+            })
+        }
+    }
+}
+
+fn run(
+    file: &Path,
+    seed: Option<u64>,
+    json: bool,
+    trace: Option<&Path>,
+    perfetto: Option<&Path>,
+) -> Result<u8, CliError> {
     let path = file.to_string_lossy().into_owned();
     let loaded = scenario::load(&path)?;
     let system = &loaded.system;
     let seed = seed.unwrap_or(system.seed);
     #[expect(clippy::disallowed_methods, reason = "wall-clock rate for the user; never reaches the simulation")]
     let started = std::time::Instant::now();
-    let outcome = match trace {
-        None => sim::run(system, seed)?,
-        Some(dest) => {
-            let (atomic, f) = AtomicFile::create(dest)?;
-            let names = &system.names;
-            let kinds =
-                (0..names.kind_count()).map(|k| names.kind_name(crate::service::Kind(k as u32)).to_string()).collect();
-            let effects = (0..names.effect_count())
-                .map(|e| names.effect_name(crate::service::EffectId(e as u16)).to_string())
-                .collect();
-            let mut sink = JsonLines::new(BufWriter::new(f), system.node_names(), kinds, effects);
-            match sim::run_with(system, seed, RunOptions { trace: Some(&mut sink) }) {
-                Ok(o) => {
-                    drop(sink);
-                    atomic.commit()?;
-                    o
-                }
-                Err(SetupError::Trace(source)) => {
-                    atomic.abandon();
-                    return Err(CliError::Output { path: dest.display().to_string(), source });
-                }
-                Err(e) => {
-                    atomic.abandon();
-                    return Err(e.into());
-                }
-            }
-        }
+    let outcome = if trace.is_none() && perfetto.is_none() {
+        sim::run(system, seed)?
+    } else {
+        run_traced(system, seed, trace, perfetto)?
     };
     let wall = started.elapsed();
     let reproduce = format!("faultline run {path} --seed {seed}");

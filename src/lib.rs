@@ -81,6 +81,7 @@ pub mod check;
 pub mod cli;
 pub mod metrics;
 pub mod outcome;
+pub mod perfetto;
 pub mod scenario;
 pub mod service;
 pub mod shrink;

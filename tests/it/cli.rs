@@ -95,3 +95,50 @@ fn a_run_that_hits_a_limit_exits_2_and_says_why() {
     assert!(out.contains("STOPPED EARLY"), "{out}");
     assert!(err.contains("events_max = 5000 reached"), "{err}");
 }
+
+#[test]
+fn run_writes_a_trace_that_perfetto_and_chrome_tracing_open() {
+    use std::collections::BTreeMap;
+    let dir = temp_dir("perfetto");
+    let (chrome, lines) = (dir.join("run.json"), dir.join("run.jsonl"));
+    // The bundled outage, with a tenth of the orders: a smaller file.
+    let scenario = dir.join("orders.ron");
+    std::fs::write(&scenario, crate::support::scenario_text("orders-ephemeral.ron").replace("\"50/s\"", "\"5/s\""))
+        .unwrap();
+    let (code, _, err) = parts(&faultline(&[
+        "run",
+        &scenario.to_string_lossy(),
+        "--perfetto",
+        &chrome.to_string_lossy(),
+        "--trace",
+        &lines.to_string_lossy(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(lines.exists(), "both files at once");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&chrome).unwrap()).unwrap();
+    assert_eq!(v["displayTimeUnit"], "ms");
+    let events = v["traceEvents"].as_array().unwrap();
+    let of = |ph: &'static str| events.iter().filter(move |e| e["ph"] == ph);
+    // Every node is a named process.
+    let names: Vec<&str> =
+        of("M").filter(|e| e["name"] == "process_name").map(|e| e["args"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["client and bus", "order-1", "inventory-1", "invoice-1"]);
+    // Every flow that ends has begun; slices begin and end in pairs.
+    let starts: std::collections::BTreeSet<u64> = of("s").map(|e| e["id"].as_u64().unwrap()).collect();
+    assert!(of("f").all(|e| starts.contains(&e["id"].as_u64().unwrap())));
+    assert!(of("f").count() > 5_000);
+    let mut balance: BTreeMap<(u64, u64, String), i64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "b" || e["ph"] == "e") {
+        let key = (e["pid"].as_u64().unwrap(), e["id"].as_u64().unwrap(), e["cat"].as_str().unwrap().to_string());
+        *balance.entry(key).or_default() += if e["ph"] == "b" { 1 } else { -1 };
+    }
+    assert!(balance.values().all(|n| *n == 0));
+    // The outage: inventory-1 (pid 2) is down from 2m to 7m; what it lost is marked.
+    let down: Vec<(&str, f64)> = events
+        .iter()
+        .filter(|e| e["name"] == "down" && e["pid"] == 2)
+        .map(|e| (e["ph"].as_str().unwrap(), e["ts"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(down, [("b", 120e6), ("e", 420e6)]);
+    assert!(of("i").any(|e| e["name"].as_str().unwrap().starts_with("LOST message #")));
+}
