@@ -290,7 +290,7 @@ pub fn run_sweep(seeds: u64, repeat: u32) -> SweepReport {
     let (mut one, mut two) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         for (jobs, rates) in [(1, &mut one), (2, &mut two)] {
-            let opts = crate::sweep::Options { jobs, progress: None, stop: &stop };
+            let opts = crate::sweep::Options { jobs, progress: None, stop: &stop, each: None };
             let (r, d) = timed(|| crate::sweep::sweep(&loaded.system, "orders-small", "", range, &opts));
             r.expect("the benchmark scenario sets up");
             rates.push(range.len() as f64 / d.as_secs_f64());

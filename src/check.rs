@@ -330,14 +330,16 @@ impl Checker {
 
     /// The entity reached a terminal state (the first time counts).
     #[inline]
-    pub fn terminal(&mut self, entity: EntityId, now: SimTime) {
-        let Some(r) = self.rec(entity) else { return };
+    /// Returns the entity's end-to-end latency the first time.
+    pub fn terminal(&mut self, entity: EntityId, now: SimTime) -> Option<SimDuration> {
+        let r = self.rec(entity)?;
         if r.terminal_at != SimTime::NEVER {
-            return;
+            return None;
         }
         r.terminal_at = now;
         let latency = now - r.created_at;
         self.latency.record(latency.0);
+        Some(latency)
     }
 
     /// A message of the entity went to a dead-letter queue: an operator will

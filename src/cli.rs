@@ -93,6 +93,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an HTML report (verdict, story with its message timeline, charts, the scenario) of one
+    /// scenario, or of several side by side on the same seeds (exit 0 when written, 2 on bad input).
+    Report {
+        /// Scenario files, or directories of them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Sweep these seeds (`A..B`) for failure rates; the page details the first failing seed.
+        #[arg(long, value_name = "A..B")]
+        seeds: Option<SeedRange>,
+        /// The seed to run (default: each scenario's own); ignored with --seeds.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write (default: reports/NAME, or reports/comparison for several scenarios).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Shrink a failing run to a smaller scenario that still fails under the same seed (exit 0
     /// when a reproducer was written, 2 when the seed does not fail or the input is bad).
     Shrink {
@@ -150,6 +166,9 @@ pub enum CliError {
         /// What is wrong.
         message: String,
     },
+    /// A report could not be written.
+    #[error("error: {0}")]
+    Report(#[from] crate::report::ReportError),
     /// There is nothing to shrink.
     #[error("error: {0}")]
     Shrink(#[from] crate::shrink::ShrinkError),
@@ -203,6 +222,7 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
             sweep(&file, seeds, jobs, shard, json, out.as_deref())
         }
         Command::Merge { paths, json } => merge(&paths, json),
+        Command::Report { files, seeds, seed, out } => report(&files, seeds, seed, out.as_deref()),
         Command::Shrink { file, seed, out, invariant } => shrink(&file, seed, &out, invariant.as_deref()),
         Command::Bench { sweep: Some(seeds), repeat, json, .. } => {
             let report = crate::bench::run_sweep(seeds, repeat.clamp(1, 100));
@@ -294,7 +314,7 @@ fn run_traced(
         sinks.push(s);
     }
     let mut tee = crate::perfetto::Tee(sinks);
-    let result = sim::run_with(system, seed, RunOptions { trace: Some(&mut tee) });
+    let result = sim::run_with(system, seed, RunOptions { trace: Some(&mut tee), ..Default::default() });
     drop(tee);
     drop((lines, chrome));
     match result {
@@ -424,7 +444,7 @@ fn sweep(
                 eprint!("\r\x1b[K");
             });
         }
-        let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop: &stop };
+        let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop: &stop, each: None };
         let r = crate::sweep::sweep(system, &path, &hash, range, &opts);
         finished.store(true, Ordering::Relaxed);
         r
@@ -471,6 +491,130 @@ fn sweep(
     } else {
         exit::OK
     })
+}
+
+/// One scenario's page in a report: run (or sweep) it and write its page into `dir`.
+fn report_page(
+    file: &Path,
+    seeds: Option<SeedRange>,
+    seed: Option<u64>,
+    dir: &Path,
+) -> Result<crate::report::Row, CliError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    let path = file.to_string_lossy().into_owned();
+    let text = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
+    let loaded = scenario::parse(&path, &text)?;
+    let system = &loaded.system;
+    let mut sweep_summary = None;
+    let mut lost = Vec::new();
+    let detail_seed = match seeds {
+        None => seed.unwrap_or(system.seed),
+        Some(range) => {
+            let stop = AtomicBool::new(false);
+            let per_seed = Mutex::new(Vec::new());
+            let each = |seed: u64, o: &Outcome| per_seed.lock().expect("not poisoned").push((seed, o.metrics.lost));
+            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let opts = crate::sweep::Options { jobs, progress: None, stop: &stop, each: Some(&each) };
+            let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
+            let (tally, _) = crate::sweep::sweep(system, &path, &hash, range, &opts)?;
+            let mut v = per_seed.into_inner().expect("not poisoned");
+            v.sort();
+            lost = v.into_iter().map(|(_, l)| l).collect();
+            let first = tally.failing_seeds.first().copied().unwrap_or(range.start);
+            sweep_summary = Some(Summary::of(&tally, true, None));
+            first
+        }
+    };
+    let outcome = sim::run_with(system, detail_seed, RunOptions { series: true, ..Default::default() })?;
+    let page = crate::report::Page {
+        loaded: &loaded,
+        file: &path,
+        text: &text,
+        outcome: &outcome,
+        sweep: sweep_summary.as_ref(),
+        lost_per_seed: sweep_summary.as_ref().map(|_| lost.as_slice()),
+    };
+    crate::report::write_page(dir, &page)?;
+    let verdicts = match &sweep_summary {
+        Some(s) => s.invariants.iter().map(|i| (i.name.clone(), i.failing, s.seeds)).collect(),
+        None => outcome.invariants.iter().map(|v| (v.name.clone(), u64::from(!v.holds), 1)).collect(),
+    };
+    let (lost, duplicated, p99) = match &sweep_summary {
+        Some(s) => (s.metrics.lost, s.metrics.duplicated, s.metrics.e2e_latency_s.p99),
+        None => (
+            outcome.metrics.lost,
+            outcome.invariants.iter().filter_map(|v| v.counts.get("extra_applications")).sum(),
+            outcome.metrics.e2e_latency_s.p99,
+        ),
+    };
+    Ok(crate::report::Row {
+        name: system.name.clone(),
+        question: loaded.scenario.question.clone(),
+        verdicts,
+        lost,
+        duplicated,
+        p99_s: p99,
+        messages_per_entity: outcome.metrics.handled as f64 / outcome.metrics.accepted.max(1) as f64,
+    })
+}
+
+fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: Option<&Path>) -> Result<u8, CliError> {
+    let mut scenarios = Vec::new();
+    for f in files {
+        if f.is_dir() {
+            let entries = fs::read_dir(f)
+                .map_err(|e| CliError::Input { path: f.display().to_string(), message: e.to_string() })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(CliError::Input {
+                    path: f.display().to_string(),
+                    message: "no .ron scenario files here".into(),
+                });
+            }
+            scenarios.extend(found);
+        } else {
+            scenarios.push(f.clone());
+        }
+    }
+    // Check every file before the work, so a typo costs nothing.
+    for f in &scenarios {
+        scenario::load(&f.to_string_lossy())?;
+    }
+    let single = scenarios.len() == 1 && !files[0].is_dir();
+    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = match out {
+        Some(d) => d.to_path_buf(),
+        None if single => Path::new("reports").join(stem(&scenarios[0])),
+        None if files.len() == 1 => Path::new("reports").join(stem(&files[0])),
+        None => Path::new("reports").join("comparison"),
+    };
+    fs::create_dir_all(&dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
+    if single {
+        report_page(&scenarios[0], seeds, seed, &dir)?;
+        println!("report written to {}", dir.join("index.html").display());
+        return Ok(exit::OK);
+    }
+    let mut rows = Vec::new();
+    for f in &scenarios {
+        let row = report_page(f, seeds, seed, &dir.join(stem(f)))?;
+        eprintln!("  {}: done", row.name);
+        rows.push(row);
+    }
+    let seeds_text = match seeds {
+        Some(r) => r.to_string(),
+        None => seed.map_or("each scenario's own".to_string(), |s| s.to_string()),
+    };
+    let title =
+        if files.len() == 1 { format!("faultline report: {}", files[0].display()) } else { "faultline report".into() };
+    crate::report::write_index(&dir, &title, &seeds_text, &rows)?;
+    println!("report written to {}", dir.join("index.html").display());
+    Ok(exit::OK)
 }
 
 fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result<u8, CliError> {

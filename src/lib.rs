@@ -82,6 +82,7 @@ pub mod cli;
 pub mod metrics;
 pub mod outcome;
 pub mod perfetto;
+pub mod report;
 pub mod scenario;
 pub mod service;
 pub mod shrink;

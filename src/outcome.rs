@@ -153,6 +153,24 @@ pub struct Outcome {
     pub metrics: Metrics,
     /// The fault plan as applied.
     pub faults: Vec<AppliedFault>,
+    /// Measurements over simulated time (runs for reports only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<Series>,
+}
+
+/// Throughput, latency and losses per interval of simulated time.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Series {
+    /// Seconds per interval; the intervals start at time zero.
+    pub interval_s: f64,
+    /// Entities that reached a terminal state in each interval.
+    pub completed: Vec<u64>,
+    /// Median end-to-end latency of those entities, in seconds.
+    pub e2e_p50_s: Vec<f64>,
+    /// Their 99th percentile, in seconds.
+    pub e2e_p99_s: Vec<f64>,
+    /// Messages lost in each interval.
+    pub lost: Vec<u64>,
 }
 
 impl Outcome {

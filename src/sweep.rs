@@ -337,6 +337,9 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
     (lo, hi)
 }
 
+/// A hook called with each seed and its outcome.
+pub type EachSeed<'a> = dyn Fn(u64, &Outcome) + Sync + 'a;
+
 /// How a sweep runs: threads, progress and interruption.
 pub struct Options<'a> {
     /// Threads (rayon's pool).
@@ -346,6 +349,8 @@ pub struct Options<'a> {
     /// Set to stop: seeds not started are skipped, and the tally covers the
     /// seeds finished before the first skipped one.
     pub stop: &'a AtomicBool,
+    /// Called with each seed's outcome (no stories), from any thread, in any order.
+    pub each: Option<&'a EachSeed<'a>>,
 }
 
 /// Runs `sys` under every seed of `range` and folds the results in seed
@@ -371,7 +376,12 @@ pub fn sweep(
                     if opts.stop.load(Ordering::Relaxed) {
                         return None;
                     }
-                    let r = run_bare(sys, seed).map(|(o, e2e)| SeedResult::of(seed, &o, e2e));
+                    let r = run_bare(sys, seed).map(|(o, e2e)| {
+                        if let Some(each) = opts.each {
+                            each(seed, &o);
+                        }
+                        SeedResult::of(seed, &o, e2e)
+                    });
                     let failed = r.as_ref().is_ok_and(|r| r.failed.iter().any(|f| *f));
                     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                     let f = failing.fetch_add(u64::from(failed), Ordering::Relaxed) + u64::from(failed);

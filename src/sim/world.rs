@@ -31,6 +31,44 @@ use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 pub struct RunOptions<'a> {
     /// Write every trace record here.
     pub trace: Option<&'a mut dyn TraceSink>,
+    /// Measure throughput, latency and losses over simulated time
+    /// ([`Outcome::series`]), for reports.
+    pub series: bool,
+}
+
+/// Throughput, latency and losses per interval of simulated time, as a run goes.
+struct SeriesAcc {
+    every: SimDuration,
+    completed: Vec<u64>,
+    latency: Vec<Histogram>,
+    lost: Vec<u64>,
+}
+
+impl SeriesAcc {
+    fn new(duration: SimDuration) -> SeriesAcc {
+        let n = SAMPLES as usize;
+        SeriesAcc {
+            every: SimDuration((duration.0 / SAMPLES).max(1)),
+            completed: vec![0; n],
+            latency: vec![Histogram::default(); n],
+            lost: vec![0; n],
+        }
+    }
+
+    fn slot(&self, now: SimTime) -> usize {
+        ((now.0 / self.every.0) as usize).min(SAMPLES as usize - 1)
+    }
+
+    fn finish(self) -> crate::outcome::Series {
+        let s = |ns: u64| ns as f64 / 1e9;
+        crate::outcome::Series {
+            interval_s: self.every.as_secs_f64(),
+            completed: self.completed,
+            e2e_p50_s: self.latency.iter().map(|h| s(h.quantile(0.5))).collect(),
+            e2e_p99_s: self.latency.iter().map(|h| s(h.quantile(0.99))).collect(),
+            lost: self.lost,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -438,6 +476,8 @@ struct World<'s, 't> {
     /// Synchronous calls in progress, and each caller's call sites.
     calls: Calls,
     seed: u64,
+    /// Measurements over time, when asked for.
+    series: Option<SeriesAcc>,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -807,6 +847,7 @@ impl<'s, 't> World<'s, 't> {
             conflicts: 0,
             calls: Calls::new(node_count),
             seed,
+            series: None,
         })
     }
 
@@ -1056,6 +1097,10 @@ impl<'s, 't> World<'s, 't> {
 
     fn lose(&mut self, n: u32, msg: &Message, reason: LossReason) {
         self.lost[reason as usize] += 1;
+        if let Some(s) = self.series.as_mut() {
+            let i = s.slot(self.now);
+            s.lost[i] += 1;
+        }
         self.trace(RecordKind::Lost, n, msg, reason as u64);
     }
 
@@ -1483,7 +1528,12 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Effect, n, input, u64::from(e.0));
             }
             Command::Terminal => {
-                self.checker.terminal(input.entity, self.now);
+                let latency = self.checker.terminal(input.entity, self.now);
+                if let (Some(latency), Some(s)) = (latency, self.series.as_mut()) {
+                    let i = s.slot(self.now);
+                    s.completed[i] += 1;
+                    s.latency[i].record(latency.0);
+                }
                 self.trace(RecordKind::Terminal, n, input, 0);
             }
             Command::Put { durable, key, value } => {
@@ -2239,13 +2289,22 @@ impl<'s, 't> World<'s, 't> {
             invariants: verdicts,
             metrics,
             faults,
+            series: self.series.map(SeriesAcc::finish),
         };
         (outcome, self.checker, story, io)
     }
 }
 
-fn run_once<'t>(sys: &System, seed: u64, tracer: Tracer<'t>) -> Result<(Outcome, Checker, Vec<Record>), SetupError> {
+fn run_once<'t>(
+    sys: &System,
+    seed: u64,
+    tracer: Tracer<'t>,
+    series: bool,
+) -> Result<(Outcome, Checker, Vec<Record>), SetupError> {
     let mut world = World::new(sys, seed, tracer)?;
+    if series {
+        world.series = Some(SeriesAcc::new(sys.duration));
+    }
     world.setup();
     world.run();
     let (mut outcome, checker, story, io) = world.finish();
@@ -2254,11 +2313,18 @@ fn run_once<'t>(sys: &System, seed: u64, tracer: Tracer<'t>) -> Result<(Outcome,
     Ok((outcome, checker, story))
 }
 
+/// The trace records of `entity` in a run of `sys` under `seed`, with every
+/// crash, restart, pause and fault of the run: what stories and timelines
+/// are drawn from (a second run, so the first keeps nothing per event).
+pub fn focused_records(sys: &System, seed: u64, entity: u64) -> Result<Vec<Record>, SetupError> {
+    Ok(run_once(sys, seed, Tracer::new().with_focus(entity), false)?.2)
+}
+
 /// Runs `sys` under `seed` with no story and no trace: the outcome (its
 /// verdicts name an example entity but carry no story) and the histogram of
 /// end-to-end latencies, for sweeps over many seeds.
 pub fn run_bare(sys: &System, seed: u64) -> Result<(Outcome, crate::metrics::Histogram), SetupError> {
-    let (outcome, checker, _) = run_once(sys, seed, Tracer::new())?;
+    let (outcome, checker, _) = run_once(sys, seed, Tracer::new(), false)?;
     Ok((outcome, checker.latency().clone()))
 }
 
@@ -2275,10 +2341,10 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
     if let Some(sink) = opts.trace {
         tracer = tracer.with_sink(sink);
     }
-    let (mut outcome, checker, _) = run_once(sys, seed, tracer)?;
+    let (mut outcome, checker, _) = run_once(sys, seed, tracer, opts.series)?;
     for i in 0..outcome.invariants.len() {
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
-        let (_, _, records) = run_once(sys, seed, Tracer::new().with_focus(entity.0))?;
+        let records = focused_records(sys, seed, entity.0)?;
         let end = SimTime(outcome.sim_time_ns);
         let story = crate::story::tell(sys, &outcome.faults, &sys.invariants[i], entity, &records, &checker, end);
         outcome.invariants[i].example = Some(story);

@@ -41,8 +41,12 @@ fn tracing_does_not_change_the_fingerprint() {
             .unwrap();
     let plain = faultline::sim::run(&loaded.system, 3).unwrap();
     let mut sink = crate::support::Collect::default();
-    let traced =
-        faultline::sim::run_with(&loaded.system, 3, faultline::sim::RunOptions { trace: Some(&mut sink) }).unwrap();
+    let traced = faultline::sim::run_with(
+        &loaded.system,
+        3,
+        faultline::sim::RunOptions { trace: Some(&mut sink), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(plain, traced);
     assert_eq!(sink.0.len() as u64, plain.trace_records);
 }

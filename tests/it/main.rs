@@ -8,6 +8,7 @@ mod faults;
 mod kernel;
 mod patterns;
 mod props;
+mod report;
 mod scenarios;
 mod shrink;
 mod support;

@@ -235,7 +235,7 @@ proptest! {
         let src = pipeline_with(&bus, 3, 2, &faults, "", "");
         let sys = scenario::parse("p.ron", &src).unwrap().system;
         let mut sink = crate::support::Collect::default();
-        let o = faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink) }).unwrap();
+        let o = faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink), ..Default::default() }).unwrap();
         prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
         let inventories = [1u32, 2, 3]; // node indices: order-1 is 0
         let mut owner: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
@@ -309,7 +309,7 @@ proptest! {
         let src = pipeline(bus, 2, workers, &faults);
         let sys = scenario::parse("p.ron", &src).unwrap().system;
         let mut sink = crate::support::Collect::default();
-        faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink) }).unwrap();
+        faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink), ..Default::default() }).unwrap();
         // Message id -> (topic-partition as appended), then per (node, kind, partition) the last offset received.
         let mut where_appended: std::collections::BTreeMap<u64, (u64, u64)> = std::collections::BTreeMap::new();
         let mut kind_of: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();

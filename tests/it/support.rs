@@ -67,6 +67,6 @@ pub fn system(src: &str) -> System {
 /// Every trace record of a run of `sys` under `seed`.
 pub fn records(sys: &System, seed: u64) -> Vec<Record> {
     let mut sink = Collect::default();
-    run_with(sys, seed, RunOptions { trace: Some(&mut sink) }).unwrap();
+    run_with(sys, seed, RunOptions { trace: Some(&mut sink), ..Default::default() }).unwrap();
     sink.0
 }

@@ -16,7 +16,8 @@ fn autocommit() -> System {
 
 fn tally(sys: &System, range: SeedRange, jobs: usize) -> Tally {
     let stop = AtomicBool::new(false);
-    let (t, complete) = sweep(sys, FILE, "h", range, &Options { jobs, progress: None, stop: &stop }).unwrap();
+    let (t, complete) =
+        sweep(sys, FILE, "h", range, &Options { jobs, progress: None, stop: &stop, each: None }).unwrap();
     assert!(complete);
     t
 }
@@ -73,7 +74,8 @@ fn an_interrupted_sweep_covers_the_seeds_it_finished() {
     };
     let range = SeedRange { start: 0, end: 40 };
     let (t, complete) =
-        sweep(&sys, FILE, "h", range, &Options { jobs: 1, progress: Some(&progress), stop: &stop }).unwrap();
+        sweep(&sys, FILE, "h", range, &Options { jobs: 1, progress: Some(&progress), stop: &stop, each: None })
+            .unwrap();
     assert!(!complete);
     assert_eq!(t.range, SeedRange { start: 0, end: 3 });
     assert_eq!(t, tally(&sys, SeedRange { start: 0, end: 3 }, 1));
