@@ -606,9 +606,10 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
         eprintln!("  {}: done", row.name);
         rows.push(row);
     }
-    let seeds_text = match seeds {
-        Some(r) => r.to_string(),
-        None => seed.map_or("each scenario's own".to_string(), |s| s.to_string()),
+    let seeds_text = match (seeds, seed) {
+        (Some(r), _) => format!("Seeds {r}, the same for every design; each page details its first failing seed."),
+        (None, Some(s)) => format!("Seed {s} for every design."),
+        (None, None) => "Each scenario under its own default seed.".to_string(),
     };
     let title =
         if files.len() == 1 { format!("faultline report: {}", files[0].display()) } else { "faultline report".into() };

@@ -633,12 +633,13 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>faultline: {t}</title><style>{STYLE}</style>\
-         </head><body>\n<h1>{t}</h1>\n<p>Seeds {}, the same for every design.</p>\n<h2>Designs side by side</h2>\n\
+         </head><body>\n<h1>{t}</h1>\n<p>{}</p>\n<h2>Designs side by side</h2>\n\
          <table><tr><th>design</th><th>question</th><th>invariants (failing seeds)</th><th>messages lost</th>\
          <th>duplicated effects</th><th>p99 latency</th><th>messages per entity</th></tr>\n",
         escape(seeds),
         t = escape(title)
     );
+    let secs = |s: f64| crate::sim::SimDuration((s * 1e9).round() as u64).to_string();
     for r in rows {
         let verdicts: Vec<String> = r
             .verdicts
@@ -650,70 +651,88 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"{n}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3} s</td><td>{:.2}</td></tr>",
+            "<tr><td><a href=\"{n}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
             escape(&r.question),
             verdicts.join("<br>"),
-            r.lost,
-            r.duplicated,
-            r.p99_s,
+            crate::cli::thousands(r.lost),
+            crate::cli::thousands(r.duplicated),
+            secs(r.p99_s),
             r.messages_per_entity,
             n = escape(&r.name)
         );
     }
     h.push_str("</table>\n");
-    let chart = dir.join("comparison.png");
-    comparison_chart(&chart, rows)?;
-    h.push_str("<h2>Failing seeds per design</h2>\n<p><img src=\"comparison.png\" alt=\"share of seeds that fail any invariant, per design\"></p>\n");
+    comparison_chart(&dir.join("comparison.png"), rows)?;
+    h.push_str("<h2>Failing seeds per design</h2>\n");
+    h.push_str(&comparison_svg(rows)?);
+    h.push_str("\n<p><a href=\"comparison.png\">The same chart as a PNG</a></p>\n");
     h.push_str("</body></html>\n");
     let index = dir.join("index.html");
     write_file(&index, h.as_bytes())?;
     Ok(index)
 }
 
-/// Bars: the share of seeds under which some invariant fails, per design.
+/// Bars: the share of seeds under which some invariant fails, per design,
+/// drawn on any plotters backend.
+fn draw_comparison<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    rows: &[Row],
+) -> Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Seeds that fail an invariant", (FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(260)
+        .build_cartesian_2d(0.0..100.0, (0..rows.len().max(1) - 1).into_segmented())
+        .map_err(|x| e(&x))?;
+    let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_desc("share of seeds (%)")
+        .y_labels(rows.len().max(1))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .label_style((FAMILY, 13))
+        .axis_desc_style((FAMILY, 15))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let worst = |r: &Row| r.verdicts.iter().map(|(_, f, n)| *f as f64 / (*n).max(1) as f64).fold(0.0, f64::max) * 100.0;
+    chart
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let color = if worst(r) > 0.0 { RGBColor(214, 39, 40) } else { RGBColor(44, 160, 44) };
+            Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (worst(r).max(0.4), SegmentValue::Exact(i + 1))],
+                color.filled(),
+            )
+        }))
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))
+}
+
+fn comparison_size(rows: &[Row]) -> (u32, u32) {
+    (CHART.0, (80 + 28 * rows.len() as u32).max(200))
+}
+
+/// The comparison chart as a PNG at `path`.
 fn comparison_chart(path: &Path, rows: &[Row]) -> Result<(), ReportError> {
     register_font();
-    let chart_err =
-        |e: &dyn std::fmt::Display| ReportError::Chart { path: path.display().to_string(), message: e.to_string() };
     let tmp = path.with_extension("partial.png");
-    let height = (80 + 28 * rows.len() as u32).max(200);
-    {
-        let root = BitMapBackend::new(&tmp, (CHART.0, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| chart_err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Seeds that fail an invariant", (FAMILY, 20))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(260)
-            .build_cartesian_2d(0.0..100.0, (0..rows.len().max(1)).into_segmented())
-            .map_err(|e| chart_err(&e))?;
-        let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
-        chart
-            .configure_mesh()
-            .x_desc("share of seeds (%)")
-            .y_labels(rows.len().max(1))
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .label_style((FAMILY, 13))
-            .axis_desc_style((FAMILY, 15))
-            .draw()
-            .map_err(|e| chart_err(&e))?;
-        let worst =
-            |r: &Row| r.verdicts.iter().map(|(_, f, n)| *f as f64 / (*n).max(1) as f64).fold(0.0, f64::max) * 100.0;
-        chart
-            .draw_series(rows.iter().enumerate().map(|(i, r)| {
-                let color = if worst(r) > 0.0 { RGBColor(214, 39, 40) } else { RGBColor(44, 160, 44) };
-                Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (worst(r).max(0.4), SegmentValue::Exact(i + 1))],
-                    color.filled(),
-                )
-            }))
-            .map_err(|e| chart_err(&e))?;
-        root.present().map_err(|e| chart_err(&e))?;
-    }
+    draw_comparison(BitMapBackend::new(&tmp, comparison_size(rows)).into_drawing_area(), rows)
+        .map_err(|message| ReportError::Chart { path: path.display().to_string(), message })?;
     fs::rename(&tmp, path).map_err(|source| ReportError::Write { path: path.display().to_string(), source })
+}
+
+/// The comparison chart as SVG, to inline in the index.
+fn comparison_svg(rows: &[Row]) -> Result<String, ReportError> {
+    register_font();
+    let mut svg = String::new();
+    draw_comparison(SVGBackend::with_string(&mut svg, comparison_size(rows)).into_drawing_area(), rows)
+        .map_err(|message| ReportError::Chart { path: "comparison (inline SVG)".into(), message })?;
+    Ok(svg)
 }
 
 #[cfg(test)]

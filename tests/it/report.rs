@@ -113,7 +113,7 @@ fn several_designs_are_compared_on_the_same_seeds() {
     let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
     well_formed(&index);
     assert!(index.contains("href=\"dual-write/index.html\"") && index.contains("href=\"outbox/index.html\""));
-    assert!(index.contains("Seeds 0..3"));
+    assert!(index.contains("Seeds 0..3, the same for every design"));
     assert!(not_blank(&decode(&dir.join("comparison.png")).2));
     let page = std::fs::read_to_string(dir.join("dual-write").join("index.html")).unwrap();
     assert!(page.contains("of 3 seeds") && page.contains("95% CI"));
