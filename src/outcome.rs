@@ -171,6 +171,10 @@ pub struct Series {
     pub e2e_p99_s: Vec<f64>,
     /// Messages lost in each interval.
     pub lost: Vec<u64>,
+    /// Messages delivered again in each interval.
+    pub redelivered: Vec<u64>,
+    /// Messages an idempotent consumer skipped in each interval.
+    pub duplicates_skipped: Vec<u64>,
 }
 
 impl Outcome {

@@ -257,17 +257,16 @@ fn charts(dir: &Path, o: &Outcome, duration_s: f64) -> Result<Vec<(String, Strin
         let lines = vec![("p50".to_string(), p(&s.e2e_p50_s)), ("p99".to_string(), p(&s.e2e_p99_s))];
         line_chart(&dir.join("latency.png"), "End-to-end latency", "latency (s)", duration_s, &lines, &faults)?;
         out.push(("latency.png".into(), "end-to-end latency percentiles over simulated time".into()));
-        let lost: Vec<(f64, f64)> = s.lost.iter().enumerate().map(|(i, c)| (x(i), *c as f64)).collect();
-        let mut counts = vec![("lost".to_string(), lost)];
-        if o.metrics.redelivered > 0 || o.metrics.duplicates_skipped > 0 {
-            // Totals only: a flat line says how they compare.
-            counts.push((
-                "redelivered (run total)".into(),
-                vec![(0.0, o.metrics.redelivered as f64), (duration_s, o.metrics.redelivered as f64)],
-            ));
-        }
-        line_chart(&dir.join("losses.png"), "Messages lost", "messages per interval", duration_s, &counts, &faults)?;
-        out.push(("losses.png".into(), "messages lost per interval".into()));
+        let per = |v: &[u64]| -> Vec<(f64, f64)> { v.iter().enumerate().map(|(i, c)| (x(i), *c as f64)).collect() };
+        let counts = vec![
+            ("lost".to_string(), per(&s.lost)),
+            ("redelivered".to_string(), per(&s.redelivered)),
+            ("duplicates skipped".to_string(), per(&s.duplicates_skipped)),
+        ];
+        let unit = format!("messages per {:.3} s", s.interval_s);
+        let title = "Losses, redeliveries and duplicates";
+        line_chart(&dir.join("losses.png"), title, &unit, duration_s, &counts, &faults)?;
+        out.push(("losses.png".into(), "messages lost, redelivered and skipped as duplicates per interval".into()));
     }
     if !o.metrics.backlog.is_empty() {
         let lines: Vec<(String, Vec<(f64, f64)>)> = o
@@ -373,6 +372,36 @@ pub fn timeline_svg(
     }
     for (node, (from, what)) in down_since {
         shade(&mut svg, x(from.max(t0)), x(t1), lane_y(node), what);
+    }
+    // Network faults (partitions, lossy links) across every lane.
+    let mut network_since: BTreeMap<u64, u64> = BTreeMap::new();
+    let band = |svg: &mut String, a: f64, b: f64| {
+        let _ = write!(
+            svg,
+            "<rect x=\"{a:.1}\" y=\"16\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#ff7f0e\" fill-opacity=\"0.12\">\
+             <title>network fault</title></rect>",
+            (b - a).max(2.0),
+            lanes.len() as f64 * lane_h
+        );
+    };
+    for r in records.iter().filter(|r| r.node == NO_NODE) {
+        match r.kind {
+            RecordKind::FaultBegan => {
+                network_since.insert(r.aux, r.time.0);
+            }
+            RecordKind::FaultHealed => {
+                if let Some(from) = network_since.remove(&r.aux)
+                    && r.time.0 >= t0
+                    && from <= t1
+                {
+                    band(&mut svg, x(from.max(t0)), x(r.time.0.min(t1)));
+                }
+            }
+            _ => {}
+        }
+    }
+    for from in network_since.into_values().filter(|f| *f <= t1) {
+        band(&mut svg, x(from.max(t0)), x(t1));
     }
     for &n in &lanes {
         let y = lane_y(n);

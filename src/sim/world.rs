@@ -42,6 +42,8 @@ struct SeriesAcc {
     completed: Vec<u64>,
     latency: Vec<Histogram>,
     lost: Vec<u64>,
+    redelivered: Vec<u64>,
+    duplicates: Vec<u64>,
 }
 
 impl SeriesAcc {
@@ -52,6 +54,8 @@ impl SeriesAcc {
             completed: vec![0; n],
             latency: vec![Histogram::default(); n],
             lost: vec![0; n],
+            redelivered: vec![0; n],
+            duplicates: vec![0; n],
         }
     }
 
@@ -67,6 +71,8 @@ impl SeriesAcc {
             e2e_p50_s: self.latency.iter().map(|h| s(h.quantile(0.5))).collect(),
             e2e_p99_s: self.latency.iter().map(|h| s(h.quantile(0.99))).collect(),
             lost: self.lost,
+            redelivered: self.redelivered,
+            duplicates_skipped: self.duplicates,
         }
     }
 }
@@ -1184,6 +1190,7 @@ impl<'s, 't> World<'s, 't> {
         }
         if duplicate {
             self.duplicates_skipped += 1;
+            self.series_count(|s, i| s.duplicates[i] += 1);
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
         } else if failed {
             self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
@@ -1438,6 +1445,7 @@ impl<'s, 't> World<'s, 't> {
             let d = *self.broker.get(slot);
             if d.pending.deliveries > 1 {
                 self.redelivered += 1;
+                self.series_count(|s, i| s.redelivered[i] += 1);
                 self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
             }
             let at = self.now + self.latency.sample(&mut self.network) + self.transit_delay(d.node);
@@ -1746,6 +1754,7 @@ impl<'s, 't> World<'s, 't> {
         let extra = if self.links.is_empty() { SimDuration::ZERO } else { self.transit_delay(n) };
         let gp = &mut self.gparts[gp_id as usize];
         let node = &mut self.nodes[n as usize];
+        let before = self.redelivered;
         Self::fetch_next(
             gp,
             node,
@@ -1758,7 +1767,19 @@ impl<'s, 't> World<'s, 't> {
             &mut self.queue,
             &mut self.redelivered,
         );
+        if self.redelivered != before {
+            self.series_count(|s, i| s.redelivered[i] += 1);
+        }
         true
+    }
+
+    /// Counts something in the current interval of the series, if measured.
+    #[inline]
+    fn series_count(&mut self, count: impl FnOnce(&mut SeriesAcc, usize)) {
+        if let Some(s) = self.series.as_mut() {
+            let i = s.slot(self.now);
+            count(s, i);
+        }
     }
 
     /// Moves `gp_id`'s position past records a reader can no longer get:
