@@ -514,7 +514,9 @@ fn report_page(
         Some(range) => {
             let stop = AtomicBool::new(false);
             let per_seed = Mutex::new(Vec::new());
-            let each = |seed: u64, o: &Outcome| per_seed.lock().expect("not poisoned").push((seed, o.metrics.lost));
+            let each = |seed: u64, o: &Outcome| {
+                per_seed.lock().expect("not poisoned").push((seed, crate::report::lost_of(o).0))
+            };
             let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
             let opts = crate::sweep::Options { jobs, progress: None, stop: &stop, each: Some(&each) };
             let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
@@ -551,6 +553,7 @@ fn report_page(
     };
     Ok(crate::report::Row {
         name: system.name.clone(),
+        dir: dir.file_name().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default(),
         question: loaded.scenario.question.clone(),
         verdicts,
         lost,

@@ -89,8 +89,17 @@ pub struct Page<'a> {
     pub outcome: &'a Outcome,
     /// Over many seeds, when the report sweeps.
     pub sweep: Option<&'a Summary>,
-    /// The sweep's lost messages per seed, in seed order (for the histogram).
+    /// Per seed of the sweep, in seed order: the entities lost (as the
+    /// no-lost-entities and terminal-within invariants count them), or the
+    /// messages lost when the scenario has neither (for the histogram).
     pub lost_per_seed: Option<&'a [u64]>,
+}
+
+/// What a seed lost, for a report's histogram: entities if an invariant
+/// counts them, else messages; and the word for it.
+pub fn lost_of(o: &Outcome) -> (u64, &'static str) {
+    let counted: Vec<u64> = o.invariants.iter().filter_map(|v| v.counts.get("lost").copied()).collect();
+    if counted.is_empty() { (o.metrics.lost, "messages") } else { (counted.iter().sum(), "entities") }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
@@ -513,8 +522,13 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
     let duration_s = sys.duration.as_secs_f64();
     let mut images = charts(dir, o, duration_s)?;
     if let Some(lost) = page.lost_per_seed {
-        histogram_chart(&dir.join("lost-per-seed.png"), "Messages lost per seed", "messages lost in one run", lost)?;
-        images.push(("lost-per-seed.png".into(), "distribution of lost messages per seed".into()));
+        let what = lost_of(o).1;
+        let (title, x) = (
+            format!("{} lost per seed", if what == "entities" { "Entities" } else { "Messages" }),
+            format!("{what} lost in one run"),
+        );
+        histogram_chart(&dir.join("lost-per-seed.png"), &title, &x, lost)?;
+        images.push(("lost-per-seed.png".into(), format!("distribution of {what} lost per seed")));
     }
     let mut h = String::new();
     let title = escape(&sys.name);
@@ -638,8 +652,10 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
 
 /// One design in a comparison: its name, page and figures.
 pub struct Row {
-    /// The scenario's name (its page is `NAME/index.html`).
+    /// The scenario's name.
     pub name: String,
+    /// The directory of its page, beside the index (`DIR/index.html`).
+    pub dir: String,
     /// Its question.
     pub question: String,
     /// Invariant name -> (failing seeds, seeds).
@@ -680,7 +696,8 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"{n}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            "<tr><td><a href=\"{}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            escape(&r.dir),
             escape(&r.question),
             verdicts.join("<br>"),
             crate::cli::thousands(r.lost),

@@ -95,6 +95,15 @@ fn names_from_a_scenario_are_escaped() {
     assert!(!html.contains("<script>") && !html.contains("<img src=x"), "unescaped");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     well_formed(&html);
+    // In an index too, where the name is a link, a table cell and a label of the inline chart.
+    let both = dir.join("both");
+    let args = ["report", &src.to_string_lossy(), "scenarios/outbox.ron", "--out", &both.to_string_lossy()];
+    let (code, _, err) = parts(&faultline(&args.map(String::from).iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(code, 0, "{err}");
+    let index = std::fs::read_to_string(both.join("index.html")).unwrap();
+    assert!(!index.contains("<script>") && index.contains("&lt;script&gt;"));
+    assert!(index.contains("href=\"evil/index.html\"") && both.join("evil").join("index.html").exists());
+    well_formed(&index);
 }
 
 #[test]
