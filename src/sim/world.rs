@@ -1754,8 +1754,7 @@ impl<'s, 't> World<'s, 't> {
         let extra = if self.links.is_empty() { SimDuration::ZERO } else { self.transit_delay(n) };
         let gp = &mut self.gparts[gp_id as usize];
         let node = &mut self.nodes[n as usize];
-        let before = self.redelivered;
-        Self::fetch_next(
+        let redelivery = Self::fetch_next(
             gp,
             node,
             gp_id,
@@ -1765,9 +1764,9 @@ impl<'s, 't> World<'s, 't> {
             &self.latency,
             &mut self.network,
             &mut self.queue,
-            &mut self.redelivered,
         );
-        if self.redelivered != before {
+        if redelivery {
+            self.redelivered += 1;
             self.series_count(|s, i| s.redelivered[i] += 1);
         }
         true
@@ -1826,7 +1825,8 @@ impl<'s, 't> World<'s, 't> {
 
     /// Fetches the record at `gp`'s position for `node`. Records of one
     /// partition arrive in order: a record never overtakes the previous one.
-    /// A record a transactional consumer has already done is skipped.
+    /// A record a transactional consumer has already done is skipped. True
+    /// if the record had been fetched before (a redelivery).
     #[expect(clippy::too_many_arguments, reason = "split borrows of the world's fields on the hot path")]
     #[inline]
     fn fetch_next(
@@ -1838,19 +1838,17 @@ impl<'s, 't> World<'s, 't> {
         latency: &Dist,
         network: &mut Stream,
         queue: &mut EventQueue<Ev>,
-        redelivered: &mut u64,
-    ) {
+    ) -> bool {
         let offset = gp.position;
         gp.position += 1;
         let i = (offset - gp.committed) as usize;
         if i == gp.done.len() {
             gp.done.push_back(false);
         } else if gp.done[i] {
-            return;
+            return false;
         }
-        if offset < gp.high_water {
-            *redelivered += 1;
-        } else {
+        let redelivery = offset < gp.high_water;
+        if !redelivery {
             gp.high_water = offset + 1;
         }
         node.outstanding += 1;
@@ -1859,6 +1857,7 @@ impl<'s, 't> World<'s, 't> {
         let at = (now + latency.sample(network)).max(gp.last_arrival);
         gp.last_arrival = at;
         queue.push(at, Ev::Fetch { node: n, gp: gp_id, generation: gp.generation });
+        redelivery
     }
 
     fn fetched(&mut self, n: u32, gp: u32, generation: u32) {
