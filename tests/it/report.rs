@@ -168,3 +168,26 @@ fn a_real_browser_renders_the_report() {
     assert!(not_blank(&px), "the browser drew a blank page");
     let _ = root();
 }
+
+#[test]
+fn bad_report_input_exits_2_and_writes_nothing() {
+    let dir = temp_dir("report-bad");
+    let out = dir.join("r");
+    for args in [
+        vec!["report", "scenarios/nope.ron", "--out", out.to_str().unwrap()],
+        vec!["report", "scenarios/validation", "scenarios/bad-dir-that-is-not-there", "--out", out.to_str().unwrap()],
+        vec!["report", "scenarios/orders-log.ron", "--seeds", "3..3"],
+    ] {
+        let (code, _, err) = parts(&faultline(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.is_empty());
+    }
+    assert!(!out.exists(), "nothing written for bad input");
+    // An output path under a file cannot be created.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, err) =
+        parts(&faultline(&["report", "scenarios/orders-log.ron", "--out", &file.join("sub").to_string_lossy()]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot write"), "{err}");
+}
