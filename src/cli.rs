@@ -564,27 +564,7 @@ fn report_page(
 }
 
 fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: Option<&Path>) -> Result<u8, CliError> {
-    let mut scenarios = Vec::new();
-    for f in files {
-        if f.is_dir() {
-            let entries = fs::read_dir(f)
-                .map_err(|e| CliError::Input { path: f.display().to_string(), message: e.to_string() })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "ron"))
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                return Err(CliError::Input {
-                    path: f.display().to_string(),
-                    message: "no .ron scenario files here".into(),
-                });
-            }
-            scenarios.extend(found);
-        } else {
-            scenarios.push(f.clone());
-        }
-    }
+    let scenarios = expand(files, ".ron", "no .ron scenario files here")?;
     // Check every file before the work, so a typo costs nothing.
     for f in &scenarios {
         scenario::load(&f.to_string_lossy())?;
@@ -675,27 +655,8 @@ fn progress_line(done: u64, failing: u64, total: u64, elapsed: Duration) -> Stri
 }
 
 fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let entries = fs::read_dir(p)
-                .map_err(|e| CliError::Input { path: p.display().to_string(), message: e.to_string() })?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.to_string_lossy().ends_with(".tally.json"))
-                .collect();
-            found.sort();
-            if found.is_empty() {
-                return Err(CliError::Input {
-                    path: p.display().to_string(),
-                    message: "no .tally.json files here (write them with `faultline sweep ... --out DIR`)".into(),
-                });
-            }
-            files.extend(found);
-        } else {
-            files.push(p.clone());
-        }
-    }
+    let files =
+        expand(paths, ".tally.json", "no .tally.json files here (write them with `faultline sweep ... --out DIR`)")?;
     let mut tallies = Vec::new();
     for f in &files {
         let text = fs::read_to_string(f)
@@ -714,6 +675,30 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
         print!("{}", summary.render());
     }
     Ok(if tally.failing > 0 { exit::VIOLATION } else { exit::OK })
+}
+
+/// `paths` with each directory replaced by its files whose names end in
+/// `suffix`, sorted; a directory without any is an error (`none_here`).
+fn expand(paths: &[PathBuf], suffix: &str, none_here: &str) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let entries =
+            fs::read_dir(p).map_err(|e| CliError::Input { path: p.display().to_string(), message: e.to_string() })?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| f.to_string_lossy().ends_with(suffix))
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            return Err(CliError::Input { path: p.display().to_string(), message: none_here.into() });
+        }
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// `12345` as `12,345`.
