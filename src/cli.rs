@@ -569,6 +569,20 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
     for f in &scenarios {
         scenario::load(&f.to_string_lossy())?;
     }
+    // A report keeps a number per seed for its histogram.
+    const REPORT_SEEDS_MAX: u64 = 1_000_000;
+    if let Some(r) = seeds
+        && r.len() > REPORT_SEEDS_MAX
+    {
+        return Err(CliError::Input {
+            path: format!("--seeds {r}"),
+            message: format!(
+                "a report sweeps at most {REPORT_SEEDS_MAX} seeds ({} asked); `faultline sweep` takes any number",
+                r.len()
+            ),
+        });
+    }
+
     let single = scenarios.len() == 1 && !files[0].is_dir();
     let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let dir = match out {
@@ -665,6 +679,12 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
             path: format!("{}:{}:{}", f.display(), e.line(), e.column()),
             message: format!("not the results of `faultline sweep --out`: {e}"),
         })?;
+        if t.range.end < t.range.start || t.failing > t.seeds() {
+            return Err(CliError::Input {
+                path: f.display().to_string(),
+                message: format!("inconsistent results (seeds {}, {} failing): edited by hand?", t.range, t.failing),
+            });
+        }
         tallies.push(t);
     }
     let tally = Tally::merge(tallies)?;

@@ -40,7 +40,7 @@ pub struct SeedRange {
 impl SeedRange {
     /// Number of seeds.
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     /// True when it holds no seed.
@@ -263,13 +263,13 @@ impl Tally {
         self.range.end = next.range.end;
         for (a, b) in self.invariants.iter_mut().zip(&next.invariants) {
             a.failing += b.failing;
-            let room = FIRST_FAILING - a.first_failing.len();
+            let room = FIRST_FAILING.saturating_sub(a.first_failing.len());
             a.first_failing.extend(b.first_failing.iter().take(room));
         }
         self.failing += next.failing;
-        let room = FAILING_KEPT - self.failing_seeds.len();
+        let room = FAILING_KEPT.saturating_sub(self.failing_seeds.len());
         self.failing_seeds.extend(next.failing_seeds.iter().take(room));
-        let room = REPRODUCE - self.failing_fingerprints.len();
+        let room = REPRODUCE.saturating_sub(self.failing_fingerprints.len());
         self.failing_fingerprints.extend(next.failing_fingerprints.iter().take(room).cloned());
         self.events += next.events;
         self.accepted += next.accepted;

@@ -177,6 +177,7 @@ fn bad_report_input_exits_2_and_writes_nothing() {
         vec!["report", "scenarios/nope.ron", "--out", out.to_str().unwrap()],
         vec!["report", "scenarios/validation", "scenarios/bad-dir-that-is-not-there", "--out", out.to_str().unwrap()],
         vec!["report", "scenarios/orders-log.ron", "--seeds", "3..3"],
+        vec!["report", "scenarios/orders-log.ron", "--seeds", "0..2000000", "--out", out.to_str().unwrap()],
     ] {
         let (code, _, err) = parts(&faultline(&args));
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -150,6 +150,14 @@ fn bad_sweep_arguments_and_merge_inputs_exit_2() {
     let (code, _, err) = run(&["merge", &bad.to_string_lossy()]);
     assert_eq!(code, 2);
     assert!(err.contains("x.tally.json:1:") && err.contains("not the results"), "{err}");
+    // Well-formed JSON, impossible numbers: refused, not a panic.
+    let sys = autocommit();
+    let mut t = tally(&sys, SeedRange { start: 0, end: 1 }, 1);
+    t.range = SeedRange { start: 5, end: 2 };
+    std::fs::write(&bad, serde_json::to_string(&t).unwrap()).unwrap();
+    let (code, _, err) = run(&["merge", &bad.to_string_lossy()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("inconsistent results"), "{err}");
 }
 
 #[test]
