@@ -130,12 +130,7 @@ impl Checker {
     pub fn new(invariants: &[InvariantSpec], effects: usize) -> Checker {
         let mut effect_bits = vec![None; effects];
         let mut next = 0u8;
-        let followed = invariants.iter().flat_map(|inv| match inv {
-            InvariantSpec::NoDuplicateEffects { effect } => vec![*effect],
-            InvariantSpec::SagaAtomicity { steps, .. } => steps.iter().flat_map(|(d, u)| [*d, *u]).collect(),
-            _ => Vec::new(),
-        });
-        for effect in followed {
+        for effect in invariants.iter().flat_map(InvariantSpec::followed_effects) {
             if let Some(slot) = effect_bits.get_mut(effect.0 as usize)
                 && slot.is_none()
                 && next < 16

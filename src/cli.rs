@@ -272,6 +272,20 @@ impl AtomicFile {
     fn abandon(self) {
         let _ = fs::remove_file(&self.tmp);
     }
+
+    /// Writes `bytes` to `f` (this file's temporary), then renames it into
+    /// place; on failure nothing is left behind.
+    fn write_and_commit(self, mut f: fs::File, bytes: &[u8]) -> Result<(), CliError> {
+        use std::io::Write;
+        match f.write_all(bytes).and_then(|()| f.sync_all()) {
+            Ok(()) => self.commit(),
+            Err(source) => {
+                let path = self.dest.display().to_string();
+                self.abandon();
+                Err(CliError::Output { path, source })
+            }
+        }
+    }
 }
 
 /// Runs `system` writing its trace as JSON lines to `trace` and in the
@@ -402,13 +416,10 @@ fn sweep(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    let path = file.to_string_lossy().into_owned();
-    let src = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
-    let loaded = scenario::parse(&path, &src)?;
+    let ScenarioFile { path, loaded, hash, .. } = read_scenario(file)?;
     let system = &loaded.system;
-    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(src.as_bytes()));
     let range = shard.map_or(seeds, |s| seeds.shard(s));
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).clamp(1, 1024);
+    let jobs = jobs.unwrap_or_else(all_cores).clamp(1, 1024);
     if let Some(dir) = out {
         fs::create_dir_all(dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
     }
@@ -460,19 +471,10 @@ fn sweep(
     if let Some(dir) = out {
         if complete {
             let dest = dir.join(format!("{}-{}-{}.tally.json", tally.scenario, tally.range.start, tally.range.end));
-            let (atomic, mut f) = AtomicFile::create(&dest)?;
-            let written = serde_json::to_writer(&mut f, &tally).map_err(io::Error::other).and_then(|_| {
-                use std::io::Write;
-                f.write_all(b"\n")?;
-                f.sync_all()
-            });
-            match written {
-                Ok(()) => atomic.commit()?,
-                Err(source) => {
-                    atomic.abandon();
-                    return Err(CliError::Output { path: dest.display().to_string(), source });
-                }
-            }
+            let (atomic, f) = AtomicFile::create(&dest)?;
+            let mut json = serde_json::to_vec(&tally).unwrap_or_default();
+            json.push(b'\n');
+            atomic.write_and_commit(f, &json)?;
             eprintln!("results of seeds {} written to {}", tally.range, dest.display());
         } else {
             eprintln!("interrupted: no results written to {}", dir.display());
@@ -503,9 +505,7 @@ fn report_page(
     use std::sync::Mutex;
     use std::sync::atomic::AtomicBool;
 
-    let path = file.to_string_lossy().into_owned();
-    let text = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
-    let loaded = scenario::parse(&path, &text)?;
+    let ScenarioFile { path, text, loaded, hash } = read_scenario(file)?;
     let system = &loaded.system;
     let mut sweep_summary = None;
     let mut lost = Vec::new();
@@ -517,9 +517,7 @@ fn report_page(
             let each = |seed: u64, o: &Outcome| {
                 per_seed.lock().expect("not poisoned").push((seed, crate::report::lost_of(o).0))
             };
-            let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let opts = crate::sweep::Options { jobs, progress: None, stop: &stop, each: Some(&each) };
-            let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
+            let opts = crate::sweep::Options { jobs: all_cores(), progress: None, stop: &stop, each: Some(&each) };
             let (tally, _) = crate::sweep::sweep(system, &path, &hash, range, &opts)?;
             let mut v = per_seed.into_inner().expect("not poisoned");
             v.sort();
@@ -619,7 +617,7 @@ fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result
     let path = file.to_string_lossy().into_owned();
     let loaded = scenario::load(&path)?;
     // Fail early on an unwritable destination, before the work.
-    let (atomic, mut f) = AtomicFile::create(out)?;
+    let (atomic, f) = AtomicFile::create(out)?;
     #[expect(clippy::disallowed_methods, reason = "wall-clock time for the user; never reaches a simulation")]
     let started = std::time::Instant::now();
     let shrunk = match crate::shrink::shrink(&loaded.scenario, seed, invariant) {
@@ -631,15 +629,7 @@ fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result
     };
     let secs = started.elapsed().as_secs_f64();
     let text = crate::shrink::render(&shrunk, &path, &out.display().to_string(), seed, secs);
-    let written = {
-        use std::io::Write;
-        f.write_all(text.as_bytes()).and_then(|_| f.sync_all())
-    };
-    if let Err(source) = written {
-        atomic.abandon();
-        return Err(CliError::Output { path: out.display().to_string(), source });
-    }
-    atomic.commit()?;
+    atomic.write_and_commit(f, text.as_bytes())?;
     println!(
         "shrunk {path} under seed {seed} in {secs:.1} s: {} reductions kept of {} candidates tried",
         shrunk.kept.len(),
@@ -650,6 +640,30 @@ fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result
     }
     println!("{} still fails {}: faultline run {}", out.display(), shrunk.invariant, out.display());
     Ok(exit::OK)
+}
+
+/// A scenario file as sweeps and reports read it.
+struct ScenarioFile {
+    /// The path as given.
+    path: String,
+    /// Its text.
+    text: String,
+    loaded: scenario::Loaded,
+    /// Hash of the text: results of one text merge, of two texts do not.
+    hash: String,
+}
+
+fn read_scenario(file: &Path) -> Result<ScenarioFile, CliError> {
+    let path = file.to_string_lossy().into_owned();
+    let text = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
+    let loaded = scenario::parse(&path, &text)?;
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
+    Ok(ScenarioFile { path, text, loaded, hash })
+}
+
+/// Threads for a sweep when none are asked for: one per core.
+fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `[####      ] 1,234/10,000 seeds  412.0 seeds/s  3 failing  ETA 21s`
@@ -734,7 +748,8 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-fn secs(s: f64) -> String {
+/// Seconds as faultline writes durations (`1m02.500s`).
+pub(crate) fn secs(s: f64) -> String {
     SimDuration((s * 1e9).round() as u64).to_string()
 }
 

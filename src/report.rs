@@ -114,6 +114,22 @@ fn windows(faults: &[AppliedFault]) -> Vec<(f64, f64)> {
     faults.iter().map(|f| (f.from_ns as f64 / 1e9, f.until_ns.max(f.from_ns + 1) as f64 / 1e9)).collect()
 }
 
+/// Draws a PNG of `size` at `path`: into a temporary file, renamed into
+/// place once drawn, so a failed chart leaves nothing behind.
+fn png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<(), ReportError> {
+    register_font();
+    let tmp = path.with_extension("partial.png");
+    if let Err(message) = draw(BitMapBackend::new(&tmp, size).into_drawing_area()) {
+        let _ = fs::remove_file(&tmp);
+        return Err(ReportError::Chart { path: path.display().to_string(), message });
+    }
+    fs::rename(&tmp, path).map_err(|source| ReportError::Write { path: path.display().to_string(), source })
+}
+
 /// A line chart over simulated time with fault windows shaded; PNG at `path`.
 fn line_chart(
     path: &Path,
@@ -123,12 +139,8 @@ fn line_chart(
     lines: &[(String, Vec<(f64, f64)>)],
     faults: &[(f64, f64)],
 ) -> Result<(), ReportError> {
-    register_font();
-    let chart_err =
-        |e: &dyn std::fmt::Display| ReportError::Chart { path: path.display().to_string(), message: e.to_string() };
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, CHART).into_drawing_area();
+    let chart_err = |e: &dyn std::fmt::Display| e.to_string();
+    png(path, CHART, |root| {
         root.fill(&WHITE).map_err(|e| chart_err(&e))?;
         let y_max = lines.iter().flat_map(|(_, pts)| pts.iter().map(|p| p.1)).fold(0.0_f64, f64::max);
         let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
@@ -195,15 +207,13 @@ fn line_chart(
             .draw()
             .map_err(|e| chart_err(&e))?;
         root.present().map_err(|e| chart_err(&e))?;
-    }
-    fs::rename(&tmp, path).map_err(|source| ReportError::Write { path: path.display().to_string(), source })
+        Ok(())
+    })
 }
 
 /// A histogram of a count per seed; PNG at `path`.
 fn histogram_chart(path: &Path, title: &str, x_desc: &str, values: &[u64]) -> Result<(), ReportError> {
-    register_font();
-    let chart_err =
-        |e: &dyn std::fmt::Display| ReportError::Chart { path: path.display().to_string(), message: e.to_string() };
+    let chart_err = |e: &dyn std::fmt::Display| e.to_string();
     let max = values.iter().copied().max().unwrap_or(0);
     let bins = 30u64;
     let width = (max / bins + 1).max(1);
@@ -212,9 +222,7 @@ fn histogram_chart(path: &Path, title: &str, x_desc: &str, values: &[u64]) -> Re
         counts[(v / width) as usize] += 1;
     }
     let y_max = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
-    let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, CHART).into_drawing_area();
+    png(path, CHART, |root| {
         root.fill(&WHITE).map_err(|e| chart_err(&e))?;
         let x_end = (counts.len() as u64 * width) as f64;
         let mut chart = ChartBuilder::on(&root)
@@ -240,8 +248,8 @@ fn histogram_chart(path: &Path, title: &str, x_desc: &str, values: &[u64]) -> Re
             }))
             .map_err(|e| chart_err(&e))?;
         root.present().map_err(|e| chart_err(&e))?;
-    }
-    fs::rename(&tmp, path).map_err(|source| ReportError::Write { path: path.display().to_string(), source })
+        Ok(())
+    })
 }
 
 /// The charts of one run, written into `dir`: (file name, alt text).
@@ -606,7 +614,7 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         "<h2>The run</h2>\n<table><tr><th>seed</th><td>{}</td></tr><tr><th>fingerprint</th><td><code>{}</code></td></tr>\
          <tr><th>events</th><td>{}</td></tr><tr><th>entities</th><td>{} requested, {} accepted, {} completed</td></tr>\
          <tr><th>messages</th><td>{} published, {} handled, {} lost, {} redelivered</td></tr>\
-         <tr><th>end-to-end latency</th><td>p50 {:.3} s, p99 {:.3} s, max {:.3} s</td></tr></table>",
+         <tr><th>end-to-end latency</th><td>p50 {}, p99 {}, max {}</td></tr></table>",
         o.seed,
         escape(&o.fingerprint),
         o.events,
@@ -617,9 +625,9 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         m.handled,
         m.lost,
         m.redelivered,
-        m.e2e_latency_s.p50,
-        m.e2e_latency_s.p99,
-        m.e2e_latency_s.max
+        crate::cli::secs(m.e2e_latency_s.p50),
+        crate::cli::secs(m.e2e_latency_s.p99),
+        crate::cli::secs(m.e2e_latency_s.max)
     );
     if !o.faults.is_empty() {
         h.push_str(
@@ -684,7 +692,6 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
         escape(seeds),
         t = escape(title)
     );
-    let secs = |s: f64| crate::sim::SimDuration((s * 1e9).round() as u64).to_string();
     for r in rows {
         let verdicts: Vec<String> = r
             .verdicts
@@ -702,7 +709,7 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
             verdicts.join("<br>"),
             crate::cli::thousands(r.lost),
             crate::cli::thousands(r.duplicated),
-            secs(r.p99_s),
+            crate::cli::secs(r.p99_s),
             r.messages_per_entity,
             n = escape(&r.name)
         );
@@ -765,11 +772,7 @@ fn comparison_size(rows: &[Row]) -> (u32, u32) {
 
 /// The comparison chart as a PNG at `path`.
 fn comparison_chart(path: &Path, rows: &[Row]) -> Result<(), ReportError> {
-    register_font();
-    let tmp = path.with_extension("partial.png");
-    draw_comparison(BitMapBackend::new(&tmp, comparison_size(rows)).into_drawing_area(), rows)
-        .map_err(|message| ReportError::Chart { path: path.display().to_string(), message })?;
-    fs::rename(&tmp, path).map_err(|source| ReportError::Write { path: path.display().to_string(), source })
+    png(path, comparison_size(rows), |root| draw_comparison(root, rows))
 }
 
 /// The comparison chart as SVG, to inline in the index.

@@ -1382,14 +1382,8 @@ impl Compiler<'_> {
         }
 
         // The checker follows at most 16 effects per entity (a bit each).
-        let mut followed: Vec<crate::service::EffectId> = invariants
-            .iter()
-            .flat_map(|inv| match inv {
-                InvariantSpec::NoDuplicateEffects { effect } => vec![*effect],
-                InvariantSpec::SagaAtomicity { steps, .. } => steps.iter().flat_map(|(d, u)| [*d, *u]).collect(),
-                _ => Vec::new(),
-            })
-            .collect();
+        let mut followed: Vec<crate::service::EffectId> =
+            invariants.iter().flat_map(InvariantSpec::followed_effects).collect();
         followed.sort();
         followed.dedup();
         if followed.len() > 16 {

@@ -631,14 +631,13 @@ impl Summary {
             thousands(m.redelivered)
         );
         let l = &m.e2e_latency_s;
-        let d = |secs: f64| crate::sim::SimDuration((secs * 1e9).round() as u64);
         let _ = writeln!(
             s,
             "latency     end to end over all seeds: mean {}, p50 {}, p99 {}, max {}",
-            d(l.mean),
-            d(l.p50),
-            d(l.p99),
-            d(l.max)
+            secs(l.mean),
+            secs(l.p50),
+            secs(l.p99),
+            secs(l.max)
         );
         let _ = writeln!(s, "events      {}", thousands(m.events));
         if m.stopped_at_limit > 0 {
@@ -657,9 +656,7 @@ impl Summary {
     }
 }
 
-fn thousands(n: u64) -> String {
-    crate::cli::thousands(n)
-}
+use crate::cli::{secs, thousands};
 
 #[cfg(test)]
 mod tests {

@@ -643,6 +643,16 @@ pub enum InvariantSpec {
 }
 
 impl InvariantSpec {
+    /// The effects whose applications per entity the checker follows for
+    /// this invariant (a bit each; 16 at most across a scenario).
+    pub fn followed_effects(&self) -> Vec<EffectId> {
+        match self {
+            InvariantSpec::NoDuplicateEffects { effect } => vec![*effect],
+            InvariantSpec::SagaAtomicity { steps, .. } => steps.iter().flat_map(|(d, u)| [*d, *u]).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The invariant's name as users see it.
     pub fn name(&self, names: &Names) -> String {
         match self {

@@ -221,7 +221,8 @@ struct Node {
     outbox: VecDeque<Message>,
     /// With durable timers: the timers set and not yet fired (due, timer
     /// message), re-armed when the node restarts.
-    timers: Vec<(SimTime, Message)>,
+    /// Keyed by the timer message's id: (due, message).
+    timers: BTreeMap<u64, (SimTime, Message)>,
     /// Processing times are multiplied by this (a slow node: 1.0 normally).
     slowdown: f64,
     /// Its timers last this many times what they ask (clock skew: 1.0 normally).
@@ -545,7 +546,7 @@ impl<'s, 't> World<'s, 't> {
                     owned: Vec::new(),
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outbox: VecDeque::new(),
-                    timers: Vec::new(),
+                    timers: BTreeMap::new(),
                     slowdown: 1.0,
                     clock: 1.0,
                     paused: false,
@@ -1567,7 +1568,7 @@ impl<'s, 't> World<'s, 't> {
                 let slot = self.inflight.insert(msg);
                 let node = &mut self.nodes[n as usize];
                 if self.sys.services[node.service as usize].durable_timers {
-                    node.timers.push((self.now + after, msg));
+                    node.timers.insert(msg.id.0, (self.now + after, msg));
                 }
                 let epoch = node.epoch;
                 self.queue.push(self.now + after, Ev::Timer { node: n, epoch, slot });
@@ -1660,9 +1661,7 @@ impl<'s, 't> World<'s, 't> {
         let msg = self.inflight.take(slot);
         let node = &mut self.nodes[n as usize];
         if node.epoch == epoch && node.up {
-            if let Some(i) = node.timers.iter().position(|(_, m)| m.id == msg.id) {
-                node.timers.swap_remove(i);
-            }
+            node.timers.remove(&msg.id.0);
             self.enqueue(n, msg, Source::Timer);
         }
     }
@@ -1670,15 +1669,15 @@ impl<'s, 't> World<'s, 't> {
     /// A restarted node with durable timers sets again those that had not
     /// fired; one already due fires at once.
     fn rearm_timers(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
+        let node = &self.nodes[n as usize];
         if node.timers.is_empty() {
             return;
         }
-        // Due order, then id: deterministic whatever order they were kept in.
-        node.timers.sort_by_key(|(due, m)| (*due, m.id));
+        // Due order, then id: the order in which they would have fired.
+        let mut pending: Vec<(SimTime, Message)> = node.timers.values().copied().collect();
+        pending.sort_by_key(|(due, m)| (*due, m.id));
         let epoch = node.epoch;
-        for i in 0..self.nodes[n as usize].timers.len() {
-            let (due, msg) = self.nodes[n as usize].timers[i];
+        for (due, msg) in pending {
             let slot = self.inflight.insert(msg);
             self.queue.push(due.max(self.now), Ev::Timer { node: n, epoch, slot });
         }
@@ -2090,10 +2089,7 @@ impl<'s, 't> World<'s, 't> {
         }
         node.paused = false;
         self.trace_node(RecordKind::Resumed, n, 0);
-        if !self.nodes[n as usize].member {
-            self.nodes[n as usize].member = true;
-            self.rebalance(self.nodes[n as usize].service);
-        }
+        self.rejoin_group(n);
         loop {
             let node = &mut self.nodes[n as usize];
             if node.free.is_empty() || node.fifo.is_empty() {
@@ -2104,6 +2100,17 @@ impl<'s, 't> World<'s, 't> {
             self.start(n, w, job);
         }
         self.try_fetch(n);
+    }
+
+    /// Node `n` is back in its consumer group if its session had expired
+    /// (after a crash, a pause or a partition): the group rebalances.
+    fn rejoin_group(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        if !node.member {
+            node.member = true;
+            let service = node.service;
+            self.rebalance(service);
+        }
     }
 
     /// Forgets a partition's consumer-side state: the next owner (or the
@@ -2182,12 +2189,8 @@ impl<'s, 't> World<'s, 't> {
             return;
         }
         node.up = true;
-        let rejoin = !node.member;
-        node.member = true;
         self.trace_node(RecordKind::Restart, n, 0);
-        if rejoin {
-            self.rebalance(self.nodes[n as usize].service);
-        }
+        self.rejoin_group(n);
         self.try_fetch(n);
         self.schedule_auto_commit(n);
         self.schedule_relay(n);

@@ -13,6 +13,7 @@
 use super::{Ev, Job, Source, World};
 use crate::service::{Call, Message};
 use crate::sim::{SimDuration, SimTime};
+use crate::system::System;
 use crate::trace::RecordKind;
 
 /// `Job::called`: no call made (or none needed).
@@ -117,10 +118,13 @@ impl Calls {
     }
 }
 
-impl World<'_, '_> {
-    fn call_spec(&self, n: u32, msg: &Message) -> &Call {
+impl<'s> World<'s, '_> {
+    /// The spec of the call node `n` makes for `msg`: borrowed from the
+    /// system, not from the world, so the world's streams stay free to use.
+    fn call_spec(&self, n: u32, msg: &Message) -> &'s Call {
         let si = self.nodes[n as usize].service as usize;
-        self.sys.services[si].behaviour.call(msg).expect("a pending call has a spec")
+        let sys: &'s System = self.sys;
+        sys.services[si].behaviour.call(msg).expect("a pending call has a spec")
     }
 
     /// Node `n`'s worker `worker` finished the work of `job`, whose handler
@@ -205,7 +209,7 @@ impl World<'_, '_> {
         let n = c.node;
         let spec = self.call_spec(n, &c.input);
         let (breaker, rate, bulkhead) = (spec.breaker, spec.rate_limit, spec.bulkhead);
-        let (target, latency, timeout) = (spec.service as u32, spec.latency.clone(), spec.timeout);
+        let (target, latency, timeout) = (spec.service as u32, &spec.latency, spec.timeout);
         let burst = rate.map_or(0.0, |r| f64::from(r.burst));
         let i = self.site(n, c.msg.kind.0, burst);
         let now = self.now;
@@ -301,7 +305,7 @@ impl World<'_, '_> {
         if crossing.lost {
             return;
         }
-        let latency = self.call_spec(c.node, &c.input).latency.clone();
+        let latency = &self.call_spec(c.node, &c.input).latency;
         let at = self.now + latency.sample(&mut self.network) + crossing.delay;
         self.queue.push(at, Ev::CallReply { call: slot, generation, ok });
     }

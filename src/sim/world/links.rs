@@ -181,9 +181,8 @@ impl World<'_, '_> {
         }
         for n in 0..self.nodes.len() as u32 {
             let node = &self.nodes[n as usize];
-            if node.up && !node.paused && !node.member && node.joined && !self.blocked(n, BUS) {
-                self.nodes[n as usize].member = true;
-                self.rebalance(self.nodes[n as usize].service);
+            if node.up && !node.paused && node.joined && !self.blocked(n, BUS) {
+                self.rejoin_group(n);
             }
         }
     }
