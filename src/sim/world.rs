@@ -12,10 +12,11 @@ use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
 use brokers::{BrokerNode, ProduceReq, Replica};
-use links::{ANY, BUS, NetworkFault};
+use links::{ANY, BUS, Crossing, NetworkFault};
 
 mod brokers;
 mod calls;
+mod channel;
 mod links;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
@@ -25,6 +26,7 @@ use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, RandomFault, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
+use channel::Channels;
 
 /// What a run should produce besides its outcome.
 #[derive(Default)]
@@ -236,6 +238,9 @@ struct Node {
     /// partitions when room frees up.
     fetch_blocked: bool,
     cursor: usize,
+    /// The last arrival of a delivery from its queue: the channel (queue,
+    /// this consumer) delivers in order.
+    queue_arrival: SimTime,
 }
 
 /// A consumer group's view of one partition.
@@ -441,6 +446,8 @@ struct World<'s, 't> {
     network_faults: Vec<NetworkFault>,
     /// Those active now (indices into `network_faults`), in activation order.
     links: Vec<u32>,
+    /// The order of messages on each connection.
+    channels: Channels,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
     queue_bus: bool,
@@ -554,6 +561,7 @@ impl<'s, 't> World<'s, 't> {
                     outstanding: 0,
                     fetch_blocked: false,
                     cursor: 0,
+                    queue_arrival: SimTime::ZERO,
                 });
             }
         }
@@ -812,6 +820,7 @@ impl<'s, 't> World<'s, 't> {
             stock: BTreeMap::new(),
             network_faults,
             links: Vec::new(),
+            channels: Channels::default(),
             crash_points,
             faults,
             broker,
@@ -1449,7 +1458,12 @@ impl<'s, 't> World<'s, 't> {
                 self.series_count(|s, i| s.redelivered[i] += 1);
                 self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
             }
-            let at = self.now + self.latency.sample(&mut self.network) + self.transit_delay(d.node);
+            // One channel from the queue to each consumer: deliveries arrive in order.
+            let c = self.transit(d.node);
+            let sampled = self.now + self.latency.sample(&mut self.network) + c.delay;
+            let node = &mut self.nodes[d.node as usize];
+            node.queue_arrival = node.queue_arrival.max(sampled);
+            let at = node.queue_arrival + c.held;
             self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
             if let Some(timeout) = self.ack_timeout
                 && !d.auto_ack
@@ -1616,11 +1630,13 @@ impl<'s, 't> World<'s, 't> {
                             continue;
                         }
                         let copies = 1 + u32::from(up.duplicated || down.duplicated);
+                        let c = Crossing { delay: up.delay + down.delay, held: up.held + down.held, ..up };
                         for _ in 0..copies {
                             let slot = self.inflight.insert(msg);
-                            let delay = self.latency.sample(&mut self.network) + up.delay + down.delay;
+                            let latency = self.latency.sample(&mut self.network);
+                            let at = self.arrive_on(from, n, latency, &c);
                             let epoch = self.nodes[n as usize].epoch;
-                            self.queue.push(self.now + delay, Ev::Deliver { node: n, epoch, slot });
+                            self.queue.push(at, Ev::Deliver { node: n, epoch, slot });
                         }
                     }
                 }
@@ -1750,7 +1766,14 @@ impl<'s, 't> World<'s, 't> {
             node.fetch_blocked = true;
             return false;
         }
-        let extra = if self.links.is_empty() { SimDuration::ZERO } else { self.transit_delay(n) };
+        // Records of a partition arrive in offset order whatever the
+        // network does: a reorder fault only delays them.
+        let extra = if self.links.is_empty() {
+            SimDuration::ZERO
+        } else {
+            let c = self.transit(n);
+            c.delay + c.held
+        };
         let gp = &mut self.gparts[gp_id as usize];
         let node = &mut self.nodes[n as usize];
         let redelivery = Self::fetch_next(
@@ -1961,6 +1984,8 @@ impl<'s, 't> World<'s, 't> {
         }
         node.outstanding = 0;
         node.fetch_blocked = false;
+        node.queue_arrival = SimTime::ZERO;
+        self.channels.close(n);
         // Records committed before they were processed are never fetched again.
         for job in &held {
             if let Source::Log { gp, generation, offset } = job.source {

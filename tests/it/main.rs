@@ -2,6 +2,7 @@
 //! CLI and kernel properties that need a whole system.
 
 mod bad_input;
+mod channels;
 mod cli;
 mod determinism;
 mod faults;

@@ -75,8 +75,14 @@ impl World<'_, '_> {
         // A request lost on the way is found out by the timeout below.
         let c = self.cross(r.from, super::BUS);
         if !c.lost {
+            let part = &self.partitions[r.part as usize];
+            let broker = part.leader.or(part.last_leader).map_or(super::BUS, |l| {
+                let b = part.replicas[l].broker;
+                self.broker_node(b)
+            });
             for _ in 0..1 + u32::from(c.duplicated) {
-                let at = self.now + self.latency.sample(&mut self.network) + c.delay;
+                let latency = self.latency.sample(&mut self.network);
+                let at = self.arrive_on(r.from, broker, latency, &c);
                 self.queue.push(at, Ev::Produce { req, generation: r.generation });
             }
         }
@@ -160,7 +166,10 @@ impl World<'_, '_> {
         if c.lost {
             return; // the producer times out and resends
         }
-        let at = self.now + self.latency.sample(&mut self.network) + c.delay;
+        let part = &self.partitions[r.part as usize];
+        let broker = part.leader.map_or(super::BUS, |l| self.broker_node(part.replicas[l].broker));
+        let latency = self.latency.sample(&mut self.network);
+        let at = self.arrive_on(broker, r.from, latency, &c);
         self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
     }
 

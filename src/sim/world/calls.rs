@@ -272,7 +272,8 @@ impl<'s> World<'s, '_> {
         self.trace(RecordKind::CallSent, n, &msg, u64::from(attempt) << 32 | u64::from(msg.kind.0));
         let crossing = self.cross(n, callee);
         if !crossing.lost {
-            let at = self.now + latency.sample(&mut self.network) + crossing.delay;
+            let latency = latency.sample(&mut self.network);
+            let at = self.arrive_on(n, callee, latency, &crossing);
             self.queue.push(at, Ev::CallArrive { call: slot, generation, node: callee });
         }
         let timeout = self.skewed(n, timeout);
@@ -305,8 +306,8 @@ impl<'s> World<'s, '_> {
         if crossing.lost {
             return;
         }
-        let latency = &self.call_spec(c.node, &c.input).latency;
-        let at = self.now + latency.sample(&mut self.network) + crossing.delay;
+        let latency = self.call_spec(c.node, &c.input).latency.sample(&mut self.network);
+        let at = self.arrive_on(n, c.node, latency, &crossing);
         self.queue.push(at, Ev::CallReply { call: slot, generation, ok });
     }
 

@@ -76,8 +76,11 @@ pub(super) struct Crossing {
     pub partitioned: bool,
     /// It arrives twice.
     pub duplicated: bool,
-    /// Added to its latency.
+    /// Added to its latency; later messages on the channel wait behind it.
     pub delay: SimDuration,
+    /// Held back by a reorder fault on top of its arrival: later messages
+    /// on the channel may overtake it (the only way one does).
+    pub held: SimDuration,
 }
 
 impl World<'_, '_> {
@@ -112,7 +115,7 @@ impl World<'_, '_> {
                 c.delay = c.delay + d.sample(&mut self.network);
             }
             if l.reorder > 0.0 && self.network.unit() < l.reorder {
-                c.delay = c.delay + l.reorder_by.sample(&mut self.network);
+                c.held = c.held + l.reorder_by.sample(&mut self.network);
             }
         }
         c
@@ -126,19 +129,20 @@ impl World<'_, '_> {
         })
     }
 
-    /// The extra time a transfer from the bus to node `n` takes over a
-    /// reliable connection (a queue delivery, a log fetch): what a faulty
-    /// link drops is sent again after [`RETRANSMIT_AFTER`], and behind a
-    /// partition it waits for the heal. Judged by the faults active now.
-    pub(super) fn transit_delay(&mut self, n: u32) -> SimDuration {
+    /// What a transfer from the bus to node `n` meets over a reliable
+    /// connection (a queue delivery, a log fetch): it is never lost, but
+    /// what a faulty link drops is sent again after [`RETRANSMIT_AFTER`],
+    /// and behind a partition it waits for the heal (both in `delay`).
+    /// Judged by the faults active now.
+    pub(super) fn transit(&mut self, n: u32) -> Crossing {
         if self.links.is_empty() {
-            return SimDuration::ZERO;
+            return Crossing::default();
         }
         let mut extra = SimDuration::ZERO;
         for _ in 0..RETRANSMITS_MAX {
             let c = self.cross_faulty(BUS, n);
             if !c.lost {
-                return extra + c.delay;
+                return Crossing { delay: extra + c.delay, ..c };
             }
             if c.partitioned {
                 break;
@@ -154,7 +158,7 @@ impl World<'_, '_> {
             .map(|l| l.heal)
             .max()
             .unwrap_or(self.now);
-        (heal - self.now).max(extra) + RETRANSMIT_AFTER
+        Crossing { delay: (heal - self.now).max(extra) + RETRANSMIT_AFTER, ..Crossing::default() }
     }
 
     /// Network fault `i` begins: a consumer it cuts off from the bus stops
