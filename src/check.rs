@@ -28,17 +28,34 @@ struct EntityRec {
     dead_lettered: bool,
 }
 
+/// What a verdict says: the invariant held over what it judged, it was
+/// violated, or it judged nothing (a pass that tested nothing is no pass).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Nothing violated it, and it judged at least one case.
+    Holds,
+    /// At least one case violated it.
+    Violated,
+    /// Nothing violated it, and nothing was judged: no entity reached the
+    /// point where the invariant speaks (see [`Verdict::inconclusive`]).
+    Inconclusive,
+}
+
 /// The verdict on one invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Verdict {
     /// The invariant, e.g. `no-lost-entities(order)`.
     pub name: String,
-    /// Whether it held.
-    pub holds: bool,
+    /// Held, violated or inconclusive.
+    pub status: Status,
     /// Number of entities that violate it.
     pub violations: u64,
     /// Named counts that explain the verdict.
     pub counts: BTreeMap<&'static str, u64>,
+    /// Why an inconclusive verdict judged nothing, in a sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
     /// The story of one violating entity.
     pub example: Option<Story>,
     #[serde(skip)]
@@ -46,18 +63,65 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// A verdict: violated if `violations` is above zero, else
+    /// inconclusive (for the reason `why` gives) if it `judged` nothing,
+    /// else held.
+    fn new(
+        name: String,
+        violations: u64,
+        counts: BTreeMap<&'static str, u64>,
+        judged: u64,
+        why: impl FnOnce() -> String,
+        example: Option<EntityId>,
+    ) -> Verdict {
+        let (status, inconclusive) = if violations > 0 {
+            (Status::Violated, None)
+        } else if judged == 0 {
+            (Status::Inconclusive, Some(why()))
+        } else {
+            (Status::Holds, None)
+        };
+        Verdict { name, status, violations, counts, inconclusive, example: None, example_entity: example }
+    }
+
     /// The verdict of a liveness-style check: `violations` entities broke
-    /// it, `counts` explain it, `unresolved` could not be judged yet.
+    /// it, `counts` explain it, `judged` entities were judged and
+    /// `unresolved` could not be judged yet.
     fn judged(
         name: String,
         violations: u64,
         counts: &[(&'static str, u64)],
+        judged: u64,
         unresolved: u64,
         example: Option<EntityId>,
     ) -> Verdict {
         let mut counts: BTreeMap<&'static str, u64> = counts.iter().copied().collect();
         counts.insert("unresolved_at_end", unresolved);
-        Verdict { name, holds: violations == 0, violations, counts, example: None, example_entity: example }
+        let why = || {
+            if unresolved > 0 {
+                format!(
+                    "no entity could be judged: all {unresolved} were still within their deadline when the run ended"
+                )
+            } else {
+                "no entity reached the point where it is judged".to_string()
+            }
+        };
+        Verdict::new(name, violations, counts, judged, why, example)
+    }
+
+    /// It held, and judged something.
+    pub fn holds(&self) -> bool {
+        self.status == Status::Holds
+    }
+
+    /// It was violated.
+    pub fn violated(&self) -> bool {
+        self.status == Status::Violated
+    }
+
+    /// It judged nothing.
+    pub fn is_inconclusive(&self) -> bool {
+        self.status == Status::Inconclusive
     }
 }
 
@@ -419,14 +483,15 @@ impl Checker {
                     counts.insert("accepted", accepted);
                     counts.insert("per_entity_x1000", (ratio * 1000.0).round() as u64);
                     counts.insert("most_for_one_entity", u64::from(most));
-                    Verdict {
-                        name: inv.name(names),
-                        holds,
-                        violations: u64::from(!holds),
-                        counts,
-                        example: None,
-                        example_entity: (!holds && worst.0 > 0).then_some(worst),
-                    }
+                    let why = || {
+                        if accepted == 0 {
+                            "no entity was accepted".to_string()
+                        } else {
+                            "the service handled no message".to_string()
+                        }
+                    };
+                    let example = (!holds && worst.0 > 0).then_some(worst);
+                    Verdict::new(inv.name(names), u64::from(!holds), counts, accepted.min(handled), why, example)
                 }
                 InvariantSpec::NoOversell { service } => {
                     let oversold = self.oversold.get(service).map_or(&[][..], Vec::as_slice);
@@ -436,14 +501,8 @@ impl Checker {
                     counts.insert("keys", keys);
                     counts.insert("units_handed_out", units);
                     counts.insert("oversold", oversold.len() as u64);
-                    Verdict {
-                        name: inv.name(names),
-                        holds: oversold.is_empty(),
-                        violations: oversold.len() as u64,
-                        counts,
-                        example: None,
-                        example_entity: oversold.first().copied(),
-                    }
+                    let why = || "no unit of stock was handed out".to_string();
+                    Verdict::new(inv.name(names), oversold.len() as u64, counts, units, why, oversold.first().copied())
                 }
                 InvariantSpec::ReplicaConvergence { source, replica, table } => {
                     let r = replications.next().expect("one replication per convergence invariant");
@@ -455,17 +514,15 @@ impl Checker {
                 InvariantSpec::NoDuplicateEffects { effect } => {
                     let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
                     let (entities, extra) = bit.map_or((0, 0), |b| self.duplicates_by_bit[usize::from(b)]);
+                    let mask = bit.map_or(0, |b| 1u16 << b);
+                    let applied = self.entities.iter().filter(|r| r.effects_seen & mask != 0).count() as u64;
                     let mut counts = BTreeMap::new();
+                    counts.insert("entities_applied", applied);
                     counts.insert("entities_affected", entities);
                     counts.insert("extra_applications", extra);
-                    Verdict {
-                        name: inv.name(names),
-                        holds: entities == 0,
-                        violations: entities,
-                        counts,
-                        example: None,
-                        example_entity: bit.and_then(|b| self.first_dup_by_bit[usize::from(b)]),
-                    }
+                    let why = || format!("effect {} was never applied", names.effect_name(*effect));
+                    let example = bit.and_then(|b| self.first_dup_by_bit[usize::from(b)]);
+                    Verdict::new(inv.name(names), entities, counts, applied, why, example)
                 }
             })
             .collect()
@@ -484,15 +541,10 @@ impl Checker {
             "staleness_max_ms",
             ms(if r.staleness.count() == 0 { 0.0 } else { r.staleness.quantile(1.0) as f64 }),
         );
-        Verdict {
-            name,
-            holds: diverged.is_empty(),
-            violations: diverged.len() as u64,
-            counts,
-            example: None,
-            // The version is the id of the change that wrote it.
-            example_entity: diverged.first().map(|&(_, version)| EntityId(version)),
-        }
+        let why = || "the source wrote no row of the table".to_string();
+        // The version is the id of the change that wrote it.
+        let example = diverged.first().map(|&(_, version)| EntityId(version));
+        Verdict::new(name, diverged.len() as u64, counts, source.len() as u64, why, example)
     }
 
     fn judge_saga(
@@ -526,7 +578,7 @@ impl Checker {
             }
         }
         let counts = [("done", done), ("compensated", compensated), ("half_done", partial)];
-        Verdict::judged(name, partial, &counts, unresolved, example)
+        Verdict::judged(name, partial, &counts, done + compensated + partial, unresolved, example)
     }
 
     fn judge_leads_to(name: String, rule: &Rule, within: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
@@ -553,7 +605,7 @@ impl Checker {
             }
         }
         let counts = [("started", started), ("followed_in_time", followed), ("late", late), ("never", never)];
-        Verdict::judged(name, late + never, &counts, unresolved, example)
+        Verdict::judged(name, late + never, &counts, followed + late + never, unresolved, example)
     }
 
     fn judge_never_without(name: String, rule: &Rule) -> Verdict {
@@ -569,9 +621,9 @@ impl Checker {
                 example.get_or_insert(EntityId(i as u64 + 1));
             }
         }
-        let mut v = Verdict::judged(name, alone, &[("happened", happened), ("without_prior", alone)], 0, example);
-        v.counts.remove("unresolved_at_end");
-        v
+        let counts = BTreeMap::from([("happened", happened), ("without_prior", alone)]);
+        let why = || "the event never happened".to_string();
+        Verdict::new(name, alone, counts, happened, why, example)
     }
 
     /// When a business rule's two events happened to `entity` (for stories).
@@ -619,9 +671,13 @@ impl Checker {
             }
         }
         let counts = [("accepted", accepted), ("completed_in_time", completed), ("lost", lost), ("late", late)];
-        let mut v = Verdict::judged(name, lost + late, &counts, unresolved, example);
+        let judged = completed + lost + late + parked;
+        let mut v = Verdict::judged(name, lost + late, &counts, judged, unresolved, example);
         if parked > 0 {
             v.counts.insert("dead_lettered", parked);
+        }
+        if accepted == 0 {
+            v.inconclusive = v.inconclusive.map(|_| "no entity was accepted".to_string());
         }
         v
     }
@@ -654,7 +710,7 @@ mod tests {
             c.effect(EntityId(i), e, SimTime::ZERO);
         }
         let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10), &|_, _| Rows::new())[0];
-        assert!(!v.holds);
+        assert!(v.violated());
         assert_eq!(v.violations, 1);
         assert_eq!(v.counts["extra_applications"], 2);
         assert_eq!(v.example_entity, Some(EntityId(2)));

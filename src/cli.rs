@@ -1,9 +1,11 @@
 //! The command line: parse arguments, call the library, map errors to exit
 //! codes.
 //!
-//! Exit codes: [`exit::OK`] (0) every invariant held, [`exit::VIOLATION`]
-//! (1) an invariant was violated, [`exit::INPUT`] (2) the input or the
-//! environment was wrong (a bad scenario, an unwritable path, a limit hit).
+//! Exit codes: [`exit::OK`] (0) every invariant held and judged something,
+//! [`exit::VIOLATION`] (1) an invariant was violated, [`exit::INPUT`] (2)
+//! the input or the environment was wrong (a bad scenario, an unwritable
+//! path, a limit hit), [`exit::INCONCLUSIVE`] (3) nothing was violated but
+//! an invariant judged nothing or a fault did not take effect.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::check::Status;
 use crate::outcome::{Outcome, StopReason};
 use crate::scenario::{self, ScenarioError};
 use crate::sim::{self, RunOptions, SetupError, SimDuration, SimTime};
@@ -22,17 +25,36 @@ use crate::trace::JsonLines;
 
 /// Exit codes.
 pub mod exit {
-    /// Every invariant held.
+    use crate::outcome::RunVerdict;
+
+    /// Every invariant held and judged something, and every fault took effect.
     pub const OK: u8 = 0;
     /// An invariant was violated.
     pub const VIOLATION: u8 = 1;
     /// The input or the environment was wrong.
     pub const INPUT: u8 = 2;
+    /// Nothing was violated, but an invariant judged nothing or a fault
+    /// did not take effect: the run did not test what it was asked to.
+    pub const INCONCLUSIVE: u8 = 3;
+
+    /// The exit code of a verdict.
+    pub fn of(v: RunVerdict) -> u8 {
+        match v {
+            RunVerdict::Holds => OK,
+            RunVerdict::Violated => VIOLATION,
+            RunVerdict::Inconclusive => INCONCLUSIVE,
+        }
+    }
 }
+
+/// What the exit codes mean, for `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 every invariant held and judged something; 1 an invariant was violated; \
+2 bad input or environment (a bad scenario, an unwritable path, a run stopped at a limit); 3 nothing was violated \
+but a verdict was inconclusive (an invariant judged nothing, or a fault never took effect); 130 interrupted.";
 
 /// faultline: a deterministic distributed-failure simulator for event-driven microservices.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about, long_about = None)]
+#[command(name = "faultline", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +62,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a scenario under one seed and check its invariants (exit 0 all hold, 1 one failed, 2 bad input).
+    /// Run a scenario under one seed and check its invariants (exit 0 all hold, 1 one failed, 2 bad
+    /// input, 3 inconclusive).
     Run {
         /// The scenario file (RON).
         file: PathBuf,
@@ -63,7 +86,8 @@ enum Command {
         file: PathBuf,
     },
     /// Run a scenario under every seed of a range, in parallel, and count the seeds that fail
-    /// each invariant (exit 0 none failed, 1 some did, 2 bad input, 130 interrupted).
+    /// each invariant (exit 0 none failed, 1 some did, 2 bad input, 3 none failed but some were
+    /// inconclusive, 130 interrupted).
     Sweep {
         /// The scenario file (RON).
         file: PathBuf,
@@ -205,7 +229,8 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
             run(&file, seed, json, trace.as_deref(), perfetto.as_deref())
         }
         Command::Check { file } => {
-            let loaded = scenario::load(&file.to_string_lossy())?;
+            let ScenarioFile { text, loaded, .. } = read_scenario(&file)?;
+            print_warnings(&loaded, &text);
             let s = &loaded.system;
             let nodes: usize = s.services.iter().map(|x| x.instances as usize).sum();
             println!(
@@ -356,8 +381,8 @@ fn run(
     trace: Option<&Path>,
     perfetto: Option<&Path>,
 ) -> Result<u8, CliError> {
-    let path = file.to_string_lossy().into_owned();
-    let loaded = scenario::load(&path)?;
+    let ScenarioFile { path, text, loaded, .. } = read_scenario(file)?;
+    print_warnings(&loaded, &text);
     let system = &loaded.system;
     let seed = seed.unwrap_or(system.seed);
     #[expect(clippy::disallowed_methods, reason = "wall-clock rate for the user; never reaches the simulation")]
@@ -373,6 +398,8 @@ fn run(
         let mut v = serde_json::to_value(&outcome).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
             obj.insert("question".into(), loaded.scenario.question.clone().into());
+            let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+            obj.insert("scenario_warnings".into(), warnings.into());
             obj.insert("reproduce".into(), reproduce.into());
             obj.insert("wall_ms".into(), (wall.as_secs_f64() * 1e3).into());
             obj.insert("events_per_s".into(), (outcome.events as f64 / wall.as_secs_f64().max(1e-9)).round().into());
@@ -382,8 +409,7 @@ fn run(
         print!("{}", render(&outcome, &loaded.scenario.question, &path, Some(wall)));
     }
     Ok(match outcome.stopped_by {
-        StopReason::Completed if outcome.all_hold() => exit::OK,
-        StopReason::Completed => exit::VIOLATION,
+        StopReason::Completed => exit::of(outcome.verdict()),
         _ => {
             eprintln!(
                 "error: the run stopped early ({}); its verdicts cover only part of the scenario",
@@ -486,13 +512,7 @@ fn sweep(
             tally.stopped_at_limit
         );
     }
-    Ok(if !complete {
-        INTERRUPTED
-    } else if tally.failing > 0 {
-        exit::VIOLATION
-    } else {
-        exit::OK
-    })
+    Ok(if !complete { INTERRUPTED } else { exit::of(summary.verdict()) })
 }
 
 /// One scenario's page in a report: run (or sweep) it and write its page into `dir`.
@@ -539,7 +559,7 @@ fn report_page(
     crate::report::write_page(dir, &page)?;
     let verdicts = match &sweep_summary {
         Some(s) => s.invariants.iter().map(|i| (i.name.clone(), i.failing, s.seeds)).collect(),
-        None => outcome.invariants.iter().map(|v| (v.name.clone(), u64::from(!v.holds), 1)).collect(),
+        None => outcome.invariants.iter().map(|v| (v.name.clone(), u64::from(v.violated()), 1)).collect(),
     };
     let (lost, duplicated, p99) = match &sweep_summary {
         Some(s) => (s.metrics.lost, s.metrics.duplicated, s.metrics.e2e_latency_s.p99),
@@ -642,6 +662,13 @@ fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result
     Ok(exit::OK)
 }
 
+/// Prints the scenario's warnings (legal, but likely mistakes) to stderr.
+fn print_warnings(loaded: &scenario::Loaded, text: &str) {
+    if !loaded.warnings.is_empty() {
+        eprintln!("{}", scenario::render_warnings(&loaded.file, text, &loaded.warnings));
+    }
+}
+
 /// A scenario file as sweeps and reports read it.
 struct ScenarioFile {
     /// The path as given.
@@ -708,7 +735,7 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
     } else {
         print!("{}", summary.render());
     }
-    Ok(if tally.failing > 0 { exit::VIOLATION } else { exit::OK })
+    Ok(exit::of(summary.verdict()))
 }
 
 /// `paths` with each directory replaced by its files whose names end in
@@ -860,10 +887,17 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     s.push('\n');
     for v in &o.invariants {
         let counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();
-        if v.holds {
-            let _ = writeln!(s, "PASS  {}  ({})", v.name, counts.join(", "));
-        } else {
-            let _ = writeln!(s, "FAIL  {}: {} violating  ({})", v.name, thousands(v.violations), counts.join(", "));
+        match v.status {
+            Status::Holds => {
+                let _ = writeln!(s, "PASS  {}  ({})", v.name, counts.join(", "));
+            }
+            Status::Violated => {
+                let _ = writeln!(s, "FAIL  {}: {} violating  ({})", v.name, thousands(v.violations), counts.join(", "));
+            }
+            Status::Inconclusive => {
+                let why = v.inconclusive.as_deref().unwrap_or("it judged nothing");
+                let _ = writeln!(s, "INCONCLUSIVE  {}: {why}  ({})", v.name, counts.join(", "));
+            }
         }
         if let Some(story) = &v.example {
             let _ = writeln!(s, "      example:");
@@ -871,6 +905,9 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
                 let _ = writeln!(s, "      {line}");
             }
         }
+    }
+    for w in &o.warnings {
+        let _ = writeln!(s, "WARNING  {w}");
     }
     if !matches!(o.stopped_by, StopReason::Completed) {
         let _ = writeln!(s, "\nSTOPPED EARLY: {}", stop_text(&o.stopped_by));

@@ -153,6 +153,10 @@ pub struct Outcome {
     pub metrics: Metrics,
     /// The fault plan as applied.
     pub faults: Vec<AppliedFault>,
+    /// Faults that did not do what the plan asked (a crash point never
+    /// reached, a fault that heals after the end, a random plan that drew
+    /// nothing): the run did not test them, so its verdict is inconclusive.
+    pub warnings: Vec<String>,
     /// Measurements over simulated time (runs for reports only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<Series>,
@@ -177,9 +181,35 @@ pub struct Series {
     pub duplicates_skipped: Vec<u64>,
 }
 
+/// What a run says as a whole, and so its exit code.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunVerdict {
+    /// Every invariant held and judged something, and every fault took effect.
+    Holds,
+    /// Some invariant was violated.
+    Violated,
+    /// Nothing was violated, but some invariant judged nothing or some
+    /// fault did not take effect.
+    Inconclusive,
+}
+
 impl Outcome {
-    /// True when every invariant held.
+    /// True when every invariant held, judged something, and every fault
+    /// took effect.
     pub fn all_hold(&self) -> bool {
-        self.invariants.iter().all(|v| v.holds)
+        self.verdict() == RunVerdict::Holds
+    }
+
+    /// Violated if any invariant was; else inconclusive if any judged
+    /// nothing or any fault did not take effect; else held.
+    pub fn verdict(&self) -> RunVerdict {
+        if self.invariants.iter().any(Verdict::violated) {
+            RunVerdict::Violated
+        } else if self.invariants.iter().any(Verdict::is_inconclusive) || !self.warnings.is_empty() {
+            RunVerdict::Inconclusive
+        } else {
+            RunVerdict::Holds
+        }
     }
 }

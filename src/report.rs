@@ -519,7 +519,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1100p
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}\
 .q{font-style:italic;color:#444}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;\
 padding:.25em .6em;text-align:left;vertical-align:top}th{background:#f4f4f4}.pass{color:#1a7f37;font-weight:bold}\
-.fail{color:#c62828;font-weight:bold}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}\
+.fail{color:#c62828;font-weight:bold}.inconclusive{color:#9a6700;font-weight:bold}pre{background:#f7f7f7;padding:.8em;overflow-x:auto;font-size:.85em}\
 img{max-width:100%;border:1px solid #eee}code{background:#f2f2f2;padding:0 .2em}.timeline{border:1px solid #eee}";
 
 /// The HTML page of one scenario, with its charts written into `dir`.
@@ -551,7 +551,11 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
     match page.sweep {
         Some(sw) => {
             for i in &sw.invariants {
-                let (class, word) = if i.failing == 0 { ("pass", "PASS") } else { ("fail", "FAIL") };
+                let (class, word) = match (i.failing, i.inconclusive) {
+                    (0, 0) => ("pass", "PASS"),
+                    (0, _) => ("inconclusive", "INCONCLUSIVE"),
+                    _ => ("fail", "FAIL"),
+                };
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td class=\"{class}\">{word}</td><td>{} of {} seeds ({:.1}%, 95% CI {:.1}% to {:.1}%)</td></tr>",
@@ -566,8 +570,15 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         }
         None => {
             for v in &o.invariants {
-                let (class, word) = if v.holds { ("pass", "PASS") } else { ("fail", "FAIL") };
-                let counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let (class, word) = match v.status {
+                    crate::check::Status::Holds => ("pass", "PASS"),
+                    crate::check::Status::Violated => ("fail", "FAIL"),
+                    crate::check::Status::Inconclusive => ("inconclusive", "INCONCLUSIVE"),
+                };
+                let mut counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                if let Some(why) = &v.inconclusive {
+                    counts.insert(0, why.clone());
+                }
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td class=\"{class}\">{word}</td><td>{}</td></tr>",
@@ -579,7 +590,7 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
     }
     h.push_str("</table>\n");
     let failing_seed = page.sweep.and_then(|s| s.reproduce.first().map(|r| r.seed)).unwrap_or(o.seed);
-    if page.sweep.is_some_and(|s| s.failing > 0) || !o.all_hold() {
+    if page.sweep.is_some_and(|s| s.failing > 0) || o.invariants.iter().any(crate::check::Verdict::violated) {
         let _ = writeln!(
             h,
             "<p>Reproduce: <code>faultline run {} --seed {failing_seed}</code> (fingerprint <code>{}</code>)</p>",

@@ -7,7 +7,7 @@ pub mod schema;
 
 use std::sync::Arc;
 
-pub use error::{Diagnostic, ScenarioError};
+pub use error::{Diagnostic, ScenarioError, render_warnings};
 use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
@@ -56,6 +56,8 @@ pub struct Loaded {
     pub scenario: Scenario,
     /// The compiled system.
     pub system: System,
+    /// What is legal but likely a mistake (a topic nobody consumes), in file order.
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Reads, parses, validates and compiles the scenario at `path`.
@@ -73,7 +75,7 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
     };
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let scenario: Scenario = options.from_str(src).map_err(|e| invalid(vec![error::from_ron(src, &e)]))?;
-    let mut c = Compiler { src, problems: Vec::new() };
+    let mut c = Compiler { src, problems: Vec::new(), warnings: Vec::new() };
     let system = c.compile(&scenario);
     if !c.problems.is_empty() {
         let mut ds = c.problems;
@@ -81,7 +83,10 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
         ds.dedup();
         return Err(invalid(ds));
     }
-    Ok(Loaded { file: file.to_string(), scenario, system: system.expect("no problems means a system") })
+    let mut warnings = c.warnings;
+    warnings.sort_by_key(|d| (d.line, d.col));
+    warnings.dedup();
+    Ok(Loaded { file: file.to_string(), scenario, system: system.expect("no problems means a system"), warnings })
 }
 
 /// A scenario as RON text that [`parse`] reads back to the same scenario:
@@ -95,6 +100,9 @@ pub fn to_ron(s: &Scenario) -> String {
     ron::ser::to_string_pretty(s, config).expect("a scenario serializes")
 }
 
+/// A handler's list of published kinds and the field that holds it.
+type EmitList<'a> = (&'static str, &'a Vec<String>);
+
 /// One step of a path into the scenario, owned.
 #[derive(Clone, Copy)]
 enum P {
@@ -105,9 +113,18 @@ enum P {
 struct Compiler<'a> {
     src: &'a str,
     problems: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl Compiler<'_> {
+    fn warn(&mut self, path: &[P], message: impl Into<String>, help: Option<String>) {
+        let before = self.problems.len();
+        self.err(path, message, help);
+        let d = self.problems.pop().expect("just pushed");
+        debug_assert_eq!(self.problems.len(), before);
+        self.warnings.push(d);
+    }
+
     fn err(&mut self, path: &[P], message: impl Into<String>, help: Option<String>) {
         let segs: Vec<Seg<'_>> = path
             .iter()
@@ -191,6 +208,117 @@ impl Compiler<'_> {
                 Dist::Empirical(parsed.into_iter().collect::<Option<Vec<_>>>()?)
             }
         })
+    }
+
+    /// A fault beginning at `at` must begin before the end of the run.
+    fn not_after_end(&mut self, path: &[P], at: Option<SimDuration>, duration: Option<SimDuration>, s: &Scenario) {
+        if let (Some(at), Some(d)) = (at, duration)
+            && at >= d
+        {
+            let help = Some(format!("the run ends at {}", s.duration));
+            self.err(path, format!("the fault begins at {at}, when the run has ended: it would never act"), help);
+        }
+    }
+
+    /// The static checks of what cannot work by construction: invariants
+    /// that judge something no handler produces, settings with no effect,
+    /// topics that go nowhere.
+    fn by_construction(&mut self, s: &Scenario) {
+        let consumed: Vec<&str> =
+            s.services.iter().flat_map(|sv| sv.consume.topics.iter()).map(String::as_str).collect();
+        // A kind a compacted topic keeps or a business rule watches is used
+        // even when no service consumes it.
+        let mut used: Vec<&str> = match &s.bus {
+            schema::Bus::Log { compacted, .. } => compacted.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for inv in &s.invariants {
+            match inv {
+                schema::Invariant::LeadsTo { from, to, .. } => {
+                    used.push(from);
+                    used.extend(to.iter().map(String::as_str));
+                }
+                schema::Invariant::NeverWithout { event, prior } => used.extend([event.as_str(), prior.as_str()]),
+                _ => {}
+            }
+        }
+        let mut ends = false;
+        for (i, sv) in s.services.iter().enumerate() {
+            let terminal_states: Vec<&str> = sv.machine.iter().flat_map(|m| &m.terminal).map(String::as_str).collect();
+            let ends_in = |to: &Option<String>| to.as_deref().is_some_and(|t| terminal_states.contains(&t));
+            for (h, handler) in sv.on.iter().enumerate() {
+                let (terminal, to, lists): (bool, &Option<String>, Vec<EmitList<'_>>) = match handler {
+                    schema::Handler::Accept { terminal, to, emit, .. } => (*terminal, to, vec![("emit", emit)]),
+                    schema::Handler::Handle { terminal, to, emit, rejected, decline, .. } => {
+                        let mut l = vec![("emit", emit), ("rejected", rejected)];
+                        if let Some(d) = decline {
+                            l.push(("decline", &d.emit));
+                        }
+                        (*terminal, to, l)
+                    }
+                };
+                ends |= terminal || ends_in(to);
+                for (field, kinds) in lists {
+                    for (k, kind) in kinds.iter().enumerate() {
+                        if consumed.contains(&kind.as_str()) || used.contains(&kind.as_str()) {
+                            continue;
+                        }
+                        let mut at = vec![P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(field)];
+                        if field == "decline" {
+                            at.push(P::F("emit"));
+                        }
+                        at.push(P::I(k));
+                        self.warn(
+                            &at,
+                            format!("`{kind}` is published but no service consumes it: its messages go nowhere"),
+                            Some(format!("add `{kind}` to a service's consume topics, or stop emitting it")),
+                        );
+                    }
+                }
+            }
+            if let Some(m) = &sv.machine {
+                ends |= m.timeouts.iter().any(|t| terminal_states.contains(&t.to.as_str()));
+            }
+            if matches!(sv.consume.ack, Some(schema::Ack::Auto)) && sv.consume.prefetch.is_some() {
+                self.err(
+                    &[P::F("services"), P::I(i), P::F("consume"), P::F("prefetch")],
+                    "`prefetch` has no effect with `ack: Auto`: the broker pushes without waiting for acks",
+                    Some("remove `prefetch`, or use `ack: Manual`".into()),
+                );
+            }
+        }
+        for (i, inv) in s.invariants.iter().enumerate() {
+            match inv {
+                schema::Invariant::NoLostEntities { entity, .. } | schema::Invariant::TerminalWithin { entity, .. }
+                    if !ends =>
+                {
+                    self.err(
+                        &[P::F("invariants"), P::I(i), P::F("entity")],
+                        format!("no handler ever ends entity `{entity}`: this invariant could never hold"),
+                        Some("mark the last handler `terminal: true`, or move a machine to a terminal state".into()),
+                    );
+                }
+                schema::Invariant::ReplicaConvergence { source, replica, table } => {
+                    for (field, name) in [("source", source), ("replica", replica)] {
+                        let Some(sv) = s.services.iter().find(|x| &x.name == name) else { continue };
+                        let writes = sv.on.iter().any(|h| match h {
+                            schema::Handler::Accept { write, .. } | schema::Handler::Handle { write, .. } => {
+                                write.as_deref() == Some(table.as_str())
+                            }
+                        });
+                        if !writes {
+                            let what = if field == "source" { "nothing to copy" } else { "a copy that never changes" };
+                            self.err(
+                                &[P::F("invariants"), P::I(i), P::F(field)],
+                                format!("`{name}` never writes table `{table}`: {what}"),
+                                Some(format!("give one of `{name}`'s handlers `write: \"{table}\"`")),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     fn bounded<T: PartialOrd + std::fmt::Display + Copy>(&mut self, path: &[P], what: &str, v: T, lo: T, hi: T) -> T {
@@ -922,7 +1050,12 @@ impl Compiler<'_> {
                 None
             }
         };
-        if let (Some(a), Some(b)) = (start, stop)
+        if let (Some(a), Some(d)) = (start, duration)
+            && a >= d
+        {
+            let help = Some(format!("start it before the end of the run ({})", s.duration));
+            self.err(&wat("start"), "the workload starts when the run has ended: no entity would exist", help);
+        } else if let (Some(a), Some(b)) = (start, stop)
             && a >= b
         {
             self.err(&wat("stop"), "the workload stops before it starts", None);
@@ -966,6 +1099,7 @@ impl Compiler<'_> {
                     if lasting == Some(SimDuration::ZERO) {
                         self.err(&fat("for"), "the fault must last more than zero", None);
                     }
+                    self.not_after_end(&fat("at"), at_t, duration, s);
                     let range = match f {
                         schema::Fault::Slow { factor, .. } => Some((*factor, 1.0, 1000.0)),
                         schema::Fault::ClockSkew { factor, .. } => Some((*factor, 0.01, 100.0)),
@@ -1011,6 +1145,7 @@ impl Compiler<'_> {
                         }
                     }
                     let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
+                    self.not_after_end(&fat("at"), at_t, duration, s);
                     if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
                         let at = SimTime::ZERO + at_t;
                         faults.push(FaultSpec::Partition { groups: resolved, one_way: *one_way, at, lasting });
@@ -1043,6 +1178,7 @@ impl Compiler<'_> {
                         self.dist(&rat("by"), &r.by).map(|by| (r.probability, by))
                     });
                     let (at_t, lasting) = (self.duration(&fat("at"), at), self.duration(&fat("for"), lasting));
+                    self.not_after_end(&fat("at"), at_t, duration, s);
                     if let (Some(at_t), Some(lasting)) = (at_t, lasting) {
                         faults.push(FaultSpec::Link {
                             from: from.clone(),
@@ -1120,6 +1256,16 @@ impl Compiler<'_> {
                     }
                     let from = from.as_deref().map_or(Some(SimDuration::ZERO), |t| self.duration(&fat("from"), t));
                     let until = until.as_deref().map_or(duration, |t| self.duration(&fat("until"), t));
+                    if let (Some(a), Some(b)) = (from, until)
+                        && a >= b
+                    {
+                        self.err(&fat("until"), "the window is empty: `until` is not after `from`", None);
+                    } else if let (Some(a), Some(d)) = (from, duration)
+                        && a >= d
+                    {
+                        let help = Some(format!("the run ends at {}", s.duration));
+                        self.err(&fat("from"), "the window begins when the run has ended", help);
+                    }
                     if let (Some(mtbf), Some(mttr), Some(from), Some(until)) = (mtbf, mttr, from, until) {
                         faults.push(FaultSpec::Random {
                             what,
@@ -1380,6 +1526,8 @@ impl Compiler<'_> {
                 }
             }
         }
+
+        self.by_construction(s);
 
         // The checker follows at most 16 effects per entity (a bit each).
         let mut followed: Vec<crate::service::EffectId> =

@@ -61,7 +61,7 @@ pub enum ShrinkError {
 fn failing(s: &Scenario, seed: u64) -> Option<Vec<String>> {
     let loaded = parse("candidate.ron", &to_ron(s)).ok()?;
     let (outcome, _) = run_bare(&loaded.system, seed).ok()?;
-    Some(outcome.invariants.iter().filter(|v| !v.holds).map(|v| v.name.clone()).collect())
+    Some(outcome.invariants.iter().filter(|v| v.violated()).map(|v| v.name.clone()).collect())
 }
 
 struct Shrinker {
@@ -242,7 +242,7 @@ impl Shrinker {
 pub fn shrink(original: &Scenario, seed: u64, invariant: Option<&str>) -> Result<Shrunk, ShrinkError> {
     let loaded = parse("original.ron", &to_ron(original)).map_err(|e| ShrinkError::Invalid(e.to_string()))?;
     let (outcome, _) = run_bare(&loaded.system, seed).map_err(|e| ShrinkError::Invalid(e.to_string()))?;
-    let failing: Vec<String> = outcome.invariants.iter().filter(|v| !v.holds).map(|v| v.name.clone()).collect();
+    let failing: Vec<String> = outcome.invariants.iter().filter(|v| v.violated()).map(|v| v.name.clone()).collect();
     let invariant = match invariant {
         None => failing.first().cloned().ok_or(ShrinkError::NoFailure { seed })?,
         Some(name) if failing.iter().any(|f| f == name) => name.to_string(),

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::check::Verdict;
 use crate::metrics::{Histogram, LatencySummary};
-use crate::outcome::{Outcome, StopReason};
+use crate::outcome::{Outcome, RunVerdict, StopReason};
 use crate::sim::{SetupError, run_bare};
 use crate::system::System;
 
@@ -108,6 +109,9 @@ pub struct InvariantTally {
     pub failing: u64,
     /// The first of them, at most [`FIRST_FAILING`].
     pub first_failing: Vec<u64>,
+    /// Seeds under which it judged nothing.
+    #[serde(default)]
+    pub inconclusive: u64,
 }
 
 /// What a sweep over a contiguous range of seeds found: the state a shard
@@ -131,6 +135,13 @@ pub struct Tally {
     pub failing_seeds: Vec<u64>,
     /// The fingerprints of the first [`REPRODUCE`] failing seeds' runs.
     pub failing_fingerprints: Vec<String>,
+    /// Seeds under which nothing failed but the run was inconclusive (an
+    /// invariant judged nothing, or a fault did not take effect).
+    #[serde(default)]
+    pub inconclusive: u64,
+    /// The first of them, at most [`FIRST_FAILING`].
+    #[serde(default)]
+    pub inconclusive_seeds: Vec<u64>,
     /// Events processed, over all seeds.
     pub events: u64,
     /// Entities accepted and completed, over all seeds.
@@ -156,6 +167,10 @@ struct SeedResult {
     seed: u64,
     fingerprint: String,
     failed: Vec<bool>,
+    /// Per invariant: it judged nothing.
+    empty: Vec<bool>,
+    /// Nothing failed, but the run was inconclusive.
+    inconclusive: bool,
     events: u64,
     accepted: u64,
     completed: u64,
@@ -172,7 +187,9 @@ impl SeedResult {
         SeedResult {
             seed,
             fingerprint: outcome.fingerprint.clone(),
-            failed: outcome.invariants.iter().map(|v| !v.holds).collect(),
+            failed: outcome.invariants.iter().map(Verdict::violated).collect(),
+            empty: outcome.invariants.iter().map(Verdict::is_inconclusive).collect(),
+            inconclusive: outcome.verdict() == RunVerdict::Inconclusive,
             events: outcome.events,
             accepted: m.accepted,
             completed: m.completed,
@@ -197,11 +214,13 @@ impl Tally {
             invariants: sys
                 .invariants
                 .iter()
-                .map(|i| InvariantTally { name: i.name(names), failing: 0, first_failing: Vec::new() })
+                .map(|i| InvariantTally { name: i.name(names), failing: 0, first_failing: Vec::new(), inconclusive: 0 })
                 .collect(),
             failing: 0,
             failing_seeds: Vec::new(),
             failing_fingerprints: Vec::new(),
+            inconclusive: 0,
+            inconclusive_seeds: Vec::new(),
             events: 0,
             accepted: 0,
             completed: 0,
@@ -223,12 +242,19 @@ impl Tally {
     fn add(&mut self, r: &SeedResult) {
         debug_assert_eq!(r.seed, self.range.end);
         self.range.end = r.seed + 1;
-        for (inv, &failed) in self.invariants.iter_mut().zip(&r.failed) {
+        for ((inv, &failed), &empty) in self.invariants.iter_mut().zip(&r.failed).zip(&r.empty) {
             if failed {
                 inv.failing += 1;
                 if inv.first_failing.len() < FIRST_FAILING {
                     inv.first_failing.push(r.seed);
                 }
+            }
+            inv.inconclusive += u64::from(empty);
+        }
+        if r.inconclusive {
+            self.inconclusive += 1;
+            if self.inconclusive_seeds.len() < FIRST_FAILING {
+                self.inconclusive_seeds.push(r.seed);
             }
         }
         if r.failed.iter().any(|f| *f) {
@@ -263,6 +289,7 @@ impl Tally {
         self.range.end = next.range.end;
         for (a, b) in self.invariants.iter_mut().zip(&next.invariants) {
             a.failing += b.failing;
+            a.inconclusive += b.inconclusive;
             let room = FIRST_FAILING.saturating_sub(a.first_failing.len());
             a.first_failing.extend(b.first_failing.iter().take(room));
         }
@@ -271,6 +298,9 @@ impl Tally {
         self.failing_seeds.extend(next.failing_seeds.iter().take(room));
         let room = REPRODUCE.saturating_sub(self.failing_fingerprints.len());
         self.failing_fingerprints.extend(next.failing_fingerprints.iter().take(room).cloned());
+        self.inconclusive += next.inconclusive;
+        let room = FIRST_FAILING.saturating_sub(self.inconclusive_seeds.len());
+        self.inconclusive_seeds.extend(next.inconclusive_seeds.iter().take(room));
         self.events += next.events;
         self.accepted += next.accepted;
         self.completed += next.completed;
@@ -424,6 +454,10 @@ pub struct Summary {
     pub failing: u64,
     /// The first of them (at most 1,000).
     pub failing_seeds: Vec<u64>,
+    /// Seeds under which nothing failed but the run was inconclusive.
+    pub inconclusive: u64,
+    /// The first of them (at most 10).
+    pub inconclusive_seeds: Vec<u64>,
     /// Aggregates over all seeds.
     pub metrics: SweepMetrics,
     /// How to reproduce the first failing seeds, and what their runs' fingerprints were.
@@ -466,6 +500,8 @@ pub struct InvariantSummary {
     pub ci95: [f64; 2],
     /// The first failing seeds.
     pub first_failing: Vec<u64>,
+    /// Seeds under which it judged nothing.
+    pub inconclusive: u64,
 }
 
 /// Aggregates over the seeds of a sweep.
@@ -539,11 +575,14 @@ impl Summary {
                         rate: if n == 0 { 0.0 } else { i.failing as f64 / n as f64 },
                         ci95: [lo, hi],
                         first_failing: i.first_failing.clone(),
+                        inconclusive: i.inconclusive,
                     }
                 })
                 .collect(),
             failing: t.failing,
             failing_seeds: t.failing_seeds.clone(),
+            inconclusive: t.inconclusive,
+            inconclusive_seeds: t.inconclusive_seeds.clone(),
             metrics: SweepMetrics {
                 events: t.events,
                 accepted: t.accepted,
@@ -577,6 +616,18 @@ impl Summary {
         }
     }
 
+    /// What the sweep says as a whole: violated if a seed failed, else
+    /// inconclusive if a seed was, else held.
+    pub fn verdict(&self) -> RunVerdict {
+        if self.failing > 0 {
+            RunVerdict::Violated
+        } else if self.inconclusive > 0 {
+            RunVerdict::Inconclusive
+        } else {
+            RunVerdict::Holds
+        }
+    }
+
     /// The human summary.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -594,7 +645,11 @@ impl Summary {
         }
         s.push('\n');
         for i in &self.invariants {
-            let verdict = if i.failing == 0 { "PASS" } else { "FAIL" };
+            let verdict = match (i.failing, i.inconclusive) {
+                (0, 0) => "PASS",
+                (0, _) => "INCONCLUSIVE",
+                _ => "FAIL",
+            };
             let _ = write!(
                 s,
                 "{verdict}  {}: {} of {} seeds ({}, 95% CI {} to {})",
@@ -608,6 +663,9 @@ impl Summary {
             if !i.first_failing.is_empty() {
                 let first: Vec<String> = i.first_failing.iter().map(u64::to_string).collect();
                 let _ = write!(s, "; first: {}", first.join(", "));
+            }
+            if i.inconclusive > 0 {
+                let _ = write!(s, "; judged nothing under {} seeds", thousands(i.inconclusive));
             }
             s.push('\n');
         }
@@ -642,6 +700,17 @@ impl Summary {
         let _ = writeln!(s, "events      {}", thousands(m.events));
         if m.stopped_at_limit > 0 {
             let _ = writeln!(s, "limits      {} seeds stopped at a limit", thousands(m.stopped_at_limit));
+        }
+        if self.inconclusive > 0 {
+            let shown: Vec<String> = self.inconclusive_seeds.iter().map(u64::to_string).collect();
+            let more = if self.inconclusive > shown.len() as u64 { ", ..." } else { "" };
+            let _ = writeln!(
+                s,
+                "inconclusive {} seeds: {}{more} (an invariant judged nothing, or a fault did not take effect: \
+                 run one to see why)",
+                thousands(self.inconclusive),
+                shown.join(", ")
+            );
         }
         if self.failing > 0 {
             let shown: Vec<String> = self.failing_seeds.iter().take(20).map(u64::to_string).collect();

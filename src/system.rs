@@ -451,9 +451,10 @@ pub enum FaultSpec {
         mtbf: SimDuration,
         /// Mean time to repair.
         mttr: SimDuration,
-        /// No crash before this.
+        /// No fault before this.
         from: SimTime,
-        /// No crash at or after this.
+        /// No fault at or after this: a spell still under way heals then,
+        /// so the system is fault-free after it.
         until: SimTime,
     },
     /// Node `node` crashes at `seam` while handling a message: on its
@@ -474,6 +475,34 @@ pub enum FaultSpec {
 }
 
 impl FaultSpec {
+    /// A short name for warnings and summaries: the kind and its target,
+    /// e.g. `Crash(inventory-1)`, `RandomPauses(inventory-1, inventory-2)`.
+    pub fn label(&self) -> String {
+        match self {
+            FaultSpec::Crash { node, .. } => format!("Crash({node})"),
+            FaultSpec::CrashAt { node, seam, .. } => format!("CrashAt({node}, {})", seam.label()),
+            FaultSpec::Slow { node, .. } => format!("Slow({node})"),
+            FaultSpec::Pause { node, .. } => format!("Pause({node})"),
+            FaultSpec::ClockSkew { node, .. } => format!("ClockSkew({node})"),
+            FaultSpec::Partition { groups, one_way, .. } => {
+                let arrow = if *one_way { "->" } else { "<->" };
+                format!("Partition({} {arrow} {})", groups[0].join(","), groups[1].join(","))
+            }
+            FaultSpec::Link { from, to, .. } => format!("Link({from} -> {to})"),
+            FaultSpec::Random { what, nodes, .. } => {
+                let kind = match what {
+                    RandomFault::Crash => "RandomCrashes",
+                    RandomFault::Pause => "RandomPauses",
+                    RandomFault::Slow(_) => "RandomSlowdowns",
+                    RandomFault::Skew(_) => "RandomClockSkews",
+                    RandomFault::Isolate => "RandomPartitions",
+                    RandomFault::Lossy { .. } => "RandomLossyLinks",
+                };
+                format!("{kind}({})", nodes.join(", "))
+            }
+        }
+    }
+
     /// When the fault ends at the latest (the node is back); time zero for a
     /// crash point, whose time depends on the run.
     pub fn heals_at(&self) -> SimTime {

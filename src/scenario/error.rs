@@ -31,7 +31,7 @@ pub enum ScenarioError {
         source: io::Error,
     },
     /// The file is not a valid scenario.
-    #[error("{}", render(.file, .src, .diagnostics))]
+    #[error("{}", render(.file, .src, .diagnostics, "error"))]
     Invalid {
         /// The path as given.
         file: String,
@@ -52,15 +52,20 @@ impl ScenarioError {
     }
 }
 
-/// Renders diagnostics like a compiler: location, message, the line with a
-/// caret under the column, and the help.
-fn render(file: &str, src: &str, diagnostics: &[Diagnostic]) -> String {
+/// Renders warnings (problems that do not stop a run) as errors are rendered.
+pub fn render_warnings(file: &str, src: &str, warnings: &[Diagnostic]) -> String {
+    render(file, src, warnings, "warning")
+}
+
+/// Renders diagnostics like a compiler: location, severity, message, the
+/// line with a caret under the column, and the help.
+fn render(file: &str, src: &str, diagnostics: &[Diagnostic], severity: &str) -> String {
     let mut out = String::new();
     for (i, d) in diagnostics.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str(&format!("{file}:{}:{}: error: {}", d.line, d.col, d.message));
+        out.push_str(&format!("{file}:{}:{}: {severity}: {}", d.line, d.col, d.message));
         if let Some(text) = src.lines().nth(d.line.saturating_sub(1)) {
             let gutter = d.line.to_string().len();
             let pad: String =

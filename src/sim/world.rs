@@ -389,6 +389,8 @@ struct PlanEntry {
     at: SimTime,
     heal: SimTime,
     kind: PlanKind,
+    /// The fault of the scenario it comes from (index into `System::faults`).
+    spec: u32,
 }
 
 /// What a plan entry does between its start and its end.
@@ -411,6 +413,10 @@ struct CrashPoint {
     probability: f64,
     down_for: SimDuration,
     seen: u64,
+    /// Times it crashed the node.
+    fired: u64,
+    /// Its fault in `System::faults`.
+    spec: u32,
 }
 
 struct World<'s, 't> {
@@ -708,12 +714,13 @@ impl<'s, 't> World<'s, 't> {
             let n = nodes.iter().position(|x| x.name == name).or(broker);
             n.map(|n| n as u32).ok_or_else(|| SetupError::UnknownNode(name.to_string()))
         };
-        for f in &sys.faults {
+        for (spec, f) in sys.faults.iter().enumerate() {
+            let spec = spec as u32;
             match f {
                 FaultSpec::Crash { node, at, jitter, down_for } => {
                     let n = target(node, true)?;
                     let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
-                    plan.push(PlanEntry { target: n, at, heal: at + *down_for, kind: PlanKind::Crash });
+                    plan.push(PlanEntry { target: n, at, heal: at + *down_for, kind: PlanKind::Crash, spec });
                 }
                 FaultSpec::Random { what, nodes: names, mtbf, mttr, from, until } => {
                     let kind = match what {
@@ -734,7 +741,9 @@ impl<'s, 't> World<'s, 't> {
                             if t >= *until {
                                 break;
                             }
-                            let heal = t + down.sample(&mut faults).max(SimDuration::NANOSECOND);
+                            // Every spell is over by `until`: after it the
+                            // system is fault-free, and liveness is judged.
+                            let heal = (t + down.sample(&mut faults).max(SimDuration::NANOSECOND)).min(*until);
                             let kind = match kind {
                                 PlanKind::Network(_) => {
                                     // Every link of the node, both ways: cut, or lossy.
@@ -749,7 +758,7 @@ impl<'s, 't> World<'s, 't> {
                                 }
                                 other => other,
                             };
-                            plan.push(PlanEntry { target: n, at: t, heal, kind });
+                            plan.push(PlanEntry { target: n, at: t, heal, kind, spec });
                             t = heal;
                         }
                     }
@@ -763,7 +772,7 @@ impl<'s, 't> World<'s, 't> {
                         FaultSpec::ClockSkew { factor, .. } => PlanKind::Skew(*factor),
                         _ => PlanKind::Pause,
                     };
-                    plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind });
+                    plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind, spec });
                 }
                 FaultSpec::Partition { groups, one_way, at, lasting } => {
                     let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
@@ -772,7 +781,7 @@ impl<'s, 't> World<'s, 't> {
                     let (from, to) = (resolve(&groups[0])?, resolve(&groups[1])?);
                     network_faults.push(NetworkFault::partition(from, to, !one_way, *at + *lasting));
                     let kind = PlanKind::Network(network_faults.len() as u32 - 1);
-                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
+                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind, spec });
                 }
                 FaultSpec::Link { from, to, drop, duplicate, delay, reorder, at, lasting } => {
                     let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, false) };
@@ -786,7 +795,7 @@ impl<'s, 't> World<'s, 't> {
                         ..NetworkFault::partition(vec![end(from)?], vec![end(to)?], false, *at + *lasting)
                     });
                     let kind = PlanKind::Network(network_faults.len() as u32 - 1);
-                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind });
+                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind, spec });
                 }
                 FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
                     crash_points.push(CrashPoint {
@@ -796,6 +805,8 @@ impl<'s, 't> World<'s, 't> {
                         probability: *probability,
                         down_for: *down_for,
                         seen: 0,
+                        fired: 0,
+                        spec,
                     });
                 }
             }
@@ -1329,7 +1340,7 @@ impl<'s, 't> World<'s, 't> {
 
     /// Counts message `msg` at node `n` for its crash points; the seam to
     /// crash at and for how long, if one fires.
-    fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<(Seam, SimDuration)> {
+    fn crash_point_hit(&mut self, n: u32, msg: &Message) -> Option<(Seam, SimDuration, u32)> {
         let hit = self.crash_point_hit_at(n, msg, |s| s != Seam::InOutboxRelay)?;
         if hit.0 != Seam::Any {
             return Some(hit);
@@ -1341,7 +1352,7 @@ impl<'s, 't> World<'s, 't> {
         } else {
             &[Seam::AfterStateWrite, Seam::AfterPublish]
         };
-        Some((seams[self.faults.below(seams.len() as u64) as usize], hit.1))
+        Some((seams[self.faults.below(seams.len() as u64) as usize], hit.1, hit.2))
     }
 
     fn crash_point_hit_at(
@@ -1349,7 +1360,7 @@ impl<'s, 't> World<'s, 't> {
         n: u32,
         _msg: &Message,
         seams: impl Fn(Seam) -> bool,
-    ) -> Option<(Seam, SimDuration)> {
+    ) -> Option<(Seam, SimDuration, u32)> {
         let mut hit = None;
         for i in 0..self.crash_points.len() {
             let cp = &mut self.crash_points[i];
@@ -1365,17 +1376,21 @@ impl<'s, 't> World<'s, 't> {
                 hit = Some(i);
             }
         }
-        hit.map(|i| (self.crash_points[i].seam, self.crash_points[i].down_for))
+        let i = hit?;
+        let cp = &mut self.crash_points[i];
+        cp.fired += 1;
+        Some((cp.seam, cp.down_for, cp.spec))
     }
 
     /// Node `n` crashes now, at `seam`, while handling `msg`; it restarts
     /// after its crash point's `down_for`.
-    fn crash_at(&mut self, n: u32, hit: Option<(Seam, SimDuration)>, msg: &Message) {
-        let Some((seam, down_for)) = hit else { return };
+    fn crash_at(&mut self, n: u32, hit: Option<(Seam, SimDuration, u32)>, msg: &Message) {
+        let Some((seam, down_for, spec)) = hit else { return };
         self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
         self.crash(n);
         let fault = self.plan.len() as u32;
-        self.plan.push(PlanEntry { target: n, at: self.now, heal: self.now + down_for, kind: PlanKind::CrashAt(seam) });
+        let (at, heal) = (self.now, self.now + down_for);
+        self.plan.push(PlanEntry { target: n, at, heal, kind: PlanKind::CrashAt(seam), spec });
         self.queue.push(self.now + down_for, Ev::Restart { fault });
     }
 
@@ -2243,6 +2258,48 @@ impl<'s, 't> World<'s, 't> {
         rows
     }
 
+    /// The faults of the scenario that did not do what the plan asked: a
+    /// crash point never reached or never fired, a random plan that drew
+    /// nothing, a fault that begins at or heals after the end of the run
+    /// (what follows its heal is not judged). One warning per fault.
+    fn fault_warnings(&self) -> Vec<String> {
+        let end = self.end;
+        let mut warnings = Vec::new();
+        for (i, f) in self.sys.faults.iter().enumerate() {
+            let label = f.label();
+            let mut entries = self.plan.iter().filter(|e| e.spec as usize == i);
+            if let Some(cp) = self.crash_points.iter().find(|c| c.spec as usize == i) {
+                if cp.seen == 0 {
+                    warnings.push(format!("{label} never took effect: no message reached its seam"));
+                    continue;
+                }
+                if cp.fired == 0 {
+                    let n = cp.seen;
+                    warnings
+                        .push(format!("{label} never took effect: it fired on none of the {n} messages at its seam"));
+                    continue;
+                }
+            } else if let FaultSpec::Random { from, until, .. } = f
+                && entries.clone().next().is_none()
+            {
+                warnings.push(format!(
+                    "{label} never took effect: it drew no fault between {from} and {until} under this seed"
+                ));
+                continue;
+            }
+            if let Some(e) = entries.clone().find(|e| e.at >= end) {
+                warnings
+                    .push(format!("{label} never took effect: it begins at {}, when the run has ended ({end})", e.at));
+            } else if let Some(e) = entries.find(|e| e.heal > end) {
+                warnings.push(format!(
+                    "{label} heals at {}, after the run ends at {end}: the system after the heal is not judged",
+                    e.heal
+                ));
+            }
+        }
+        warnings
+    }
+
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
         let st = &self.stats[i];
         let area: u128 = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| n.fifo_area).sum();
@@ -2324,6 +2381,7 @@ impl<'s, 't> World<'s, 't> {
                 until_ns: e.heal.0.min(self.now.0),
             })
             .collect();
+        let warnings = self.fault_warnings();
         let trace_records = self.tracer.count();
         let (fingerprint, story, io) = self.tracer.finish();
         let outcome = Outcome {
@@ -2337,6 +2395,7 @@ impl<'s, 't> World<'s, 't> {
             invariants: verdicts,
             metrics,
             faults,
+            warnings,
             series: self.series.map(SeriesAcc::finish),
         };
         (outcome, self.checker, story, io)

@@ -89,6 +89,18 @@ const CASES: &[(&str, &str, &str)] = &[
     ("wrong_entity", "NoLostEntities(entity: \"order\"", "NoLostEntities(entity: \"ordr\""),
     ("no_entry_service", "Accept(entity: \"order\"", "Accept(entity: \"user\""),
     ("wrong_type", "seed: 7", "seed: \"seven\""),
+    ("workload_after_end", "stop: \"15m\"", "start: \"25m\", stop: \"30m\""),
+    (
+        "random_window_empty",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [RandomCrashes(nodes: [\"inventory-1\"], mtbf: \"1m\", mttr: \"5s\", from: \"5m\", until: \"3m\")]",
+    ),
+    (
+        "pause_after_end",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Pause(node: \"inventory-1\", at: \"25m\", for: \"1m\")]",
+    ),
+    ("no_terminal", "effect: \"invoice-sent\", terminal: true", "effect: \"invoice-sent\""),
     ("truncated", "", ""),
     ("empty", "", ""),
     ("not_ron", "", ""),
@@ -228,6 +240,13 @@ const PATTERN_CASES: &[(&str, &str, &str, &str)] = &[
         "steps: []",
     ),
     ("saga-compensation.ron", "flaky_certain", "flaky: 0.3", "flaky: 1.0"),
+    ("email-fanout.ron", "prefetch_auto_ack", "ack: Manual)", "ack: Auto, prefetch: 5)"),
+    (
+        "email-fanout.ron",
+        "source_never_writes",
+        "work: Exp(mean: \"2ms\"), write: \"email\",",
+        "work: Exp(mean: \"2ms\"),",
+    ),
 ];
 
 #[test]

@@ -26,10 +26,10 @@ fn run_json_has_the_documented_fields() {
     assert_eq!(v["sim_time_ns"], 1_200_000_000_000u64);
     let inv = &v["invariants"][0];
     assert_eq!(inv["name"], "no-lost-entities(order)");
-    assert_eq!(inv["holds"], false);
+    assert_eq!(inv["status"], "violated");
     assert!(inv["violations"].as_u64().unwrap() > 0);
     assert!(inv["example"]["lines"].as_array().unwrap().len() >= 3);
-    assert_eq!(v["invariants"][1]["holds"], true);
+    assert_eq!(v["invariants"][1]["status"], "holds");
     assert_eq!(v["reproduce"], "faultline run scenarios/orders-ephemeral.ron --seed 7");
     // Latencies in seconds: end to end, and per service.
     let e2e = &v["metrics"]["e2e_latency_s"];

@@ -83,7 +83,7 @@ fn a_crash_loses_in_flight_work_on_the_ephemeral_bus() {
         lost[0] += o.metrics.lost_by_reason["crashed-while-held"];
         lost[1] += o.metrics.lost_by_reason["receiver-crashed"];
         lost[2] += o.metrics.lost_by_reason["no-subscriber-up"];
-        assert!(!o.invariants[0].holds);
+        assert!(o.invariants[0].violated());
     }
     assert!(lost.iter().all(|&n| n > 0), "every way of losing a message happened: {lost:?}");
 }
@@ -211,7 +211,7 @@ fn timers_fire_after_their_delay_and_die_with_their_node() {
     // Timers set before the crash of back-1 at 10 s die with it: those
     // entities never complete (their messages were already committed).
     let (_, o) = run_with_delay(true);
-    assert!(!o.invariants[0].holds);
+    assert!(o.invariants[0].violated());
     assert!(o.invariants[0].counts["lost"] > 0);
 }
 
@@ -298,7 +298,7 @@ fn manual_acks_survive_a_consumer_crash_and_auto_acks_do_not() {
     let mut redelivered = 0;
     for seed in 1..=5 {
         let manual = run(&two_readers("", ", ack: Manual, prefetch: 20", "", crash), seed).unwrap();
-        assert!(manual.invariants[0].holds, "{:?}", manual.invariants[0]);
+        assert!(manual.invariants[0].holds(), "{:?}", manual.invariants[0]);
         assert_eq!(manual.metrics.lost, 0);
         redelivered += manual.metrics.redelivered;
     }
@@ -309,7 +309,7 @@ fn manual_acks_survive_a_consumer_crash_and_auto_acks_do_not() {
     for seed in 1..=5 {
         let auto = run(&two_readers("", ", ack: Auto", "", crash), seed).unwrap();
         assert_eq!(auto.metrics.lost, auto.metrics.lost_by_reason["auto-ack"]);
-        assert_eq!(auto.invariants[0].holds, auto.metrics.lost == 0);
+        assert_eq!(auto.invariants[0].holds(), auto.metrics.lost == 0);
         lost += auto.metrics.lost;
     }
     assert!(lost > 0, "auto-acked messages died with the consumer");
@@ -322,7 +322,7 @@ fn an_ack_timeout_shorter_than_the_work_redelivers_and_duplicates() {
     // the first delivery is still being handled, so the effect happens twice.
     let o = run(&two_readers(r#", ack_timeout: "100ms""#, "", "", ""), 3).unwrap();
     assert!(o.metrics.redelivered > 0);
-    assert!(!o.invariants[1].holds, "duplicate effects");
+    assert!(o.invariants[1].violated(), "duplicate effects");
     let calm = run(&two_readers(r#", ack_timeout: "10s""#, "", "", ""), 3).unwrap();
     assert_eq!(calm.metrics.redelivered, 0);
     assert!(calm.all_hold());
@@ -400,8 +400,8 @@ fn a_resent_record_is_appended_twice_unless_the_producer_is_idempotent() {
     let idempotent = run(&system(&src), 2).unwrap();
     assert!(idempotent.all_hold());
     let plain = run(&system(&src.replace("idempotent: true,", "idempotent: false,")), 2).unwrap();
-    assert!(plain.invariants[0].holds, "nothing lost either way");
-    assert!(!plain.invariants[1].holds, "the resends after the failover became duplicates");
+    assert!(plain.invariants[0].holds(), "nothing lost either way");
+    assert!(plain.invariants[1].violated(), "the resends after the failover became duplicates");
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn a_lone_broker_loses_what_it_had_not_flushed() {
     assert_eq!(o.metrics.lost, unflushed);
     // With a single copy the high watermark is the leader's end, so the
     // consumers had already read the records the disk never got.
-    assert!(o.invariants[0].holds);
+    assert!(o.invariants[0].holds());
     let synced = run(&system(&src.replace(r#", flush: "1s""#, "")), 7).unwrap();
     assert_eq!(synced.metrics.lost, 0);
 }
@@ -493,8 +493,8 @@ fn a_crash_in_the_outbox_relay_publishes_twice() {
     let fault = r#"CrashAt(node: "order-1", seam: InOutboxRelay, nth: 40, down_for: "5s")"#;
     let src = with_faults(&scenario_text("outbox.ron"), fault);
     let plain = run(&system(&src), 1).unwrap();
-    assert!(plain.invariants[0].holds);
-    assert!(!plain.invariants[1].holds, "duplicate invoices");
+    assert!(plain.invariants[0].holds());
+    assert!(plain.invariants[1].violated(), "duplicate invoices");
     let idempotent = src
         .replace(
             r#"Service(name: "invoice", workers: 4,"#,
@@ -525,8 +525,8 @@ fn a_crash_after_publishing_but_before_the_commit_redelivers() {
         r#"CrashAt(node: "invoice-1", seam: AfterPublish, nth: 500, down_for: "5s")"#,
     );
     let o = run(&system(&src), 7).unwrap();
-    assert!(o.invariants[0].holds);
-    assert!(!o.invariants[1].holds, "the invoice of the record being committed is sent again");
+    assert!(o.invariants[0].holds());
+    assert!(o.invariants[1].violated(), "the invoice of the record being committed is sent again");
 }
 
 #[test]
@@ -592,7 +592,7 @@ fn a_paused_consumer_loses_its_partitions_after_the_session_timeout_and_rejoins_
     assert_eq!(at(RecordKind::Resumed), [150_000]);
     assert!(at(RecordKind::Assigned).contains(&150_000));
     let o = run(&sys, 7).unwrap();
-    assert!(o.invariants[0].holds, "nothing lost");
+    assert!(o.invariants[0].holds(), "nothing lost");
     // Its orders waited the session timeout, not the whole pause.
     assert!((9.0..20.0).contains(&o.metrics.e2e_latency_s.max), "{}", o.metrics.e2e_latency_s.max);
 }
@@ -723,11 +723,11 @@ fn bounded_amplification_counts_what_redeliveries_add() {
     };
     let strict = run(&system(&with("1.0")), 7).unwrap();
     let v = &strict.invariants[2];
-    assert!(!v.holds, "the crash's redeliveries made invoice handle more than one message per order");
+    assert!(v.violated(), "the crash's redeliveries made invoice handle more than one message per order");
     assert!(v.counts["handled"] > v.counts["accepted"]);
     assert!(v.example.is_some());
     let loose = run(&system(&with("1.01")), 7).unwrap();
-    assert!(loose.invariants[2].holds);
+    assert!(loose.invariants[2].holds());
 }
 
 #[test]

@@ -15,3 +15,4 @@ mod shrink;
 mod support;
 mod sweep;
 mod validation;
+mod verdicts;

@@ -44,13 +44,13 @@ fn plain_retries_amplify_a_slowdown_and_backoff_with_a_breaker_does_not() {
     let ratio = |o: &faultline::outcome::Outcome| o.invariants[0].counts["per_entity_x1000"];
     assert!(ratio(&storm) > 3_000, "{}", ratio(&storm));
     assert!(ratio(&calm) < 1_200, "{}", ratio(&calm));
-    assert!(!storm.invariants[0].holds && calm.all_hold());
+    assert!(storm.invariants[0].violated() && calm.all_hold());
     // The storm outlives the slowdown: Payment's queue never drains, so
     // orders still fail after it ends; with the breaker they succeed again.
     assert!(storm.metrics.calls.timeouts > 10 * calm.metrics.calls.timeouts.max(1));
     assert!(calm.metrics.calls.refused > 0, "the breaker opened");
     // Idempotent Payment: retries never charge a card twice, in either design.
-    assert!(storm.invariants[1].holds && calm.invariants[1].holds);
+    assert!(storm.invariants[1].holds() && calm.invariants[1].holds());
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn an_orchestrator_with_an_outbox_resumes_every_saga_and_a_dual_write_leaves_som
     // The orchestrator did crash mid-saga, more than once.
     assert!(sound.faults.iter().filter(|f| f.kind.contains("after-state-write")).count() > 5);
     let half = &broken.invariants[0];
-    assert!(!half.holds && half.counts["half_done"] > 0);
+    assert!(half.violated() && half.counts["half_done"] > 0);
     let story = half.example.as_ref().unwrap();
     assert!(story.lines.iter().any(|l| l.contains("CRASHED at seam after-state-write")), "{story:?}");
     assert!(story.lines.last().unwrap().contains("stopped half way"), "{story:?}");
@@ -199,7 +199,7 @@ fn durable_timers_survive_a_crash_and_timers_in_memory_do_not() {
     assert!(durable.all_hold(), "{:?}", durable.invariants);
     let stuck = &volatile.invariants[0];
     assert!(stuck.name.starts_with("terminal-within(escrow"));
-    assert!(!stuck.holds && stuck.counts["lost"] > 20, "{:?}", stuck.counts);
+    assert!(stuck.violated() && stuck.counts["lost"] > 20, "{:?}", stuck.counts);
     let story = stuck.example.as_ref().unwrap();
     let last_step = &story.lines[story.lines.len() - 2];
     assert!(last_step.contains("escrow-1 CRASHED"), "{story:?}");
@@ -258,7 +258,7 @@ fn funds_that_arrive_after_the_deadline_must_be_refunded() {
     let o = run(&system(&text), 1).unwrap();
     let rule = &o.invariants[1];
     assert_eq!(rule.name, "funds-held leads-to funds-released or funds-refunded within 1d00h00m00.000s");
-    assert!(!rule.holds && rule.counts["never"] > 0, "{:?}", rule.counts);
+    assert!(rule.violated() && rule.counts["never"] > 0, "{:?}", rule.counts);
     let end = rule.example.as_ref().unwrap().lines.last().unwrap();
     assert!(end.contains("funds-held happened to escrow") && end.contains("never followed"), "{end}");
 }
@@ -272,7 +272,7 @@ fn a_synchronous_call_refuses_orders_during_an_outage_and_a_message_delays_them(
     let paid = &sync.invariants[0];
     assert_eq!(paid.name, "accepted leads-to OrderPaid within 2m00.000s");
     let failed = sync.metrics.calls.failed;
-    assert!(!paid.holds && paid.violations == failed && (2_500..3_500).contains(&failed), "{failed}");
+    assert!(paid.violated() && paid.violations == failed && (2_500..3_500).contains(&failed), "{failed}");
     assert!(sync.metrics.e2e_latency_s.max < 2.0);
     // Async: every order is paid, the outage's a minute late.
     assert!(not_sync.all_hold(), "{:?}", not_sync.invariants);

@@ -87,7 +87,7 @@ proptest! {
         let sys = scenario::parse("p.ron", &pipeline(&bus, instances, workers, &faults)).unwrap().system;
         let o = run(&sys, seed).unwrap();
         prop_assert_eq!(o.metrics.lost, 0);
-        prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
+        prop_assert!(o.invariants[0].holds(), "{:?}", o.invariants[0]);
         // Drained: every accepted order completed, every published message
         // handled at least once. More than once only after a crash: records
         // processed beyond the committed prefix are processed again
@@ -131,7 +131,7 @@ proptest! {
         let bus = r#"Log(partitions: 3, latency: Exp(mean: "2ms"))"#;
         let src = pipeline_with(bus, instances, workers, &faults, ", commit: BeforeProcess", "");
         let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
-        prop_assert!(o.invariants[1].holds, "{:?}", o.invariants[1]);
+        prop_assert!(o.invariants[1].holds(), "{:?}", o.invariants[1]);
         prop_assert!(o.metrics.handled <= o.metrics.published + o.metrics.accepted);
         // What is lost is exactly what was committed and not processed.
         prop_assert_eq!(o.metrics.lost, o.metrics.lost_by_reason["committed-unprocessed"]);
@@ -175,7 +175,7 @@ proptest! {
         let src = pipeline_with(bus, instances, workers, &faults, &consume, "");
         let o = run(&scenario::parse("p.ron", &src).unwrap().system, seed).unwrap();
         prop_assert_eq!(o.metrics.lost, 0);
-        prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
+        prop_assert!(o.invariants[0].holds(), "{:?}", o.invariants[0]);
         prop_assert_eq!(o.metrics.completed, o.metrics.accepted);
         if faults.is_empty() {
             prop_assert_eq!(o.metrics.redelivered, 0);
@@ -236,7 +236,7 @@ proptest! {
         let sys = scenario::parse("p.ron", &src).unwrap().system;
         let mut sink = crate::support::Collect::default();
         let o = faultline::sim::run_with(&sys, seed, faultline::sim::RunOptions { trace: Some(&mut sink), ..Default::default() }).unwrap();
-        prop_assert!(o.invariants[0].holds, "{:?}", o.invariants[0]);
+        prop_assert!(o.invariants[0].holds(), "{:?}", o.invariants[0]);
         let inventories = [1u32, 2, 3]; // node indices: order-1 is 0
         let mut owner: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
         for r in &sink.0 {

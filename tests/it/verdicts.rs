@@ -1,0 +1,159 @@
+//! No vacuous verdict: an invariant that judged nothing is inconclusive,
+//! a fault that did not take effect is a warning, and either makes the run
+//! exit 3 instead of 0.
+
+use faultline::check::Status;
+use faultline::outcome::RunVerdict;
+use faultline::sim::run;
+
+use crate::support::{faultline, parts, scenario_text, system, temp_dir};
+
+/// orders-log.ron with its fault plan replaced.
+fn orders_log_with(faults: &str) -> String {
+    let base = scenario_text("orders-log.ron");
+    let crash = "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]";
+    assert!(base.contains(crash));
+    base.replace(crash, &format!("faults: [{faults}]"))
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_fault_that_heals_after_the_end_leaves_every_entity_unjudged_and_exits_3() {
+    // Inventory is down from the start until after the run: no order can
+    // complete, and every deadline (the heal plus two minutes) falls after
+    // the end. Before, this passed with 0 of 44,930 orders complete.
+    let src = orders_log_with(r#"Crash(node: "inventory-1", at: "0s", down_for: "30m")"#);
+    let o = run(&system(&src), 7).unwrap();
+    assert_eq!(o.metrics.completed, 0);
+    let lost = &o.invariants[0];
+    assert_eq!(lost.status, Status::Inconclusive, "{lost:?}");
+    assert_eq!(lost.counts["unresolved_at_end"], lost.counts["accepted"]);
+    assert!(lost.inconclusive.as_deref().unwrap().contains("still within their deadline"));
+    // No invoice was ever sent: no duplicate could have happened.
+    assert_eq!(o.invariants[1].status, Status::Inconclusive);
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    assert!(o.warnings[0].contains("Crash(inventory-1) heals at 30m00.000s, after the run ends"), "{:?}", o.warnings);
+    assert_eq!(o.verdict(), RunVerdict::Inconclusive);
+    assert!(!o.all_hold());
+
+    let dir = temp_dir("verdicts-heal");
+    let file = write(&dir, "heal.ron", &src);
+    let (code, out, _) = parts(&faultline(&["run", &file]));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("INCONCLUSIVE  no-lost-entities(order): no entity could be judged"), "{out}");
+    assert!(out.contains("WARNING  Crash(inventory-1) heals at"), "{out}");
+    let (code, json, _) = parts(&faultline(&["run", &file, "--json"]));
+    assert_eq!(code, 3);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["invariants"][0]["status"], "inconclusive");
+    assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_crash_point_that_never_fires_is_a_warning() {
+    // The inventory handles about 45,000 messages: the millionth never comes.
+    let src = orders_log_with(r#"CrashAt(node: "inventory-1", seam: AfterPublish, nth: 1000000, down_for: "5s")"#);
+    let o = run(&system(&src), 7).unwrap();
+    assert!(o.invariants.iter().all(|v| v.holds()), "{:?}", o.invariants);
+    assert_eq!(o.warnings.len(), 1);
+    assert!(
+        o.warnings[0].starts_with("CrashAt(inventory-1, after-publish) never took effect: it fired on none of the")
+    );
+    assert_eq!(o.verdict(), RunVerdict::Inconclusive);
+    // A crash point on a node that never handles a message: never reached.
+    let src = orders_log_with(r#"CrashAt(node: "invoice-1", seam: AfterPublish, nth: 1, down_for: "5s")"#).replace(
+        "Service(name: \"invoice\", workers: 4,",
+        "Service(name: \"invoice\", workers: 4, starts_at: \"30m\",",
+    );
+    let o = run(&system(&src), 7).unwrap();
+    assert_eq!(
+        o.warnings,
+        ["CrashAt(invoice-1, after-publish) never took effect: no message reached its seam".to_string()]
+    );
+
+    // The same crash point where it does fire: no warning.
+    let src = orders_log_with(r#"CrashAt(node: "inventory-1", seam: AfterPublish, nth: 100, down_for: "5s")"#);
+    let o = run(&system(&src), 7).unwrap();
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    assert_ne!(o.verdict(), RunVerdict::Inconclusive);
+}
+
+#[test]
+fn a_random_plan_that_draws_nothing_is_a_warning() {
+    // A mean time between failures of a year in a 20-minute window.
+    let src = orders_log_with(r#"RandomCrashes(nodes: ["inventory-1"], mtbf: "365d", mttr: "5s", until: "10m")"#);
+    let o = run(&system(&src), 7).unwrap();
+    assert_eq!(o.faults.len(), 0);
+    assert_eq!(o.warnings.len(), 1);
+    assert!(o.warnings[0].contains("RandomCrashes(inventory-1) never took effect: it drew no fault"));
+    assert_eq!(o.verdict(), RunVerdict::Inconclusive);
+}
+
+#[test]
+fn an_effect_never_applied_and_a_rule_never_started_judge_nothing() {
+    // Invoice never runs (it is deployed after the end): no invoice, so
+    // "no duplicate invoice" judged nothing.
+    let src = scenario_text("orders-log.ron").replace(
+        "Service(name: \"invoice\", workers: 4,",
+        "Service(name: \"invoice\", workers: 4, starts_at: \"30m\",",
+    );
+    let o = run(&system(&src), 7).unwrap();
+    let dup = &o.invariants[1];
+    assert_eq!(dup.status, Status::Inconclusive);
+    assert_eq!(dup.counts["entities_applied"], 0);
+    assert_eq!(dup.inconclusive.as_deref(), Some("effect invoice-sent was never applied"));
+    // ... while every order is lost: a violation outranks it.
+    assert_eq!(o.invariants[0].status, Status::Violated);
+    assert_eq!(o.verdict(), RunVerdict::Violated);
+}
+
+#[test]
+fn a_topic_nobody_consumes_is_a_warning_of_check_and_run() {
+    let src = scenario_text("orders-log.ron").replace(
+        "effect: \"invoice-sent\", terminal: true)",
+        "effect: \"invoice-sent\", terminal: true, emit: [\"InvoiceSent\"])",
+    );
+    let loaded = faultline::scenario::parse("x.ron", &src).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].message.contains("`InvoiceSent` is published but no service consumes it"));
+    let dir = temp_dir("verdicts-topic");
+    let file = write(&dir, "topic.ron", &src);
+    let (code, _, err) = parts(&faultline(&["check", &file]));
+    assert_eq!(code, 0);
+    assert!(err.contains("topic.ron:26:") && err.contains("warning: `InvoiceSent` is published"), "{err}");
+    let (_, json, _) = parts(&faultline(&["run", &file, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(v["scenario_warnings"][0].as_str().unwrap().contains("InvoiceSent"));
+}
+
+#[test]
+fn a_sweep_counts_inconclusive_seeds_apart_and_exits_3() {
+    // A crash that heals after the end under every seed.
+    let src = orders_log_with(r#"Crash(node: "inventory-1", at: "1m..2m", down_for: "30m")"#)
+        .replace("duration: \"20m\"", "duration: \"3m\"")
+        .replace("stop: \"15m\"", "stop: \"2m\"");
+    let dir = temp_dir("verdicts-sweep");
+    let file = write(&dir, "sweep.ron", &src);
+    let (code, out, err) = parts(&faultline(&["sweep", &file, "--seeds", "0..4"]));
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(out.contains("inconclusive 4 seeds: 0, 1, 2, 3"), "{out}");
+    let (_, json, _) = parts(&faultline(&["sweep", &file, "--seeds", "0..4", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["failing"], 0);
+    assert_eq!(v["inconclusive"], 4);
+    // The orders of the first minute complete: no-lost-entities judged
+    // them; the invoices were sent once each.
+    assert_eq!(v["invariants"][0]["failing"], 0);
+}
+
+#[test]
+fn the_exit_codes_are_in_the_help() {
+    let (code, out, _) = parts(&faultline(&["--help"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("3 nothing was violated but a verdict was inconclusive"), "{out}");
+}
