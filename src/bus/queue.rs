@@ -172,10 +172,11 @@ impl Broker {
             .collect()
     }
 
-    /// Settles every live manual-ack delivery to `node` and puts the messages
-    /// back at the heads of their queues, in their original order. Returns
-    /// the queues touched.
-    pub fn requeue_node(&mut self, node: u32) -> Vec<u32> {
+    /// Settles every live manual-ack delivery to `node` (its connection
+    /// closed) and returns them in the order they were delivered; the
+    /// caller puts each back ([`Broker::requeue`], the last first) or
+    /// dead-letters it.
+    pub fn take_node(&mut self, node: u32) -> Vec<Delivery> {
         let mut held: Vec<(u64, u32)> = self
             .deliveries
             .iter()
@@ -184,15 +185,7 @@ impl Broker {
             .map(|(i, d)| (d.seq, i as u32))
             .collect();
         held.sort_unstable();
-        let mut touched = Vec::new();
-        for &(_, slot) in held.iter().rev() {
-            let d = self.settle(slot);
-            self.requeue(&d);
-            if !touched.contains(&d.queue) {
-                touched.push(d.queue);
-            }
-        }
-        touched
+        held.into_iter().map(|(_, slot)| self.settle(slot)).collect()
     }
 }
 
@@ -238,7 +231,11 @@ mod tests {
         let slots: Vec<u32> = (0..3).filter_map(|_| b.deliver_next(0, |_| true)).collect();
         let acked = b.settle(slots[1]);
         assert_eq!(acked.pending.msg.id, MsgId(2));
-        assert_eq!(b.requeue_node(0), vec![0]);
+        let back = b.take_node(0);
+        assert_eq!(back.iter().map(|d| d.pending.msg.id.0).collect::<Vec<_>>(), [1, 3]);
+        for d in back.iter().rev() {
+            b.requeue(d);
+        }
         let order: Vec<u64> = b.queues[0].ready.iter().map(|p| p.msg.id.0).collect();
         assert_eq!(order, [1, 3, 4]);
         assert_eq!(b.queues[0].ready[0].deliveries, 1);

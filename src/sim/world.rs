@@ -1434,13 +1434,7 @@ impl<'s, 't> World<'s, 't> {
             Source::Queue { slot, generation } if slot != AUTO_ACKED => {
                 if self.broker.is_live(slot, generation) {
                     let d = self.broker.settle(slot);
-                    if self.max_deliveries.is_some_and(|m| d.pending.deliveries >= m) {
-                        self.dead_lettered += 1;
-                        self.checker.dead_lettered(job.msg.entity);
-                        self.trace(RecordKind::DeadLettered, n, &job.msg, u64::from(d.pending.deliveries));
-                    } else {
-                        self.broker.requeue(&d);
-                    }
+                    self.give_back(&d);
                     self.dispatch(d.queue);
                 }
                 false
@@ -1509,8 +1503,23 @@ impl<'s, 't> World<'s, 't> {
             return;
         }
         let d = self.broker.settle(slot);
-        self.broker.requeue(&d);
+        self.give_back(&d);
         self.dispatch(d.queue);
+    }
+
+    /// A delivery comes back to the broker unacknowledged (a nack, an ack
+    /// timeout, its consumer's crash): back to the head of its queue, or,
+    /// once it has been delivered `max_deliveries` times, to the
+    /// dead-letter queue. Every delivery counts, however it ended, so a
+    /// message that kills its consumer is parked after the limit too.
+    fn give_back(&mut self, d: &crate::bus::queue::Delivery) {
+        if self.max_deliveries.is_some_and(|m| d.pending.deliveries >= m) {
+            self.dead_lettered += 1;
+            self.checker.dead_lettered(d.pending.msg.entity);
+            self.trace(RecordKind::DeadLettered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
+        } else {
+            self.broker.requeue(d);
+        }
     }
 
     /// True if the idempotent consumer of service `si` (at node `n`) has
@@ -2026,7 +2035,15 @@ impl<'s, 't> World<'s, 't> {
                 self.broker.settle(slot);
                 self.lose(n, &d.pending.msg, LossReason::AutoAck);
             }
-            for q in self.broker.requeue_node(n) {
+            let returned = self.broker.take_node(n);
+            // Back at the heads in their delivery order: the last first.
+            for d in returned.iter().rev() {
+                self.give_back(d);
+            }
+            let mut touched: Vec<u32> = returned.iter().map(|d| d.queue).collect();
+            touched.sort_unstable();
+            touched.dedup();
+            for q in touched {
                 self.dispatch(q);
             }
         }

@@ -157,3 +157,65 @@ fn the_exit_codes_are_in_the_help() {
     assert_eq!(code, 0);
     assert!(out.contains("3 nothing was violated but a verdict was inconclusive"), "{out}");
 }
+
+/// One message per entity to a consumer that a crash point kills on every
+/// message, before it publishes: a poison message of the worst kind.
+fn crash_loop(max_deliveries: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "crash-loop", duration: "60s", seed: 1,
+    bus: Queue(latency: Const("1ms"){max_deliveries}),
+    services: [
+        Service(name: "order", on: [Accept(entity: "order", work: Const("1ms"), emit: ["Job"])]),
+        Service(name: "billing", state: Durable, consume: (topics: ["Job"]),
+            on: [Handle(event: "Job", work: Const("10ms"), emit: ["Billed"])]),
+        Service(name: "ledger", consume: (topics: ["Billed"]),
+            on: [Handle(event: "Billed", work: Const("1ms"), terminal: true)]),
+    ],
+    workload: Poisson(rate: "1/s", entity: "order", keys: Sequential, stop: "3s"),
+    faults: [CrashAt(node: "billing-1", seam: AfterStateWrite, probability: 1.0, down_for: "1s")],
+    invariants: [NoLostEntities(entity: "order", deadline_after_heal: "10s")],
+)"#
+    )
+}
+
+#[test]
+fn a_message_that_kills_its_consumer_is_dead_lettered_at_the_delivery_limit() {
+    let o = run(&system(&crash_loop(", max_deliveries: 3")), 1).unwrap();
+    let m = &o.metrics;
+    assert!(m.accepted >= 2, "{}", m.accepted);
+    assert_eq!(m.dead_lettered, m.accepted, "every message parked after its third delivery");
+    let v = &o.invariants[0];
+    assert_eq!(v.status, Status::Holds, "{v:?}");
+    assert_eq!(v.counts["dead_lettered"], m.accepted);
+    assert_eq!(o.verdict(), RunVerdict::Holds);
+    // Three deliveries each: the first and two redeliveries, no more.
+    assert_eq!(m.redelivered, 2 * m.accepted);
+    let dir = temp_dir("verdicts-crash-loop");
+    let (code, out, _) = parts(&faultline(&["run", &write(&dir, "loop.ron", &crash_loop(", max_deliveries: 3"))]));
+    assert_eq!(code, 0, "{out}");
+
+    // Without a limit the loop goes on to the end, and nothing is judged.
+    let o = run(&system(&crash_loop("")), 1).unwrap();
+    assert_eq!(o.metrics.dead_lettered, 0);
+    assert!(o.metrics.redelivered > 20, "{}", o.metrics.redelivered);
+    assert_eq!(o.invariants[0].status, Status::Inconclusive, "{:?}", o.invariants[0]);
+}
+
+#[test]
+fn deliveries_ended_by_an_ack_timeout_count_towards_the_limit() {
+    // The handler takes 10 s, the broker gives up on an ack after 1 s: the
+    // message is taken back, delivered again, and parked after the third.
+    let src = crash_loop(r#", ack_timeout: "1s", max_deliveries: 3"#)
+        .replace("work: Const(\"10ms\")", "work: Const(\"10s\")")
+        .replace(
+            "faults: [CrashAt(node: \"billing-1\", seam: AfterStateWrite, probability: 1.0, down_for: \"1s\")]",
+            "faults: []",
+        )
+        .replace("Service(name: \"billing\",", "Service(name: \"billing\", workers: 4,");
+    let rs = crate::support::records(&system(&src), 1);
+    let parked: Vec<u64> =
+        rs.iter().filter(|r| r.kind == faultline::trace::RecordKind::DeadLettered).map(|r| r.aux).collect();
+    assert!(!parked.is_empty());
+    assert!(parked.iter().all(|&deliveries| deliveries == 3), "{parked:?}");
+}
