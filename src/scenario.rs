@@ -1362,21 +1362,6 @@ impl Compiler<'_> {
             if let (Some((at_t, at_max)), Some(down)) = (at_range, down) {
                 let jitter = SimDuration(at_max.0 - at_t.0);
                 let spec = FaultSpec::Crash { node: node.clone(), at: SimTime::ZERO + at_t, jitter, down_for: down };
-                let overlaps = faults.iter().any(|o: &FaultSpec| match o {
-                    FaultSpec::Crash { node: n, at: a, .. } => {
-                        n == node && *a < spec.heals_at() && SimTime::ZERO + at_t < o.heals_at()
-                    }
-                    FaultSpec::CrashAt { .. }
-                    | FaultSpec::Random { .. }
-                    | FaultSpec::Slow { .. }
-                    | FaultSpec::Pause { .. }
-                    | FaultSpec::Partition { .. }
-                    | FaultSpec::ClockSkew { .. }
-                    | FaultSpec::Link { .. } => false,
-                });
-                if overlaps {
-                    self.err(&fat("at"), format!("this crash of `{node}` overlaps an earlier one"), None);
-                }
                 faults.push(spec);
             }
         }

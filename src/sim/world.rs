@@ -17,6 +17,7 @@ use links::{ANY, BUS, Crossing, NetworkFault};
 mod brokers;
 mod calls;
 mod channel;
+mod faults;
 mod links;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
@@ -225,10 +226,20 @@ struct Node {
     /// message), re-armed when the node restarts.
     /// Keyed by the timer message's id: (due, message).
     timers: BTreeMap<u64, (SimTime, Message)>,
-    /// Processing times are multiplied by this (a slow node: 1.0 normally).
+    /// Processing times are multiplied by this (a slow node: 1.0 normally):
+    /// the product of the factors of the slowdowns active now.
     slowdown: f64,
-    /// Its timers last this many times what they ask (clock skew: 1.0 normally).
+    /// Its timers last this many times what they ask (clock skew: 1.0
+    /// normally): the product of the active skews' factors.
     clock: f64,
+    /// The slowdowns and skews active now: (plan entry, factor), in the
+    /// order they began.
+    slow: Vec<(u32, f64)>,
+    skew: Vec<(u32, f64)>,
+    /// Crashes that hold the node down now: it restarts when the last heals.
+    down_holds: u32,
+    /// Pauses that hold it now: it resumes when the last heals.
+    pause_holds: u32,
     /// Stalled until `paused_until`: up to the outside, doing nothing.
     paused: bool,
     paused_until: SimTime,
@@ -562,6 +573,10 @@ impl<'s, 't> World<'s, 't> {
                     timers: BTreeMap::new(),
                     slowdown: 1.0,
                     clock: 1.0,
+                    slow: Vec::new(),
+                    skew: Vec::new(),
+                    down_holds: 0,
+                    pause_holds: 0,
                     paused: false,
                     paused_until: SimTime::ZERO,
                     outstanding: 0,
@@ -842,7 +857,7 @@ impl<'s, 't> World<'s, 't> {
             session_timeout,
             ack_timeout,
             brokers: (0..broker_spec.as_ref().map_or(0, |b| b.count))
-                .map(|_| BrokerNode { up: true, epoch: 0 })
+                .map(|_| BrokerNode { up: true, epoch: 0, down_holds: 0 })
                 .collect(),
             broker_spec,
             produce_reqs: Vec::new(),
@@ -957,30 +972,8 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => {
-                    let e = self.plan[fault as usize];
-                    self.trace_fault(RecordKind::FaultBegan, fault);
-                    match e.kind {
-                        PlanKind::Slow(factor) => self.nodes[e.target as usize].slowdown = factor,
-                        PlanKind::Skew(factor) => self.nodes[e.target as usize].clock = factor,
-                        PlanKind::Pause => self.pause(e.target, e.heal),
-                        PlanKind::Network(i) => self.network_fault_began(i),
-                        _ if (e.target as usize) < self.nodes.len() => self.crash(e.target),
-                        _ => self.broker_crash(e.target - self.nodes.len() as u32),
-                    }
-                }
-                Ev::Restart { fault } => {
-                    let e = self.plan[fault as usize];
-                    self.trace_fault(RecordKind::FaultHealed, fault);
-                    match e.kind {
-                        PlanKind::Slow(_) => self.nodes[e.target as usize].slowdown = 1.0,
-                        PlanKind::Skew(_) => self.nodes[e.target as usize].clock = 1.0,
-                        PlanKind::Pause => self.resume(e.target),
-                        PlanKind::Network(i) => self.network_fault_healed(i),
-                        _ if (e.target as usize) < self.nodes.len() => self.restart(e.target),
-                        _ => self.broker_restart(e.target - self.nodes.len() as u32),
-                    }
-                }
+                Ev::Crash { fault } => self.fault_began(fault),
+                Ev::Restart { fault } => self.fault_healed(fault),
                 Ev::Produce { req, generation } => self.produce_arrived(req, generation),
                 Ev::ProduceTimeout { req, generation, attempt } => self.produce_timed_out(req, generation, attempt),
                 Ev::ProduceAck { req, generation } => self.produce_acked(req, generation),
@@ -1387,7 +1380,7 @@ impl<'s, 't> World<'s, 't> {
     fn crash_at(&mut self, n: u32, hit: Option<(Seam, SimDuration, u32)>, msg: &Message) {
         let Some((seam, down_for, spec)) = hit else { return };
         self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
-        self.crash(n);
+        self.hold_down(n);
         let fault = self.plan.len() as u32;
         let (at, heal) = (self.now, self.now + down_for);
         self.plan.push(PlanEntry { target: n, at, heal, kind: PlanKind::CrashAt(seam), spec });
@@ -2079,8 +2072,9 @@ impl<'s, 't> World<'s, 't> {
         for n in first..first + self.sys.services[service as usize].instances {
             let node = &mut self.nodes[n as usize];
             node.joined = true;
-            node.up = true;
-            node.member = true;
+            // A crash that holds it now keeps it down until its heal.
+            node.up = node.down_holds == 0;
+            node.member = node.up;
             self.trace_node(RecordKind::Joined, n, 0);
         }
         self.rebalance(service);
@@ -2118,45 +2112,6 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         self.queue.push(self.now + self.sample_every, Ev::Sample);
-    }
-
-    /// Node `n` stalls until `until` (a long GC pause, a frozen VM): it stays
-    /// up and reachable, works on nothing, stops heartbeating, and may lose
-    /// its partitions; then it resumes where it was, with what it held.
-    fn pause(&mut self, n: u32, until: SimTime) {
-        let node = &mut self.nodes[n as usize];
-        if !node.up || node.paused {
-            return;
-        }
-        node.paused = true;
-        node.paused_until = until;
-        let epoch = node.epoch;
-        self.trace_node(RecordKind::Paused, n, 0);
-        if !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
-            self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
-        }
-    }
-
-    /// Node `n` resumes: it rejoins its group if it was dropped and picks up
-    /// its waiting work (work it held finishes now, stale or not).
-    fn resume(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
-        if !node.paused {
-            return;
-        }
-        node.paused = false;
-        self.trace_node(RecordKind::Resumed, n, 0);
-        self.rejoin_group(n);
-        loop {
-            let node = &mut self.nodes[n as usize];
-            if node.free.is_empty() || node.fifo.is_empty() {
-                break;
-            }
-            node.account_fifo(self.now);
-            let (Some(w), Some(job)) = (node.free.pop(), node.fifo.pop_front()) else { break };
-            self.start(n, w, job);
-        }
-        self.try_fetch(n);
     }
 
     /// Node `n` is back in its consumer group if its session had expired
@@ -2246,8 +2201,12 @@ impl<'s, 't> World<'s, 't> {
             return;
         }
         node.up = true;
+        let paused = node.paused;
         self.trace_node(RecordKind::Restart, n, 0);
-        self.rejoin_group(n);
+        // Restarted inside a pause, it is stalled: it rejoins when it resumes.
+        if !paused {
+            self.rejoin_group(n);
+        }
         self.try_fetch(n);
         self.schedule_auto_commit(n);
         self.schedule_relay(n);

@@ -4,6 +4,7 @@
 mod bad_input;
 mod channels;
 mod cli;
+mod compose;
 mod determinism;
 mod faults;
 mod kernel;

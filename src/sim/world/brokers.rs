@@ -23,6 +23,8 @@ use crate::trace::{LossReason, NO_NODE, Record, RecordKind};
 pub(super) struct BrokerNode {
     pub up: bool,
     pub epoch: u32,
+    /// Crashes that hold it down now (see `faults`).
+    pub down_holds: u32,
 }
 
 /// One copy of a partition.
