@@ -66,6 +66,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             compacted: vec![],
             session_timeout: SimDuration::from_secs(10),
             brokers: None,
+            delivery_timeout: SimDuration::from_secs(120),
         },
         services,
         workload: WorkloadSpec {

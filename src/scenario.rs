@@ -210,6 +210,19 @@ impl Compiler<'_> {
         })
     }
 
+    /// An optional duration that must be above zero, `default_s` seconds when absent.
+    fn positive(&mut self, path: &[P], text: &Option<String>, default_s: u64) -> SimDuration {
+        let Some(t) = text else { return SimDuration::from_secs(default_s) };
+        match self.duration(path, t) {
+            Some(SimDuration::ZERO) => {
+                self.err(path, "this duration must be above zero", None);
+                SimDuration::from_secs(default_s)
+            }
+            Some(d) => d,
+            None => SimDuration::from_secs(default_s),
+        }
+    }
+
     /// A fault beginning at `at` must begin before the end of the run.
     fn not_after_end(&mut self, path: &[P], at: Option<SimDuration>, duration: Option<SimDuration>, s: &Scenario) {
         if let (Some(at), Some(d)) = (at, duration)
@@ -217,6 +230,135 @@ impl Compiler<'_> {
         {
             let help = Some(format!("the run ends at {}", s.duration));
             self.err(path, format!("the fault begins at {at}, when the run has ended: it would never act"), help);
+        }
+    }
+
+    /// Every network fault must act on something: a partition must cut a
+    /// connection that carries messages, a link fault must change what
+    /// crosses its link. What would silently do nothing is refused.
+    fn network_faults_act(&mut self, s: &Scenario) {
+        let service_of = |node: &str| -> Option<&schema::Service> {
+            s.services.iter().find(|sv| {
+                node.strip_prefix(sv.name.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|i| i.parse::<u32>().is_ok_and(|i| i >= 1 && i <= sv.instances))
+            })
+        };
+        let is_broker = |node: &str| node.starts_with("broker-") && service_of(node).is_none();
+        let talks_to_bus = |sv: &schema::Service| {
+            !sv.consume.topics.is_empty()
+                || sv.on.iter().any(|h| match h {
+                    schema::Handler::Accept { emit, call, .. } => {
+                        !emit.is_empty() || call.as_ref().is_some_and(|c| !c.on_failure.is_empty())
+                    }
+                    schema::Handler::Handle { emit, rejected, decline, call, .. } => {
+                        !emit.is_empty()
+                            || !rejected.is_empty()
+                            || decline.as_ref().is_some_and(|d| !d.emit.is_empty())
+                            || call.as_ref().is_some_and(|c| !c.on_failure.is_empty())
+                    }
+                })
+                || sv.machine.as_ref().is_some_and(|m| m.timeouts.iter().any(|t| !t.emit.is_empty()))
+        };
+        let calls = |a: &schema::Service, b: &schema::Service| {
+            a.on.iter().any(|h| match h {
+                schema::Handler::Accept { call, .. } | schema::Handler::Handle { call, .. } => {
+                    call.as_ref().is_some_and(|c| c.service == b.name)
+                }
+            })
+        };
+        let brokers = matches!(&s.bus, schema::Bus::Log { brokers: Some(b), .. } if b.count >= 2);
+        // Does anything travel between `a` and `b`, one way or the other?
+        let carries = |a: &str, b: &str| -> bool {
+            match (a == "bus" || is_broker(a), b == "bus" || is_broker(b)) {
+                (true, true) => brokers && a != "bus" && b != "bus",
+                (true, false) => service_of(b).is_some_and(talks_to_bus),
+                (false, true) => service_of(a).is_some_and(talks_to_bus),
+                (false, false) => match (service_of(a), service_of(b)) {
+                    (Some(x), Some(y)) => calls(x, y) || calls(y, x),
+                    _ => false,
+                },
+            }
+        };
+        let no_traffic_help = "only synchronous calls travel between service instances, and replication between \
+            brokers; cut an instance off from \"bus\" to stop what it publishes and consumes";
+        for (i, f) in s.faults.iter().enumerate() {
+            let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
+            match f {
+                schema::Fault::Partition { groups, .. } if groups.len() == 2 => {
+                    let (a, b) = (&groups[0], &groups[1]);
+                    if let Some((k, n)) = b.iter().enumerate().find(|(_, n)| a.contains(n)) {
+                        let at = [P::F("faults"), P::I(i), P::F("groups"), P::I(1), P::I(k)];
+                        self.err(&at, format!("`{n}` is on both sides of the partition"), None);
+                        continue;
+                    }
+                    let bus_and_broker = (a.iter().any(|n| n == "bus") && b.iter().any(|n| is_broker(n)))
+                        || (b.iter().any(|n| n == "bus") && a.iter().any(|n| is_broker(n)));
+                    if bus_and_broker {
+                        self.err(
+                            &fat("groups"),
+                            "\"bus\" stands for every broker: it cannot be cut off from one of them",
+                            Some("name the brokers on each side instead".into()),
+                        );
+                        continue;
+                    }
+                    if !a.iter().any(|x| b.iter().any(|y| carries(x, y))) {
+                        self.err(
+                            &fat("groups"),
+                            "nothing travels between these two groups: the partition would change nothing",
+                            Some(no_traffic_help.into()),
+                        );
+                    }
+                }
+                schema::Fault::Link { from, to, drop, duplicate, delay, reorder, .. } => {
+                    if from == to {
+                        self.err(
+                            &fat("to"),
+                            format!("a link goes from one node to another, not from `{from}` to itself"),
+                            None,
+                        );
+                        continue;
+                    }
+                    if *drop == 0.0 && *duplicate == 0.0 && delay.is_none() && reorder.is_none() {
+                        let help = Some("give it `drop`, `duplicate`, `delay` or `reorder`".into());
+                        self.err(&fat("from"), "this link fault changes nothing", help);
+                        continue;
+                    }
+                    if !carries(from, to) {
+                        let msg =
+                            format!("nothing travels from `{from}` to `{to}`: the link fault would change nothing");
+                        self.err(&fat("from"), msg, Some(no_traffic_help.into()));
+                        continue;
+                    }
+                    // What crosses the link: a reliable connection (TCP) never
+                    // duplicates, and log records arrive in offset order.
+                    let to_bus = to == "bus" || is_broker(to);
+                    let from_bus = from == "bus" || is_broker(from);
+                    let (reliable, fetches) = match &s.bus {
+                        schema::Bus::Ephemeral { .. } => (false, false),
+                        schema::Bus::Queue { .. } => (to_bus || from_bus, false),
+                        schema::Bus::Log { brokers, .. } => {
+                            let between_brokers = to_bus && from_bus;
+                            (from_bus || (to_bus && brokers.is_none()), from_bus && !between_brokers)
+                        }
+                    };
+                    if *duplicate > 0.0 && reliable {
+                        self.err(
+                            &fat("duplicate"),
+                            format!("`{from}` -> `{to}` is a reliable connection, which never duplicates"),
+                            Some("duplicates arise from resends: crash a consumer, or use an ack timeout".into()),
+                        );
+                    }
+                    if reorder.is_some() && (fetches || (to_bus && from_bus)) {
+                        self.err(
+                            &fat("reorder"),
+                            format!("what crosses `{from}` -> `{to}` arrives in order (log records, replication)"),
+                            Some("use `delay` to make it late".into()),
+                        );
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -582,7 +724,8 @@ impl Compiler<'_> {
             schema::Bus::Ephemeral { latency } => {
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
             }
-            schema::Bus::Queue { latency, ack_timeout, max_deliveries } => {
+            schema::Bus::Queue { latency, ack_timeout, max_deliveries, heartbeat } => {
+                let heartbeat = self.positive(&[P::F("bus"), P::F("heartbeat")], heartbeat, 60);
                 let ack_timeout = match ack_timeout {
                     Some(t) => {
                         let at = [P::F("bus"), P::F("ack_timeout")];
@@ -601,6 +744,7 @@ impl Compiler<'_> {
                     latency,
                     ack_timeout,
                     max_deliveries: *max_deliveries,
+                    heartbeat,
                 })
             }
             schema::Bus::Log {
@@ -612,7 +756,9 @@ impl Compiler<'_> {
                 compacted,
                 session_timeout,
                 brokers,
+                delivery_timeout,
             } => {
+                let delivery_timeout = self.positive(&[P::F("bus"), P::F("delivery_timeout")], delivery_timeout, 120);
                 let session_timeout = match session_timeout {
                     Some(t) => self.duration(&[P::F("bus"), P::F("session_timeout")], t).unwrap_or(SimDuration::ZERO),
                     None => SimDuration::from_secs(10),
@@ -656,6 +802,8 @@ impl Compiler<'_> {
                         self.err(&at("retry_after"), "retry_after must be above zero", None);
                     }
                     let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
+                    let broker_session = self.positive(&at("session_timeout"), &b.session_timeout, 9);
+                    let replica_lag = self.positive(&at("replica_lag"), &b.replica_lag, 30);
                     BrokerSpec {
                         count,
                         replication,
@@ -671,6 +819,8 @@ impl Compiler<'_> {
                         retries,
                         retry_after,
                         idempotent: b.idempotent,
+                        session_timeout: broker_session,
+                        replica_lag,
                     }
                 });
                 let partitions = self.bounded(
@@ -691,6 +841,7 @@ impl Compiler<'_> {
                     compacted: compacted_kinds,
                     session_timeout,
                     brokers,
+                    delivery_timeout,
                 })
             }
         };
@@ -1513,6 +1664,7 @@ impl Compiler<'_> {
         }
 
         self.by_construction(s);
+        self.network_faults_act(s);
 
         // The checker follows at most 16 effects per entity (a bit each).
         let mut followed: Vec<crate::service::EffectId> =

@@ -214,7 +214,9 @@ fn explain_loss(
             "its broker crashed before writing it to disk, and no other copy had it".to_string()
         }
         Some(LossReason::ProducerGaveUp) => {
-            "the producer resent it until its retries ran out, never acknowledged".to_string()
+            "the producer gave it up: never acknowledged within its retries or its delivery timeout, or its \
+             connection to the broker closed behind a partition"
+                .to_string()
         }
         Some(LossReason::Retention) => format!("retention deleted it before {name}'s group read it{window}"),
         Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),

@@ -266,6 +266,10 @@ pub enum BusSpec {
         /// Broker nodes that keep the log; `None` for an ideal broker that
         /// never fails (every append durable at once).
         brokers: Option<BrokerSpec>,
+        /// With an ideal broker: a producer cut off from the log (behind a
+        /// partition) gives a record up once it has waited this long
+        /// (Kafka's `delivery.timeout.ms`); a shorter cut delays it.
+        delivery_timeout: SimDuration,
     },
     /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
     /// service reads its own queue (fan-out) or one it shares (competing
@@ -279,6 +283,10 @@ pub enum BusSpec {
         /// A message nacked this many times goes to the dead-letter queue
         /// instead of back to the head; `None` retries forever.
         max_deliveries: Option<u32>,
+        /// A producer's connection blocked by a partition for longer than
+        /// this is closed (AMQP's heartbeat timeout): what it was sending
+        /// while blocked is lost; a shorter cut only delays it.
+        heartbeat: SimDuration,
     },
 }
 
@@ -319,6 +327,14 @@ pub struct BrokerSpec {
     pub retry_after: SimDuration,
     /// The broker recognises a resent record and does not append it twice.
     pub idempotent: bool,
+    /// A broker that a partition cuts off from the controller quorum (more
+    /// than half of the brokers, itself included) for this long is fenced:
+    /// it stops leading, and its partitions elect new leaders.
+    pub session_timeout: SimDuration,
+    /// A follower that has not caught up with its leader for this long
+    /// leaves the in-sync set (Kafka's `replica.lag.time.max.ms`), if the
+    /// leader can reach the controller to say so.
+    pub replica_lag: SimDuration,
 }
 
 /// How the workload picks entity keys.

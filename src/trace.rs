@@ -120,7 +120,9 @@ pub enum LossReason {
     LeaderFailover = 9,
     /// Log: an out-of-sync replica became leader without the record.
     UncleanElection = 10,
-    /// The producer resent the record as often as allowed, unacknowledged.
+    /// The producer gave the record up: unacknowledged after its retries or
+    /// its delivery timeout, or lost with its connection to the broker
+    /// (blocked by a partition for longer than the heartbeat).
     ProducerGaveUp = 11,
     /// Log: the only copy's broker crashed before writing it to disk.
     Unflushed = 12,

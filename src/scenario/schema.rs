@@ -43,6 +43,7 @@ pub struct Scenario {
 }
 
 /// The bus.
+#[expect(clippy::large_enum_variant, reason = "parsed once per scenario, never on a hot path")]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Bus {
@@ -83,6 +84,11 @@ pub enum Bus {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         brokers: Option<Brokers>,
+        /// An ideal broker's producers give a record up when they cannot
+        /// deliver it for this long (default 2m).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        delivery_timeout: Option<String>,
     },
     /// Durable queues with acknowledgements.
     Queue {
@@ -96,6 +102,10 @@ pub enum Bus {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         max_deliveries: Option<u32>,
+        /// A connection blocked this long is closed, losing what it held (default 60s).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        heartbeat: Option<String>,
     },
 }
 
@@ -151,6 +161,14 @@ pub struct Brokers {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub idempotent: bool,
+    /// A broker cut off from the controller quorum this long is fenced (default 9s).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub session_timeout: Option<String>,
+    /// A follower that has not caught up for this long leaves the in-sync set (default 30s).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub replica_lag: Option<String>,
 }
 
 fn three() -> u32 {

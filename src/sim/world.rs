@@ -19,6 +19,7 @@ mod calls;
 mod channel;
 mod faults;
 mod links;
+mod quorum;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
@@ -130,6 +131,15 @@ enum Ev {
     CallTimeout { call: u32, generation: u32 },
     /// A call's backoff is over: the next attempt.
     CallRetry { call: u32, generation: u32 },
+    /// A publish held on its producer's connection (a faulty link, a
+    /// partition) reaches the broker.
+    Publish { node: u32, epoch: u32, slot: u32 },
+    /// Whether replica `replica` of partition `part`, cut off from its
+    /// leader, has lagged long enough to leave the in-sync set.
+    IsrCheck { part: u32, replica: u32 },
+    /// Broker `broker`, cut off from the controller quorum, is fenced
+    /// unless it has reconnected (or been checked again: `generation`).
+    BrokerFence { broker: u32, generation: u32 },
 }
 
 /// Crashes one random plan may draw per node, at most.
@@ -485,6 +495,12 @@ struct World<'s, 't> {
     backlog: Vec<(String, Vec<u64>)>,
     sample_every: SimDuration,
     max_deliveries: Option<u32>,
+    /// Queue bus: a producer's connection blocked longer than this closes.
+    heartbeat: SimDuration,
+    /// Log with an ideal broker: a producer gives a record up after this long.
+    delivery_timeout: SimDuration,
+    /// Publishes held on their producers' connections, not yet at the broker.
+    held_publishes: u32,
     dead_lettered: u64,
     checker: Checker,
     /// Per service: latency, waiting and queue figures.
@@ -657,6 +673,7 @@ impl<'s, 't> World<'s, 't> {
                                 flushed: 0,
                                 fetching: false,
                                 in_sync: true,
+                                stalled: false,
                             })
                             .collect(),
                         None => Vec::new(),
@@ -683,6 +700,11 @@ impl<'s, 't> World<'s, 't> {
         let (queue_bus, ack_timeout, max_deliveries) = match &sys.bus {
             BusSpec::Queue { ack_timeout, max_deliveries, .. } => (true, *ack_timeout, *max_deliveries),
             _ => (false, None, None),
+        };
+        let (heartbeat, delivery_timeout) = match &sys.bus {
+            BusSpec::Queue { heartbeat, .. } => (*heartbeat, SimDuration::ZERO),
+            BusSpec::Log { delivery_timeout, .. } => (SimDuration::ZERO, *delivery_timeout),
+            BusSpec::Ephemeral { .. } => (SimDuration::ZERO, SimDuration::ZERO),
         };
         let mut broker = Broker::new(nodes.len());
         if queue_bus {
@@ -791,7 +813,7 @@ impl<'s, 't> World<'s, 't> {
                 }
                 FaultSpec::Partition { groups, one_way, at, lasting } => {
                     let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
-                        g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, false) }).collect()
+                        g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, true) }).collect()
                     };
                     let (from, to) = (resolve(&groups[0])?, resolve(&groups[1])?);
                     network_faults.push(NetworkFault::partition(from, to, !one_way, *at + *lasting));
@@ -799,7 +821,7 @@ impl<'s, 't> World<'s, 't> {
                     plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind, spec });
                 }
                 FaultSpec::Link { from, to, drop, duplicate, delay, reorder, at, lasting } => {
-                    let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, false) };
+                    let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, true) };
                     network_faults.push(NetworkFault {
                         drop: *drop,
                         duplicate: *duplicate,
@@ -824,6 +846,12 @@ impl<'s, 't> World<'s, 't> {
                         spec,
                     });
                 }
+            }
+        }
+        // "bus" covers the broker nodes behind it.
+        if broker_spec.is_some() {
+            for f in &mut network_faults {
+                f.brokers_from = node_count as u32;
             }
         }
         Ok(World {
@@ -857,7 +885,7 @@ impl<'s, 't> World<'s, 't> {
             session_timeout,
             ack_timeout,
             brokers: (0..broker_spec.as_ref().map_or(0, |b| b.count))
-                .map(|_| BrokerNode { up: true, epoch: 0, down_holds: 0 })
+                .map(|_| BrokerNode { up: true, epoch: 0, down_holds: 0, fenced: false, fence_generation: 0 })
                 .collect(),
             broker_spec,
             produce_reqs: Vec::new(),
@@ -865,6 +893,9 @@ impl<'s, 't> World<'s, 't> {
             backlog: Vec::new(),
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
             max_deliveries,
+            heartbeat,
+            delivery_timeout,
+            held_publishes: 0,
             dead_lettered: 0,
             dedup: sys
                 .services
@@ -990,6 +1021,9 @@ impl<'s, 't> World<'s, 't> {
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
                 Ev::Join { service } => self.join(service),
                 Ev::SessionExpired { node, epoch } => self.session_expired(node, epoch),
+                Ev::Publish { node, epoch, slot } => self.publish_arrived(node, epoch, slot),
+                Ev::IsrCheck { part, replica } => self.isr_check(part, replica),
+                Ev::BrokerFence { broker, generation } => self.broker_fence(broker, generation),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -1614,6 +1648,57 @@ impl<'s, 't> World<'s, 't> {
     fn publish(&mut self, from: u32, msg: Message) {
         self.published += 1;
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
+        // A queue broker and an ideal log broker are reached over the
+        // producer's connection: faults on it hold, delay or lose what it sends.
+        let connected = self.queue_bus || (self.partitions_per_topic > 0 && self.broker_spec.is_none());
+        if connected && (!self.links.is_empty() || self.held_publishes > 0) && self.held_on_connection(from, msg) {
+            return;
+        }
+        self.publish_at_broker(from, msg);
+    }
+
+    /// `msg` from `from` crosses the producer's connection to the broker,
+    /// a reliable one: a faulty link delays it (resent), a partition holds
+    /// it until the heal, unless the connection does not outlive the
+    /// partition (a queue's heartbeat) or the producer gives up first (a
+    /// log's delivery timeout): then it is lost. It never overtakes an
+    /// earlier publish on the connection. True if it is held or lost; false
+    /// if it reaches the broker now.
+    fn held_on_connection(&mut self, from: u32, msg: Message) -> bool {
+        let (c, block) = self.reliable(from, BUS);
+        if let Some((began, heal)) = block {
+            let gives_up =
+                if self.queue_bus { heal - began > self.heartbeat } else { heal - self.now > self.delivery_timeout };
+            if gives_up {
+                self.lose(from, &msg, LossReason::ProducerGaveUp);
+                return true;
+            }
+        }
+        let at = self.channels.arrival(from, BUS, self.now + c.delay) + c.held;
+        if at == self.now {
+            return false;
+        }
+        let slot = self.inflight.insert(msg);
+        self.held_publishes += 1;
+        let epoch = self.nodes[from as usize].epoch;
+        self.queue.push(at, Ev::Publish { node: from, epoch, slot });
+        true
+    }
+
+    /// A publish held on its producer's connection reaches the broker,
+    /// unless the producer crashed meanwhile (its client's buffer died with it).
+    fn publish_arrived(&mut self, n: u32, epoch: u32, slot: u32) {
+        let msg = self.inflight.take(slot);
+        self.held_publishes -= 1;
+        if self.nodes[n as usize].epoch != epoch {
+            return self.lose(n, &msg, LossReason::CrashedWhileHeld);
+        }
+        self.publish_at_broker(n, msg);
+    }
+
+    /// `msg` from `from` reaches the bus: queued, appended, or (ephemeral)
+    /// pushed to the subscribers up now.
+    fn publish_at_broker(&mut self, from: u32, msg: Message) {
         if self.queue_bus {
             let bound = self.broker.publish(msg).len();
             for i in 0..bound {
@@ -1784,11 +1869,17 @@ impl<'s, 't> World<'s, 't> {
             return false;
         }
         // Records of a partition arrive in offset order whatever the
-        // network does: a reorder fault only delays them.
+        // network does: a reorder fault only delays them. They come from
+        // the partition's leader.
         let extra = if self.links.is_empty() {
             SimDuration::ZERO
         } else {
-            let c = self.transit(n);
+            let part = &self.partitions[gp.part as usize];
+            let from = match part.leader {
+                Some(l) => self.broker_node(part.replicas[l].broker),
+                None => BUS,
+            };
+            let c = self.reliable(from, n).0;
             c.delay + c.held
         };
         let gp = &mut self.gparts[gp_id as usize];

@@ -101,6 +101,31 @@ const CASES: &[(&str, &str, &str)] = &[
         "faults: [Pause(node: \"inventory-1\", at: \"25m\", for: \"1m\")]",
     ),
     ("no_terminal", "effect: \"invoice-sent\", terminal: true", "effect: \"invoice-sent\""),
+    (
+        "partition_no_traffic",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Partition(groups: [[\"order-1\"], [\"inventory-1\"]], at: \"2m\", for: \"1m\")]",
+    ),
+    (
+        "partition_both_sides",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Partition(groups: [[\"order-1\", \"bus\"], [\"bus\"]], at: \"2m\", for: \"1m\")]",
+    ),
+    (
+        "link_does_nothing",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Link(from: \"order-1\", to: \"bus\", at: \"2m\", for: \"1m\")]",
+    ),
+    (
+        "link_duplicate_reliable",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Link(from: \"bus\", to: \"inventory-1\", duplicate: 0.1, at: \"2m\", for: \"1m\")]",
+    ),
+    (
+        "link_reorder_fetch",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [Link(from: \"bus\", to: \"inventory-1\", reorder: (probability: 0.1, by: Const(\"5ms\")), at: \"2m\", for: \"1m\")]",
+    ),
     ("truncated", "", ""),
     ("empty", "", ""),
     ("not_ron", "", ""),
@@ -241,6 +266,12 @@ const PATTERN_CASES: &[(&str, &str, &str, &str)] = &[
     ),
     ("saga-compensation.ron", "flaky_certain", "flaky: 0.3", "flaky: 1.0"),
     ("email-fanout.ron", "prefetch_auto_ack", "ack: Manual)", "ack: Auto, prefetch: 5)"),
+    (
+        "broker-acks-all.ron",
+        "partition_bus_broker",
+        "faults: [Crash(node: \"broker-1\", at: \"2m\", down_for: \"1m\")]",
+        "faults: [Partition(groups: [[\"bus\"], [\"broker-1\"]], at: \"2m\", for: \"1m\")]",
+    ),
     (
         "email-fanout.ron",
         "source_never_writes",

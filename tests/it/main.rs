@@ -8,6 +8,7 @@ mod compose;
 mod determinism;
 mod faults;
 mod kernel;
+mod network;
 mod patterns;
 mod props;
 mod report;

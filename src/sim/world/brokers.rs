@@ -25,6 +25,11 @@ pub(super) struct BrokerNode {
     pub epoch: u32,
     /// Crashes that hold it down now (see `faults`).
     pub down_holds: u32,
+    /// Cut off from the controller quorum long enough to lose its session:
+    /// it leads nothing and is in no in-sync set (see `quorum`).
+    pub fenced: bool,
+    /// Tells the pending fence check from older ones.
+    pub fence_generation: u32,
 }
 
 /// One copy of a partition.
@@ -37,6 +42,9 @@ pub(super) struct Replica {
     pub flushed: u64,
     pub fetching: bool,
     pub in_sync: bool,
+    /// Its fetches from the leader are blocked by the network, and an
+    /// in-sync check is pending.
+    pub stalled: bool,
 }
 
 /// A produce request waiting for its acknowledgement.
@@ -74,14 +82,15 @@ impl World<'_, '_> {
         let spec = self.broker_spec.as_ref().expect("brokers configured");
         let (retry_after, acks) = (spec.retry_after, spec.acks);
         let r = self.produce_reqs[req as usize];
-        // A request lost on the way is found out by the timeout below.
-        let c = self.cross(r.from, super::BUS);
+        // The request goes to the partition's leader as the producer knows
+        // it; one lost on the way is found out by the timeout below.
+        let part = &self.partitions[r.part as usize];
+        let broker = part.leader.or(part.last_leader).map_or(super::BUS, |l| {
+            let b = part.replicas[l].broker;
+            self.broker_node(b)
+        });
+        let c = self.cross(r.from, broker);
         if !c.lost {
-            let part = &self.partitions[r.part as usize];
-            let broker = part.leader.or(part.last_leader).map_or(super::BUS, |l| {
-                let b = part.replicas[l].broker;
-                self.broker_node(b)
-            });
             for _ in 0..1 + u32::from(c.duplicated) {
                 let latency = self.latency.sample(&mut self.network);
                 let at = self.arrive_on(r.from, broker, latency, &c);
@@ -164,12 +173,12 @@ impl World<'_, '_> {
 
     fn send_ack(&mut self, req: u32) {
         let r = self.produce_reqs[req as usize];
-        let c = self.cross(super::BUS, r.from);
+        let part = &self.partitions[r.part as usize];
+        let broker = part.leader.map_or(super::BUS, |l| self.broker_node(part.replicas[l].broker));
+        let c = self.cross(broker, r.from);
         if c.lost {
             return; // the producer times out and resends
         }
-        let part = &self.partitions[r.part as usize];
-        let broker = part.leader.map_or(super::BUS, |l| self.broker_node(part.replicas[l].broker));
         let latency = self.latency.sample(&mut self.network);
         let at = self.arrive_on(broker, r.from, latency, &c);
         self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
@@ -198,17 +207,23 @@ impl World<'_, '_> {
         }
     }
 
-    fn in_sync_count(&self, p: usize) -> u32 {
+    pub(super) fn in_sync_count(&self, p: usize) -> u32 {
         let part = &self.partitions[p];
         part.replicas.iter().filter(|r| r.in_sync && self.brokers[r.broker as usize].up).count() as u32
     }
 
     /// Followers that are up and idle fetch from the leader.
-    fn replicate(&mut self, p: usize) {
+    pub(super) fn replicate(&mut self, p: usize) {
         let Some(leader) = self.partitions[p].leader else { return };
         for i in 0..self.partitions[p].replicas.len() {
             let r = self.partitions[p].replicas[i];
-            if i == leader || r.fetching || !self.brokers[r.broker as usize].up {
+            let broker = &self.brokers[r.broker as usize];
+            // A fenced broker is out of the in-sync sets until it rejoins.
+            if i == leader || r.fetching || !broker.up || broker.fenced {
+                continue;
+            }
+            if self.replica_cut_off(p, i) {
+                self.replica_stalled(p, i);
                 continue;
             }
             if r.len >= self.partitions[p].records.len() as u64 {
@@ -220,8 +235,12 @@ impl World<'_, '_> {
                 continue;
             }
             self.partitions[p].replicas[i].fetching = true;
+            // Over the connection between the two brokers: a faulty link
+            // delays the fetch (resent), and so does a slow one.
+            let (from, to) = (self.broker_node(self.partitions[p].replicas[leader].broker), self.broker_node(r.broker));
+            let c = self.reliable(from, to).0;
             let latency = &self.broker_spec.as_ref().expect("brokers configured").replica_latency;
-            let at = self.now + latency.sample(&mut self.network);
+            let at = self.now + latency.sample(&mut self.network) + c.delay + c.held;
             self.queue.push(at, Ev::ReplicaFetch { part: p as u32, replica: i as u32 });
         }
     }
@@ -233,8 +252,12 @@ impl World<'_, '_> {
         self.partitions[p].replicas[i].fetching = false;
         let r = self.partitions[p].replicas[i];
         let Some(leader) = self.partitions[p].leader else { return };
-        if !self.brokers[r.broker as usize].up || leader == i {
+        let broker = &self.brokers[r.broker as usize];
+        if !broker.up || broker.fenced || leader == i {
             return;
+        }
+        if self.replica_cut_off(p, i) {
+            return self.replica_stalled(p, i); // the fetch did not get through
         }
         let flush_now = self.broker_spec.as_ref().is_some_and(|s| s.flush_every.is_none());
         let len = self.partitions[p].records.len() as u64;
@@ -263,7 +286,10 @@ impl World<'_, '_> {
             return;
         }
         self.partitions[p].visible = hw;
-        while let Some(&(offset, req)) = self.partitions[p].pending_acks.front() {
+        // `acks: All` answers only while enough replicas are in sync.
+        let min_insync = self.broker_spec.as_ref().map_or(1, |s| s.min_insync);
+        let enough = self.in_sync_count(p) >= min_insync;
+        while enough && let Some(&(offset, req)) = self.partitions[p].pending_acks.front() {
             if offset >= hw {
                 break;
             }
@@ -347,10 +373,11 @@ impl World<'_, '_> {
     /// Chooses a leader for partition `p`: an in-sync replica that is up,
     /// else (if allowed) the longest out-of-sync one. The log is cut to the
     /// new leader's copy; what is cut is lost.
-    fn elect(&mut self, p: usize) {
+    pub(super) fn elect(&mut self, p: usize) {
         let unclean_allowed = self.broker_spec.as_ref().is_some_and(|s| s.unclean_election);
         let part = &self.partitions[p];
-        let up = |r: &Replica| self.brokers[r.broker as usize].up;
+        // A fenced broker is not a candidate: the controller cannot reach it.
+        let up = |r: &Replica| self.brokers[r.broker as usize].up && !self.brokers[r.broker as usize].fenced;
         let clean = part.replicas.iter().position(|r| r.in_sync && up(r));
         let (choice, unclean) = match clean {
             Some(i) => (Some(i), false),

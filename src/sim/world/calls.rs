@@ -272,9 +272,13 @@ impl<'s> World<'s, '_> {
         self.trace(RecordKind::CallSent, n, &msg, u64::from(attempt) << 32 | u64::from(msg.kind.0));
         let crossing = self.cross(n, callee);
         if !crossing.lost {
-            let latency = latency.sample(&mut self.network);
-            let at = self.arrive_on(n, callee, latency, &crossing);
-            self.queue.push(at, Ev::CallArrive { call: slot, generation, node: callee });
+            // A duplicating link delivers the request twice: the callee does
+            // the work twice unless it is idempotent.
+            for _ in 0..1 + u32::from(crossing.duplicated) {
+                let latency = latency.sample(&mut self.network);
+                let at = self.arrive_on(n, callee, latency, &crossing);
+                self.queue.push(at, Ev::CallArrive { call: slot, generation, node: callee });
+            }
         }
         let timeout = self.skewed(n, timeout);
         self.queue.push(self.now + timeout, Ev::CallTimeout { call: slot, generation });

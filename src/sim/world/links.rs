@@ -38,9 +38,17 @@ pub(super) struct NetworkFault {
     pub reorder: f64,
     pub reorder_by: Dist,
     pub blocked: bool,
+    /// When it began (set when it does).
+    pub began: SimTime,
     /// When it ends.
     pub heal: SimTime,
+    /// Node index of the first broker node ([`NO_BROKERS`] without any):
+    /// `"bus"` covers the broker nodes too.
+    pub brokers_from: u32,
 }
+
+/// `NetworkFault::brokers_from` of a log without broker nodes.
+pub(super) const NO_BROKERS: u32 = u32::MAX - 3;
 
 impl NetworkFault {
     /// A partition between two groups of endpoints, healing at `heal`.
@@ -55,14 +63,17 @@ impl NetworkFault {
             reorder: 0.0,
             reorder_by: Dist::Const(SimDuration::ZERO),
             blocked: true,
+            began: SimTime::ZERO,
             heal,
+            brokers_from: NO_BROKERS,
         }
     }
 
     /// True if it acts on what travels from `from` to `to`.
     #[inline]
-    fn covers(&self, from: u32, to: u32) -> bool {
-        let has = |set: &[u32], x: u32| set.contains(&x) || set.contains(&ANY);
+    pub(super) fn covers(&self, from: u32, to: u32) -> bool {
+        let broker = |x: u32| x >= self.brokers_from && x < NO_BROKERS;
+        let has = |set: &[u32], x: u32| set.contains(&x) || set.contains(&ANY) || (broker(x) && set.contains(&BUS));
         (has(&self.from, from) && has(&self.to, to)) || (self.both_ways && has(&self.from, to) && has(&self.to, from))
     }
 }
@@ -130,19 +141,27 @@ impl World<'_, '_> {
     }
 
     /// What a transfer from the bus to node `n` meets over a reliable
-    /// connection (a queue delivery, a log fetch): it is never lost, but
-    /// what a faulty link drops is sent again after [`RETRANSMIT_AFTER`],
-    /// and behind a partition it waits for the heal (both in `delay`).
-    /// Judged by the faults active now.
+    /// connection (a queue delivery, a log fetch): see [`World::reliable`].
     pub(super) fn transit(&mut self, n: u32) -> Crossing {
+        self.reliable(BUS, n).0
+    }
+
+    /// What a transfer from `from` to `to` meets over a reliable connection
+    /// (TCP): it is never lost while the connection lives, but what a
+    /// faulty link drops is sent again after [`RETRANSMIT_AFTER`], and
+    /// behind a partition it waits for the heal (both in `delay`). Judged
+    /// by the faults active now. Behind a partition, also when the block
+    /// began and when it heals (the caller decides whether the connection
+    /// outlives it).
+    pub(super) fn reliable(&mut self, from: u32, to: u32) -> (Crossing, Option<(SimTime, SimTime)>) {
         if self.links.is_empty() {
-            return Crossing::default();
+            return (Crossing::default(), None);
         }
         let mut extra = SimDuration::ZERO;
         for _ in 0..RETRANSMITS_MAX {
-            let c = self.cross_faulty(BUS, n);
+            let c = self.cross_faulty(from, to);
             if !c.lost {
-                return Crossing { delay: extra + c.delay, ..c };
+                return (Crossing { delay: extra + c.delay, ..c }, None);
             }
             if c.partitioned {
                 break;
@@ -150,21 +169,24 @@ impl World<'_, '_> {
             extra = extra + RETRANSMIT_AFTER;
         }
         // Behind a partition (or a link that drops everything): after the heal.
-        let heal = self
-            .links
-            .iter()
-            .map(|&i| &self.network_faults[i as usize])
-            .filter(|l| l.covers(BUS, n) && (l.blocked || l.drop >= 1.0))
-            .map(|l| l.heal)
-            .max()
-            .unwrap_or(self.now);
-        Crossing { delay: (heal - self.now).max(extra) + RETRANSMIT_AFTER, ..Crossing::default() }
+        let blocking = || {
+            self.links
+                .iter()
+                .map(|&i| &self.network_faults[i as usize])
+                .filter(|l| l.covers(from, to) && (l.blocked || l.drop >= 1.0))
+        };
+        let heal = blocking().map(|l| l.heal).max().unwrap_or(self.now);
+        let began = blocking().map(|l| l.began).min().unwrap_or(self.now);
+        let c = Crossing { delay: (heal - self.now).max(extra) + RETRANSMIT_AFTER, ..Crossing::default() };
+        (c, Some((began, heal)))
     }
 
     /// Network fault `i` begins: a consumer it cuts off from the bus stops
     /// heartbeating, and its group may move its partitions away.
     pub(super) fn network_fault_began(&mut self, i: u32) {
+        self.network_faults[i as usize].began = self.now;
         self.links.push(i);
+        self.brokers_reconnect();
         if self.session_timeout == SimDuration::ZERO {
             return;
         }
@@ -183,6 +205,7 @@ impl World<'_, '_> {
         if let Some(k) = self.links.iter().position(|&x| x == i) {
             self.links.remove(k);
         }
+        self.brokers_reconnect();
         for n in 0..self.nodes.len() as u32 {
             let node = &self.nodes[n as usize];
             if node.up && !node.paused && node.joined && !self.blocked(n, BUS) {
