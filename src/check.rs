@@ -26,6 +26,11 @@ struct EntityRec {
     effects_dup: u16,
     /// Parked in a dead-letter queue: accounted for, not lost.
     dead_lettered: bool,
+    /// The first thing on its path that went wrong and was counted: a
+    /// message of it lost (the loss reason's code), ignored as stale
+    /// ([`SETBACK_IGNORED`]), or a call that failed for good
+    /// ([`SETBACK_CALL_FAILED`]); 0 for none.
+    setback: u8,
 }
 
 /// What a verdict says: the invariant held over what it judged, it was
@@ -41,6 +46,11 @@ pub enum Status {
     /// point where the invariant speaks (see [`Verdict::inconclusive`]).
     Inconclusive,
 }
+
+/// [`Checker::setback`]: a message of the entity was ignored as stale.
+pub const SETBACK_IGNORED: u8 = 100;
+/// [`Checker::setback`]: a call of the entity failed for good.
+pub const SETBACK_CALL_FAILED: u8 = 101;
 
 /// The verdict on one invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -60,6 +70,10 @@ pub struct Verdict {
     pub example: Option<Story>,
     #[serde(skip)]
     pub(crate) example_entity: Option<EntityId>,
+    /// A second entity the example's story needs (the change whose version
+    /// a replica holds instead of the newest).
+    #[serde(skip)]
+    pub(crate) example_other: Option<EntityId>,
 }
 
 impl Verdict {
@@ -81,7 +95,16 @@ impl Verdict {
         } else {
             (Status::Holds, None)
         };
-        Verdict { name, status, violations, counts, inconclusive, example: None, example_entity: example }
+        Verdict {
+            name,
+            status,
+            violations,
+            counts,
+            inconclusive,
+            example: None,
+            example_entity: example,
+            example_other: None,
+        }
     }
 
     /// The verdict of a liveness-style check: `violations` entities broke
@@ -366,6 +389,7 @@ impl Checker {
             effects_seen: 0,
             effects_dup: 0,
             dead_lettered: false,
+            setback: 0,
         });
     }
 
@@ -409,6 +433,20 @@ impl Checker {
         }
     }
 
+    /// Something on the entity's path was counted as going wrong (a
+    /// message lost or ignored, a call that failed): what explains an
+    /// entity that never ends.
+    /// `what` is a loss reason's code, [`SETBACK_IGNORED`] or
+    /// [`SETBACK_CALL_FAILED`]; the first one counts.
+    #[inline]
+    pub fn setback(&mut self, entity: EntityId, what: u8) {
+        if let Some(r) = self.rec(entity)
+            && r.setback == 0
+        {
+            r.setback = what;
+        }
+    }
+
     /// An effect was applied to the entity.
     #[inline]
     pub fn effect(&mut self, entity: EntityId, effect: EffectId, now: SimTime) {
@@ -445,6 +483,10 @@ impl Checker {
     }
 
     /// The verdicts, judged at the end of a run that reached `end`.
+    ///
+    /// `in_flight[e - 1]` says whether something of entity `e` was still in
+    /// the system at the end (waiting in a queue, a log, a buffer, a timer):
+    /// an entity that never ended is then stuck, not lost.
     pub fn verdicts(
         &self,
         invariants: &[InvariantSpec],
@@ -452,6 +494,7 @@ impl Checker {
         last_heal: SimTime,
         end: SimTime,
         rows: &dyn Fn(usize, u16) -> Rows,
+        in_flight: &[bool],
     ) -> Vec<Verdict> {
         let mut replications = self.replications.iter();
         let mut rules = self.rules.iter();
@@ -459,7 +502,7 @@ impl Checker {
             .iter()
             .map(|inv| match inv {
                 InvariantSpec::TerminalWithin { within, .. } => {
-                    self.judge_lost(inv.name(names), *within, last_heal, end)
+                    self.judge_lost(inv.name(names), *within, last_heal, end, in_flight)
                 }
                 InvariantSpec::SagaAtomicity { steps, deadline_after_heal } => {
                     self.judge_saga(inv.name(names), steps, *deadline_after_heal, last_heal, end)
@@ -509,7 +552,7 @@ impl Checker {
                     Self::judge_convergence(inv.name(names), &rows(*source, *table), &rows(*replica, *table), r)
                 }
                 InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
-                    self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end)
+                    self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end, in_flight)
                 }
                 InvariantSpec::NoDuplicateEffects { effect } => {
                     let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
@@ -544,7 +587,9 @@ impl Checker {
         let why = || "the source wrote no row of the table".to_string();
         // The version is the id of the change that wrote it.
         let example = diverged.first().map(|&(_, version)| EntityId(version));
-        Verdict::new(name, diverged.len() as u64, counts, source.len() as u64, why, example)
+        let mut v = Verdict::new(name, diverged.len() as u64, counts, source.len() as u64, why, example);
+        v.example_other = diverged.first().and_then(|(row, _)| replica.get(row)).map(|&held| EntityId(held));
+        v
     }
 
     fn judge_saga(
@@ -646,9 +691,28 @@ impl Checker {
         accepted.max(last_heal) + grace
     }
 
-    fn judge_lost(&self, name: String, grace: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
+    /// Entities that never ended by their deadline are `lost` when a
+    /// setback on their path explains it, `stuck` when something of them is
+    /// still in the system at the end (late, not gone), and `unexplained`
+    /// otherwise: faultline's own accounting failed, which a test forbids.
+    fn judge_lost(
+        &self,
+        name: String,
+        grace: SimDuration,
+        last_heal: SimTime,
+        end: SimTime,
+        in_flight: &[bool],
+    ) -> Verdict {
         let (mut accepted, mut completed, mut lost, mut late, mut unresolved, mut parked) = (0, 0, 0, 0, 0, 0);
+        let (mut stuck, mut unexplained) = (0, 0);
         let mut example = None;
+        // The example is the first entity of the most common way of failing
+        // (a loss reason, stuck, late), so that it tells the typical story.
+        let mut ways = [0u64; 256];
+        let mut first_of = [None::<EntityId>; 256];
+        const LATE: usize = 254;
+        const STUCK: usize = 253;
+        const UNEXPLAINED: usize = 252;
         for (i, r) in self.entities.iter().enumerate() {
             if r.accepted_at == SimTime::NEVER {
                 continue;
@@ -662,19 +726,40 @@ impl Checker {
             } else if deadline > end {
                 unresolved += 1;
             } else {
-                if r.terminal_at == SimTime::NEVER {
-                    lost += 1;
-                } else {
+                let way = if r.terminal_at != SimTime::NEVER {
                     late += 1;
-                }
-                example.get_or_insert(EntityId(i as u64 + 1));
+                    LATE
+                } else if in_flight.get(i).copied().unwrap_or(false) {
+                    stuck += 1;
+                    STUCK
+                } else if r.setback != 0 {
+                    lost += 1;
+                    usize::from(r.setback)
+                } else {
+                    unexplained += 1;
+                    UNEXPLAINED
+                };
+                ways[way] += 1;
+                first_of[way].get_or_insert(EntityId(i as u64 + 1));
             }
         }
+        // Ties go to the way that came first in the run.
+        let typical = (0..256).filter(|&w| ways[w] > 0).max_by_key(|&w| (ways[w], std::cmp::Reverse(first_of[w])));
+        if let Some(w) = typical {
+            example = first_of[w];
+        }
         let counts = [("accepted", accepted), ("completed_in_time", completed), ("lost", lost), ("late", late)];
-        let judged = completed + lost + late + parked;
-        let mut v = Verdict::judged(name, lost + late, &counts, judged, unresolved, example);
+        let judged = completed + lost + late + parked + stuck + unexplained;
+        let violations = lost + late + stuck + unexplained;
+        let mut v = Verdict::judged(name, violations, &counts, judged, unresolved, example);
         if parked > 0 {
             v.counts.insert("dead_lettered", parked);
+        }
+        if stuck > 0 {
+            v.counts.insert("stuck_at_end", stuck);
+        }
+        if unexplained > 0 {
+            v.counts.insert("unexplained", unexplained);
         }
         if accepted == 0 {
             v.inconclusive = v.inconclusive.map(|_| "no entity was accepted".to_string());
@@ -709,7 +794,7 @@ mod tests {
         for i in [1, 2, 2, 2, 3] {
             c.effect(EntityId(i), e, SimTime::ZERO);
         }
-        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10), &|_, _| Rows::new())[0];
+        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(10), &|_, _| Rows::new(), &[])[0];
         assert!(v.violated());
         assert_eq!(v.violations, 1);
         assert_eq!(v.counts["extra_applications"], 2);
@@ -718,35 +803,43 @@ mod tests {
     }
 
     #[test]
-    fn lost_late_and_unresolved_are_told_apart() {
+    fn lost_stuck_late_and_unresolved_are_told_apart() {
         let names = Names::default();
         let grace = SimDuration(10);
         let invs = [InvariantSpec::NoLostEntities { entity: "order".into(), deadline_after_heal: grace }];
         let mut c = Checker::new(&invs, 0);
-        for i in 1..=5 {
+        for i in 1..=7 {
             c.created(EntityId(i), SimTime::ZERO);
         }
         let heal = SimTime(50);
-        // 1: done in time (deadline 60). 2: never done. 3: done late.
-        // 4: accepted near the end, deadline past it. 5: never accepted.
+        // 1: done in time (deadline 60). 2: never done, a message of it
+        // lost. 3: done late. 4: accepted near the end, deadline past it.
+        // 5: never accepted. 6: never done, still in a queue at the end.
+        // 7: never done, with nothing to say why (a faultline bug).
         c.accepted(EntityId(1), SimTime(1));
         c.terminal(EntityId(1), SimTime(60));
         c.accepted(EntityId(2), SimTime(2));
+        c.setback(EntityId(2), 1);
         c.accepted(EntityId(3), SimTime(3));
         c.terminal(EntityId(3), SimTime(61));
         c.accepted(EntityId(4), SimTime(95));
-        let v = &c.verdicts(&invs, &names, heal, SimTime(100), &|_, _| Rows::new())[0];
+        c.accepted(EntityId(6), SimTime(4));
+        c.accepted(EntityId(7), SimTime(5));
+        let in_flight = [false, false, false, false, false, true, false];
+        let v = &c.verdicts(&invs, &names, heal, SimTime(100), &|_, _| Rows::new(), &in_flight)[0];
         assert_eq!(
             v.counts,
             BTreeMap::from([
-                ("accepted", 4),
+                ("accepted", 6),
                 ("completed_in_time", 1),
                 ("lost", 1),
                 ("late", 1),
+                ("stuck_at_end", 1),
+                ("unexplained", 1),
                 ("unresolved_at_end", 1)
             ])
         );
-        assert_eq!(v.violations, 2);
+        assert_eq!(v.violations, 4);
         assert_eq!(v.example_entity, Some(EntityId(2)));
         assert_eq!(c.latency().count(), 2);
     }
@@ -781,7 +874,7 @@ mod tests {
         }
         // Entity 5 was accepted late: its deadline (95 + 10) is after the end.
         c.entities[4].accepted_at = SimTime(95);
-        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new())[0];
+        let v = &c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new(), &[])[0];
         assert_eq!(
             v.counts,
             BTreeMap::from([("done", 1), ("compensated", 2), ("half_done", 2), ("unresolved_at_end", 1)])
@@ -827,7 +920,7 @@ mod tests {
         c.effect(EntityId(2), refund, SimTime(2));
         c.effect(EntityId(3), refund, SimTime(2));
         c.effect(EntityId(3), charge, SimTime(3));
-        let vs = c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new());
+        let vs = c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new(), &[]);
         assert_eq!(
             vs[0].counts,
             BTreeMap::from([

@@ -128,11 +128,12 @@ impl<W: Write> TraceSink for Perfetto<W> {
                                      "tid": MESSAGES_TID, "args": {"entity": r.entity}}))?;
                 }
             }
-            RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped => {
+            RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped | RecordKind::Ignored => {
                 if let Some(name) = self.open.remove(&(pid, msg)) {
                     let end = match r.kind {
                         RecordKind::Handled => "handled",
                         RecordKind::Failed => "failed",
+                        RecordKind::Ignored => "ignored (stale)",
                         _ => "skipped (duplicate)",
                     };
                     self.emit(json!({"name": name, "cat": "message", "ph": "e", "id": msg, "ts": ts, "pid": pid,
@@ -140,7 +141,7 @@ impl<W: Write> TraceSink for Perfetto<W> {
                 }
             }
             RecordKind::Lost => {
-                let reason = LossReason::from_code(r.aux).map_or("unknown", LossReason::label);
+                let reason = crate::trace::loss_of(r.aux).0.map_or("unknown", LossReason::label);
                 self.flowing.remove(&msg);
                 self.instant(pid, ts, format!("LOST message #{msg}: {reason}"), json!({"entity": r.entity}))?;
             }

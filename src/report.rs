@@ -601,7 +601,7 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
     // The story of one violation, and its timeline.
     if let Some((v, story)) = o.invariants.iter().find_map(|v| v.example.as_ref().map(|s| (v, s))) {
         let _ = writeln!(h, "<h2>What went wrong: {} (seed {})</h2>", escape(&v.name), o.seed);
-        let records = crate::sim::focused_records(sys, o.seed, story.entity)?;
+        let records = crate::sim::focused_records(sys, o.seed, &[story.entity])?;
         let names = sys.node_names();
         let kind_name = |k: u64| sys.names.kind_name(crate::service::Kind(k as u32)).to_string();
         h.push_str(&timeline_svg(&records, story.entity, &names, &kind_name));

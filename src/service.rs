@@ -165,6 +165,7 @@ pub enum Command {
 pub struct Out {
     pub(crate) commands: Vec<Command>,
     pub(crate) failed: bool,
+    pub(crate) ignored: bool,
 }
 
 impl Out {
@@ -198,6 +199,13 @@ impl Out {
     /// place, an ephemeral or auto-ack consumer drops it.
     pub fn fail(&mut self) {
         self.failed = true;
+    }
+
+    /// The message does not apply (a state machine expects nothing of its
+    /// kind in the entity's current state: it is stale): nothing happens,
+    /// and the trace says it was ignored rather than handled.
+    pub fn ignore(&mut self) {
+        self.ignored = true;
     }
 
     /// True once [`Out::fail`] was called.
@@ -473,7 +481,7 @@ impl Machine {
     fn expire(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
         let current = self.current(ctx, msg.entity);
         if current != msg.key {
-            return; // the entity moved on: a deadline of a state it left
+            return out.ignore(); // the entity moved on: a deadline of a state it left
         }
         let Some(Some(t)) = self.timeouts.get((current & 0xFFFF) as usize) else { return };
         let e = msg.entity.0 & ENTITY_MASK;
@@ -558,7 +566,7 @@ impl Service for Declarative {
                     self.handlers.iter().find(|h| h.on == msg.kind && (h.from.is_empty() || h.from.contains(&state)));
                 match found {
                     Some(h) => (h, current),
-                    None => return,
+                    None => return out.ignore(),
                 }
             }
         };

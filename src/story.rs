@@ -12,27 +12,38 @@ use crate::trace::{LossReason, NO_NODE, Record, RecordKind, split_partition_offs
 
 /// Tells the story of `entity` for the violated invariant `inv`, from the
 /// records a focused run collected (the entity's own, plus every crash and
-/// restart).
+/// restart). `other` is a second entity the violation involves (the older
+/// change that overwrote the newest one in a replica), told alongside.
+///
+/// A long story keeps its beginning, its end and every decisive step (a
+/// loss, a crash, an effect, a redelivery, a rebalance, a message ignored
+/// or skipped), and omits the rest.
+#[expect(clippy::too_many_arguments, reason = "what one story needs, each from a different place")]
 pub(crate) fn tell(
     sys: &System,
     faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity: EntityId,
+    other: Option<EntityId>,
     records: &[Record],
     checker: &Checker,
     end: SimTime,
 ) -> Story {
+    let ours = |e: u64| e == entity.0 || other.is_some_and(|o| o.0 == e);
     let node_names = sys.node_names();
     let node = |n: u32| if n == NO_NODE { "client" } else { node_names.get(n as usize).map_or("?", String::as_str) };
     let entity_name = &sys.workload.entity;
     // The kind of each message of the entity, from its first record.
     let mut kinds: Vec<(u64, u64)> = Vec::new();
     let mut involved: Vec<u32> = Vec::new();
-    for r in records.iter().filter(|r| r.entity == entity.0) {
+    for r in records.iter().filter(|r| ours(r.entity)) {
         if matches!(r.kind, RecordKind::Published | RecordKind::Enqueued | RecordKind::CallSent)
             && !kinds.iter().any(|(m, _)| *m == r.msg)
         {
             kinds.push((r.msg, r.aux & u64::from(u32::MAX)));
+        }
+        if r.kind == RecordKind::Lost && !kinds.iter().any(|(m, _)| *m == r.msg) {
+            kinds.push((r.msg, crate::trace::loss_of(r.aux).1));
         }
         if r.node != NO_NODE && !involved.contains(&r.node) {
             involved.push(r.node);
@@ -44,6 +55,10 @@ pub(crate) fn tell(
         format!("{name}#{msg}")
     };
     let mut lines = Vec::new();
+    // Per line: 2 the entity's decisive step, 1 a node's, 0 neither.
+    let mut keep: Vec<u8> = Vec::new();
+    // The rebalance told on the last line: kind, node, time, partitions.
+    let mut rebalance: Option<(RecordKind, u32, SimTime, Vec<u64>)> = None;
     // A step that keeps repeating (a poison message failing, a redelivery
     // loop) is told three times, then summed up.
     let mut times_seen: BTreeMap<(u8, u32, u64), u32> = BTreeMap::new();
@@ -53,17 +68,26 @@ pub(crate) fn tell(
             lines.push(format!("{:>12}  ... and {n} more steps like these, the last at {last}", ""));
         }
     };
+    // `flush` adds lines that are not decisive: keep `keep` in step.
+    let flush = |lines: &mut Vec<String>, repeats: &mut Option<(u64, SimTime)>, keep: &mut Vec<u8>| {
+        flush(lines, repeats);
+        keep.resize(lines.len(), 0);
+    };
     // Crashes and restarts of the nodes involved matter up to the entity's
     // last step, and the first one after it (the node coming back).
-    let last_own = records.iter().rposition(|r| r.entity == entity.0).unwrap_or(0);
-    let first_own = records.iter().position(|r| r.entity == entity.0);
+    let last_own = records.iter().rposition(|r| ours(r.entity)).unwrap_or(0);
+    let first_own = records.iter().position(|r| ours(r.entity));
     let mut after_last = 0;
     let mut previous: Option<&Record> = None;
     for (i, r) in records.iter().enumerate() {
         // Faults of the nodes involved; faults of the network while the entity was under way.
         let under_way = first_own.is_some_and(|f| f <= i) && i <= last_own;
         let relevant = r.entity == 0 && (involved.contains(&r.node) || (r.node == NO_NODE && under_way));
-        if r.entity != entity.0 && !relevant {
+        if !ours(r.entity) && !relevant {
+            continue;
+        }
+        // Rebalances matter while the entity is under way.
+        if matches!(r.kind, RecordKind::Assigned | RecordKind::Revoked) && !under_way {
             continue;
         }
         if r.entity == 0 && i > last_own {
@@ -80,6 +104,25 @@ pub(crate) fn tell(
         if told {
             continue;
         }
+        // One rebalance moves several partitions at once: one line.
+        if matches!(r.kind, RecordKind::Assigned | RecordKind::Revoked) {
+            match &mut rebalance {
+                Some((kind, node, time, parts)) if *kind == r.kind && *node == r.node && *time == r.time => {
+                    parts.push(r.aux);
+                    let line = rebalance_line(&node_names, *kind, *node, *time, parts);
+                    *lines.last_mut().expect("the rebalance's line") = line;
+                    continue;
+                }
+                _ => {
+                    flush(&mut lines, &mut repeats, &mut keep);
+                    rebalance = Some((r.kind, r.node, r.time, vec![r.aux]));
+                    lines.push(rebalance_line(&node_names, r.kind, r.node, r.time, &[r.aux]));
+                    keep.push(1);
+                    continue;
+                }
+            }
+        }
+        rebalance = None;
         let seen = times_seen.entry((r.kind as u8, r.node, r.msg)).or_insert(0);
         *seen += 1;
         if *seen > 3 {
@@ -87,11 +130,11 @@ pub(crate) fn tell(
             repeats = Some((n + 1, r.time));
             continue;
         }
-        flush(&mut lines, &mut repeats);
+        flush(&mut lines, &mut repeats, &mut keep);
         let mut line = format!("{:>12}  ", r.time.to_string());
         let who = node(r.node);
         let _ = match r.kind {
-            RecordKind::Request => write!(line, "client sent {entity_name} {} (key {})", entity.0, r.aux),
+            RecordKind::Request => write!(line, "client sent {entity_name} {} (key {})", r.entity, r.aux),
             RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
             RecordKind::Enqueued => write!(line, "{who} received {}", msg_name(r.msg)),
             RecordKind::Handled => write!(line, "{who} handled {}", msg_name(r.msg)),
@@ -100,28 +143,44 @@ pub(crate) fn tell(
                 write!(line, "{} dead-lettered after {} deliveries", msg_name(r.msg), r.aux)
             }
             RecordKind::Redelivered => write!(line, "{} redelivered to {who} (delivery {})", msg_name(r.msg), r.aux),
+            RecordKind::Ignored if r.aux == u64::from(u32::MAX) => {
+                write!(
+                    line,
+                    "{who} ignored {}: {entity_name} {} had left the state it was set for",
+                    msg_name(r.msg),
+                    r.entity
+                )
+            }
+            RecordKind::Ignored => {
+                write!(
+                    line,
+                    "{who} ignored {}: nothing expects it in {entity_name} {}'s state",
+                    msg_name(r.msg),
+                    r.entity
+                )
+            }
             RecordKind::Skipped => {
                 write!(line, "{who} skipped {}: already handled (idempotent consumer)", msg_name(r.msg))
             }
-            RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", entity.0),
+            RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", r.entity),
             RecordKind::Published => write!(line, "{who} published {}", msg_name(r.msg)),
             RecordKind::Appended => {
                 let (p, o) = split_partition_offset(r.aux);
                 write!(line, "{} appended to partition {p} at offset {o}", msg_name(r.msg))
             }
             RecordKind::Lost => {
-                let reason = LossReason::from_code(r.aux);
+                let reason = crate::trace::loss_of(r.aux).0;
                 write!(line, "{} LOST: {}", msg_name(r.msg), explain_loss(faults, &node_names, reason, r.node, r.time))
             }
             RecordKind::Effect => {
                 write!(line, "{who} applied effect {}", sys.names.effect_name(crate::service::EffectId(r.aux as u16)))
             }
-            RecordKind::Terminal => write!(line, "{who} completed {entity_name} {} (terminal)", entity.0),
+            RecordKind::Terminal => write!(line, "{who} completed {entity_name} {} (terminal)", r.entity),
             RecordKind::Committed => continue,
             RecordKind::Crash => write!(line, "{who} CRASHED"),
             RecordKind::Restart => write!(line, "{who} restarted"),
             RecordKind::Joined => write!(line, "{who} started (deployed)"),
-            RecordKind::Assigned | RecordKind::Revoked => continue,
+            RecordKind::Assigned | RecordKind::Revoked => continue, // told above
             RecordKind::CrashPoint => {
                 let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", msg_name(r.msg))
@@ -130,7 +189,7 @@ pub(crate) fn tell(
             RecordKind::Resumed => write!(line, "{who} resumed"),
             RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {
-                write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", entity.0)
+                write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", r.entity)
             }
             RecordKind::CallSent => write!(line, "{who} called with {} (attempt {})", msg_name(r.msg), r.aux >> 32),
             RecordKind::CallRefused => {
@@ -161,24 +220,92 @@ pub(crate) fn tell(
                 } else {
                     ""
                 };
-                write!(line, "{who} moved {entity_name} {} from {from} to {to}{why}", entity.0)
+                write!(line, "{who} moved {entity_name} {} from {from} to {to}{why}", r.entity)
             }
         };
+        let decisive = matches!(
+            r.kind,
+            RecordKind::Lost
+                | RecordKind::CrashPoint
+                | RecordKind::Crash
+                | RecordKind::Effect
+                | RecordKind::DeadLettered
+                | RecordKind::Ignored
+                | RecordKind::Skipped
+                | RecordKind::Redelivered
+                | RecordKind::CallFailed
+                | RecordKind::Revoked
+                | RecordKind::Assigned
+        );
+        // The entity's own decisive steps are always told; a node's (its
+        // crashes) as room allows.
+        keep.push(if !decisive {
+            0
+        } else if r.entity != 0 {
+            2
+        } else {
+            1
+        });
         lines.push(line);
     }
-    flush(&mut lines, &mut repeats);
-    // Still too long to read: keep the beginning and the end.
+    flush(&mut lines, &mut repeats, &mut keep);
+    keep.resize(lines.len(), 0);
+    let mut lines = shorten(lines, &keep);
+    lines.push(conclusion(checker, sys, faults, inv, entity, other, end));
+    Story { entity: entity.0, lines }
+}
+
+/// `inventory-1 lost partitions 0, 1 to a rebalance`.
+fn rebalance_line(node_names: &[String], kind: RecordKind, node: u32, time: SimTime, parts: &[u64]) -> String {
+    let who = node_names.get(node as usize).map_or("?", String::as_str);
+    let list: Vec<String> = parts.iter().map(u64::to_string).collect();
+    let (noun, list) = (if parts.len() == 1 { "partition" } else { "partitions" }, list.join(", "));
+    let what = if kind == RecordKind::Assigned {
+        format!("{who} was assigned {noun} {list} (a rebalance)")
+    } else {
+        format!("{who} lost {noun} {list} to a rebalance")
+    };
+    format!("{:>12}  {what}", time.to_string())
+}
+
+/// Keeps a story short enough to read: the first lines, the last ones,
+/// the entity's decisive steps, and as many of the nodes' as fit; each run
+/// of lines left out becomes one `... N steps omitted ...` line.
+fn shorten(lines: Vec<String>, keep: &[u8]) -> Vec<String> {
     const HEAD: usize = 30;
     const TAIL: usize = 10;
-    if lines.len() > HEAD + TAIL + 1 {
-        let omitted = lines.len() - HEAD - TAIL;
-        let tail = lines.split_off(lines.len() - TAIL);
-        lines.truncate(HEAD);
-        lines.push(format!("{:>12}  ... {omitted} steps omitted ...", ""));
-        lines.extend(tail);
+    const NODE_STEPS_MAX: usize = 20;
+    if lines.len() <= HEAD + TAIL + 1 {
+        return lines;
     }
-    lines.push(conclusion(checker, sys, faults, inv, entity, end));
-    Story { entity: entity.0, lines }
+    let n = lines.len();
+    let mut node_steps = 0;
+    let kept: Vec<bool> = (0..n)
+        .map(|i| {
+            if i < HEAD || i >= n - TAIL || keep[i] == 2 {
+                return true;
+            }
+            node_steps += usize::from(keep[i] == 1);
+            keep[i] == 1 && node_steps <= NODE_STEPS_MAX
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut omitted = 0;
+    for (line, k) in lines.into_iter().zip(kept) {
+        if k {
+            if omitted > 0 {
+                out.push(format!("{:>12}  ... {omitted} steps omitted ...", ""));
+                omitted = 0;
+            }
+            out.push(line);
+        } else {
+            omitted += 1;
+        }
+    }
+    if omitted > 0 {
+        out.push(format!("{:>12}  ... {omitted} steps omitted ...", ""));
+    }
+    out
 }
 
 fn explain_loss(
@@ -201,15 +328,18 @@ fn explain_loss(
         Some(LossReason::AutoAck) => {
             format!("it was auto-acknowledged when {name} received it, and {name} crashed before handling it{window}")
         }
-        Some(LossReason::LeaderFailover) => {
-            "the partition's leader crashed before a follower copied it, and the new leader never had it".to_string()
-        }
+        Some(LossReason::LeaderFailover) => "the partition's leader failed (crashed, or was fenced behind a \
+             partition) before a follower copied it, and the new leader never had it"
+            .to_string(),
         Some(LossReason::UncleanElection) => {
             "an out-of-sync replica was elected leader (unclean election) without it: an acknowledged write is gone"
                 .to_string()
         }
         Some(LossReason::Partitioned) => "a network partition separated it from its destination".to_string(),
         Some(LossReason::Dropped) => "a faulty link dropped it".to_string(),
+        Some(LossReason::Unpublished) => {
+            format!("{name} crashed after its state write and before publishing it (the dual-write gap){window}")
+        }
         Some(LossReason::Unflushed) => {
             "its broker crashed before writing it to disk, and no other copy had it".to_string()
         }
@@ -218,7 +348,10 @@ fn explain_loss(
              connection to the broker closed behind a partition"
                 .to_string()
         }
-        Some(LossReason::Retention) => format!("retention deleted it before {name}'s group read it{window}"),
+        Some(LossReason::Retention) => {
+            let service = name.rsplit_once('-').map_or(name, |(s, _)| s);
+            format!("retention deleted it from the log before the {service} group had processed it{window}")
+        }
         Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),
         Some(LossReason::CommittedUnprocessed) => {
             format!(
@@ -229,16 +362,24 @@ fn explain_loss(
     }
 }
 
-/// ` (inventory-1 down from 2m00.000s to 7m00.000s)` for the crash of any
-/// instance of `node`'s service that covers `at`.
+/// ` (inventory-1 down from 2m00.000s to 7m00.000s)` for each crash or
+/// pause of an instance of `node`'s service that covers `at`: what kept
+/// the service from the message. Slowdowns and skews keep nobody away.
 fn down_window(faults: &[AppliedFault], node: &str, at: SimTime) -> String {
     let service = node.rsplit_once('-').map_or(node, |(s, _)| s);
     let mut out = String::new();
     for f in faults {
         let (from, until) = (SimTime(f.from_ns), SimTime(f.until_ns));
         let same_service = f.node.rsplit_once('-').is_some_and(|(s, _)| s == service);
+        let state = if f.kind.starts_with("crash") {
+            "down"
+        } else if f.kind == "pause" {
+            "paused"
+        } else {
+            continue;
+        };
         if same_service && from <= at && at <= until {
-            let _ = write!(out, " ({} down from {from} to {until})", f.node);
+            let _ = write!(out, " ({} {state} from {from} to {until})", f.node);
         }
     }
     out
@@ -259,6 +400,7 @@ fn conclusion(
     faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity: EntityId,
+    other: Option<EntityId>,
     end: SimTime,
 ) -> String {
     let entity_name = &sys.workload.entity;
@@ -292,11 +434,19 @@ fn conclusion(
         ),
         InvariantSpec::ReplicaConvergence { source, replica, table } => {
             let (source, replica) = (&sys.services[*source].name, &sys.services[*replica].name);
-            format!(
-                "=> this was the last change {source} made to its row in `{}`; after the run {replica}'s copy \
-                 does not hold it",
-                sys.names.table_name(*table)
-            )
+            let table = sys.names.table_name(*table);
+            match other {
+                Some(older) => format!(
+                    "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
+                     {replica}'s copy holds {entity_name} {}'s version instead, written last",
+                    entity.0, older.0
+                ),
+                None => format!(
+                    "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
+                     {replica}'s copy does not hold it",
+                    entity.0
+                ),
+            }
         }
         InvariantSpec::SagaAtomicity { steps, .. } => {
             let (mut done, mut undone, mut missing) = (Vec::new(), Vec::new(), Vec::new());
@@ -367,5 +517,32 @@ fn conclusion(
                 entity.0
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn a_long_story_keeps_its_ends_and_every_decisive_step() {
+        let lines: Vec<String> = (0..200).map(|i| format!("step {i}")).collect();
+        let mut keep = vec![0u8; 200];
+        keep[100] = 2; // the loss: always told
+        for k in keep.iter_mut().skip(50).take(30) {
+            *k = 1; // node crashes: 20 of them fit
+        }
+        let out = shorten(lines, &keep);
+        assert!(out.contains(&"step 0".to_string()) && out.contains(&"step 29".to_string()));
+        assert!(out.contains(&"step 100".to_string()));
+        assert!(out.contains(&"step 190".to_string()) && out.contains(&"step 199".to_string()));
+        assert!(out.contains(&"step 69".to_string()) && !out.contains(&"step 70".to_string()));
+        assert!(!out.contains(&"step 99".to_string()) && !out.contains(&"step 101".to_string()));
+        let omitted: Vec<&String> = out.iter().filter(|l| l.contains("steps omitted")).collect();
+        assert_eq!(omitted.len(), 3, "{out:?}");
+        assert!(omitted[0].contains("... 20 steps omitted ..."), "{out:?}");
+        // A short story is told whole.
+        let short: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+        assert_eq!(shorten(short.clone(), &[0; 40]), short);
     }
 }

@@ -35,7 +35,7 @@ pub enum RecordKind {
     Published = 6,
     /// A message was appended to a log partition (aux: partition << 40 | offset).
     Appended = 7,
-    /// A message was lost (aux: [`LossReason`]).
+    /// A message was lost (aux: [`LossReason`] | its kind << 8; see [`loss_of`]).
     Lost = 8,
     /// An external effect was applied (aux: effect).
     Effect = 9,
@@ -90,6 +90,9 @@ pub enum RecordKind {
     FaultBegan = 32,
     /// That fault healed (aux: its index in the fault plan).
     FaultHealed = 33,
+    /// A node handled a message that did not apply: nothing expects it in
+    /// its entity's current state, and nothing happened (aux: kind).
+    Ignored = 34,
 }
 
 /// Why a message was lost.
@@ -130,11 +133,24 @@ pub enum LossReason {
     Partitioned = 13,
     /// A faulty link dropped it.
     Dropped = 14,
+    /// Its handler's node crashed after the state write and before the
+    /// publish (the dual-write gap): it was never sent.
+    Unpublished = 15,
+}
+
+/// The aux of a `Lost` record: the reason and the lost message's kind.
+pub fn loss_aux(reason: LossReason, kind: u32) -> u64 {
+    reason as u64 | u64::from(kind) << 8
+}
+
+/// The reason and the kind (as `Kind`'s number) of a `Lost` record's aux.
+pub fn loss_of(aux: u64) -> (Option<LossReason>, u64) {
+    (LossReason::from_code(aux & 0xFF), aux >> 8)
 }
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 14] = [
+    pub const ALL: [LossReason; 15] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -149,6 +165,7 @@ impl LossReason {
         LossReason::Unflushed,
         LossReason::Partitioned,
         LossReason::Dropped,
+        LossReason::Unpublished,
     ];
 
     /// The reason with code `code`.
@@ -173,6 +190,7 @@ impl LossReason {
             LossReason::Unflushed => "unflushed",
             LossReason::Partitioned => "partitioned",
             LossReason::Dropped => "dropped",
+            LossReason::Unpublished => "unpublished",
         }
     }
 }
@@ -213,7 +231,8 @@ pub struct Tracer<'a> {
     count: u64,
     sink: Option<&'a mut dyn TraceSink>,
     sink_error: Option<io::Error>,
-    focus: Option<u64>,
+    /// The entities whose records a story needs (unused slots: `u64::MAX`).
+    focus: Option<[u64; 2]>,
     story: Vec<Record>,
 }
 
@@ -240,7 +259,19 @@ impl<'a> Tracer<'a> {
 
     /// Also keep the records of `entity` and every crash and restart (for a story).
     pub fn with_focus(mut self, entity: u64) -> Tracer<'a> {
-        self.focus = Some(entity);
+        self.focus = Some([entity, u64::MAX]);
+        self
+    }
+
+    /// Also keep the records of up to two entities (a story that involves
+    /// two, such as a newer change overwritten by an older one) and every
+    /// crash, restart, pause, fault and rebalance.
+    pub fn with_focus_on(mut self, entities: &[u64]) -> Tracer<'a> {
+        let mut focus = [u64::MAX; 2];
+        for (slot, &e) in focus.iter_mut().zip(entities) {
+            *slot = e;
+        }
+        self.focus = Some(focus);
         self
     }
 
@@ -276,7 +307,7 @@ impl<'a> Tracer<'a> {
             self.sink_error = Some(e);
         }
         if let Some(focus) = self.focus
-            && (r.entity == focus
+            && (focus.contains(&r.entity)
                 || matches!(
                     r.kind,
                     RecordKind::Crash
@@ -285,6 +316,8 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Resumed
                         | RecordKind::FaultBegan
                         | RecordKind::FaultHealed
+                        | RecordKind::Assigned
+                        | RecordKind::Revoked
                 ))
         {
             self.story.push(*r);
@@ -397,6 +430,7 @@ impl<W: Write> TraceSink for JsonLines<W> {
             | RecordKind::Handled
             | RecordKind::Published
             | RecordKind::Skipped
+            | RecordKind::Ignored
             | RecordKind::Failed => {
                 line.topic =
                     Some(if r.aux == u64::from(u32::MAX) { "timer" } else { name(&self.kinds, r.aux).unwrap_or("?") });
@@ -406,7 +440,12 @@ impl<W: Write> TraceSink for JsonLines<W> {
                 line.partition = Some(p);
                 line.offset = Some(o);
             }
-            RecordKind::Lost => line.reason = LossReason::from_code(r.aux),
+            RecordKind::Lost => {
+                let (reason, kind) = loss_of(r.aux);
+                line.reason = reason;
+                line.topic =
+                    Some(if kind == u64::from(u32::MAX) { "timer" } else { name(&self.kinds, kind).unwrap_or("?") });
+            }
             RecordKind::Effect => line.effect = name(&self.effects, r.aux),
             RecordKind::Request => line.key = Some(r.aux),
             RecordKind::CallSent => {
@@ -463,8 +502,14 @@ mod tests {
         t.record(rec(1, RecordKind::Request));
         t.record(Record { entity: 4, ..rec(2, RecordKind::Request) });
         t.record(Record { entity: 0, ..rec(3, RecordKind::Crash) });
+        t.record(Record { entity: 0, ..rec(4, RecordKind::Committed) });
         let (_, story, _) = t.finish();
         assert_eq!(story.len(), 2);
+        let mut t = Tracer::new().with_focus_on(&[3, 4]);
+        t.record(rec(1, RecordKind::Request));
+        t.record(Record { entity: 4, ..rec(2, RecordKind::Request) });
+        t.record(Record { entity: 5, ..rec(2, RecordKind::Request) });
+        assert_eq!(t.finish().1.len(), 2);
     }
 
     #[test]

@@ -134,6 +134,13 @@ impl Broker {
         })
     }
 
+    /// Every message still in the broker: waiting in a queue, or delivered
+    /// and not settled.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
+        let waiting = self.queues.iter().flat_map(|q| q.ready.iter().map(|p| &p.msg));
+        waiting.chain(self.deliveries.iter().filter(|d| d.live).map(|d| &d.pending.msg))
+    }
+
     /// The delivery in `slot`.
     pub fn get(&self, slot: u32) -> &Delivery {
         &self.deliveries[slot as usize]

@@ -25,7 +25,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, KeyDist, RandomFault, Seam, StateKind, System};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RandomFault, Seam, StateKind, System};
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -284,12 +284,45 @@ struct GroupPart {
     /// Which offsets from `committed` on are done: the consumer's memory,
     /// or with a transactional policy its database (kept across crashes).
     done: VecDeque<bool>,
+    /// Which offsets the group has processed at least once (their effects
+    /// happened), whatever its members forgot since: a bit per offset, the
+    /// ground truth of what a crash, retention or a truncation takes from
+    /// it. Kept only where records can be lost (`World::track_processed`).
+    processed: Vec<u64>,
+    /// The consuming service.
+    service: u32,
     /// One past the highest offset ever fetched: a fetch below it is a redelivery.
     high_water: u64,
     /// Keeps one partition's records arriving in order.
     last_arrival: SimTime,
     /// The consuming service's commit policy.
     policy: CommitPolicy,
+}
+
+impl GroupPart {
+    /// The group processed `offset` (its effects happened).
+    fn mark_processed(&mut self, offset: u64) {
+        let (word, bit) = ((offset / 64) as usize, offset % 64);
+        if word >= self.processed.len() {
+            self.processed.resize(word + 1, 0);
+        }
+        self.processed[word] |= 1 << bit;
+    }
+
+    /// True if the group has processed `offset` at least once.
+    fn was_processed(&self, offset: u64) -> bool {
+        self.processed.get((offset / 64) as usize).is_some_and(|w| w & 1 << (offset % 64) != 0)
+    }
+
+    /// Forgets what was processed at `keep` and after: those offsets will
+    /// hold other records (the log was cut there).
+    fn forget_processed_from(&mut self, keep: u64) {
+        let (word, bit) = ((keep / 64) as usize, keep % 64);
+        self.processed.truncate(word + 1);
+        if let Some(w) = self.processed.get_mut(word) {
+            *w &= (1u64 << bit) - 1;
+        }
+    }
 }
 
 /// The message ids an idempotent consumer has handled, the newest `window`.
@@ -377,6 +410,15 @@ impl Slab {
     fn take(&mut self, i: u32) -> Message {
         self.free.push(i);
         self.items[i as usize]
+    }
+
+    /// The messages in it now.
+    fn live(&self) -> impl Iterator<Item = &Message> {
+        let mut free = vec![false; self.items.len()];
+        for &i in &self.free {
+            free[i as usize] = true;
+        }
+        self.items.iter().zip(free).filter(|(_, f)| !f).map(|(m, _)| m)
     }
 }
 
@@ -480,6 +522,10 @@ struct World<'s, 't> {
     queue_bus: bool,
     /// Some log partition has retention or compaction: fetches check for it.
     log_gc: bool,
+    /// Records can leave the log (retention, a truncation at an election):
+    /// groups keep which records they processed, to tell a loss from a record
+    /// whose effects happened.
+    track_processed: bool,
     /// Per service, its group's partitions.
     service_gps: Vec<Vec<u32>>,
     /// Per service, whether its consumer group exists yet.
@@ -660,6 +706,8 @@ impl<'s, 't> World<'s, 't> {
                             position: 0,
                             in_flight: VecDeque::new(),
                             done: VecDeque::new(),
+                            processed: Vec::new(),
+                            service: si,
                             high_water: 0,
                             last_arrival: SimTime::ZERO,
                             policy: s.commit,
@@ -670,6 +718,7 @@ impl<'s, 't> World<'s, 't> {
                             .map(|i| Replica {
                                 broker: (part + i) % b.count,
                                 len: 0,
+                                held_max: 0,
                                 flushed: 0,
                                 fetching: false,
                                 in_sync: true,
@@ -880,6 +929,12 @@ impl<'s, 't> World<'s, 't> {
             broker,
             queue_bus,
             log_gc,
+            track_processed: log_gc
+                || broker_spec.is_some()
+                || sys
+                    .services
+                    .iter()
+                    .any(|s| matches!(s.commit, CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. })),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
             service_gps,
             session_timeout,
@@ -989,6 +1044,8 @@ impl<'s, 't> World<'s, 't> {
         let events_max = self.sys.limits.events_max;
         while let Some((t, ev)) = self.queue.pop() {
             if t > self.end {
+                // Still pending: what it carries is in flight at the end.
+                self.queue.push(t, ev);
                 break;
             }
             if self.events >= events_max {
@@ -1151,11 +1208,12 @@ impl<'s, 't> World<'s, 't> {
 
     fn lose(&mut self, n: u32, msg: &Message, reason: LossReason) {
         self.lost[reason as usize] += 1;
+        self.checker.setback(msg.entity, reason as u8);
         if let Some(s) = self.series.as_mut() {
             let i = s.slot(self.now);
             s.lost[i] += 1;
         }
-        self.trace(RecordKind::Lost, n, msg, reason as u64);
+        self.trace(RecordKind::Lost, n, msg, crate::trace::loss_aux(reason, msg.kind.0));
     }
 
     fn done(&mut self, n: u32, epoch: u32, worker: u32) {
@@ -1207,6 +1265,7 @@ impl<'s, 't> World<'s, 't> {
         let mut out = std::mem::take(&mut self.out);
         out.commands.clear();
         out.failed = false;
+        out.ignored = false;
         if flaked {
             out.fail();
         } else if !duplicate {
@@ -1242,6 +1301,13 @@ impl<'s, 't> World<'s, 't> {
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
         } else if failed {
             self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
+        } else if out.ignored {
+            // A stale deadline (the entity moved on) explains nothing; a
+            // message nothing expected may be why an entity never ends.
+            if job.msg.kind != Kind::TIMER {
+                self.checker.setback(job.msg.entity, crate::check::SETBACK_IGNORED);
+            }
+            self.trace(RecordKind::Ignored, n, &job.msg, u64::from(job.msg.kind.0));
         } else {
             self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
         }
@@ -1255,8 +1321,15 @@ impl<'s, 't> World<'s, 't> {
         }
         if !duplicate && !failed {
             let outbox = self.sys.services[si].outbox.is_some();
-            for &cmd in &out.commands {
+            for (k, &cmd) in out.commands.iter().enumerate() {
                 if seam == Some(Seam::AfterStateWrite) && !outbox && matches!(cmd, Command::Emit { .. }) {
+                    // Every message the handler meant to publish is never sent.
+                    for &rest in &out.commands[k..] {
+                        if let Command::Emit { kind, key } = rest {
+                            let msg = self.new_message(kind, key, job.msg.entity, job.msg.id);
+                            self.lose(n, &msg, LossReason::Unpublished);
+                        }
+                    }
                     self.out = out;
                     return self.crash_at(n, hit, &job.msg);
                 }
@@ -1282,6 +1355,11 @@ impl<'s, 't> World<'s, 't> {
             // Ack: the message leaves the queue, and the credit frees up.
             let d = self.broker.settle(slot);
             self.dispatch(d.queue);
+        }
+        if let Source::Log { gp, offset, .. } = job.source
+            && self.track_processed
+        {
+            self.gparts[gp as usize].mark_processed(offset);
         }
         if let Source::Log { gp, generation, offset } = job.source
             // A record of a partition that moved away meanwhile: its effects
@@ -1631,10 +1709,10 @@ impl<'s, 't> World<'s, 't> {
                 let after = self.skewed(n, after);
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
                 let slot = self.inflight.insert(msg);
+                // Kept until it fires: durable ones are set again at a
+                // restart, those in memory are lost with a crash.
                 let node = &mut self.nodes[n as usize];
-                if self.sys.services[node.service as usize].durable_timers {
-                    node.timers.insert(msg.id.0, (self.now + after, msg));
-                }
+                node.timers.insert(msg.id.0, (self.now + after, msg));
                 let epoch = node.epoch;
                 self.queue.push(self.now + after, Ev::Timer { node: n, epoch, slot });
             }
@@ -1934,7 +2012,7 @@ impl<'s, 't> World<'s, 't> {
         if o == gp.position {
             return;
         }
-        let (from, owner, high_water) = (gp.position, gp.owner, gp.high_water);
+        let (from, reader) = (gp.position, self.group_node(gp_id));
         for offset in from..o {
             let g = &mut self.gparts[gp_id as usize];
             g.position = offset + 1;
@@ -1943,11 +2021,14 @@ impl<'s, 't> World<'s, 't> {
                 g.done.push_back(false);
             }
             g.high_water = g.high_water.max(offset + 1);
+            let processed = g.was_processed(offset);
             let part = &self.partitions[g.part as usize];
             let rec = part.records[offset as usize];
             let compacted_away = part.compacted && part.newest_by_key.get(&rec.key).is_some_and(|&n| n > offset);
-            if expired_any && !compacted_away && offset >= high_water {
-                self.lose(owner, &rec, LossReason::Retention);
+            // Deleted before the group processed it, whether or not a member
+            // had fetched it (one that crashed holding it, say): lost.
+            if expired_any && !compacted_away && !processed {
+                self.lose(reader, &rec, LossReason::Retention);
             }
             self.complete(gp_id, offset);
         }
@@ -2094,17 +2175,19 @@ impl<'s, 't> World<'s, 't> {
         node.fetch_blocked = false;
         node.queue_arrival = SimTime::ZERO;
         self.channels.close(n);
-        // Records committed before they were processed are never fetched again.
+        // Records committed before they were processed are never fetched
+        // again: lost, unless processed already (a redelivery) or held by
+        // the partition's owner now.
         for job in &held {
-            if let Source::Log { gp, generation, offset } = job.source {
-                let g = &self.gparts[gp as usize];
-                if g.generation == generation && offset < g.committed {
-                    self.lose(n, &job.msg, LossReason::CommittedUnprocessed);
-                }
+            if let Source::Log { gp, offset, .. } = job.source
+                && self.committed_unprocessed(gp, offset, n)
+            {
+                self.lose(n, &job.msg, LossReason::CommittedUnprocessed);
             }
         }
         for i in 0..self.nodes[n as usize].owned.len() {
             let g = self.nodes[n as usize].owned[i];
+            self.discard_fetches(g);
             Self::reset_consumer_state(&mut self.gparts[g as usize]);
         }
         if !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
@@ -2112,6 +2195,13 @@ impl<'s, 't> World<'s, 't> {
             self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
         }
         self.trace_node(RecordKind::Crash, n, 0);
+        // Timers in memory die with the node; durable ones are set again at the restart.
+        if !self.sys.services[si as usize].durable_timers {
+            let timers = std::mem::take(&mut self.nodes[n as usize].timers);
+            for (_, msg) in timers.values() {
+                self.lose(n, msg, LossReason::CrashedWhileHeld);
+            }
+        }
         if self.queue_bus {
             // The broker sees the connection drop: unacknowledged messages go
             // back to the head of their queues; auto-acked ones on their way are gone.
@@ -2216,6 +2306,48 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// True if the record at `offset` of `gp_id`, which node `n` drops (a
+    /// crash, a discarded fetch), is committed and was never processed by
+    /// the group, nor is held by its owner: nothing will fetch it again.
+    fn committed_unprocessed(&self, gp_id: u32, offset: u64, n: u32) -> bool {
+        let gp = &self.gparts[gp_id as usize];
+        let owner_holds = gp.owner != NO_OWNER && gp.owner != n && self.holds_record(gp.owner, gp_id, offset);
+        self.track_processed && offset < gp.committed && !gp.was_processed(offset) && !owner_holds
+    }
+
+    /// The fetches of `gp_id` on their way are discarded (its consumer
+    /// state is reset): those of records already committed are lost.
+    fn discard_fetches(&mut self, gp_id: u32) {
+        let gp = &self.gparts[gp_id as usize];
+        if !self.track_processed || gp.in_flight.is_empty() {
+            return;
+        }
+        let reader = self.group_node(gp_id);
+        for k in 0..gp.in_flight.len() {
+            let gp = &self.gparts[gp_id as usize];
+            let o = gp.in_flight[k];
+            if self.committed_unprocessed(gp_id, o, NO_OWNER) {
+                let msg = self.partitions[gp.part as usize].records[o as usize];
+                self.lose(reader, &msg, LossReason::CommittedUnprocessed);
+            }
+        }
+    }
+
+    /// The node that stands for `gp_id`'s group in a loss record: its
+    /// owner, or the service's first instance while no member holds it.
+    fn group_node(&self, gp_id: u32) -> u32 {
+        let gp = &self.gparts[gp_id as usize];
+        if gp.owner == NO_OWNER { self.first_node[gp.service as usize] } else { gp.owner }
+    }
+
+    /// True if node `n` holds a record of `gp_id` at `offset` (waiting or
+    /// under way): it will process it, whatever happens to the log.
+    fn holds_record(&self, n: u32, gp_id: u32, offset: u64) -> bool {
+        let node = &self.nodes[n as usize];
+        let held = |j: &Job| matches!(j.source, Source::Log { gp, offset: o, .. } if gp == gp_id && o == offset);
+        node.busy.iter().flatten().any(held) || node.fifo.iter().any(held)
+    }
+
     /// Forgets a partition's consumer-side state: the next owner (or the
     /// same one after a restart) resumes from the committed offset.
     fn reset_consumer_state(gp: &mut GroupPart) {
@@ -2265,9 +2397,11 @@ impl<'s, 't> World<'s, 't> {
             }
             let aux = u64::from(gp.partition_in_topic);
             if old != NO_OWNER {
+                self.discard_fetches(g);
+                let outstanding = self.gparts[g as usize].outstanding;
                 let node = &mut self.nodes[old as usize];
                 node.owned.retain(|&x| x != g);
-                node.outstanding = node.outstanding.saturating_sub(gp.outstanding);
+                node.outstanding = node.outstanding.saturating_sub(outstanding);
                 self.trace_node(RecordKind::Revoked, old, aux);
             }
             let gp = &mut self.gparts[g as usize];
@@ -2367,6 +2501,37 @@ impl<'s, 't> World<'s, 't> {
         warnings
     }
 
+    /// Per entity (index: id - 1), whether something of it is still in the
+    /// system: a message waiting or under way at a node, in flight on the
+    /// network, in a queue or unread by some group in a log, in an outbox,
+    /// a producer's buffer, a call, a lock's queue or a timer.
+    fn in_flight_entities(&self) -> Vec<bool> {
+        let mut v = vec![false; self.next_entity.saturating_sub(1) as usize];
+        let mut mark = |m: &Message| {
+            if let Some(x) = v.get_mut((m.entity.0 as usize).wrapping_sub(1)) {
+                *x = true;
+            }
+        };
+        for node in &self.nodes {
+            node.fifo.iter().for_each(|j| mark(&j.msg));
+            node.busy.iter().flatten().for_each(|j| mark(&j.msg));
+            node.outbox.iter().for_each(&mut mark);
+            node.timers.values().for_each(|(_, m)| mark(m));
+        }
+        self.inflight.live().for_each(&mut mark);
+        for row in self.stock.values() {
+            row.waiters.iter().for_each(|(_, _, j)| mark(&j.msg));
+        }
+        self.broker.in_flight().for_each(&mut mark);
+        for gp in &self.gparts {
+            let records = &self.partitions[gp.part as usize].records;
+            records.iter().skip(gp.committed as usize).for_each(&mut mark);
+        }
+        self.produce_reqs.iter().filter(|r| r.live).for_each(|r| mark(&r.msg));
+        self.calls.in_flight().for_each(&mut mark);
+        v
+    }
+
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
         let st = &self.stats[i];
         let area: u128 = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| n.fifo_area).sum();
@@ -2388,7 +2553,12 @@ impl<'s, 't> World<'s, 't> {
         let sys = self.sys;
         let last_heal = self.plan.iter().map(|p| p.heal).max().unwrap_or(SimTime::ZERO);
         let rows = |service: usize, table: u16| self.table_rows(service, table);
-        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now, &rows);
+        let judges_ends = sys
+            .invariants
+            .iter()
+            .any(|i| matches!(i, InvariantSpec::NoLostEntities { .. } | InvariantSpec::TerminalWithin { .. }));
+        let in_flight = if judges_ends { self.in_flight_entities() } else { Vec::new() };
+        let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now, &rows, &in_flight);
         let (_, accepted, completed) = self.checker.totals();
         let lost_by_reason: BTreeMap<&'static str, u64> =
             LossReason::ALL.iter().map(|r| (r.label(), self.lost[*r as usize])).collect();
@@ -2490,8 +2660,8 @@ fn run_once<'t>(
 /// The trace records of `entity` in a run of `sys` under `seed`, with every
 /// crash, restart, pause and fault of the run: what stories and timelines
 /// are drawn from (a second run, so the first keeps nothing per event).
-pub fn focused_records(sys: &System, seed: u64, entity: u64) -> Result<Vec<Record>, SetupError> {
-    Ok(run_once(sys, seed, Tracer::new().with_focus(entity), false)?.2)
+pub fn focused_records(sys: &System, seed: u64, entities: &[u64]) -> Result<Vec<Record>, SetupError> {
+    Ok(run_once(sys, seed, Tracer::new().with_focus_on(entities), false)?.2)
 }
 
 /// Runs `sys` under `seed` with no story and no trace: the outcome (its
@@ -2518,9 +2688,12 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
     let (mut outcome, checker, _) = run_once(sys, seed, tracer, opts.series)?;
     for i in 0..outcome.invariants.len() {
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
-        let records = focused_records(sys, seed, entity.0)?;
+        let other = outcome.invariants[i].example_other;
+        let focus: Vec<u64> = [Some(entity), other].into_iter().flatten().map(|e| e.0).collect();
+        let records = focused_records(sys, seed, &focus)?;
         let end = SimTime(outcome.sim_time_ns);
-        let story = crate::story::tell(sys, &outcome.faults, &sys.invariants[i], entity, &records, &checker, end);
+        let inv = &sys.invariants[i];
+        let story = crate::story::tell(sys, &outcome.faults, inv, entity, other, &records, &checker, end);
         outcome.invariants[i].example = Some(story);
     }
     Ok(outcome)

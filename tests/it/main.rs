@@ -1,6 +1,7 @@
 //! The one integration-test binary: scenarios, determinism, bad input, the
 //! CLI and kernel properties that need a whole system.
 
+mod accounting;
 mod bad_input;
 mod channels;
 mod cli;
@@ -14,6 +15,7 @@ mod props;
 mod report;
 mod scenarios;
 mod shrink;
+mod stories;
 mod support;
 mod sweep;
 mod validation;

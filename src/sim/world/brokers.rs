@@ -38,6 +38,9 @@ pub(super) struct Replica {
     pub broker: u32,
     /// Records this copy holds (a prefix of the leader's log).
     pub len: u64,
+    /// The most it has held since the log was last cut below it: what it
+    /// had beyond `len` it lost to a crash before flushing.
+    pub held_max: u64,
     /// Records of this copy that are on disk.
     pub flushed: u64,
     pub fetching: bool,
@@ -56,6 +59,10 @@ pub(super) struct ProduceReq {
     pub part: u32,
     pub attempts: u32,
     pub live: bool,
+    /// The offset of its last append, if any: a copy of it may be in the log.
+    pub appended_at: Option<u64>,
+    /// Its acknowledgement is on its way: the producer will not resend it.
+    pub acked: bool,
     /// Tells this request from earlier users of its slot.
     pub generation: u32,
 }
@@ -63,7 +70,8 @@ pub(super) struct ProduceReq {
 impl World<'_, '_> {
     /// Sends `msg` to the leader of partition `part` (first attempt).
     pub(super) fn produce(&mut self, msg: Message, part: u32, from: u32) {
-        let req = ProduceReq { msg, from, part, attempts: 0, live: true, generation: 0 };
+        let req =
+            ProduceReq { msg, from, part, attempts: 0, live: true, generation: 0, appended_at: None, acked: false };
         let id = match self.produce_free.pop() {
             Some(i) => {
                 let generation = self.produce_reqs[i as usize].generation.wrapping_add(1);
@@ -81,6 +89,7 @@ impl World<'_, '_> {
     fn send_produce(&mut self, req: u32) {
         let spec = self.broker_spec.as_ref().expect("brokers configured");
         let (retry_after, acks) = (spec.retry_after, spec.acks);
+        self.produce_reqs[req as usize].acked = false;
         let r = self.produce_reqs[req as usize];
         // The request goes to the partition's leader as the producer knows
         // it; one lost on the way is found out by the timeout below.
@@ -135,6 +144,7 @@ impl World<'_, '_> {
                 offset
             }
         };
+        self.produce_reqs[req as usize].appended_at = Some(offset);
         match acks {
             Acks::None => self.settle_produce(req),
             Acks::Leader => self.send_ack(req),
@@ -162,6 +172,7 @@ impl World<'_, '_> {
         if let Some(l) = part.leader {
             let leader = &mut part.replicas[l];
             leader.len = offset + 1;
+            leader.held_max = leader.len;
             if flush_now {
                 leader.flushed = leader.len;
             }
@@ -179,6 +190,7 @@ impl World<'_, '_> {
         if c.lost {
             return; // the producer times out and resends
         }
+        self.produce_reqs[req as usize].acked = true;
         let latency = self.latency.sample(&mut self.network);
         let at = self.arrive_on(broker, r.from, latency, &c);
         self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
@@ -203,7 +215,14 @@ impl World<'_, '_> {
             self.send_produce(req);
         } else {
             self.settle_produce(req);
-            self.lose(NO_NODE, &r.msg, LossReason::ProducerGaveUp);
+            // Unacknowledged is not lost: an attempt may have been appended
+            // (its acknowledgement lost or still waiting), and its readers get it.
+            let in_log = r.appended_at.is_some_and(|o| {
+                self.partitions[r.part as usize].records.get(o as usize).is_some_and(|m| m.id == r.msg.id)
+            });
+            if !in_log {
+                self.lose(r.from, &r.msg, LossReason::ProducerGaveUp);
+            }
         }
     }
 
@@ -263,6 +282,7 @@ impl World<'_, '_> {
         let len = self.partitions[p].records.len() as u64;
         let r = &mut self.partitions[p].replicas[i];
         r.len = len;
+        r.held_max = r.held_max.max(len);
         if flush_now {
             r.flushed = len;
         }
@@ -320,16 +340,16 @@ impl World<'_, '_> {
         });
         for p in 0..self.partitions.len() {
             let leader = self.partitions[p].leader;
-            let mut led = false;
-            for (i, r) in self.partitions[p].replicas.iter_mut().enumerate() {
-                if r.broker == b {
-                    r.len = r.flushed;
-                    r.in_sync = false;
-                    r.fetching = false;
-                    led |= leader == Some(i);
-                }
-            }
-            if led {
+            let Some(i) = self.partitions[p].replicas.iter().position(|r| r.broker == b) else { continue };
+            // It leaves the in-sync set, unless it was the last member: then
+            // the set keeps it, and the partition waits for it (or, with
+            // unclean elections, takes a replica that is not in it).
+            let others = self.in_sync_count(p) > 0;
+            let r = &mut self.partitions[p].replicas[i];
+            r.len = r.flushed;
+            r.in_sync &= !others;
+            r.fetching = false;
+            if leader == Some(i) {
                 self.elect(p);
             }
         }
@@ -357,14 +377,12 @@ impl World<'_, '_> {
                     let len = self.partitions[p].records.len() as u64;
                     let r = &mut self.partitions[p].replicas[i];
                     r.len = r.len.min(len);
+                    r.held_max = r.held_max.min(len);
                     r.flushed = r.flushed.min(r.len);
                     self.replicate(p);
                 }
-                None => {
-                    // It may be the last replica that was in sync.
-                    self.partitions[p].replicas[i].in_sync = true;
-                    self.elect(p);
-                }
+                // If it was the last replica in sync, it leads again.
+                None => self.elect(p),
             }
         }
         self.schedule_flush(b);
@@ -392,20 +410,15 @@ impl World<'_, '_> {
             }
             None => (None, false),
         };
-        let previous = self.partitions[p].last_leader;
         self.partitions[p].leader = choice;
         let Some(l) = choice else { return }; // offline until a replica comes back
         self.partitions[p].last_leader = Some(l);
         self.partitions[p].replicas[l].in_sync = true;
-        let keep = self.partitions[p].replicas[l].len;
-        let reason = if previous == Some(l) {
-            LossReason::Unflushed // the same copy came back with only what it had on disk
-        } else if unclean {
-            LossReason::UncleanElection
-        } else {
-            LossReason::LeaderFailover
-        };
-        self.truncate(p, keep, reason);
+        let (keep, had) = (self.partitions[p].replicas[l].len, self.partitions[p].replicas[l].held_max);
+        // What the new leader once had and lost to a crash before writing
+        // it to disk is unflushed; what it never had, the election lost.
+        let reason = if unclean { LossReason::UncleanElection } else { LossReason::LeaderFailover };
+        self.truncate(p, keep, had, reason);
         // The requests waited on the old leader, which will never answer:
         // their producers time out and resend, and a resend of a record the
         // new leader has is a duplicate unless the producer is idempotent.
@@ -413,26 +426,39 @@ impl World<'_, '_> {
         for r in &mut self.partitions[p].replicas {
             r.len = r.len.min(keep);
             r.flushed = r.flushed.min(keep);
+            r.held_max = r.held_max.min(keep);
         }
         self.replicate(p);
         self.update_high_watermark(p);
     }
 
-    /// Cuts partition `p`'s log to `keep` records: the cut records are lost,
-    /// consumer groups past the cut go back to it, and pending
-    /// acknowledgements for them are dropped (their producers will resend).
-    fn truncate(&mut self, p: usize, keep: u64, reason: LossReason) {
+    /// Cuts partition `p`'s log to `keep` records: consumer groups past the
+    /// cut go back to it, and pending acknowledgements for the cut records
+    /// are dropped (their producers will resend). A cut record is lost for
+    /// each group that had not processed it (nor holds it), unless its
+    /// producer still waits for an acknowledgement and will send it again.
+    fn truncate(&mut self, p: usize, keep: u64, unflushed_below: u64, reason: LossReason) {
         let len = self.partitions[p].records.len() as u64;
         if keep >= len {
             return;
         }
-        // A record whose producer still waits for its acknowledgement will be
-        // resent; any other record cut here was acknowledged, and is lost.
-        let pending: Vec<u64> = self.partitions[p].pending_acks.iter().map(|&(o, _)| o).collect();
         for o in keep..len {
-            if pending.binary_search(&o).is_err() {
-                let msg = self.partitions[p].records[o as usize];
-                self.lose(NO_NODE, &msg, reason);
+            let msg = self.partitions[p].records[o as usize];
+            // Its producer still waits for an acknowledgement: it will send it again.
+            if self.produce_reqs.iter().any(|r| r.live && !r.acked && r.msg.id == msg.id) {
+                continue;
+            }
+            for k in 0..self.partitions[p].groups.len() {
+                let g = self.partitions[p].groups[k];
+                let gp = &self.gparts[g as usize];
+                let held = gp.owner != super::NO_OWNER && self.holds_record(gp.owner, g, o);
+                // Below the committed offset, an unprocessed record was
+                // counted when it was lost (a crash, a discarded fetch).
+                if o >= gp.committed && !gp.was_processed(o) && !held {
+                    let reader = self.group_node(g);
+                    let why = if o < unflushed_below { LossReason::Unflushed } else { reason };
+                    self.lose(reader, &msg, why);
+                }
             }
         }
         let part = &mut self.partitions[p];
@@ -450,7 +476,17 @@ impl World<'_, '_> {
             let g = self.partitions[p].groups[i] as usize;
             let owner = self.gparts[g].owner;
             let gp = &mut self.gparts[g];
+            // What the group knows of offsets past the cut is of records
+            // that are gone: the offsets will hold new ones.
+            if gp.committed > keep {
+                gp.done.clear();
+            } else {
+                gp.done.truncate((keep - gp.committed) as usize);
+            }
+            gp.forget_processed_from(keep);
             if gp.position > keep || gp.committed > keep {
+                self.discard_fetches(g as u32);
+                let gp = &mut self.gparts[g];
                 gp.committed = gp.committed.min(keep);
                 gp.high_water = gp.high_water.min(keep);
                 if owner != super::NO_OWNER {

@@ -116,6 +116,11 @@ impl Calls {
     pub(super) fn new(nodes: usize) -> Calls {
         Calls { sites: vec![Vec::new(); nodes], ..Calls::default() }
     }
+
+    /// The requests of the calls in progress.
+    pub(super) fn in_flight(&self) -> impl Iterator<Item = &Message> {
+        self.slots.iter().filter(|c| c.live).map(|c| &c.msg)
+    }
 }
 
 impl<'s> World<'s, '_> {
@@ -398,6 +403,7 @@ impl<'s> World<'s, '_> {
         self.free_call(slot);
         if !ok {
             self.calls.failed += 1;
+            self.checker.setback(c.msg.entity, crate::check::SETBACK_CALL_FAILED);
             self.trace(RecordKind::CallFailed, c.node, &c.msg, u64::from(c.attempt));
         }
         let node = &mut self.nodes[c.node as usize];

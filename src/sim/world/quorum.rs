@@ -128,7 +128,12 @@ impl World<'_, '_> {
         self.brokers[b as usize].fenced = true;
         for p in 0..self.partitions.len() {
             let Some(i) = self.partitions[p].replicas.iter().position(|r| r.broker == b) else { continue };
-            self.partitions[p].replicas[i].in_sync = false;
+            // Out of the in-sync set, unless it is its last member (as at a crash).
+            let r = self.partitions[p].replicas[i];
+            let others = self.partitions[p].replicas.iter().enumerate().any(|(k, o)| {
+                k != i && o.in_sync && self.brokers[o.broker as usize].up && !self.brokers[o.broker as usize].fenced
+            });
+            self.partitions[p].replicas[i].in_sync = r.in_sync && !others;
             if self.partitions[p].leader == Some(i) {
                 self.elect(p);
             } else {
