@@ -83,6 +83,7 @@ pub fn pipeline(duration: SimDuration) -> System {
         duration,
         seed: 1,
         limits: Limits { events_max: u64::MAX, entities_max: u64::MAX },
+        warmup: SimDuration::ZERO,
     }
 }
 

@@ -160,6 +160,9 @@ pub struct Story {
 /// Checks every invariant of a run as it goes.
 pub struct Checker {
     entities: Vec<EntityRec>,
+    /// Entities created before this are left out of every verdict and
+    /// count (the warm-up).
+    warmup: SimTime,
     /// Bit index per effect id, for effects some invariant follows.
     effect_bits: Vec<Option<u8>>,
     duplicates_by_bit: Vec<(u64, u64)>,
@@ -254,6 +257,7 @@ impl Checker {
         }
         Checker {
             entities: Vec::new(),
+            warmup: SimTime::ZERO,
             effect_bits,
             duplicates_by_bit: vec![(0, 0); usize::from(next)],
             first_dup_by_bit: vec![None; usize::from(next)],
@@ -288,6 +292,33 @@ impl Checker {
             watch_states,
             watch_accepted,
         }
+    }
+
+    /// The warm-up is over: entities created from now on are the ones
+    /// judged and counted.
+    pub fn warm_up(&mut self, now: SimTime) {
+        self.warmup = now;
+        for d in &mut self.duplicates_by_bit {
+            *d = (0, 0);
+        }
+        for f in &mut self.first_dup_by_bit {
+            *f = None;
+        }
+        self.latency = Histogram::default();
+        for a in &mut self.amplification {
+            (a.1, a.2, a.3) = (0, EntityId(0), 0);
+        }
+    }
+
+    /// True if `r` counts: created after the warm-up.
+    #[inline]
+    fn counted(&self, r: &EntityRec) -> bool {
+        r.created_at >= self.warmup
+    }
+
+    /// True if the entity at index `i` counts.
+    fn counted_at(&self, i: usize) -> bool {
+        self.entities.get(i).is_some_and(|r| self.counted(r))
     }
 
     /// Feeds the rules that watch an event of `entity` (found in `watch`).
@@ -332,6 +363,9 @@ impl Checker {
             return;
         }
         let i = (entity.0 as usize).wrapping_sub(1);
+        if !self.counted_at(i) {
+            return;
+        }
         for a in &mut self.amplification {
             if a.0 != service {
                 continue;
@@ -351,9 +385,10 @@ impl Checker {
 
     /// Service `service` handed out a unit of `key`'s stock (of `initial`) to `entity`.
     pub fn reserved(&mut self, service: usize, key: u64, initial: u32, entity: EntityId) {
+        let counted = self.counted_at((entity.0 as usize).wrapping_sub(1));
         let n = self.reservations.entry((service, key)).or_insert(0);
         *n += 1;
-        if *n > u64::from(initial) {
+        if *n > u64::from(initial) && counted {
             self.oversold.entry(service).or_default().push(entity);
         }
     }
@@ -370,6 +405,7 @@ impl Checker {
                     *newest = (version, now);
                 }
             } else if service == r.replica
+                && now >= self.warmup
                 && let Some(&(v, t)) = r.newest.get(&key)
                 && v == version
             {
@@ -415,12 +451,16 @@ impl Checker {
     #[inline]
     /// Returns the entity's end-to-end latency the first time.
     pub fn terminal(&mut self, entity: EntityId, now: SimTime) -> Option<SimDuration> {
+        let warmup = self.warmup;
         let r = self.rec(entity)?;
         if r.terminal_at != SimTime::NEVER {
             return None;
         }
         r.terminal_at = now;
         let latency = now - r.created_at;
+        if r.created_at < warmup {
+            return None;
+        }
         self.latency.record(latency.0);
         Some(latency)
     }
@@ -455,9 +495,13 @@ impl Checker {
         }
         let Some(Some(bit)) = self.effect_bits.get(effect.0 as usize).copied() else { return };
         let mask = 1u16 << bit;
+        let warmup = self.warmup;
         let Some(r) = self.rec(entity) else { return };
         if r.effects_seen & mask == 0 {
             r.effects_seen |= mask;
+            return;
+        }
+        if r.created_at < warmup {
             return;
         }
         let newly = r.effects_dup & mask == 0;
@@ -477,9 +521,10 @@ impl Checker {
 
     /// Entities created, accepted and terminal.
     pub fn totals(&self) -> (u64, u64, u64) {
-        let accepted = self.entities.iter().filter(|r| r.accepted_at != SimTime::NEVER).count();
-        let terminal = self.entities.iter().filter(|r| r.terminal_at != SimTime::NEVER).count();
-        (self.entities.len() as u64, accepted as u64, terminal as u64)
+        let counted = || self.entities.iter().filter(|r| self.counted(r));
+        let accepted = counted().filter(|r| r.accepted_at != SimTime::NEVER).count();
+        let terminal = counted().filter(|r| r.terminal_at != SimTime::NEVER).count();
+        (counted().count() as u64, accepted as u64, terminal as u64)
     }
 
     /// The verdicts, judged at the end of a run that reached `end`.
@@ -509,16 +554,18 @@ impl Checker {
                 }
                 InvariantSpec::LeadsTo { within, .. } => {
                     let rule = rules.next().expect("one rule per business rule");
-                    Self::judge_leads_to(inv.name(names), rule, *within, last_heal, end)
+                    self.judge_leads_to(inv.name(names), rule, *within, last_heal, end)
                 }
                 InvariantSpec::NeverWithout { .. } => {
                     let rule = rules.next().expect("one rule per business rule");
-                    Self::judge_never_without(inv.name(names), rule)
+                    self.judge_never_without(inv.name(names), rule)
                 }
                 InvariantSpec::BoundedAmplification { service, factor } => {
                     let &(_, handled, worst, most) =
                         self.amplification.iter().find(|a| a.0 == *service).expect("tracked");
-                    let accepted = self.entities.iter().filter(|r| r.accepted_at != SimTime::NEVER).count() as u64;
+                    let accepted =
+                        self.entities.iter().filter(|r| self.counted(r) && r.accepted_at != SimTime::NEVER).count()
+                            as u64;
                     let ratio = handled as f64 / accepted.max(1) as f64;
                     let holds = ratio <= *factor;
                     let mut counts = BTreeMap::new();
@@ -558,7 +605,8 @@ impl Checker {
                     let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
                     let (entities, extra) = bit.map_or((0, 0), |b| self.duplicates_by_bit[usize::from(b)]);
                     let mask = bit.map_or(0, |b| 1u16 << b);
-                    let applied = self.entities.iter().filter(|r| r.effects_seen & mask != 0).count() as u64;
+                    let applied =
+                        self.entities.iter().filter(|r| self.counted(r) && r.effects_seen & mask != 0).count() as u64;
                     let mut counts = BTreeMap::new();
                     counts.insert("entities_applied", applied);
                     counts.insert("entities_affected", entities);
@@ -604,7 +652,7 @@ impl Checker {
         let (mut done, mut compensated, mut partial, mut unresolved) = (0, 0, 0, 0);
         let mut example = None;
         for (i, r) in self.entities.iter().enumerate() {
-            if r.accepted_at == SimTime::NEVER {
+            if r.accepted_at == SimTime::NEVER || !self.counted(r) {
                 continue;
             }
             let seen = r.effects_seen;
@@ -626,11 +674,18 @@ impl Checker {
         Verdict::judged(name, partial, &counts, done + compensated + partial, unresolved, example)
     }
 
-    fn judge_leads_to(name: String, rule: &Rule, within: SimDuration, last_heal: SimTime, end: SimTime) -> Verdict {
+    fn judge_leads_to(
+        &self,
+        name: String,
+        rule: &Rule,
+        within: SimDuration,
+        last_heal: SimTime,
+        end: SimTime,
+    ) -> Verdict {
         let (mut started, mut followed, mut late, mut never, mut unresolved) = (0, 0, 0, 0, 0);
         let mut example = None;
         for (i, [first, second]) in rule.times.iter().enumerate() {
-            if *first == SimTime::NEVER {
+            if *first == SimTime::NEVER || !self.counted_at(i) {
                 continue;
             }
             started += 1;
@@ -653,11 +708,11 @@ impl Checker {
         Verdict::judged(name, late + never, &counts, followed + late + never, unresolved, example)
     }
 
-    fn judge_never_without(name: String, rule: &Rule) -> Verdict {
+    fn judge_never_without(&self, name: String, rule: &Rule) -> Verdict {
         let (mut happened, mut alone) = (0, 0);
         let mut example = None;
         for (i, [prior, event]) in rule.times.iter().enumerate() {
-            if *event == SimTime::NEVER {
+            if *event == SimTime::NEVER || !self.counted_at(i) {
                 continue;
             }
             happened += 1;
@@ -714,7 +769,7 @@ impl Checker {
         const STUCK: usize = 253;
         const UNEXPLAINED: usize = 252;
         for (i, r) in self.entities.iter().enumerate() {
-            if r.accepted_at == SimTime::NEVER {
+            if r.accepted_at == SimTime::NEVER || !self.counted(r) {
                 continue;
             }
             accepted += 1;

@@ -561,12 +561,17 @@ fn report_page(
         Some(s) => s.invariants.iter().map(|i| (i.name.clone(), i.failing, s.seeds)).collect(),
         None => outcome.invariants.iter().map(|v| (v.name.clone(), u64::from(v.violated()), 1)).collect(),
     };
-    let (lost, duplicated, p99) = match &sweep_summary {
-        Some(s) => (s.metrics.lost, s.metrics.duplicated, s.metrics.e2e_latency_s.p99),
+    let (lost, duplicated, p99, accepted, completed) = match &sweep_summary {
+        Some(s) => {
+            let m = &s.metrics;
+            (m.lost, m.duplicated, m.e2e_latency_s.p99, m.accepted, m.completed)
+        }
         None => (
             outcome.metrics.lost,
             outcome.invariants.iter().filter_map(|v| v.counts.get("extra_applications")).sum(),
             outcome.metrics.e2e_latency_s.p99,
+            outcome.metrics.accepted,
+            outcome.metrics.completed,
         ),
     };
     Ok(crate::report::Row {
@@ -577,6 +582,8 @@ fn report_page(
         lost,
         duplicated,
         p99_s: p99,
+        accepted,
+        completed,
         messages_per_entity: outcome.metrics.handled as f64 / outcome.metrics.accepted.max(1) as f64,
     })
 }
@@ -855,14 +862,23 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     }
     let l = &m.e2e_latency_s;
     if l.count > 0 {
+        // A latency of the entities that finished says nothing of those that did not.
+        let left_out = if m.e2e_not_completed > 0 {
+            format!("; {} accepted never completed and are not in it", thousands(m.e2e_not_completed))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "latency     end to end: mean {}, p50 {}, p99 {}, max {}",
+            "latency     end to end, of the {} completed{left_out}: mean {}, p50 {}, p99 {}, max {}",
+            thousands(l.count),
             secs(l.mean),
             secs(l.p50),
             secs(l.p99),
             secs(l.max)
         );
+    } else if m.accepted > 0 {
+        let _ = writeln!(s, "latency     end to end: none of the {} accepted completed", thousands(m.accepted));
     }
     for (name, sm) in &m.services {
         let (l, w) = (&sm.latency_s, &sm.wait_s);

@@ -60,8 +60,11 @@ pub struct Metrics {
     /// consumer group and topic (`lag SERVICE/TOPIC`: records not committed).
     pub backlog: BTreeMap<String, Backlog>,
     /// End-to-end latency from the entity's creation (the client's request)
-    /// to its terminal state, in seconds.
+    /// to its terminal state, in seconds: of the `completed` entities only.
     pub e2e_latency_s: LatencySummary,
+    /// Accepted entities that never completed (lost, stuck, or still under
+    /// way at the end): what `e2e_latency_s` leaves out.
+    pub e2e_not_completed: u64,
     /// Per service, by name.
     pub services: BTreeMap<String, ServiceMetrics>,
 }
@@ -105,15 +108,19 @@ pub struct Backlog {
 pub struct ServiceMetrics {
     /// Messages handled.
     pub handled: u64,
-    /// From a message's arrival at an instance to the end of its handling
-    /// (waiting + processing), in seconds: the stage's sojourn time.
+    /// From the moment a message was available to the service (in its
+    /// queue at the broker, visible in the log, or, on the ephemeral bus,
+    /// arrived at an instance) to the end of its handling (waiting +
+    /// processing), in seconds: the stage's sojourn time. Of the messages
+    /// handled after the warm-up.
     pub latency_s: LatencySummary,
-    /// From a message's arrival at an instance to the start of its handling, in seconds.
+    /// From the same moment to the start of its handling, in seconds.
     pub wait_s: LatencySummary,
     /// Fraction of the messages that found every worker busy and waited.
     pub waited_fraction: f64,
     /// Time-average number of messages waiting in the instances' FIFOs
-    /// (summed over instances), over the whole run.
+    /// (summed over instances), over the measurement window: from the
+    /// warm-up to the workload's stop, leaving out the drain after it.
     pub queue_len_mean: f64,
 }
 

@@ -625,7 +625,7 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         "<h2>The run</h2>\n<table><tr><th>seed</th><td>{}</td></tr><tr><th>fingerprint</th><td><code>{}</code></td></tr>\
          <tr><th>events</th><td>{}</td></tr><tr><th>entities</th><td>{} requested, {} accepted, {} completed</td></tr>\
          <tr><th>messages</th><td>{} published, {} handled, {} lost, {} redelivered</td></tr>\
-         <tr><th>end-to-end latency</th><td>p50 {}, p99 {}, max {}</td></tr></table>",
+         <tr><th>end-to-end latency</th><td>of the {} completed ({} accepted never completed, not in it): p50 {}, p99 {}, max {}</td></tr></table>",
         o.seed,
         escape(&o.fingerprint),
         o.events,
@@ -636,6 +636,8 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         m.handled,
         m.lost,
         m.redelivered,
+        m.completed,
+        m.e2e_not_completed,
         crate::cli::secs(m.e2e_latency_s.p50),
         crate::cli::secs(m.e2e_latency_s.p99),
         crate::cli::secs(m.e2e_latency_s.max)
@@ -683,8 +685,12 @@ pub struct Row {
     pub lost: u64,
     /// Extra applications of once-only effects.
     pub duplicated: u64,
-    /// p99 end-to-end latency, seconds.
+    /// p99 end-to-end latency, seconds, of the completed entities.
     pub p99_s: f64,
+    /// Entities accepted and completed (over all seeds): what the p99 covers.
+    pub accepted: u64,
+    /// Entities completed.
+    pub completed: u64,
     /// Messages handled per accepted entity.
     pub messages_per_entity: f64,
 }
@@ -699,7 +705,7 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>faultline: {t}</title><style>{STYLE}</style>\
          </head><body>\n<h1>{t}</h1>\n<p>{}</p>\n<h2>Designs side by side</h2>\n\
          <table><tr><th>design</th><th>question</th><th>invariants (failing seeds)</th><th>messages lost</th>\
-         <th>duplicated effects</th><th>p99 latency</th><th>messages per entity</th></tr>\n",
+         <th>duplicated effects</th><th>p99 latency (of completed entities)</th><th>messages per entity</th></tr>\n",
         escape(seeds),
         t = escape(title)
     );
@@ -714,13 +720,15 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
             .collect();
         let _ = writeln!(
             h,
-            "<tr><td><a href=\"{}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            "<tr><td><a href=\"{}/index.html\">{n}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}<br>{} of {} completed</td><td>{:.2}</td></tr>",
             escape(&r.dir),
             escape(&r.question),
             verdicts.join("<br>"),
             crate::cli::thousands(r.lost),
             crate::cli::thousands(r.duplicated),
             crate::cli::secs(r.p99_s),
+            crate::cli::thousands(r.completed),
+            crate::cli::thousands(r.accepted),
             r.messages_per_entity,
             n = escape(&r.name)
         );

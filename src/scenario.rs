@@ -670,6 +670,17 @@ impl Compiler<'_> {
         if duration == Some(SimDuration::ZERO) {
             self.err(&[P::F("duration")], "duration must be above zero", None);
         }
+        let warmup = match &s.warmup {
+            None => SimDuration::ZERO,
+            Some(w) => {
+                let warmup = self.duration(&[P::F("warmup")], w).unwrap_or(SimDuration::ZERO);
+                if duration.is_some_and(|d| warmup >= d) {
+                    let help = Some("a warm-up is a first part of the run, shorter than `duration`".into());
+                    self.err(&[P::F("warmup")], "the warm-up covers the whole run: nothing would be measured", help);
+                }
+                warmup
+            }
+        };
         let limits = Limits {
             events_max: self.bounded(
                 &[P::F("limits"), P::F("events_max")],
@@ -889,7 +900,8 @@ impl Compiler<'_> {
             }
             let instances = self.bounded(&at("instances"), "instances", sv.instances, 1, bounds::INSTANCES_MAX);
             let workers = self.bounded(&at("workers"), "workers", sv.workers, 1, bounds::WORKERS_MAX);
-            let queue = self.bounded(&at("queue"), "queue", sv.queue, 1, bounds::QUEUE_MAX);
+            // A queue of 0 is a loss system: what finds every worker busy is refused.
+            let queue = self.bounded(&at("queue"), "queue", sv.queue, 0, bounds::QUEUE_MAX);
             node_count += u64::from(instances.min(bounds::INSTANCES_MAX));
             let mut consumes = Vec::new();
             for (t, topic) in sv.consume.topics.iter().enumerate() {
@@ -1700,6 +1712,7 @@ impl Compiler<'_> {
             faults,
             invariants,
             duration,
+            warmup,
             seed: s.seed,
             limits,
         })

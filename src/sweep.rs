@@ -689,9 +689,16 @@ impl Summary {
             thousands(m.redelivered)
         );
         let l = &m.e2e_latency_s;
+        let never = m.accepted.saturating_sub(m.completed);
+        let left_out = if never > 0 {
+            format!("; {} accepted never completed and are not in it", thousands(never))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "latency     end to end over all seeds: mean {}, p50 {}, p99 {}, max {}",
+            "latency     end to end over all seeds, of the {} completed{left_out}: mean {}, p50 {}, p99 {}, max {}",
+            thousands(m.completed),
             secs(l.mean),
             secs(l.p50),
             secs(l.p99),

@@ -786,6 +786,10 @@ pub struct System {
     pub invariants: Vec<InvariantSpec>,
     /// The end of simulated time.
     pub duration: SimDuration,
+    /// The start of the run that every metric and invariant count leaves
+    /// out: entities created before it are not judged, and time-averages
+    /// start here.
+    pub warmup: SimDuration,
     /// The seed used when none is given.
     pub seed: u64,
     /// Limits.

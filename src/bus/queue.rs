@@ -14,12 +14,15 @@
 use std::collections::VecDeque;
 
 use crate::service::Message;
+use crate::sim::SimTime;
 
 /// A message waiting in a queue, with the number of times it was delivered.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pending {
     pub msg: Message,
     pub deliveries: u32,
+    /// When it entered the queue: the consuming service's wait starts here.
+    pub queued_at: SimTime,
 }
 
 /// One consumer (a node) of a queue and its settings.
@@ -58,6 +61,8 @@ pub(crate) struct Delivery {
     pub seq: u64,
     pub live: bool,
     pub auto_ack: bool,
+    /// When the broker sent it.
+    pub sent_at: SimTime,
 }
 
 /// All queues, their bindings and the deliveries in progress.
@@ -81,11 +86,12 @@ impl Broker {
         Broker { unacked: vec![0; nodes], queue_of: vec![None; nodes], ..Broker::default() }
     }
 
-    /// Appends `msg` to every queue bound to its kind; returns those queues.
-    pub fn publish(&mut self, msg: Message) -> &[u32] {
+    /// Appends `msg`, arriving `now`, to every queue bound to its kind;
+    /// returns those queues.
+    pub fn publish(&mut self, msg: Message, now: SimTime) -> &[u32] {
         let Some(bound) = self.bindings.get(msg.kind.0 as usize) else { return &[] };
         for &q in bound {
-            self.queues[q as usize].ready.push_back(Pending { msg, deliveries: 0 });
+            self.queues[q as usize].ready.push_back(Pending { msg, deliveries: 0, queued_at: now });
         }
         bound
     }
@@ -120,6 +126,7 @@ impl Broker {
             seq: self.seq,
             live: true,
             auto_ack: c.auto_ack,
+            sent_at: SimTime::ZERO,
         };
         Some(match self.free.pop() {
             Some(slot) => {
@@ -139,6 +146,11 @@ impl Broker {
     pub fn in_flight(&self) -> impl Iterator<Item = &Message> {
         let waiting = self.queues.iter().flat_map(|q| q.ready.iter().map(|p| &p.msg));
         waiting.chain(self.deliveries.iter().filter(|d| d.live).map(|d| &d.pending.msg))
+    }
+
+    /// The delivery in `slot` was sent at `now`.
+    pub fn sent(&mut self, slot: u32, now: SimTime) {
+        self.deliveries[slot as usize].sent_at = now;
     }
 
     /// The delivery in `slot`.
@@ -200,7 +212,6 @@ impl Broker {
 mod tests {
     use super::*;
     use crate::service::{EntityId, Kind, MsgId};
-    use crate::sim::SimTime;
 
     fn msg(id: u64) -> Message {
         Message { id: MsgId(id), kind: Kind(0), key: id, entity: EntityId(id), cause: MsgId(0), sent_at: SimTime::ZERO }
@@ -221,7 +232,7 @@ mod tests {
         let c = |node| Consumer { node, auto_ack: false, prefetch: 2 };
         let mut b = broker(&[c(0), c(1)]);
         for i in 1..=6 {
-            b.publish(msg(i));
+            b.publish(msg(i), SimTime::ZERO);
         }
         let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |_| true)).collect();
         let nodes: Vec<u32> = slots.iter().map(|&s| b.get(s).node).collect();
@@ -233,7 +244,7 @@ mod tests {
     fn a_crashed_consumer_s_messages_go_back_in_order() {
         let mut b = broker(&[Consumer { node: 0, auto_ack: false, prefetch: 10 }]);
         for i in 1..=4 {
-            b.publish(msg(i));
+            b.publish(msg(i), SimTime::ZERO);
         }
         let slots: Vec<u32> = (0..3).filter_map(|_| b.deliver_next(0, |_| true)).collect();
         let acked = b.settle(slots[1]);
@@ -256,7 +267,7 @@ mod tests {
             Consumer { node: 1, auto_ack: true, prefetch: 1 },
         ]);
         for i in 1..=3 {
-            b.publish(msg(i));
+            b.publish(msg(i), SimTime::ZERO);
         }
         let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |n| n == 1)).collect();
         let nodes: Vec<u32> = slots.iter().map(|&s| b.get(s).node).collect();
@@ -267,8 +278,8 @@ mod tests {
     #[test]
     fn a_reused_slot_has_a_new_generation() {
         let mut b = broker(&[Consumer { node: 0, auto_ack: false, prefetch: 10 }]);
-        b.publish(msg(1));
-        b.publish(msg(2));
+        b.publish(msg(1), SimTime::ZERO);
+        b.publish(msg(2), SimTime::ZERO);
         let s1 = b.deliver_next(0, |_| true).unwrap();
         let g1 = b.get(s1).generation;
         b.settle(s1);

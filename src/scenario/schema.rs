@@ -22,6 +22,10 @@ pub struct Scenario {
     pub seed: u64,
     /// End of simulated time, e.g. `"20m"`.
     pub duration: String,
+    /// Discard this first stretch of the run from every metric and invariant count.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub warmup: Option<String>,
     /// The bus.
     pub bus: Bus,
     /// The services.

@@ -140,6 +140,11 @@ enum Ev {
     /// Broker `broker`, cut off from the controller quorum, is fenced
     /// unless it has reconnected (or been checked again: `generation`).
     BrokerFence { broker: u32, generation: u32 },
+    /// The warm-up is over: measurements start again from zero.
+    Warmup,
+    /// The workload has stopped: time-averages end here (the drain that
+    /// follows would only dilute them).
+    WindowEnd,
 }
 
 /// Crashes one random plan may draw per node, at most.
@@ -218,8 +223,11 @@ struct Node {
     busy: Vec<Option<Job>>,
     free: Vec<u32>,
     fifo: VecDeque<Job>,
-    /// Integral of the FIFO's length over time (length x ns), up to `fifo_since`.
+    /// Integral of the FIFO's length over time (length x ns), up to
+    /// `fifo_since`, from the warm-up on.
     fifo_area: u128,
+    /// `fifo_area` when the measurement window closed (the workload stopped).
+    fifo_area_window: Option<u128>,
     fifo_since: SimTime,
     capacity: usize,
     stream: Stream,
@@ -279,8 +287,9 @@ struct GroupPart {
     committed: u64,
     /// Consumer-side (volatile): next offset to fetch.
     position: u64,
-    /// Consumer-side: offsets fetched and still on their way, in order.
-    in_flight: VecDeque<u64>,
+    /// Consumer-side: offsets fetched and still on their way, in order,
+    /// with when each fetch was sent.
+    in_flight: VecDeque<(u64, SimTime)>,
     /// Which offsets from `committed` on are done: the consumer's memory,
     /// or with a transactional policy its database (kept across crashes).
     done: VecDeque<bool>,
@@ -365,6 +374,9 @@ impl DedupStore {
 struct Partition {
     /// The log as its leader has it (with ideal brokers: the log).
     records: Vec<Message>,
+    /// When each record became visible to consumers (appended, or below the
+    /// high watermark): a consumer's wait for it starts there.
+    visible_at: Vec<SimTime>,
     partition_in_topic: u32,
     /// Records consumers may read: the high watermark (with ideal brokers,
     /// every record).
@@ -625,6 +637,7 @@ impl<'s, 't> World<'s, 't> {
                     free: (0..s.workers).rev().collect(),
                     fifo: VecDeque::new(),
                     fifo_area: 0,
+                    fifo_area_window: None,
                     fifo_since: SimTime::ZERO,
                     capacity: s.queue_capacity as usize,
                     durable: BTreeMap::new(),
@@ -729,6 +742,7 @@ impl<'s, 't> World<'s, 't> {
                     };
                     partitions.push(Partition {
                         records: Vec::new(),
+                        visible_at: Vec::new(),
                         partition_in_topic: p,
                         visible: 0,
                         leader: (!replicas.is_empty()).then_some(0),
@@ -1035,6 +1049,12 @@ impl<'s, 't> World<'s, 't> {
         if !self.backlog.is_empty() {
             self.queue.push(SimTime::ZERO + self.sample_every, Ev::Sample);
         }
+        if self.sys.warmup > SimDuration::ZERO {
+            self.queue.push(SimTime::ZERO + self.sys.warmup, Ev::Warmup);
+        }
+        if self.window_end() < self.end {
+            self.queue.push(self.window_end(), Ev::WindowEnd);
+        }
         for n in 0..self.nodes.len() as u32 {
             self.schedule_auto_commit(n);
         }
@@ -1081,6 +1101,13 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Publish { node, epoch, slot } => self.publish_arrived(node, epoch, slot),
                 Ev::IsrCheck { part, replica } => self.isr_check(part, replica),
                 Ev::BrokerFence { broker, generation } => self.broker_fence(broker, generation),
+                Ev::Warmup => self.warmed_up(),
+                Ev::WindowEnd => {
+                    for node in &mut self.nodes {
+                        node.account_fifo(self.now);
+                        node.fifo_area_window = Some(node.fifo_area);
+                    }
+                }
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -1139,7 +1166,14 @@ impl<'s, 't> World<'s, 't> {
 
     /// A message arrives at node `n`: start it on a free worker, or queue it.
     fn enqueue(&mut self, n: u32, msg: Message, source: Source) {
-        let job = Job { msg, source, arrived: self.now, snapshot: NO_SNAPSHOT, called: CALL_NONE };
+        self.enqueue_since(n, msg, source, self.now);
+    }
+
+    /// [`World::enqueue`] of a message the service could have had since
+    /// `available` (it waited in a broker's queue or in the log): the
+    /// service's wait and latency count from then.
+    fn enqueue_since(&mut self, n: u32, msg: Message, source: Source, available: SimTime) {
+        let job = Job { msg, source, arrived: available, snapshot: NO_SNAPSHOT, called: CALL_NONE };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
         // A paused process takes messages into its buffers but works on none.
@@ -1566,6 +1600,7 @@ impl<'s, 't> World<'s, 't> {
         loop {
             let nodes = &self.nodes;
             let Some(slot) = self.broker.deliver_next(q, |n| nodes[n as usize].up) else { return };
+            self.broker.sent(slot, self.now);
             let d = *self.broker.get(slot);
             if d.pending.deliveries > 1 {
                 self.redelivered += 1;
@@ -1598,7 +1633,10 @@ impl<'s, 't> World<'s, 't> {
         } else {
             Source::Queue { slot, generation }
         };
-        self.enqueue(d.node, d.pending.msg, source);
+        // The service's wait counts the message's time in the queue, not
+        // the delivery's time on the network.
+        let available = SimTime(self.now.0 - (d.sent_at - d.pending.queued_at).0);
+        self.enqueue_since(d.node, d.pending.msg, source, available);
     }
 
     /// A delivery stayed unacknowledged too long: the broker takes it back.
@@ -1778,7 +1816,7 @@ impl<'s, 't> World<'s, 't> {
     /// pushed to the subscribers up now.
     fn publish_at_broker(&mut self, from: u32, msg: Message) {
         if self.queue_bus {
-            let bound = self.broker.publish(msg).len();
+            let bound = self.broker.publish(msg, self.now).len();
             for i in 0..bound {
                 let q = self.broker.bindings[msg.kind.0 as usize][i];
                 self.dispatch(q);
@@ -1831,6 +1869,7 @@ impl<'s, 't> World<'s, 't> {
             let partition = &mut self.partitions[part as usize];
             let offset = partition.records.len() as u64;
             partition.records.push(msg);
+            partition.visible_at.push(self.now);
             partition.visible = offset + 1;
             if partition.compacted {
                 partition.newest_by_key.insert(msg.key, offset);
@@ -1967,6 +2006,7 @@ impl<'s, 't> World<'s, 't> {
             node,
             gp_id,
             n,
+            self.now,
             // A fetch across a faulty link arrives as if sent later.
             self.now + extra,
             &self.latency,
@@ -2045,6 +2085,7 @@ impl<'s, 't> World<'s, 't> {
         node: &mut Node,
         gp_id: u32,
         n: u32,
+        sent: SimTime,
         now: SimTime,
         latency: &Dist,
         network: &mut Stream,
@@ -2064,7 +2105,7 @@ impl<'s, 't> World<'s, 't> {
         }
         node.outstanding += 1;
         gp.outstanding += 1;
-        gp.in_flight.push_back(offset);
+        gp.in_flight.push_back((offset, sent));
         let at = (now + latency.sample(network)).max(gp.last_arrival);
         gp.last_arrival = at;
         queue.push(at, Ev::Fetch { node: n, gp: gp_id, generation: gp.generation });
@@ -2076,12 +2117,16 @@ impl<'s, 't> World<'s, 't> {
         if g.generation != generation {
             return; // fetched before its owner crashed or lost it; fetched again from the committed offset
         }
-        let Some(offset) = g.in_flight.pop_front() else { return };
-        let msg = self.partitions[g.part as usize].records[offset as usize];
+        let Some((offset, sent)) = g.in_flight.pop_front() else { return };
+        let part = &self.partitions[g.part as usize];
+        // The service's wait counts the record's time in the log (visible,
+        // not yet fetched), not the fetch's time on the network.
+        let msg = part.records[offset as usize];
+        let available = SimTime(self.now.0 - (sent - part.visible_at[offset as usize].min(sent)).0);
         if g.policy == CommitPolicy::BeforeProcess {
             self.complete(gp, offset);
         }
-        self.enqueue(n, msg, Source::Log { gp, generation, offset });
+        self.enqueue_since(n, msg, Source::Log { gp, generation, offset }, available);
     }
 
     /// An auto-committing consumer's timer: commit every fetch position.
@@ -2325,7 +2370,7 @@ impl<'s, 't> World<'s, 't> {
         let reader = self.group_node(gp_id);
         for k in 0..gp.in_flight.len() {
             let gp = &self.gparts[gp_id as usize];
-            let o = gp.in_flight[k];
+            let o = gp.in_flight[k].0;
             if self.committed_unprocessed(gp_id, o, NO_OWNER) {
                 let msg = self.partitions[gp.part as usize].records[o as usize];
                 self.lose(reader, &msg, LossReason::CommittedUnprocessed);
@@ -2532,16 +2577,43 @@ impl<'s, 't> World<'s, 't> {
         v
     }
 
+    /// Where time-averages stop: when the workload stops, or the end.
+    fn window_end(&self) -> SimTime {
+        self.sys.workload.stop.min(self.end).max(SimTime::ZERO + self.sys.warmup)
+    }
+
+    /// The warm-up is over: every measurement starts again from zero (the
+    /// checker leaves out the entities created before now).
+    fn warmed_up(&mut self) {
+        (self.requests, self.rejected, self.published, self.handled) = (0, 0, 0, 0);
+        self.lost = [0; LossReason::ALL.len() + 1];
+        (self.redelivered, self.duplicates_skipped, self.dead_lettered, self.conflicts) = (0, 0, 0, 0);
+        self.calls.reset_counts();
+        self.stats = vec![ServiceStats::default(); self.sys.services.len()];
+        let now = self.now;
+        for node in &mut self.nodes {
+            node.account_fifo(now);
+            node.fifo_area = 0;
+        }
+        self.checker.warm_up(now);
+    }
+
     fn service_metrics(&self, i: usize) -> ServiceMetrics {
         let st = &self.stats[i];
-        let area: u128 = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| n.fifo_area).sum();
+        let area: u128 = self
+            .nodes
+            .iter()
+            .filter(|n| n.service as usize == i)
+            .map(|n| n.fifo_area_window.unwrap_or(n.fifo_area))
+            .sum();
+        let window = (self.window_end().min(self.now) - (SimTime::ZERO + self.sys.warmup)).0;
         let started = st.wait.count();
         ServiceMetrics {
             handled: st.handled,
             latency_s: st.latency.summary_s(),
             wait_s: st.wait.summary_s(),
             waited_fraction: if started == 0 { 0.0 } else { st.waited as f64 / started as f64 },
-            queue_len_mean: if self.now.0 == 0 { 0.0 } else { area as f64 / self.now.0 as f64 },
+            queue_len_mean: if window == 0 { 0.0 } else { area as f64 / window as f64 },
         }
     }
 
@@ -2585,14 +2657,23 @@ impl<'s, 't> World<'s, 't> {
                 .backlog
                 .iter()
                 .map(|(name, samples)| {
-                    let max = samples.iter().copied().max().unwrap_or(0);
-                    let mean = samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64;
+                    // Sample k was taken at (k + 1) intervals. The maximum
+                    // is over the run after the warm-up, the mean over the
+                    // measurement window (the drain left out).
+                    let warmup = SimTime::ZERO + sys.warmup;
+                    let at = |k: usize| SimTime((k as u64 + 1) * self.sample_every.0);
+                    let after = |k: &usize| at(*k) >= warmup;
+                    let max = (0..samples.len()).filter(after).map(|k| samples[k]).max().unwrap_or(0);
+                    let window = (0..samples.len()).filter(after).filter(|&k| at(k) <= self.window_end());
+                    let (sum, n) = window.fold((0u64, 0u64), |(s, n), k| (s + samples[k], n + 1));
+                    let mean = sum as f64 / n.max(1) as f64;
                     let series =
                         Backlog { interval_s: self.sample_every.as_secs_f64(), max, mean, samples: samples.clone() };
                     (name.clone(), series)
                 })
                 .collect(),
             e2e_latency_s: self.checker.latency().summary_s(),
+            e2e_not_completed: accepted - completed,
             services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };
         let faults = self

@@ -9,6 +9,7 @@ mod compose;
 mod determinism;
 mod faults;
 mod kernel;
+mod metrics;
 mod network;
 mod patterns;
 mod props;

@@ -4,11 +4,11 @@
 //! value lies inside a 95% confidence interval of the measured mean, and
 //! that the interval is narrow enough for that to mean something.
 //!
-//! There are ten such checks. With plain 95% intervals one of them would
-//! fail by chance about every other time the random draws change, so the
-//! intervals are simultaneous (Bonferroni): all ten hold together with 95%
-//! confidence, each at 1 - 0.05/10. The README reports the individual 95%
-//! intervals.
+//! There are fourteen such checks. With plain 95% intervals one of them
+//! would fail by chance about every other time the random draws change, so
+//! the intervals are simultaneous (Bonferroni): all fourteen hold together
+//! with 95% confidence, each at 1 - 0.05/14. The README reports the
+//! individual 95% intervals.
 
 use faultline::outcome::{Outcome, ServiceMetrics};
 use faultline::scenario;
@@ -17,8 +17,8 @@ use crate::support::root;
 
 /// Independent seeds per model.
 const SEEDS: u64 = 20;
-/// Two-sided Student t quantile, 19 degrees of freedom, at 1 - 0.05/(2 x 10 checks).
-const T_19_SIMULTANEOUS: f64 = 3.174;
+/// Two-sided Student t quantile, 19 degrees of freedom, at 1 - 0.05/(2 x 14 checks).
+const T_19_SIMULTANEOUS: f64 = 3.323;
 /// Two-sided 95% Student t quantile for 19 degrees of freedom.
 const T_19: f64 = 2.093;
 
@@ -110,6 +110,32 @@ fn tandem_network_sojourn_is_the_sum_of_its_stations() {
 }
 
 #[test]
+fn on_a_queue_bus_each_station_s_sojourn_includes_its_time_in_the_broker() {
+    let lambda = 0.4;
+    let at = |name: &'static str| move |o: &Outcome| o.metrics.services[name].latency_s.mean;
+    assert_inside("tandem-queue.ron", "inventory's sojourn", 1.0 / (1.0 / 1.25 - lambda), 0.05, at("inventory"));
+    assert_inside("tandem-queue.ron", "invoice's sojourn", 1.0 / (1.0 / 1.5 - lambda), 0.05, at("invoice"));
+    let expected: f64 = [1.0, 1.25, 1.5].iter().map(|mean: &f64| 1.0 / (1.0 / mean - lambda)).sum();
+    assert_inside("tandem-queue.ron", "end-to-end mean sojourn", expected, 0.05, sojourn);
+}
+
+#[test]
+fn a_station_with_no_queue_rejects_as_erlang_b_predicts() {
+    let (c, a) = (4u32, 3.0f64);
+    let mut term = 1.0; // a^k / k!
+    let mut sum = 1.0;
+    for k in 1..=c {
+        term *= a / f64::from(k);
+        sum += term;
+    }
+    let blocking = term / sum;
+    assert!((blocking - 0.20611).abs() < 1e-4, "{blocking}");
+    assert_inside("erlang-b.ron", "blocking probability", blocking, 0.05, |o| {
+        o.metrics.rejected as f64 / o.metrics.requests as f64
+    });
+}
+
+#[test]
 fn fire_and_forget_loses_the_share_of_time_the_subscriber_is_down() {
     let (down, total) = (100.0, 400.0);
     assert_inside("ff-loss.ron", "fraction lost", down / total, 0.05, |o| {
@@ -131,7 +157,7 @@ fn a_bounded_queue_blocks_as_mm1k_predicts() {
 #[ignore = "prints the figures recorded in the README: cargo test --release -- --ignored validation_figures --nocapture"]
 fn validation_figures() {
     type Stat = fn(&Outcome) -> f64;
-    let rows: [(&str, &str, Stat); 10] = [
+    let rows: [(&str, &str, Stat); 14] = [
         ("mm1-rho05.ron", "W", sojourn),
         ("mm1-rho05.ron", "Lq", |o| station(o).queue_len_mean),
         ("mm1-rho09.ron", "W", sojourn),
@@ -142,6 +168,10 @@ fn validation_figures() {
         ("tandem.ron", "W", sojourn),
         ("ff-loss.ron", "lost", |o| o.metrics.lost as f64 / o.metrics.accepted as f64),
         ("mm1k.ron", "P(block)", |o| o.metrics.rejected as f64 / o.metrics.requests as f64),
+        ("erlang-b.ron", "P(block)", |o| o.metrics.rejected as f64 / o.metrics.requests as f64),
+        ("tandem-queue.ron", "W inventory", |o| o.metrics.services["inventory"].latency_s.mean),
+        ("tandem-queue.ron", "W invoice", |o| o.metrics.services["invoice"].latency_s.mean),
+        ("tandem-queue.ron", "W", sojourn),
     ];
     for (file, what, stat) in rows {
         let (m, h) = estimate(file, stat);

@@ -15,7 +15,7 @@
 
 use super::{Ev, World};
 use crate::service::Message;
-use crate::sim::SimDuration;
+use crate::sim::{SimDuration, SimTime};
 use crate::system::Acks;
 use crate::trace::{LossReason, NO_NODE, Record, RecordKind};
 
@@ -166,6 +166,8 @@ impl World<'_, '_> {
         let part = &mut self.partitions[p];
         let offset = part.records.len() as u64;
         part.records.push(msg);
+        // Visible once below the high watermark (set then).
+        part.visible_at.push(SimTime::NEVER);
         if part.compacted {
             part.newest_by_key.insert(msg.key, offset);
         }
@@ -305,7 +307,11 @@ impl World<'_, '_> {
         if hw <= part.visible {
             return;
         }
-        self.partitions[p].visible = hw;
+        let part = &mut self.partitions[p];
+        for t in &mut part.visible_at[part.visible as usize..hw as usize] {
+            *t = self.now;
+        }
+        part.visible = hw;
         // `acks: All` answers only while enough replicas are in sync.
         let min_insync = self.broker_spec.as_ref().map_or(1, |s| s.min_insync);
         let enough = self.in_sync_count(p) >= min_insync;
@@ -463,6 +469,7 @@ impl World<'_, '_> {
         }
         let part = &mut self.partitions[p];
         part.records.truncate(keep as usize);
+        part.visible_at.truncate(keep as usize);
         part.visible = part.visible.min(keep);
         part.pending_acks.retain(|&(o, _)| o < keep);
         part.appended_ids.retain(|_, o| *o < keep);

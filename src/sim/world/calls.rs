@@ -117,6 +117,11 @@ impl Calls {
         Calls { sites: vec![Vec::new(); nodes], ..Calls::default() }
     }
 
+    /// Forgets the counts (the warm-up is over).
+    pub(super) fn reset_counts(&mut self) {
+        (self.attempts, self.refused, self.timeouts, self.failed) = (0, 0, 0, 0);
+    }
+
     /// The requests of the calls in progress.
     pub(super) fn in_flight(&self) -> impl Iterator<Item = &Message> {
         self.slots.iter().filter(|c| c.live).map(|c| &c.msg)
