@@ -51,6 +51,8 @@ pub enum Status {
 pub const SETBACK_IGNORED: u8 = 100;
 /// [`Checker::setback`]: a call of the entity failed for good.
 pub const SETBACK_CALL_FAILED: u8 = 101;
+/// [`Checker::setback`]: a message of the entity went to a topic nobody consumes.
+pub const SETBACK_UNCONSUMED: u8 = 102;
 
 /// The verdict on one invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -778,7 +780,10 @@ impl Checker {
                 completed += 1;
             } else if r.dead_lettered && r.terminal_at == SimTime::NEVER {
                 parked += 1;
-            } else if deadline > end {
+            } else if deadline > end && (r.terminal_at != SimTime::NEVER || in_flight.get(i).copied().unwrap_or(true)) {
+                // Its deadline is after the end, and it has ended or may
+                // still end: not judged. One with nothing of it left in the
+                // system can never end, whatever its deadline: it is judged.
                 unresolved += 1;
             } else {
                 let way = if r.terminal_at != SimTime::NEVER {
@@ -880,21 +885,26 @@ mod tests {
         c.accepted(EntityId(4), SimTime(95));
         c.accepted(EntityId(6), SimTime(4));
         c.accepted(EntityId(7), SimTime(5));
-        let in_flight = [false, false, false, false, false, true, false];
+        // 4 is still under way at the end: not judged. 8 has its deadline
+        // past the end too, but nothing of it is left: it can never end.
+        c.created(EntityId(8), SimTime::ZERO);
+        c.accepted(EntityId(8), SimTime(96));
+        c.setback(EntityId(8), 1);
+        let in_flight = [false, false, false, true, false, true, false, false];
         let v = &c.verdicts(&invs, &names, heal, SimTime(100), &|_, _| Rows::new(), &in_flight)[0];
         assert_eq!(
             v.counts,
             BTreeMap::from([
-                ("accepted", 6),
+                ("accepted", 7),
                 ("completed_in_time", 1),
-                ("lost", 1),
+                ("lost", 2),
                 ("late", 1),
                 ("stuck_at_end", 1),
                 ("unexplained", 1),
                 ("unresolved_at_end", 1)
             ])
         );
-        assert_eq!(v.violations, 4);
+        assert_eq!(v.violations, 5);
         assert_eq!(v.example_entity, Some(EntityId(2)));
         assert_eq!(c.latency().count(), 2);
     }

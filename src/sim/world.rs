@@ -1815,6 +1815,10 @@ impl<'s, 't> World<'s, 't> {
     /// `msg` from `from` reaches the bus: queued, appended, or (ephemeral)
     /// pushed to the subscribers up now.
     fn publish_at_broker(&mut self, from: u32, msg: Message) {
+        // A kind nobody consumes ends its entity's path here (`check` warns).
+        if self.subscribers.get(msg.kind.0 as usize).is_none_or(Vec::is_empty) {
+            self.checker.setback(msg.entity, crate::check::SETBACK_UNCONSUMED);
+        }
         if self.queue_bus {
             let bound = self.broker.publish(msg, self.now).len();
             for i in 0..bound {
@@ -2177,6 +2181,9 @@ impl<'s, 't> World<'s, 't> {
             gp.done.pop_front();
             gp.committed += 1;
         }
+        // A transactional consumer remembers what it did before a crash: the
+        // commit can pass records it has not fetched again yet (nor needs to).
+        gp.position = gp.position.max(gp.committed);
         if gp.committed != before {
             let aux = u64::from(gp.partition_in_topic) << 40 | gp.committed;
             let owner = gp.owner;

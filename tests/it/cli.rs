@@ -52,7 +52,9 @@ fn check_accepts_bundled_scenarios_and_rejects_bad_ones_with_exit_2() {
     let (code, out, err) = parts(&faultline(&["check", &bad.to_string_lossy()]));
     assert_eq!(code, 2);
     assert!(out.is_empty());
-    assert!(err.contains("bad.ron:20:36: error: unknown field `workrs`"), "{err}");
+    let text = crate::support::scenario_text("orders-log.ron");
+    let line = 1 + text.lines().position(|l| l.contains("Service(name: \"inventory\", workers: 4")).unwrap();
+    assert!(err.contains(&format!("bad.ron:{line}:36: error: unknown field `workrs`")), "{err}");
     assert!(err.contains("did you mean `workers`?"), "{err}");
     let (code, _, err) = parts(&faultline(&["run", &bad.to_string_lossy()]));
     assert_eq!(code, 2);

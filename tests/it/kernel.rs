@@ -746,3 +746,18 @@ fn random_pauses_and_slowdowns_are_drawn_per_seed_too() {
     let err = scenario::parse("x.ron", &bad).unwrap_err().to_string();
     assert!(err.contains("only crashes can hit brokers"), "{err}");
 }
+
+#[test]
+fn a_transactional_consumer_that_commits_past_its_position_fetches_on() {
+    // After a crash, a transactional consumer resumes from its committed
+    // offset with its record of what it did: finishing the first record can
+    // move the commit past records it has not fetched again. It used to
+    // fetch below its commit and index out of bounds (seeds 3, 5, 24).
+    let src = scenario_text("invoice-transactional.ron").replace("sigma: 1.0", "sigma: 1.5");
+    let sys = system(&src);
+    for seed in [3, 5, 24] {
+        let o = run(&sys, seed).unwrap();
+        assert!(o.invariants[1].holds(), "seed {seed}: {:?}", o.invariants[1]);
+        assert_eq!(o.metrics.lost, 0);
+    }
+}

@@ -4,6 +4,7 @@
 mod accounting;
 mod bad_input;
 mod channels;
+mod claims;
 mod cli;
 mod compose;
 mod determinism;

@@ -125,7 +125,11 @@ fn a_topic_nobody_consumes_is_a_warning_of_check_and_run() {
     let file = write(&dir, "topic.ron", &src);
     let (code, _, err) = parts(&faultline(&["check", &file]));
     assert_eq!(code, 0);
-    assert!(err.contains("topic.ron:26:") && err.contains("warning: `InvoiceSent` is published"), "{err}");
+    let line = 1 + src.lines().position(|l| l.contains("InvoiceSent")).unwrap();
+    assert!(
+        err.contains(&format!("topic.ron:{line}:")) && err.contains("warning: `InvoiceSent` is published"),
+        "{err}"
+    );
     let (_, json, _) = parts(&faultline(&["run", &file, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(v["scenario_warnings"][0].as_str().unwrap().contains("InvoiceSent"));
