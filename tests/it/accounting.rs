@@ -15,18 +15,12 @@ use faultline::scenario;
 use faultline::system::InvariantSpec;
 use faultline::trace::{LossReason, RecordKind};
 
-use crate::support::{Collect, root};
+use crate::support::{Collect, bundled_files};
 
 const SEEDS: std::ops::Range<u64> = 0..20;
 
 fn bundled() -> Vec<(String, faultline::system::System)> {
-    let mut files: Vec<_> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
-        .collect();
-    files.sort();
-    files
+    bundled_files()
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicBool;
 use faultline::scenario;
 use faultline::sweep::{Options, SeedRange, sweep};
 
-use crate::support::root;
+use crate::support::bundled_files;
 
 #[derive(Debug, PartialEq)]
 enum Claim {
@@ -50,12 +50,7 @@ fn claims(text: &str) -> Option<(SeedRange, Vec<(String, Claim)>)> {
 
 #[test]
 fn every_bundled_scenario_s_claims_hold_over_their_seeds() {
-    let mut files: Vec<_> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
-        .collect();
-    files.sort();
+    let files = bundled_files();
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut checked = 0;
     for path in files {

@@ -4,16 +4,11 @@
 use faultline::cli::render;
 use faultline::scenario;
 
-use crate::support::root;
+use crate::support::{bundled_files, root};
 
 #[test]
 fn every_bundled_scenario_has_a_pinned_outcome() {
-    let mut files: Vec<_> = std::fs::read_dir(root().join("scenarios"))
-        .expect("scenarios/")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
-        .collect();
-    files.sort();
+    let files = bundled_files();
     assert!(files.len() >= 2, "{files:?}");
     for path in files {
         let rel = format!("scenarios/{}", path.file_name().unwrap().to_string_lossy());
@@ -75,11 +70,7 @@ fn the_lost_orders_pair_differs_only_in_the_bus() {
 
 #[test]
 fn every_scenario_gives_the_exit_code_its_header_promises() {
-    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "ron") {
-            continue;
-        }
+    for path in bundled_files() {
         let text = std::fs::read_to_string(&path).unwrap();
         let header: String = text.lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join(" ");
         let expected = if header.contains("(exit 1)") {
@@ -97,11 +88,7 @@ fn every_scenario_gives_the_exit_code_its_header_promises() {
 
 #[test]
 fn every_bundled_scenario_survives_being_written_back() {
-    for entry in std::fs::read_dir(root().join("scenarios")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "ron") {
-            continue;
-        }
+    for path in bundled_files() {
         let loaded = scenario::load(&path.to_string_lossy()).unwrap();
         let text = scenario::to_ron(&loaded.scenario);
         let back = scenario::parse("back.ron", &text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));

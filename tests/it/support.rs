@@ -13,6 +13,17 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The bundled scenario files (`scenarios/*.ron`), sorted.
+pub fn bundled_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Text of a bundled scenario.
 pub fn scenario_text(name: &str) -> String {
     std::fs::read_to_string(root().join("scenarios").join(name)).expect("bundled scenario")
