@@ -181,6 +181,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::CallTimedOut
             | RecordKind::CallReplied
             | RecordKind::CallFailed
+            | RecordKind::Fenced
+            | RecordKind::Unfenced
             | RecordKind::Transition => {
                 let name = format!("{:?}", r.kind).to_lowercase();
                 self.instant(pid, ts, format!("{name} #{msg}"), json!({"entity": r.entity, "aux": r.aux}))?;

@@ -79,10 +79,34 @@ pub(crate) fn tell(
     let first_own = records.iter().position(|r| ours(r.entity));
     let mut after_last = 0;
     let mut previous: Option<&Record> = None;
+    // Network faults that were active at some time while the entity was
+    // under way, even if they began before it (by their index in the plan).
+    let mut began: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut active: Vec<u64> = Vec::new();
     for (i, r) in records.iter().enumerate() {
-        // Faults of the nodes involved; faults of the network while the entity was under way.
+        match r.kind {
+            RecordKind::FaultBegan if r.node == NO_NODE => {
+                began.insert(r.aux, i);
+            }
+            RecordKind::FaultHealed if r.node == NO_NODE => {
+                let from = began.remove(&r.aux).unwrap_or(0);
+                if first_own.is_some_and(|f| from <= last_own && i >= f) {
+                    active.push(r.aux);
+                }
+            }
+            _ => {}
+        }
+    }
+    active.extend(began.into_keys().filter(|_| first_own.is_some()));
+    // Broker nodes come after every service instance.
+    let brokers_from: u32 = sys.services.iter().map(|s| s.instances).sum();
+    for (i, r) in records.iter().enumerate() {
+        // Faults of the nodes involved; faults of the network and of the
+        // brokers while the entity was under way.
         let under_way = first_own.is_some_and(|f| f <= i) && i <= last_own;
-        let relevant = r.entity == 0 && (involved.contains(&r.node) || (r.node == NO_NODE && under_way));
+        let network = r.node == NO_NODE && (under_way || active.contains(&r.aux));
+        let broker = r.node != NO_NODE && r.node >= brokers_from && under_way;
+        let relevant = r.entity == 0 && (involved.contains(&r.node) || network || broker);
         if !ours(r.entity) && !relevant {
             continue;
         }
@@ -186,6 +210,10 @@ pub(crate) fn tell(
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", msg_name(r.msg))
             }
             RecordKind::Paused => write!(line, "{who} PAUSED (stalled, still reachable)"),
+            RecordKind::Fenced => {
+                write!(line, "{who} FENCED: cut off from the controller quorum, it leads nothing")
+            }
+            RecordKind::Unfenced => write!(line, "{who} back in the controller quorum"),
             RecordKind::Resumed => write!(line, "{who} resumed"),
             RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {

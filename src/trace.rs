@@ -93,6 +93,11 @@ pub enum RecordKind {
     /// A node handled a message that did not apply: nothing expects it in
     /// its entity's current state, and nothing happened (aux: kind).
     Ignored = 34,
+    /// A broker cut off from the controller quorum lost its session: it
+    /// leads nothing and is in no in-sync set.
+    Fenced = 35,
+    /// A fenced broker is back in the quorum.
+    Unfenced = 36,
 }
 
 /// Why a message was lost.
@@ -318,6 +323,8 @@ impl<'a> Tracer<'a> {
                         | RecordKind::FaultHealed
                         | RecordKind::Assigned
                         | RecordKind::Revoked
+                        | RecordKind::Fenced
+                        | RecordKind::Unfenced
                 ))
         {
             self.story.push(*r);

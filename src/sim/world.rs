@@ -1470,7 +1470,10 @@ impl<'s, 't> World<'s, 't> {
         let name = |n: &u32| match *n {
             BUS => "bus".to_string(),
             ANY => "all".to_string(),
-            n => self.nodes.get(n as usize).map_or("?".to_string(), |x| x.name.clone()),
+            n => match self.nodes.get(n as usize) {
+                Some(node) => node.name.clone(),
+                None => format!("broker-{}", n as usize - self.nodes.len() + 1),
+            },
         };
         let side = |v: &Vec<u32>| v.iter().map(name).collect::<Vec<_>>().join(",");
         let arrow = if l.both_ways { "<->" } else { "->" };

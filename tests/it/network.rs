@@ -126,6 +126,12 @@ fn a_leader_cut_off_from_its_followers_is_fenced_and_replaced() {
     let lost = o.metrics.lost_by_reason["leader-failover"];
     assert!(lost > 20, "{:?}", o.metrics.lost_by_reason);
     assert!(o.invariants[0].violated());
+    // The story tells the partition, the fence and the loss, in that order.
+    let story = o.invariants[0].example.as_ref().unwrap().lines.join("\n");
+    let at = |what: &str| story.find(what).unwrap_or_else(|| panic!("{what} in {story}"));
+    assert!(at("partition broker-1 <-> broker-2,broker-3 began") < at("broker-1 FENCED"));
+    assert!(at("broker-1 FENCED") < at("LOST: the partition's leader failed"));
+    assert_eq!(o.faults[0].node, "broker-1 <-> broker-2,broker-3");
     // The fence happened at 1m09s: appends to partitions led by broker-1
     // stop then, and resume on the new leader.
     let rs = records(&system(&cluster("count: 3, replication: 3, acks: Leader", faults)), 1);

@@ -101,6 +101,7 @@ impl World<'_, '_> {
                 self.queue.push(self.now + session, Ev::BrokerFence { broker: b, generation });
             } else if quorum && broker.fenced {
                 broker.fenced = false;
+                self.trace_node(crate::trace::RecordKind::Unfenced, self.broker_node(b), 0);
                 self.broker_rejoined(b);
             }
         }
@@ -126,6 +127,7 @@ impl World<'_, '_> {
             return;
         }
         self.brokers[b as usize].fenced = true;
+        self.trace_node(crate::trace::RecordKind::Fenced, self.broker_node(b), 0);
         for p in 0..self.partitions.len() {
             let Some(i) = self.partitions[p].replicas.iter().position(|r| r.broker == b) else { continue };
             // Out of the in-sync set, unless it is its last member (as at a crash).
