@@ -207,3 +207,29 @@ fn a_crash_closes_a_node_s_connections() {
     // The first message after the restart draws 10 ms three times in four.
     assert!(quick >= 5, "the new connection waited behind the old one under {} of 10 seeds", 10 - quick);
 }
+
+#[test]
+fn a_crash_closes_only_the_crashed_node_s_connections() {
+    // billing-1 crashes again and again; audit-1's connection from the same
+    // publisher stays FIFO throughout.
+    let src = r#"Scenario(
+    name: "others", duration: "60s", seed: 1,
+    bus: Ephemeral(latency: Exp(mean: "2ms")),
+    services: [
+        Service(name: "users", workers: 4, on: [Accept(entity: "change", work: Exp(mean: "1ms"), emit: ["Changed"])]),
+        Service(name: "billing", workers: 1, consume: (topics: ["Changed"]),
+            on: [Handle(event: "Changed", work: Const("100us"))]),
+        Service(name: "audit", workers: 1, consume: (topics: ["Changed"]),
+            on: [Handle(event: "Changed", work: Const("100us"), terminal: true)]),
+    ],
+    workload: Poisson(rate: "500/s", entity: "change", keys: Uniform(20)),
+    faults: [RandomCrashes(nodes: ["billing-1"], mtbf: "200ms", mttr: "1ms", until: "50s")],
+    invariants: [NoLostEntities(entity: "change", deadline_after_heal: "5s")],
+)"#;
+    let sys = system(src);
+    let rs = records(&sys, 3);
+    assert!(rs.iter().filter(|r| r.kind == RecordKind::Crash).count() > 100);
+    let ids = arrivals(&sys, &rs, "audit-1", "Changed");
+    assert!(ids.len() > 20_000, "{}", ids.len());
+    assert_eq!(overtakes(&ids), 0);
+}
