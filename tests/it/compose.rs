@@ -112,6 +112,11 @@ fn check_pair(a: Kind, b: Kind) {
         let transit = p.transit_min_ns.expect("appended");
         assert_eq!(transit, 1_000_000 + delay * 1_000_000, "{what}: link delays add");
     }
+    // Overlapping pauses are one stall, told once.
+    if (a, b) == (Kind::Pause, Kind::Pause) {
+        let count = |k: RecordKind| rs.iter().filter(|r| r.kind == k && r.node == 1).count();
+        assert_eq!((count(RecordKind::Paused), count(RecordKind::Resumed)), (1, 1));
+    }
     // Every fault heals, and the node catches up: nothing is lost.
     let o = run(&sys, 1).unwrap();
     assert!(o.all_hold(), "{a:?} + {b:?}: {:?} {:?}", o.invariants, o.warnings);
