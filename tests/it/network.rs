@@ -179,3 +179,41 @@ fn jepsen_s_kafka_case_loses_acknowledged_writes_to_an_unclean_election() {
     assert_eq!(o.metrics.lost_by_reason["unclean-election"], 0);
     assert!(o.invariants[0].holds(), "{:?} {:?}", o.invariants[0], o.metrics.lost_by_reason);
 }
+
+#[test]
+fn a_one_way_partition_from_the_leader_stops_replication_and_fences_it() {
+    // broker-1 can still hear its followers but not answer them: their
+    // fetches get no reply, and it cannot talk to the controller quorum.
+    let faults = r#"Partition(groups: [["broker-1"], ["broker-2", "broker-3"]], one_way: true, at: "1m", for: "1m")"#;
+    let sys = system(&cluster("count: 3, replication: 3, acks: Leader", faults));
+    let o = run(&sys, 1).unwrap();
+    assert!(o.metrics.lost_by_reason["leader-failover"] > 20, "{:?}", o.metrics.lost_by_reason);
+    let rs = records(&sys, 1);
+    let fenced: Vec<u64> =
+        rs.iter().filter(|r| r.kind == RecordKind::Fenced).map(|r| r.time.0 / 1_000_000_000).collect();
+    assert_eq!(fenced, [69]);
+}
+
+#[test]
+fn a_leader_that_cannot_reach_the_controller_does_not_shrink_the_in_sync_set() {
+    // Followers lag after 2 s, but a broker keeps its session for 20 s.
+    // broker-1 (leading partitions 0) is cut off from everyone from 1m to
+    // 1m05s: it cannot tell the controller, so its in-sync set stays whole
+    // and `acks: All` writes wait instead of being acknowledged by broker-1
+    // alone. From 1m05s to 2m it is cut off from broker-2 only: it reaches
+    // the quorum again, drops broker-2 at its next check, and acknowledges
+    // with broker-3.
+    let faults = r#"Partition(groups: [["broker-1"], ["broker-2", "broker-3"]], at: "1m", for: "5s"),
+        Partition(groups: [["broker-1"], ["broker-2"]], at: "1m", for: "1m")"#;
+    let brokers = "count: 3, replication: 3, min_insync: 1, acks: All, idempotent: true, retries: 100, \
+                   retry_after: \"1s\", session_timeout: \"20s\", replica_lag: \"2s\"";
+    let o = run(&system(&cluster(brokers, faults)), 1).unwrap();
+    assert!(o.all_hold(), "{:?} {:?}", o.invariants, o.metrics.lost_by_reason);
+    assert_eq!(o.metrics.lost, 0);
+    // No write waited until the heal at 2m: broker-2 left the set at about
+    // 1m06s, and writes went on with broker-3.
+    assert!(o.metrics.e2e_latency_s.max < 20.0, "{}", o.metrics.e2e_latency_s.max);
+    // Had broker-1 shrunk the set while isolated, it would have acknowledged
+    // writes alone at once (min_insync is 1): they waited out the isolation.
+    assert!(o.metrics.e2e_latency_s.max > 4.0, "writes waited out the isolation: {}", o.metrics.e2e_latency_s.max);
+}
