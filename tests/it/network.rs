@@ -192,6 +192,11 @@ fn a_one_way_partition_from_the_leader_stops_replication_and_fences_it() {
     let fenced: Vec<u64> =
         rs.iter().filter(|r| r.kind == RecordKind::Fenced).map(|r| r.time.0 / 1_000_000_000).collect();
     assert_eq!(fenced, [69]);
+    // The other way round: the followers' fetches never reach broker-1.
+    let reverse =
+        faults.replace(r#"[["broker-1"], ["broker-2", "broker-3"]]"#, r#"[["broker-2", "broker-3"], ["broker-1"]]"#);
+    let o = run(&system(&cluster("count: 3, replication: 3, acks: Leader", &reverse)), 1).unwrap();
+    assert!(o.metrics.lost_by_reason["leader-failover"] > 20, "{:?}", o.metrics.lost_by_reason);
 }
 
 #[test]
