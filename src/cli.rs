@@ -23,6 +23,34 @@ use crate::sim::{self, RunOptions, SetupError, SimDuration, SimTime};
 use crate::sweep::{SeedRange, Shard, Summary, Tally, Timing};
 use crate::trace::JsonLines;
 
+// Output that a closed pipe (`faultline ... | head`) or a full disk cannot
+// turn into a panic: what cannot be written is dropped, and the command
+// ends with the exit code its work earned.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+macro_rules! err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($t)*);
+    }};
+}
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// Exit codes.
 pub mod exit {
     use crate::outcome::RunVerdict;
@@ -217,7 +245,7 @@ pub fn main() -> ExitCode {
     match execute(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             ExitCode::from(exit::INPUT)
         }
     }
@@ -233,7 +261,7 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
             print_warnings(&loaded, &text);
             let s = &loaded.system;
             let nodes: usize = s.services.iter().map(|x| x.instances as usize).sum();
-            println!(
+            outln!(
                 "{}: ok: scenario `{}`, {} services, {nodes} nodes, {} faults, {} invariants",
                 file.display(),
                 s.name,
@@ -252,18 +280,18 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Bench { sweep: Some(seeds), repeat, json, .. } => {
             let report = crate::bench::run_sweep(seeds, repeat.clamp(1, 100));
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
-                print!("{}", report.render());
+                out!("{}", report.render());
             }
             Ok(exit::OK)
         }
         Command::Bench { events, repeat, json, sweep: None } => {
             let report = crate::bench::run(events, repeat.max(1));
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
             } else {
-                print!("{}", report.render());
+                out!("{}", report.render());
             }
             Ok(exit::OK)
         }
@@ -404,14 +432,14 @@ fn run(
             obj.insert("wall_ms".into(), (wall.as_secs_f64() * 1e3).into());
             obj.insert("events_per_s".into(), (outcome.events as f64 / wall.as_secs_f64().max(1e-9)).round().into());
         }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", render(&outcome, &loaded.scenario.question, &path, Some(wall)));
+        out!("{}", render(&outcome, &loaded.scenario.question, &path, Some(wall)));
     }
     Ok(match outcome.stopped_by {
         StopReason::Completed => exit::of(outcome.verdict()),
         _ => {
-            eprintln!(
+            errln!(
                 "error: the run stopped early ({}); its verdicts cover only part of the scenario",
                 stop_text(&outcome.stopped_by)
             );
@@ -427,6 +455,9 @@ fn stop_text(s: &StopReason) -> String {
             format!("events_max = {limit} reached: raise limits.events_max or shorten the duration")
         }
         StopReason::EntitiesMax { limit } => format!("entities_max = {limit} reached: raise limits.entities_max"),
+        StopReason::EventsPendingMax { limit } => {
+            format!("more than {limit} events were waiting at once (a timeout or a retry far shorter than the work?)")
+        }
     }
 }
 
@@ -476,9 +507,9 @@ fn sweep(
                 while !finished.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(200));
                     let (d, f) = (done.load(Ordering::Relaxed), failing.load(Ordering::Relaxed));
-                    eprint!("\r\x1b[K{}", progress_line(d, f, range.len(), started.elapsed()));
+                    err!("\r\x1b[K{}", progress_line(d, f, range.len(), started.elapsed()));
                 }
-                eprint!("\r\x1b[K");
+                err!("\r\x1b[K");
             });
         }
         let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop: &stop, each: None };
@@ -490,9 +521,9 @@ fn sweep(
     let timing = Timing { wall_ms: started.elapsed().as_millis() as u64, jobs };
     let summary = Summary::of(&tally, complete, Some(timing));
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
-        print!("{}", summary.render());
+        out!("{}", summary.render());
     }
     if let Some(dir) = out {
         if complete {
@@ -501,13 +532,13 @@ fn sweep(
             let mut json = serde_json::to_vec(&tally).unwrap_or_default();
             json.push(b'\n');
             atomic.write_and_commit(f, &json)?;
-            eprintln!("results of seeds {} written to {}", tally.range, dest.display());
+            errln!("results of seeds {} written to {}", tally.range, dest.display());
         } else {
-            eprintln!("interrupted: no results written to {}", dir.display());
+            errln!("interrupted: no results written to {}", dir.display());
         }
     }
     if tally.stopped_at_limit > 0 {
-        eprintln!(
+        errln!(
             "warning: {} seeds stopped at a limit (events_max or entities_max); their verdicts cover part of the run",
             tally.stopped_at_limit
         );
@@ -619,13 +650,13 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
     fs::create_dir_all(&dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
     if single {
         report_page(&scenarios[0], seeds, seed, &dir)?;
-        println!("report written to {}", dir.join("index.html").display());
+        outln!("report written to {}", dir.join("index.html").display());
         return Ok(exit::OK);
     }
     let mut rows = Vec::new();
     for f in &scenarios {
         let row = report_page(f, seeds, seed, &dir.join(stem(f)))?;
-        eprintln!("  {}: done", row.name);
+        errln!("  {}: done", row.name);
         rows.push(row);
     }
     let seeds_text = match (seeds, seed) {
@@ -636,7 +667,7 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
     let title =
         if files.len() == 1 { format!("faultline report: {}", files[0].display()) } else { "faultline report".into() };
     crate::report::write_index(&dir, &title, &seeds_text, &rows)?;
-    println!("report written to {}", dir.join("index.html").display());
+    outln!("report written to {}", dir.join("index.html").display());
     Ok(exit::OK)
 }
 
@@ -657,22 +688,22 @@ fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result
     let secs = started.elapsed().as_secs_f64();
     let text = crate::shrink::render(&shrunk, &path, &out.display().to_string(), seed, secs);
     atomic.write_and_commit(f, text.as_bytes())?;
-    println!(
+    outln!(
         "shrunk {path} under seed {seed} in {secs:.1} s: {} reductions kept of {} candidates tried",
         shrunk.kept.len(),
         shrunk.tried
     );
     for k in &shrunk.kept {
-        println!("  - {k}");
+        outln!("  - {k}");
     }
-    println!("{} still fails {}: faultline run {}", out.display(), shrunk.invariant, out.display());
+    outln!("{} still fails {}: faultline run {}", out.display(), shrunk.invariant, out.display());
     Ok(exit::OK)
 }
 
 /// Prints the scenario's warnings (legal, but likely mistakes) to stderr.
 fn print_warnings(loaded: &scenario::Loaded, text: &str) {
     if !loaded.warnings.is_empty() {
-        eprintln!("{}", scenario::render_warnings(&loaded.file, text, &loaded.warnings));
+        errln!("{}", scenario::render_warnings(&loaded.file, text, &loaded.warnings));
     }
 }
 
@@ -689,7 +720,7 @@ struct ScenarioFile {
 
 fn read_scenario(file: &Path) -> Result<ScenarioFile, CliError> {
     let path = file.to_string_lossy().into_owned();
-    let text = fs::read_to_string(file).map_err(|source| ScenarioError::Read { path: path.clone(), source })?;
+    let text = scenario::read_text(&path)?;
     let loaded = scenario::parse(&path, &text)?;
     let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
     Ok(ScenarioFile { path, text, loaded, hash })
@@ -721,7 +752,8 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
         expand(paths, ".tally.json", "no .tally.json files here (write them with `faultline sweep ... --out DIR`)")?;
     let mut tallies = Vec::new();
     for f in &files {
-        let text = fs::read_to_string(f)
+        // Tally files are small: read no more than a scenario's cap.
+        let text = scenario::read_text(&f.to_string_lossy())
             .map_err(|e| CliError::Input { path: f.display().to_string(), message: e.to_string() })?;
         let t: Tally = serde_json::from_str(&text).map_err(|e| CliError::Input {
             path: format!("{}:{}:{}", f.display(), e.line(), e.column()),
@@ -738,9 +770,9 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
     let tally = Tally::merge(tallies)?;
     let summary = Summary::of(&tally, true, None);
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
-        print!("{}", summary.render());
+        out!("{}", summary.render());
     }
     Ok(exit::of(summary.verdict()))
 }
@@ -927,6 +959,9 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     }
     if !matches!(o.stopped_by, StopReason::Completed) {
         let _ = writeln!(s, "\nSTOPPED EARLY: {}", stop_text(&o.stopped_by));
+        if o.invariants.iter().any(|v| v.violated()) {
+            let _ = writeln!(s, "              (no example is told for a run stopped early)");
+        }
     }
     let _ = writeln!(s, "\nfingerprint {}", o.fingerprint);
     let _ = writeln!(s, "reproduce   faultline run {file} --seed {}", o.seed);

@@ -23,6 +23,12 @@ pub enum StopReason {
         /// The limit.
         limit: u64,
     },
+    /// More than `limit` events were waiting at once (a storm of timers or
+    /// redeliveries): the run stopped before its memory ran away.
+    EventsPendingMax {
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// Counts that describe a run.

@@ -604,7 +604,7 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         let records = crate::sim::focused_records(sys, o.seed, &[story.entity])?;
         let names = sys.node_names();
         let kind_name = |k: u64| sys.names.kind_name(crate::service::Kind(k as u32)).to_string();
-        h.push_str(&timeline_svg(&records, story.entity, &names, &kind_name));
+        h.push_str(&timeline_svg(&records.records, story.entity, &names, &kind_name));
         let _ = writeln!(h, "\n<pre class=\"story\">{}</pre>", escape(&story.lines.join("\n")));
     }
     h.push_str("<h2>Charts</h2>\n");

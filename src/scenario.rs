@@ -45,6 +45,78 @@ pub mod bounds {
     pub const EMPIRICAL_MAX: usize = 100_000;
     /// Ids an idempotent consumer remembers.
     pub const DEDUP_WINDOW_MAX: u32 = 10_000_000;
+    /// The largest scenario file read.
+    pub const INPUT_MAX_BYTES: u64 = 4 << 20;
+    /// Characters in one string of a scenario (a name, a duration, the question).
+    pub const STRING_MAX_CHARS: usize = 1_000;
+    /// Services in a scenario.
+    pub const SERVICES_MAX: usize = 1_000;
+    /// Instances of all services together.
+    pub const NODES_MAX: u64 = 10_000;
+    /// Workers of all instances together.
+    pub const WORKERS_TOTAL_MAX: u64 = 1_000_000;
+    /// Partitions a log keeps: topics × partitions × (1 + replicas), and
+    /// partitions read, summed over the consuming services.
+    pub const LOG_PARTITIONS_MAX: u64 = 1_000_000;
+    /// Faults in a scenario's plan.
+    pub const FAULTS_MAX: usize = 10_000;
+    /// Invariants in a scenario.
+    pub const INVARIANTS_MAX: usize = 100;
+    /// Faulty spells a random plan may draw per node.
+    pub const SPELLS_MAX: u64 = 10_000;
+}
+
+/// A string literal of `src` longer than [`bounds::STRING_MAX_CHARS`], as
+/// a problem at its start: nothing a person writes in a scenario is that
+/// long, and names are compared and suggested character by character.
+fn overlong_string(src: &str) -> Option<Diagnostic> {
+    let mut chars = src.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        // Comments may hold quotes of their own.
+        if c == '/' && chars.peek().is_some_and(|&(_, n)| n == '/') {
+            for (_, c) in chars.by_ref() {
+                if c == '\n' {
+                    break;
+                }
+            }
+            continue;
+        }
+        if c == '/' && chars.peek().is_some_and(|&(_, n)| n == '*') {
+            let mut star = false;
+            for (_, c) in chars.by_ref() {
+                if star && c == '/' {
+                    break;
+                }
+                star = c == '*';
+            }
+            continue;
+        }
+        if c != '"' {
+            continue;
+        }
+        let mut n = 0;
+        loop {
+            match chars.next() {
+                None => return None,
+                Some((_, '\\')) => {
+                    chars.next();
+                }
+                Some((_, '"')) => break,
+                Some(_) => {}
+            }
+            n += 1;
+            if n > bounds::STRING_MAX_CHARS {
+                let pos = locate::pos_of_offset(src, i);
+                return Some(Diagnostic {
+                    line: pos.line,
+                    col: pos.col,
+                    message: format!("a string of more than {} characters", bounds::STRING_MAX_CHARS),
+                    help: Some("names, durations and questions are short: is a quote missing?".into()),
+                });
+            }
+        }
+    }
+    None
 }
 
 /// A scenario read from a file: its source, its parsed form and the system.
@@ -62,26 +134,67 @@ pub struct Loaded {
 
 /// Reads, parses, validates and compiles the scenario at `path`.
 pub fn load(path: &str) -> Result<Loaded, ScenarioError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.to_string(), source })?;
-    parse(path, &src)
+    parse(path, &read_text(path)?)
+}
+
+/// The text of the file at `path`: at most [`bounds::INPUT_MAX_BYTES`],
+/// UTF-8, without a byte-order mark. Nothing larger is read (`/dev/zero`
+/// included).
+pub fn read_text(path: &str) -> Result<String, ScenarioError> {
+    use std::io::Read;
+    let read = |source| ScenarioError::Read { path: path.to_string(), source };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut bytes = Vec::new();
+    file.take(bounds::INPUT_MAX_BYTES + 1).read_to_end(&mut bytes).map_err(read)?;
+    if bytes.len() as u64 > bounds::INPUT_MAX_BYTES {
+        let message = format!("the file is larger than {} MB: not a scenario", bounds::INPUT_MAX_BYTES >> 20);
+        return Err(ScenarioError::Unreadable { path: path.to_string(), message });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        // Located like any other problem: the line and column of the first
+        // byte that is not UTF-8.
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError::Invalid {
+            file: path.to_string(),
+            src: String::from_utf8_lossy(bytes).into_owned(),
+            diagnostics: vec![Diagnostic {
+                line,
+                col,
+                message: format!("not UTF-8 text: byte 0x{:02x} cannot be read as a character", bytes[valid]),
+                help: Some("save the file as UTF-8".into()),
+            }],
+            more: 0,
+        }
+    })?;
+    // A byte-order mark is invisible in an editor and not RON.
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }
 
 /// Parses, validates and compiles scenario text; `file` names it in errors.
 pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
-    let invalid = |diagnostics: Vec<Diagnostic>| ScenarioError::Invalid {
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
+    let invalid = |diagnostics: Vec<Diagnostic>, more: usize| ScenarioError::Invalid {
         file: file.to_string(),
         src: src.to_string(),
         diagnostics,
+        more,
     };
+    if let Some(d) = overlong_string(src) {
+        return Err(invalid(vec![d], 0));
+    }
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    let scenario: Scenario = options.from_str(src).map_err(|e| invalid(vec![error::from_ron(src, &e)]))?;
-    let mut c = Compiler { src, problems: Vec::new(), warnings: Vec::new() };
+    let scenario: Scenario = options.from_str(src).map_err(|e| invalid(vec![error::from_ron(src, &e)], 0))?;
+    let mut c = Compiler { src, problems: Vec::new(), warnings: Vec::new(), more: 0 };
     let system = c.compile(&scenario);
     if !c.problems.is_empty() {
         let mut ds = c.problems;
         ds.sort_by_key(|d| (d.line, d.col));
         ds.dedup();
-        return Err(invalid(ds));
+        return Err(invalid(ds, c.more));
     }
     let mut warnings = c.warnings;
     warnings.sort_by_key(|d| (d.line, d.col));
@@ -114,18 +227,31 @@ struct Compiler<'a> {
     src: &'a str,
     problems: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Problems beyond the first [`error::ERRORS_SHOWN`]: counted, not located
+    /// (locating each walks the file, which many problems make quadratic).
+    more: usize,
 }
 
 impl Compiler<'_> {
     fn warn(&mut self, path: &[P], message: impl Into<String>, help: Option<String>) {
-        let before = self.problems.len();
-        self.err(path, message, help);
-        let d = self.problems.pop().expect("just pushed");
-        debug_assert_eq!(self.problems.len(), before);
-        self.warnings.push(d);
+        if self.warnings.len() >= error::ERRORS_SHOWN {
+            return;
+        }
+        let pos = self.position(path);
+        self.warnings.push(Diagnostic { line: pos.line, col: pos.col, message: message.into(), help });
     }
 
     fn err(&mut self, path: &[P], message: impl Into<String>, help: Option<String>) {
+        if self.problems.len() >= error::ERRORS_SHOWN {
+            self.more += 1;
+            return;
+        }
+        let pos = self.position(path);
+        self.problems.push(Diagnostic { line: pos.line, col: pos.col, message: message.into(), help });
+    }
+
+    /// Where `path` points in the file.
+    fn position(&self, path: &[P]) -> locate::Pos {
         let segs: Vec<Seg<'_>> = path
             .iter()
             .map(|p| match *p {
@@ -133,8 +259,7 @@ impl Compiler<'_> {
                 P::I(i) => Seg::Index(i),
             })
             .collect();
-        let pos = locate(self.src, &segs).unwrap_or(locate::Pos { line: 1, col: 1 });
-        self.problems.push(Diagnostic { line: pos.line, col: pos.col, message: message.into(), help });
+        locate(self.src, &segs).unwrap_or(locate::Pos { line: 1, col: 1 })
     }
 
     fn duration(&mut self, path: &[P], text: &str) -> Option<SimDuration> {
@@ -463,11 +588,19 @@ impl Compiler<'_> {
         }
     }
 
+    /// `v` if it is in `lo..=hi`; otherwise a problem, and the nearest
+    /// bound, so that nothing is ever built from the value out of range.
     fn bounded<T: PartialOrd + std::fmt::Display + Copy>(&mut self, path: &[P], what: &str, v: T, lo: T, hi: T) -> T {
         if v < lo || v > hi {
             self.err(path, format!("{what} {v} is out of range"), Some(format!("expected {lo} to {hi}")));
         }
-        v
+        if v < lo {
+            lo
+        } else if v > hi {
+            hi
+        } else {
+            v
+        }
     }
 
     /// Reads `"50/s"`, `"0.5/s"`, `"3000/m"` as a mean time between arrivals.
@@ -662,6 +795,22 @@ impl Compiler<'_> {
     }
 
     fn compile(&mut self, s: &Scenario) -> Option<System> {
+        // Counts first: everything after is built from them.
+        let counts = [
+            ("services", s.services.len(), bounds::SERVICES_MAX),
+            ("faults", s.faults.len(), bounds::FAULTS_MAX),
+            ("invariants", s.invariants.len(), bounds::INVARIANTS_MAX),
+        ];
+        let mut too_many = false;
+        for (field, n, max) in counts {
+            if n > max {
+                self.err(&[P::F(field)], format!("{n} {field}"), Some(format!("at most {max}")));
+                too_many = true;
+            }
+        }
+        if too_many {
+            return None;
+        }
         let mut names = Names::default();
         if s.name.trim().is_empty() {
             self.err(&[P::F("name")], "the scenario needs a name", None);
@@ -882,7 +1031,7 @@ impl Compiler<'_> {
         }
         let mut services = Vec::new();
         let mut accepting: Vec<usize> = Vec::new();
-        let mut node_count = 0u64;
+        let (mut node_count, mut worker_count, mut consumed_topics) = (0u64, 0u64, 0u64);
         for (i, sv) in s.services.iter().enumerate() {
             let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
             let valid_name = !sv.name.is_empty()
@@ -903,6 +1052,16 @@ impl Compiler<'_> {
             // A queue of 0 is a loss system: what finds every worker busy is refused.
             let queue = self.bounded(&at("queue"), "queue", sv.queue, 0, bounds::QUEUE_MAX);
             node_count += u64::from(instances.min(bounds::INSTANCES_MAX));
+            worker_count += u64::from(instances) * u64::from(workers);
+            let before = worker_count - u64::from(instances) * u64::from(workers);
+            if worker_count > bounds::WORKERS_TOTAL_MAX && before <= bounds::WORKERS_TOTAL_MAX {
+                self.err(
+                    &at("workers"),
+                    format!("{worker_count} workers in all (instances × workers, summed over the services so far)"),
+                    Some(format!("at most {} in a scenario", bounds::WORKERS_TOTAL_MAX)),
+                );
+            }
+            consumed_topics += sv.consume.topics.len() as u64;
             let mut consumes = Vec::new();
             for (t, topic) in sv.consume.topics.iter().enumerate() {
                 if !emitted.contains(&topic.as_str()) {
@@ -1162,12 +1321,31 @@ impl Compiler<'_> {
             spec.flaky = spec_flaky;
             services.push(spec);
         }
-        if node_count > 10_000 {
+        if node_count > bounds::NODES_MAX {
             self.err(
                 &[P::F("services")],
                 format!("{node_count} instances in all is absurd"),
-                Some("at most 10000".into()),
+                Some(format!("at most {}", bounds::NODES_MAX)),
             );
+        }
+        // The log keeps every partition of every topic, each with its
+        // replicas, and each consuming service (a group) its progress in
+        // every partition it reads.
+        if let schema::Bus::Log { partitions, brokers, .. } = &s.bus {
+            let partitions = u64::from((*partitions).min(bounds::PARTITIONS_MAX));
+            let replication = brokers.as_ref().map_or(1, |b| u64::from(b.replication.clamp(1, 100)));
+            let (topics, groups) = (names.kind_count() as u64, consumed_topics * partitions);
+            let kept = topics * partitions * (1 + replication);
+            if kept > bounds::LOG_PARTITIONS_MAX || groups > bounds::LOG_PARTITIONS_MAX {
+                self.err(
+                    &[P::F("bus"), P::F("partitions")],
+                    format!(
+                        "{topics} topics × {partitions} partitions: {kept} partition replicas to keep and {groups} \
+                         consumer positions to track"
+                    ),
+                    Some(format!("at most {} of each: fewer partitions or fewer topics", bounds::LOG_PARTITIONS_MAX)),
+                );
+            }
         }
 
         // The workload.
@@ -1423,6 +1601,12 @@ impl Compiler<'_> {
                         && a >= b
                     {
                         self.err(&fat("until"), "the window is empty: `until` is not after `from`", None);
+                    } else if let (Some(a), Some(b), Some(up), Some(down)) = (from, until, mtbf, mttr)
+                        && (b.0 - a.0) / (up.0.saturating_add(down.0)).max(1) > bounds::SPELLS_MAX / 2
+                    {
+                        let expected = (b.0 - a.0) / (up.0.saturating_add(down.0)).max(1);
+                        let help = Some(format!("at most {} per node: raise mtbf or mttr", bounds::SPELLS_MAX / 2));
+                        self.err(&fat("mtbf"), format!("about {expected} faulty spells per node in the window"), help);
                     } else if let (Some(a), Some(d)) = (from, duration)
                         && a >= d
                     {

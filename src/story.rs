@@ -8,7 +8,7 @@ use crate::outcome::AppliedFault;
 use crate::service::{EntityId, Kind};
 use crate::sim::SimTime;
 use crate::system::{InvariantSpec, System};
-use crate::trace::{LossReason, NO_NODE, Record, RecordKind, split_partition_offset};
+use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, split_partition_offset};
 
 /// Tells the story of `entity` for the violated invariant `inv`, from the
 /// records a focused run collected (the entity's own, plus every crash and
@@ -25,10 +25,11 @@ pub(crate) fn tell(
     inv: &InvariantSpec,
     entity: EntityId,
     other: Option<EntityId>,
-    records: &[Record],
+    focused: &Focused,
     checker: &Checker,
     end: SimTime,
 ) -> Story {
+    let records = focused.records.as_slice();
     let ours = |e: u64| e == entity.0 || other.is_some_and(|o| o.0 == e);
     let node_names = sys.node_names();
     let node = |n: u32| if n == NO_NODE { "client" } else { node_names.get(n as usize).map_or("?", String::as_str) };
@@ -101,6 +102,18 @@ pub(crate) fn tell(
     // Broker nodes come after every service instance.
     let brokers_from: u32 = sys.services.iter().map(|s| s.instances).sum();
     for (i, r) in records.iter().enumerate() {
+        if focused.gap() == Some(i) {
+            flush(&mut lines, &mut repeats, &mut keep);
+            lines.push(format!(
+                "{:>12}  ... {} steps omitted here (a story keeps the first {} and the last {} of a run)",
+                "",
+                crate::cli::thousands(focused.omitted),
+                crate::cli::thousands(crate::trace::STORY_HEAD as u64),
+                crate::cli::thousands(crate::trace::STORY_TAIL as u64)
+            ));
+            keep.push(2);
+            times_seen.clear();
+        }
         // Faults of the nodes involved; faults of the network and of the
         // brokers while the entity was under way.
         let under_way = first_own.is_some_and(|f| f <= i) && i <= last_own;

@@ -763,7 +763,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { events_max: 100_000_000, entities_max: 10_000_000 }
+        // Twenty million events take seconds; the bundled scenarios need
+        // under three million.
+        Limits { events_max: 10_000_000, entities_max: 10_000_000 }
     }
 }
 

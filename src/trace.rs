@@ -238,7 +238,34 @@ pub struct Tracer<'a> {
     sink_error: Option<io::Error>,
     /// The entities whose records a story needs (unused slots: `u64::MAX`).
     focus: Option<[u64; 2]>,
+    /// The first [`STORY_HEAD`] records of a focused run, then the last
+    /// [`STORY_TAIL`]: a story's memory is bounded however long the run.
     story: Vec<Record>,
+    story_tail: std::collections::VecDeque<Record>,
+    /// Records dropped from the middle of the story.
+    story_omitted: u64,
+}
+
+/// Records a focused run keeps from its start, at most (40 MB).
+pub const STORY_HEAD: usize = 1_000_000;
+/// ... and from its end.
+pub const STORY_TAIL: usize = 20_000;
+
+/// The records a focused run kept: the first [`STORY_HEAD`], then (if
+/// there were more) the last [`STORY_TAIL`], `omitted` dropped between.
+#[derive(Debug, Default)]
+pub struct Focused {
+    /// The records kept, in order.
+    pub records: Vec<Record>,
+    /// How many were dropped between the first and the last ones kept.
+    pub omitted: u64,
+}
+
+impl Focused {
+    /// Index of the first record after the omitted ones, if any were.
+    pub fn gap(&self) -> Option<usize> {
+        (self.omitted > 0).then_some(STORY_HEAD)
+    }
 }
 
 impl<'a> Tracer<'a> {
@@ -253,6 +280,8 @@ impl<'a> Tracer<'a> {
             sink_error: None,
             focus: None,
             story: Vec::new(),
+            story_tail: std::collections::VecDeque::new(),
+            story_omitted: 0,
         }
     }
 
@@ -327,7 +356,15 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Unfenced
                 ))
         {
-            self.story.push(*r);
+            if self.story.len() < STORY_HEAD {
+                self.story.push(*r);
+            } else {
+                if self.story_tail.len() == STORY_TAIL {
+                    self.story_tail.pop_front();
+                    self.story_omitted += 1;
+                }
+                self.story_tail.push_back(*r);
+            }
         }
     }
 
@@ -338,7 +375,7 @@ impl<'a> Tracer<'a> {
 
     /// Finishes: the fingerprint (32 hex digits), the focused records, and
     /// the first error the sink reported, if any.
-    pub fn finish(mut self) -> (String, Vec<Record>, io::Result<()>) {
+    pub fn finish(mut self) -> (String, Focused, io::Result<()>) {
         self.hasher.update(&self.buf[..self.len]);
         let fp = format!("{:032x}", self.hasher.digest128());
         let result = match (self.sink_error.take(), self.sink.as_mut()) {
@@ -346,7 +383,9 @@ impl<'a> Tracer<'a> {
             (None, Some(sink)) => sink.flush(),
             (None, None) => Ok(()),
         };
-        (fp, self.story, result)
+        let mut records = self.story;
+        records.extend(self.story_tail);
+        (fp, Focused { records, omitted: self.story_omitted }, result)
     }
 }
 
@@ -511,12 +550,30 @@ mod tests {
         t.record(Record { entity: 0, ..rec(3, RecordKind::Crash) });
         t.record(Record { entity: 0, ..rec(4, RecordKind::Committed) });
         let (_, story, _) = t.finish();
-        assert_eq!(story.len(), 2);
+        assert_eq!(story.records.len(), 2);
+        assert_eq!(story.omitted, 0);
         let mut t = Tracer::new().with_focus_on(&[3, 4]);
         t.record(rec(1, RecordKind::Request));
         t.record(Record { entity: 4, ..rec(2, RecordKind::Request) });
         t.record(Record { entity: 5, ..rec(2, RecordKind::Request) });
-        assert_eq!(t.finish().1.len(), 2);
+        assert_eq!(t.finish().1.records.len(), 2);
+    }
+
+    #[test]
+    fn a_focused_run_keeps_its_first_and_last_records_and_counts_those_between() {
+        let mut t = Tracer::new().with_focus(3);
+        let total = (STORY_HEAD + STORY_TAIL + 5) as u64;
+        for i in 0..total {
+            t.record(rec(i, RecordKind::Handled));
+        }
+        let (_, story, _) = t.finish();
+        assert_eq!(story.records.len(), STORY_HEAD + STORY_TAIL);
+        assert_eq!(story.omitted, 5);
+        assert_eq!(story.gap(), Some(STORY_HEAD));
+        // The head ends at STORY_HEAD - 1; the tail starts after the five dropped.
+        assert_eq!(story.records[STORY_HEAD - 1].time.0, STORY_HEAD as u64 - 1);
+        assert_eq!(story.records[STORY_HEAD].time.0, STORY_HEAD as u64 + 5);
+        assert_eq!(story.records.last().unwrap().time.0, total - 1);
     }
 
     #[test]

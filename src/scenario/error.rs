@@ -31,22 +31,43 @@ pub enum ScenarioError {
         source: io::Error,
     },
     /// The file is not a valid scenario.
-    #[error("{}", render(.file, .src, .diagnostics, "error"))]
+    #[error("{}{}", render(.file, .src, .diagnostics, "error"), more_problems(*.more))]
     Invalid {
         /// The path as given.
         file: String,
         /// Its text.
         src: String,
-        /// Every problem found, in file order.
+        /// The problems found, in file order (the first [`ERRORS_SHOWN`]).
         diagnostics: Vec<Diagnostic>,
+        /// Problems found beyond those.
+        more: usize,
     },
+    /// The file is too large to be a scenario, or not text.
+    #[error("{path}: {message}")]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Problems a file reports at the most; the rest are counted.
+pub const ERRORS_SHOWN: usize = 50;
+
+fn more_problems(more: usize) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!("\n... and {more} more problems (the first {ERRORS_SHOWN} are shown)")
+    }
 }
 
 impl ScenarioError {
     /// The problems found, if the file was read.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            ScenarioError::Read { .. } => &[],
+            ScenarioError::Read { .. } | ScenarioError::Unreadable { .. } => &[],
             ScenarioError::Invalid { diagnostics, .. } => diagnostics,
         }
     }
@@ -57,6 +78,9 @@ pub fn render_warnings(file: &str, src: &str, warnings: &[Diagnostic]) -> String
     render(file, src, warnings, "warning")
 }
 
+/// Characters of a source line shown under a diagnostic, at most.
+const SHOWN_COLUMNS: usize = 120;
+
 /// Renders diagnostics like a compiler: location, severity, message, the
 /// line with a caret under the column, and the help.
 fn render(file: &str, src: &str, diagnostics: &[Diagnostic], severity: &str) -> String {
@@ -66,10 +90,18 @@ fn render(file: &str, src: &str, diagnostics: &[Diagnostic], severity: &str) -> 
             out.push('\n');
         }
         out.push_str(&format!("{file}:{}:{}: {severity}: {}", d.line, d.col, d.message));
-        if let Some(text) = src.lines().nth(d.line.saturating_sub(1)) {
+        if let Some(line) = src.lines().nth(d.line.saturating_sub(1)) {
             let gutter = d.line.to_string().len();
-            let pad: String =
-                text.chars().take(d.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            // A long line is shown around its column.
+            let (from, col) = match d.col.saturating_sub(1) {
+                c if line.chars().count() <= SHOWN_COLUMNS => (0, c),
+                c => (c.saturating_sub(SHOWN_COLUMNS / 2), c.min(SHOWN_COLUMNS / 2)),
+            };
+            let mut text: String = line.chars().skip(from).take(SHOWN_COLUMNS).collect();
+            let text = if from > 0 { format!("...{text}") } else { std::mem::take(&mut text) };
+            let col = if from > 0 { col + 3 } else { col };
+            let pad: String = text.chars().take(col).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let text = if line.chars().count() > from + SHOWN_COLUMNS { format!("{text}...") } else { text };
             out.push_str(&format!("\n{:gutter$} |\n{} | {text}\n{:gutter$} | {pad}^", "", d.line, ""));
         }
         if let Some(help) = &d.help {
@@ -105,7 +137,10 @@ pub(crate) fn from_ron(src: &str, e: &ron::error::SpannedError) -> Diagnostic {
     let mut pos = Pos { line: e.span.start.line, col: e.span.start.col };
     let end = pos_of_offset(src, src.len());
     let at_eof = pos >= end || src[super::locate::offset_of_pos(src, pos)..].trim().is_empty();
-    let outer = |o: &Option<String>| o.as_deref().map(|o| format!(" in `{o}`")).unwrap_or_default();
+    // The schema's types are named after what users write (`BreakerSchema` is `breaker`'s value).
+    let outer = |o: &Option<String>| {
+        o.as_deref().map(|o| format!(" in `{}`", o.strip_suffix("Schema").unwrap_or(o))).unwrap_or_default()
+    };
     let (message, help) = match &e.code {
         E::NoSuchStructField { expected, found, outer: o } => {
             (format!("unknown field `{found}`{}", outer(o)), did_you_mean(found, expected))
@@ -117,6 +152,14 @@ pub(crate) fn from_ron(src: &str, e: &ron::error::SpannedError) -> Diagnostic {
             (format!("missing field `{field}`{}", outer(o)), Some(format!("add `{field}: ...`")))
         }
         E::DuplicateStructField { field, outer: o } => (format!("field `{field}` given twice{}", outer(o)), None),
+        E::SuggestRawIdentifier(found) => (
+            format!("expected a name here, found `{found}`"),
+            Some("this field takes a variant such as `Sequential` or `Uniform(1000)`, or a quoted string".into()),
+        ),
+        E::ExpectedIdentifier => (
+            "expected a name here".to_string(),
+            Some("a variant such as `Durable`, or a field name before its `:`".into()),
+        ),
         _ if at_eof => {
             pos = end;
             (
@@ -124,7 +167,16 @@ pub(crate) fn from_ron(src: &str, e: &ron::error::SpannedError) -> Diagnostic {
                 Some("is a closing `)` or `]` missing?".to_string()),
             )
         }
-        other => (lowercase_first(&other.to_string()), None),
+        E::ExpectedNamedStructLike("Scenario") => (
+            "expected `Scenario(` here".to_string(),
+            Some("a scenario file is one `Scenario(...)`: see docs/scenario-reference.md".into()),
+        ),
+        E::ExpectedStructLike | E::ExpectedNamedStructLike(_) => (
+            "expected `(` here".to_string(),
+            Some("this field takes its settings in parentheses: `(name: value, ...)`".into()),
+        ),
+        // The schema's types are named after what users write.
+        other => (lowercase_first(&other.to_string()).replace("Schema`", "`"), None),
     };
     Diagnostic { line: pos.line, col: pos.col, message, help }
 }
@@ -134,5 +186,38 @@ fn lowercase_first(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: usize, col: usize) -> Diagnostic {
+        Diagnostic { line, col, message: "bad".into(), help: None }
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole_with_the_caret_under_the_column() {
+        let out = render("f.ron", "a\n  bad: 1\n", &[one(2, 3)], "error");
+        assert_eq!(out, "f.ron:2:3: error: bad\n  |\n2 |   bad: 1\n  |   ^");
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_column_with_the_caret_under_it() {
+        // A 10,000-character line, the problem at column 5,001 (a `!`).
+        let line = format!("{}!{}", "x".repeat(5_000), "y".repeat(4_999));
+        let out = render("f.ron", &line, &[one(1, 5_001)], "error");
+        let lines: Vec<&str> = out.lines().collect();
+        let (text, caret) = (lines[2].strip_prefix("1 | ").unwrap(), lines[3].strip_prefix("  | ").unwrap());
+        assert!(text.starts_with("...x") && text.ends_with("y..."), "{text}");
+        assert!(text.chars().count() <= SHOWN_COLUMNS + 6, "{}", text.len());
+        assert_eq!(text.chars().nth(caret.len() - 1), Some('!'), "{out}");
+        // The end of a long line: no trailing ellipsis.
+        let out = render("f.ron", &line, &[one(1, 10_000)], "error");
+        let lines: Vec<&str> = out.lines().collect();
+        let (text, caret) = (lines[2].strip_prefix("1 | ").unwrap(), lines[3].strip_prefix("  | ").unwrap());
+        assert!(text.starts_with("...") && !text.ends_with("..."), "{text}");
+        assert_eq!(text.chars().nth(caret.len() - 1), Some('y'), "{out}");
     }
 }

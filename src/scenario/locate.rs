@@ -94,11 +94,19 @@ pub fn offset_of_pos(src: &str, pos: Pos) -> usize {
 /// of found itself. Ties go to the first candidate in iteration order.
 pub fn suggest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = |s: &str| s.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
+    // Suggestions are for names a person mistyped: short ones. The distance
+    // costs the product of the lengths, so long strings get none.
+    const SUGGEST_MAX_CHARS: usize = 64;
+    let n = found.chars().count();
+    if n > SUGGEST_MAX_CHARS {
+        return None;
+    }
     let want = lower(found);
-    let max = (found.chars().count() / 3).max(1);
+    let max = (n / 3).max(1);
     let mut best: Option<(usize, &'a str)> = None;
     for cand in candidates {
-        if cand == found {
+        let m = cand.chars().count();
+        if cand == found || m > SUGGEST_MAX_CHARS || m.abs_diff(n) > max {
             continue;
         }
         let d = edit_distance(&want, &lower(cand));

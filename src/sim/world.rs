@@ -26,7 +26,7 @@ use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, Servi
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RandomFault, Seam, StateKind, System};
-use crate::trace::{LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
+use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
 
@@ -149,6 +149,10 @@ enum Ev {
 
 /// Crashes one random plan may draw per node, at most.
 const RANDOM_CRASHES_MAX: usize = 10_000;
+
+/// Events waiting at once, at most (16 MB of queue; the bundled scenarios
+/// never have more than 4,000).
+const EVENTS_PENDING_MAX: usize = 1_000_000;
 
 /// Samples of backlog and lag taken over a run.
 const SAMPLES: u64 = 100;
@@ -527,6 +531,9 @@ struct World<'s, 't> {
     network_faults: Vec<NetworkFault>,
     /// Those active now (indices into `network_faults`), in activation order.
     links: Vec<u32>,
+    /// Random plans that stopped drawing at [`RANDOM_CRASHES_MAX`] spells:
+    /// (fault, node).
+    spells_capped: Vec<(u32, u32)>,
     /// The order of messages on each connection.
     channels: Channels,
     /// Queue bus: the broker's queues and deliveries.
@@ -803,6 +810,7 @@ impl<'s, 't> World<'s, 't> {
         let mut plan = Vec::new();
         let mut crash_points = Vec::new();
         let mut network_faults = Vec::new();
+        let mut spells_capped = Vec::new();
         // A fault's target: a service instance, or (where allowed) a broker,
         // numbered after the instances.
         let target = |name: &str, brokers_too: bool| -> Result<u32, SetupError> {
@@ -835,8 +843,14 @@ impl<'s, 't> World<'s, 't> {
                         let n = target(name, kind == PlanKind::Crash)?;
                         let (up, down) = (Dist::Exp { mean: *mtbf }, Dist::Exp { mean: *mttr });
                         let mut t = *from;
-                        // A limit, so an absurd ratio of run to MTBF cannot explode the plan.
-                        for _ in 0..RANDOM_CRASHES_MAX {
+                        // A limit, so an absurd ratio of run to MTBF cannot
+                        // explode the plan (`check` refuses plans that would
+                        // come near it; hitting it is a warning).
+                        for k in 0..=RANDOM_CRASHES_MAX {
+                            if k == RANDOM_CRASHES_MAX {
+                                spells_capped.push((spec, n));
+                                break;
+                            }
                             t += up.sample(&mut faults);
                             if t >= *until {
                                 break;
@@ -936,6 +950,7 @@ impl<'s, 't> World<'s, 't> {
             plan,
             stock: BTreeMap::new(),
             network_faults,
+            spells_capped,
             links: Vec::new(),
             channels: Channels::default(),
             crash_points,
@@ -1070,6 +1085,10 @@ impl<'s, 't> World<'s, 't> {
             }
             if self.events >= events_max {
                 self.stop = StopReason::EventsMax { limit: events_max };
+                return;
+            }
+            if self.events & 0xFFF == 0 && self.queue.len() > EVENTS_PENDING_MAX {
+                self.stop = StopReason::EventsPendingMax { limit: EVENTS_PENDING_MAX as u64 };
                 return;
             }
             self.now = t;
@@ -2543,6 +2562,13 @@ impl<'s, 't> World<'s, 't> {
                 ));
                 continue;
             }
+            if let Some(&(_, n)) = self.spells_capped.iter().find(|c| c.0 as usize == i) {
+                let node = self.nodes.get(n as usize).map_or("a broker", |x| x.name.as_str());
+                warnings.push(format!(
+                    "{label} stopped drawing at {RANDOM_CRASHES_MAX} spells for {node}: the rest of its window has none"
+                ));
+                continue;
+            }
             if let Some(e) = entries.clone().find(|e| e.at >= end) {
                 warnings
                     .push(format!("{label} never took effect: it begins at {}, when the run has ended ({end})", e.at));
@@ -2627,7 +2653,7 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
-    fn finish(mut self) -> (Outcome, Checker, Vec<Record>, io::Result<()>) {
+    fn finish(mut self) -> (Outcome, Checker, Focused, io::Result<()>) {
         let now = self.now;
         for node in &mut self.nodes {
             node.account_fifo(now);
@@ -2735,7 +2761,7 @@ fn run_once<'t>(
     seed: u64,
     tracer: Tracer<'t>,
     series: bool,
-) -> Result<(Outcome, Checker, Vec<Record>), SetupError> {
+) -> Result<(Outcome, Checker, Focused), SetupError> {
     let mut world = World::new(sys, seed, tracer)?;
     if series {
         world.series = Some(SeriesAcc::new(sys.duration));
@@ -2751,7 +2777,9 @@ fn run_once<'t>(
 /// The trace records of `entity` in a run of `sys` under `seed`, with every
 /// crash, restart, pause and fault of the run: what stories and timelines
 /// are drawn from (a second run, so the first keeps nothing per event).
-pub fn focused_records(sys: &System, seed: u64, entities: &[u64]) -> Result<Vec<Record>, SetupError> {
+/// A run longer than a story keeps drops records from its middle (see
+/// [`Focused`]).
+pub fn focused_records(sys: &System, seed: u64, entities: &[u64]) -> Result<Focused, SetupError> {
     Ok(run_once(sys, seed, Tracer::new().with_focus_on(entities), false)?.2)
 }
 
@@ -2777,6 +2805,11 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
         tracer = tracer.with_sink(sink);
     }
     let (mut outcome, checker, _) = run_once(sys, seed, tracer, opts.series)?;
+    // A run stopped at a limit is an error, told as such: a second run to
+    // the same limit for its story would double the wait for it.
+    if !matches!(outcome.stopped_by, crate::outcome::StopReason::Completed) {
+        return Ok(outcome);
+    }
     for i in 0..outcome.invariants.len() {
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
         let other = outcome.invariants[i].example_other;

@@ -126,6 +126,28 @@ const CASES: &[(&str, &str, &str)] = &[
         "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
         "faults: [Link(from: \"bus\", to: \"inventory-1\", reorder: (probability: 0.1, by: Const(\"5ms\")), at: \"2m\", for: \"1m\")]",
     ),
+    // Limits: each checked before anything is built from the number.
+    (
+        "huge_instances",
+        "Service(name: \"invoice\", workers: 4",
+        "Service(name: \"invoice\", instances: 1000000000, workers: 4",
+    ),
+    ("huge_broker_count", "bus: Log(partitions: 4,", "bus: Log(partitions: 4, brokers: (count: 1000000000),"),
+    (
+        "too_many_workers_in_all",
+        "Service(name: \"invoice\", workers: 4",
+        "Service(name: \"invoice\", instances: 1000, workers: 5000",
+    ),
+    (
+        "random_plan_too_dense",
+        "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+        "faults: [RandomCrashes(nodes: [\"inventory-1\"], mtbf: \"1ms\", mttr: \"1ms\")]",
+    ),
+    ("too_many_partitions", "", ""),
+    ("overlong_name", "", ""),
+    ("too_many_problems", "", ""),
+    // ron's own errors, explained.
+    ("number_for_a_variant", "keys: Uniform(1000)", "keys: 500"),
     ("truncated", "", ""),
     ("empty", "", ""),
     ("not_ron", "", ""),
@@ -137,6 +159,26 @@ fn mutate(case: &str, from: &str, to: &str) -> String {
         "truncated" => base[..base.find("faults:").unwrap()].to_string(),
         "empty" => String::new(),
         "not_ron" => "{\"name\": \"this is json\"}".to_string(),
+        // 1,000 topics of 1,024 partitions each.
+        "too_many_partitions" => {
+            let topics: Vec<String> = (0..1000).map(|i| format!("\"T{i}\"")).collect();
+            base.replacen("partitions: 4", "partitions: 1024", 1).replacen(
+                "emit: [\"InventoryReserved\"]",
+                &format!("emit: [\"InventoryReserved\", {}]", topics.join(", ")),
+                1,
+            )
+        }
+        "overlong_name" => base.replacen("name: \"invoice\"", &format!("name: \"{}\"", "x".repeat(30_000)), 1),
+        // 9,000 problems: the first 50 are shown, the rest counted.
+        "too_many_problems" => {
+            let bad: Vec<String> =
+                (0..9000).map(|i| format!("Crash(node: \"nobody-{i}\", at: \"1m\", down_for: \"1s\")")).collect();
+            base.replacen(
+                "faults: [Crash(node: \"inventory-1\", at: \"2m\", down_for: \"5m\")]",
+                &format!("faults: [{}]", bad.join(",\n        ")),
+                1,
+            )
+        }
         "commit_on_ephemeral" => base.replacen(from, to, 1).replacen(
             "bus: Log(partitions: 4, latency: Exp(mean: \"2ms\"))",
             "bus: Ephemeral(latency: Exp(mean: \"2ms\"))",
@@ -245,6 +287,7 @@ const PATTERN_CASES: &[(&str, &str, &str, &str)] = &[
     ("circuit-breaker.ron", "call_zero_timeout", "timeout: \"300ms\"", "timeout: \"0s\""),
     ("circuit-breaker.ron", "call_bad_jitter", "jitter: 1.0", "jitter: 1.5"),
     ("circuit-breaker.ron", "call_zero_breaker", "failures: 5", "failures: 0"),
+    ("circuit-breaker.ron", "breaker_not_settings", "breaker: (failures: 5, open_for: \"5s\")", "breaker: 5"),
     ("circuit-breaker.ron", "call_absurd_retries", "retries: 2", "retries: 5000"),
     ("saga-compensation.ron", "machine_missing", "machine: (terminal: [\"completed\", \"compensated\"]),", ""),
     ("escrow-deadlines.ron", "machine_two_deadlines", "(state: \"awaiting-seller\"", "(state: \"awaiting-buyer\""),

@@ -92,3 +92,33 @@ fn a_diverged_replica_s_story_tells_both_changes() {
     assert!(s.lines.iter().any(|l| l.contains(&format!("sent change {held} "))), "{s:?}");
     assert!(s.lines.iter().any(|l| l.contains("billing-1 handled")), "{s:?}");
 }
+
+#[test]
+fn a_story_longer_than_its_bound_keeps_its_start_and_end_and_says_what_it_omitted() {
+    // An hour of a poison message: 1.5 million records of order 200, more
+    // than a story keeps. The story keeps the beginning and the end, says
+    // how many steps lie between, and its memory stays bounded.
+    let src = scenario_text("poison-no-dlq.ron").replace(r#"duration: "10m""#, r#"duration: "1h""#);
+    let o = run(&system(&src), 7).unwrap();
+    let s = text(story(&o, 0));
+    let omitted = s.lines().find(|l| l.contains("steps omitted here")).unwrap_or_else(|| panic!("{s}"));
+    assert!(omitted.contains("a story keeps the first 1,000,000 and the last 20,000 of a run"), "{s}");
+    let n: u64 = omitted.split_whitespace().nth(1).unwrap().replace(',', "").parse().unwrap();
+    assert!(n > 100_000, "{omitted}");
+    // The start, and the end of the run.
+    assert!(s.contains("client sent order 200"), "{s}");
+    assert!(s.contains("the last at 59m59"), "{s}");
+    assert!(s.contains("the run ended at 1h00m00.000s"), "{s}");
+}
+
+#[test]
+fn a_run_stopped_at_a_limit_tells_no_story() {
+    // The story would be a second run to the same limit; the run is an
+    // error anyway (exit 2), told as such.
+    let src =
+        scenario_text("poison-no-dlq.ron").replace("invariants: [", "limits: (events_max: 100000),\n    invariants: [");
+    let o = run(&system(&src), 7).unwrap();
+    assert!(matches!(o.stopped_by, faultline::outcome::StopReason::EventsMax { limit: 100_000 }), "{:?}", o.stopped_by);
+    assert!(o.invariants[0].violated(), "{:?}", o.invariants[0]);
+    assert!(o.invariants.iter().all(|v| v.example.is_none()));
+}
