@@ -20,6 +20,8 @@ use crate::check::Status;
 use crate::outcome::{Outcome, StopReason};
 use crate::scenario::{self, ScenarioError};
 use crate::sim::{self, RunOptions, SetupError, SimDuration, SimTime};
+
+mod interrupt;
 use crate::sweep::{SeedRange, Shard, Summary, Tally, Timing};
 use crate::trace::JsonLines;
 
@@ -227,9 +229,13 @@ pub enum CliError {
     /// Shard results do not merge.
     #[error("error: {0}")]
     Merge(#[from] crate::sweep::MergeError),
+    /// A SIGINT or SIGTERM stopped the command; what it says was (not) written.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
-/// Exit code of an interrupted sweep (128 + SIGINT, as shells do).
+/// Exit code of a command stopped by SIGINT (128 + 2, as shells report
+/// it); SIGTERM gives 143.
 pub const INTERRUPTED: u8 = 130;
 
 /// Entry point of the binary.
@@ -244,6 +250,10 @@ pub fn main() -> ExitCode {
     };
     match execute(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e @ CliError::Interrupted(_)) => {
+            errln!("{e}");
+            ExitCode::from(interrupt::exit_code())
+        }
         Err(e) => {
             errln!("{e}");
             ExitCode::from(exit::INPUT)
@@ -299,10 +309,13 @@ fn execute(cli: Cli) -> Result<u8, CliError> {
 }
 
 /// A file written next to its destination and renamed into place on
-/// success, so a failed run never leaves a half-written file behind.
+/// success, so a failed or interrupted command never leaves a half-written
+/// file behind: dropped uncommitted, it removes its temporary, and a second
+/// signal removes it too.
 struct AtomicFile {
     tmp: PathBuf,
     dest: PathBuf,
+    committed: bool,
 }
 
 impl AtomicFile {
@@ -313,18 +326,25 @@ impl AtomicFile {
         }
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dest.with_file_name(format!(".{name}.partial"));
-        let f = fs::File::create(&tmp).map_err(output)?;
-        Ok((AtomicFile { tmp, dest: dest.to_path_buf() }, f))
+        match interrupt::create_registered(&tmp, || fs::File::create(&tmp)) {
+            Ok(f) => Ok((AtomicFile { tmp, dest: dest.to_path_buf(), committed: false }, f)),
+            Err(source) => {
+                interrupt::forget(&tmp);
+                Err(output(source))
+            }
+        }
     }
 
-    fn commit(self) -> Result<(), CliError> {
+    fn commit(mut self) -> Result<(), CliError> {
         fs::rename(&self.tmp, &self.dest)
-            .map_err(|source| CliError::Output { path: self.dest.display().to_string(), source })
+            .map_err(|source| CliError::Output { path: self.dest.display().to_string(), source })?;
+        self.committed = true;
+        interrupt::forget(&self.tmp);
+        Ok(())
     }
 
-    fn abandon(self) {
-        let _ = fs::remove_file(&self.tmp);
-    }
+    /// Removes the temporary (as dropping does).
+    fn abandon(self) {}
 
     /// Writes `bytes` to `f` (this file's temporary), then renames it into
     /// place; on failure nothing is left behind.
@@ -332,13 +352,32 @@ impl AtomicFile {
         use std::io::Write;
         match f.write_all(bytes).and_then(|()| f.sync_all()) {
             Ok(()) => self.commit(),
-            Err(source) => {
-                let path = self.dest.display().to_string();
-                self.abandon();
-                Err(CliError::Output { path, source })
-            }
+            Err(source) => Err(CliError::Output { path: self.dest.display().to_string(), source }),
         }
     }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+            interrupt::forget(&self.tmp);
+        }
+    }
+}
+
+/// A file name made from scenario text (a scenario's `name`): ASCII
+/// letters, digits, `-`, `_` and `.` kept, anything else `_`; never hidden,
+/// never empty, at most 100 characters. It cannot name a directory or
+/// leave the one it is joined to.
+fn file_name_of(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .take(100)
+        .collect();
+    let name = cleaned.trim_start_matches('.');
+    if name.is_empty() { "scenario".to_string() } else { name.to_string() }
 }
 
 /// Runs `system` writing its trace as JSON lines to `trace` and in the
@@ -381,10 +420,15 @@ fn run_traced(
         sinks.push(s);
     }
     let mut tee = crate::perfetto::Tee(sinks);
-    let result = sim::run_with(system, seed, RunOptions { trace: Some(&mut tee), ..Default::default() });
+    let stop = Some(interrupt::watch());
+    let result = sim::run_with(system, seed, RunOptions { trace: Some(&mut tee), stop, ..Default::default() });
     drop(tee);
     drop((lines, chrome));
     match result {
+        Ok(o) if o.stopped_by == StopReason::Interrupted => {
+            files.into_iter().for_each(|(a, _)| a.abandon());
+            Ok(o)
+        }
         Ok(o) => {
             for (atomic, _) in files {
                 atomic.commit()?;
@@ -416,7 +460,7 @@ fn run(
     #[expect(clippy::disallowed_methods, reason = "wall-clock rate for the user; never reaches the simulation")]
     let started = std::time::Instant::now();
     let outcome = if trace.is_none() && perfetto.is_none() {
-        sim::run(system, seed)?
+        sim::run_with(system, seed, RunOptions { stop: Some(interrupt::watch()), ..Default::default() })?
     } else {
         run_traced(system, seed, trace, perfetto)?
     };
@@ -438,6 +482,15 @@ fn run(
     }
     Ok(match outcome.stopped_by {
         StopReason::Completed => exit::of(outcome.verdict()),
+        StopReason::Interrupted => {
+            let files: Vec<String> = [trace, perfetto].into_iter().flatten().map(|p| p.display().to_string()).collect();
+            if files.is_empty() {
+                errln!("interrupted: the run stopped early; its verdicts cover only part of the scenario");
+            } else {
+                errln!("interrupted: the run stopped early; nothing written to {}", files.join(" or "));
+            }
+            interrupt::exit_code()
+        }
         _ => {
             errln!(
                 "error: the run stopped early ({}); its verdicts cover only part of the scenario",
@@ -458,6 +511,7 @@ fn stop_text(s: &StopReason) -> String {
         StopReason::EventsPendingMax { limit } => {
             format!("more than {limit} events were waiting at once (a timeout or a retry far shorter than the work?)")
         }
+        StopReason::Interrupted => "interrupted by a signal (SIGINT or SIGTERM)".into(),
     }
 }
 
@@ -470,7 +524,6 @@ fn sweep(
     out: Option<&Path>,
 ) -> Result<u8, CliError> {
     use std::io::IsTerminal;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     let ScenarioFile { path, loaded, hash, .. } = read_scenario(file)?;
@@ -480,14 +533,11 @@ fn sweep(
     if let Some(dir) = out {
         fs::create_dir_all(dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
     }
+    // Ctrl-C (or SIGTERM) stops the sweep: seeds under way stop too and
+    // count for nothing; a second signal ends the process.
+    let stop = interrupt::watch();
     // The first seed alone: a system that cannot be set up fails here, once.
-    sim::run_bare(system, range.start)?;
-
-    // Ctrl-C stops the sweep after the seeds under way; a second one ends the process.
-    let stop = Arc::new(AtomicBool::new(false));
-    let _ =
-        signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, INTERRUPTED.into(), stop.clone());
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
+    sim::run_bare_until(system, range.start, Some(stop))?;
 
     let (done, failing) = (AtomicU64::new(0), AtomicU64::new(0));
     let progress = |d: u64, f: u64| {
@@ -512,7 +562,7 @@ fn sweep(
                 err!("\r\x1b[K");
             });
         }
-        let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop: &stop, each: None };
+        let opts = crate::sweep::Options { jobs, progress: Some(&progress), stop, each: None };
         let r = crate::sweep::sweep(system, &path, &hash, range, &opts);
         finished.store(true, Ordering::Relaxed);
         r
@@ -527,7 +577,8 @@ fn sweep(
     }
     if let Some(dir) = out {
         if complete {
-            let dest = dir.join(format!("{}-{}-{}.tally.json", tally.scenario, tally.range.start, tally.range.end));
+            let name = file_name_of(&tally.scenario);
+            let dest = dir.join(format!("{name}-{}-{}.tally.json", tally.range.start, tally.range.end));
             let (atomic, f) = AtomicFile::create(&dest)?;
             let mut json = serde_json::to_vec(&tally).unwrap_or_default();
             json.push(b'\n');
@@ -543,7 +594,7 @@ fn sweep(
             tally.stopped_at_limit
         );
     }
-    Ok(if !complete { INTERRUPTED } else { exit::of(summary.verdict()) })
+    Ok(if !complete { interrupt::exit_code() } else { exit::of(summary.verdict()) })
 }
 
 /// One scenario's page in a report: run (or sweep) it and write its page into `dir`.
@@ -554,22 +605,25 @@ fn report_page(
     dir: &Path,
 ) -> Result<crate::report::Row, CliError> {
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicBool;
 
     let ScenarioFile { path, text, loaded, hash } = read_scenario(file)?;
+    let stop = interrupt::watch();
+    let interrupted = || CliError::Interrupted("no report written".into());
     let system = &loaded.system;
     let mut sweep_summary = None;
     let mut lost = Vec::new();
     let detail_seed = match seeds {
         None => seed.unwrap_or(system.seed),
         Some(range) => {
-            let stop = AtomicBool::new(false);
             let per_seed = Mutex::new(Vec::new());
             let each = |seed: u64, o: &Outcome| {
                 per_seed.lock().expect("not poisoned").push((seed, crate::report::lost_of(o).0))
             };
-            let opts = crate::sweep::Options { jobs: all_cores(), progress: None, stop: &stop, each: Some(&each) };
-            let (tally, _) = crate::sweep::sweep(system, &path, &hash, range, &opts)?;
+            let opts = crate::sweep::Options { jobs: all_cores(), progress: None, stop, each: Some(&each) };
+            let (tally, complete) = crate::sweep::sweep(system, &path, &hash, range, &opts)?;
+            if !complete {
+                return Err(interrupted());
+            }
             let mut v = per_seed.into_inner().expect("not poisoned");
             v.sort();
             lost = v.into_iter().map(|(_, l)| l).collect();
@@ -578,7 +632,11 @@ fn report_page(
             first
         }
     };
-    let outcome = sim::run_with(system, detail_seed, RunOptions { series: true, ..Default::default() })?;
+    let outcome =
+        sim::run_with(system, detail_seed, RunOptions { series: true, stop: Some(stop), ..Default::default() })?;
+    if outcome.stopped_by == StopReason::Interrupted {
+        return Err(interrupted());
+    }
     let page = crate::report::Page {
         loaded: &loaded,
         file: &path,
@@ -647,14 +705,48 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
         None if files.len() == 1 => Path::new("reports").join(stem(&files[0])),
         None => Path::new("reports").join("comparison"),
     };
+    let existed = dir.exists();
     fs::create_dir_all(&dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
-    if single {
-        report_page(&scenarios[0], seeds, seed, &dir)?;
-        outln!("report written to {}", dir.join("index.html").display());
-        return Ok(exit::OK);
+    // Everything is written into a hidden directory inside `dir`, then
+    // moved into place: a report that fails or is interrupted leaves nothing.
+    let staging = dir.join(".faultline-report.partial");
+    interrupt::remove(&staging);
+    let made = interrupt::create_registered(&staging, || fs::create_dir(&staging));
+    let result = made
+        .map_err(|source| CliError::Output { path: staging.display().to_string(), source })
+        .and_then(|()| report_into(&staging, &scenarios, files, seeds, seed, single))
+        .and_then(|()| {
+            if interrupt::requested() {
+                return Err(CliError::Interrupted("no report written".into()));
+            }
+            move_into(&staging, &dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })
+        });
+    interrupt::remove(&staging);
+    interrupt::forget(&staging);
+    if result.is_err() && !existed {
+        let _ = fs::remove_dir(&dir);
     }
+    result?;
+    outln!("report written to {}", dir.join("index.html").display());
+    Ok(exit::OK)
+}
+
+/// Writes a report's pages (and, for several scenarios, its index) into `dir`.
+fn report_into(
+    dir: &Path,
+    scenarios: &[PathBuf],
+    files: &[PathBuf],
+    seeds: Option<SeedRange>,
+    seed: Option<u64>,
+    single: bool,
+) -> Result<(), CliError> {
+    if single {
+        report_page(&scenarios[0], seeds, seed, dir)?;
+        return Ok(());
+    }
+    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut rows = Vec::new();
-    for f in &scenarios {
+    for f in scenarios {
         let row = report_page(f, seeds, seed, &dir.join(stem(f)))?;
         errln!("  {}: done", row.name);
         rows.push(row);
@@ -666,27 +758,44 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
     };
     let title =
         if files.len() == 1 { format!("faultline report: {}", files[0].display()) } else { "faultline report".into() };
-    crate::report::write_index(&dir, &title, &seeds_text, &rows)?;
-    outln!("report written to {}", dir.join("index.html").display());
-    Ok(exit::OK)
+    crate::report::write_index(dir, &title, &seeds_text, &rows)?;
+    Ok(())
+}
+
+/// Moves every file under `from` to the same place under `to`, replacing
+/// what is there (each file by a rename: complete or absent).
+fn move_into(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(from)?.collect::<io::Result<_>>()?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for e in entries {
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            move_into(&e.path(), &dest)?;
+        } else {
+            fs::rename(e.path(), dest)?;
+        }
+    }
+    Ok(())
 }
 
 fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result<u8, CliError> {
     let path = file.to_string_lossy().into_owned();
     let loaded = scenario::load(&path)?;
-    // Fail early on an unwritable destination, before the work.
-    let (atomic, f) = AtomicFile::create(out)?;
+    // Fail early on an unwritable destination, before the work; write nothing meanwhile.
+    AtomicFile::create(out)?.0.abandon();
     #[expect(clippy::disallowed_methods, reason = "wall-clock time for the user; never reaches a simulation")]
     let started = std::time::Instant::now();
-    let shrunk = match crate::shrink::shrink(&loaded.scenario, seed, invariant) {
+    let shrunk = match crate::shrink::shrink_until(&loaded.scenario, seed, invariant, Some(interrupt::watch())) {
         Ok(s) => s,
-        Err(e) => {
-            atomic.abandon();
-            return Err(e.into());
+        Err(crate::shrink::ShrinkError::Interrupted) => {
+            return Err(CliError::Interrupted(format!("the shrink stopped; nothing written to {}", out.display())));
         }
+        Err(e) => return Err(e.into()),
     };
     let secs = started.elapsed().as_secs_f64();
     let text = crate::shrink::render(&shrunk, &path, &out.display().to_string(), seed, secs);
+    let (atomic, f) = AtomicFile::create(out)?;
     atomic.write_and_commit(f, text.as_bytes())?;
     outln!(
         "shrunk {path} under seed {seed} in {secs:.1} s: {} reductions kept of {} candidates tried",

@@ -29,6 +29,8 @@ pub enum StopReason {
         /// The limit.
         limit: u64,
     },
+    /// A SIGINT or SIGTERM stopped the run.
+    Interrupted,
 }
 
 /// Counts that describe a run.

@@ -105,8 +105,11 @@ pub fn lost_of(o: &Outcome) -> (u64, &'static str) {
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let err = |source| ReportError::Write { path: path.display().to_string(), source };
     let tmp = path.with_extension("partial");
-    fs::write(&tmp, bytes).map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(err)
 }
 
 /// The fault windows of a run, in seconds, for shading charts.

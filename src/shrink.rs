@@ -11,10 +11,11 @@
 //! reshuffle the workload, so a smaller plan replays the same arrivals.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::scenario::schema::{Fault, Scenario, Workload};
 use crate::scenario::{parse, to_ron};
-use crate::sim::{SimDuration, parse_duration, run_bare};
+use crate::sim::{SimDuration, parse_duration, run_bare_until};
 
 /// Candidates tried, at most: a bound on the time a shrink takes.
 pub const CANDIDATES_MAX: u32 = 2_000;
@@ -54,17 +55,23 @@ pub enum ShrinkError {
     /// The scenario does not run.
     #[error("the scenario does not run: {0}")]
     Invalid(String),
+    /// A SIGINT or SIGTERM stopped the shrink.
+    #[error("interrupted: the shrink stopped before it finished")]
+    Interrupted,
 }
 
 /// The names of the invariants that fail when `s` runs under `seed`, or
 /// `None` if it does not compile or set up.
-fn failing(s: &Scenario, seed: u64) -> Option<Vec<String>> {
+fn failing(s: &Scenario, seed: u64, stop: Option<&AtomicBool>) -> Option<Vec<String>> {
     let loaded = parse("candidate.ron", &to_ron(s)).ok()?;
-    let (outcome, _) = run_bare(&loaded.system, seed).ok()?;
+    let (outcome, _) = run_bare_until(&loaded.system, seed, stop).ok()?;
     Some(outcome.invariants.iter().filter(|v| v.violated()).map(|v| v.name.clone()).collect())
 }
 
-struct Shrinker {
+struct Shrinker<'a> {
+    /// Set by a signal: try no more candidates.
+    stop: Option<&'a AtomicBool>,
+    interrupted: bool,
     best: Scenario,
     seed: u64,
     invariant: String,
@@ -72,15 +79,16 @@ struct Shrinker {
     kept: Vec<(String, String)>,
 }
 
-impl Shrinker {
+impl Shrinker<'_> {
     /// Keeps `candidate` if the invariant still fails under it. Successive
     /// reductions of one thing (`key`) are told as one line.
     fn try_keep(&mut self, candidate: Scenario, key: &str, what: String) -> bool {
-        if self.tried >= CANDIDATES_MAX || candidate == self.best {
+        self.interrupted |= self.stop.is_some_and(|s| s.load(Ordering::Relaxed));
+        if self.interrupted || self.tried >= CANDIDATES_MAX || candidate == self.best {
             return false;
         }
         self.tried += 1;
-        let still = failing(&candidate, self.seed).is_some_and(|f| f.contains(&self.invariant));
+        let still = failing(&candidate, self.seed, self.stop).is_some_and(|f| f.contains(&self.invariant));
         if still {
             self.best = candidate;
             match self.kept.last_mut() {
@@ -240,8 +248,22 @@ impl Shrinker {
 /// Shrinks `original` while `invariant` (default: the first that fails)
 /// still fails under `seed`.
 pub fn shrink(original: &Scenario, seed: u64, invariant: Option<&str>) -> Result<Shrunk, ShrinkError> {
+    shrink_until(original, seed, invariant, None)
+}
+
+/// [`shrink`] that gives up with [`ShrinkError::Interrupted`] soon after
+/// `stop` becomes true.
+pub fn shrink_until(
+    original: &Scenario,
+    seed: u64,
+    invariant: Option<&str>,
+    stop: Option<&AtomicBool>,
+) -> Result<Shrunk, ShrinkError> {
     let loaded = parse("original.ron", &to_ron(original)).map_err(|e| ShrinkError::Invalid(e.to_string()))?;
-    let (outcome, _) = run_bare(&loaded.system, seed).map_err(|e| ShrinkError::Invalid(e.to_string()))?;
+    let (outcome, _) = run_bare_until(&loaded.system, seed, stop).map_err(|e| ShrinkError::Invalid(e.to_string()))?;
+    if outcome.stopped_by == crate::outcome::StopReason::Interrupted {
+        return Err(ShrinkError::Interrupted);
+    }
     let failing: Vec<String> = outcome.invariants.iter().filter(|v| v.violated()).map(|v| v.name.clone()).collect();
     let invariant = match invariant {
         None => failing.first().cloned().ok_or(ShrinkError::NoFailure { seed })?,
@@ -250,7 +272,8 @@ pub fn shrink(original: &Scenario, seed: u64, invariant: Option<&str>) -> Result
             return Err(ShrinkError::Holds { name: name.to_string(), seed, failing: failing.join(", ") });
         }
     };
-    let mut s = Shrinker { best: original.clone(), seed, invariant, tried: 0, kept: Vec::new() };
+    let mut s =
+        Shrinker { stop, interrupted: false, best: original.clone(), seed, invariant, tried: 0, kept: Vec::new() };
     s.best.seed = seed;
     s.invariants();
     // Until a whole round keeps nothing: each reduction can open the way to another.
@@ -260,9 +283,12 @@ pub fn shrink(original: &Scenario, seed: u64, invariant: Option<&str>) -> Result
         progress |= s.fault_durations();
         progress |= s.workload_and_duration();
         progress |= s.deployment();
-        if !progress || s.tried >= CANDIDATES_MAX {
+        if !progress || s.tried >= CANDIDATES_MAX || s.interrupted {
             break;
         }
+    }
+    if s.interrupted {
+        return Err(ShrinkError::Interrupted);
     }
     let kept = s.kept.into_iter().map(|(_, what)| what).collect();
     Ok(Shrunk { scenario: s.best, invariant: s.invariant, tried: s.tried, kept })

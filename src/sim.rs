@@ -15,6 +15,6 @@ pub use dist::Dist;
 pub use queue::EventQueue;
 pub use rng::{Stream, StreamKind};
 pub use time::{SimDuration, SimTime, parse_duration};
-pub use world::{RunOptions, SetupError, focused_records, run, run_bare, run_with};
+pub use world::{RunOptions, SetupError, focused_records, run, run_bare, run_bare_until, run_with};
 
 pub(crate) use world::refusal_label;

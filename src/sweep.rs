@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::check::Verdict;
 use crate::metrics::{Histogram, LatencySummary};
 use crate::outcome::{Outcome, RunVerdict, StopReason};
-use crate::sim::{SetupError, run_bare};
+use crate::sim::{SetupError, run_bare_until};
 use crate::system::System;
 
 /// Failing seeds listed per invariant.
@@ -376,8 +376,9 @@ pub struct Options<'a> {
     pub jobs: usize,
     /// Called after each seed with (seeds done, failing so far); from any thread.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
-    /// Set to stop: seeds not started are skipped, and the tally covers the
-    /// seeds finished before the first skipped one.
+    /// Set to stop: seeds under way stop within a few thousand events and
+    /// count for nothing, seeds not started are skipped, and the tally covers
+    /// the seeds finished before the first skipped one.
     pub stop: &'a AtomicBool,
     /// Called with each seed's outcome (no stories), from any thread, in any order.
     pub each: Option<&'a EachSeed<'a>>,
@@ -406,7 +407,12 @@ pub fn sweep(
                     if opts.stop.load(Ordering::Relaxed) {
                         return None;
                     }
-                    let r = run_bare(sys, seed).map(|(o, e2e)| {
+                    let r = run_bare_until(sys, seed, Some(opts.stop));
+                    // A seed cut short by the stop is not a result.
+                    if r.as_ref().is_ok_and(|(o, _)| o.stopped_by == StopReason::Interrupted) {
+                        return None;
+                    }
+                    let r = r.map(|(o, e2e)| {
                         if let Some(each) = opts.each {
                             each(seed, &o);
                         }

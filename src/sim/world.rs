@@ -38,6 +38,9 @@ pub struct RunOptions<'a> {
     /// Measure throughput, latency and losses over simulated time
     /// ([`Outcome::series`]), for reports.
     pub series: bool,
+    /// Stop the run soon after this becomes true (a SIGINT or SIGTERM):
+    /// it ends as [`StopReason::Interrupted`], within 4,096 events.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Throughput, latency and losses per interval of simulated time, as a run goes.
@@ -576,6 +579,8 @@ struct World<'s, 't> {
     next_entity: u64,
     events: u64,
     stop: StopReason,
+    /// Set by a signal: stop at the next check.
+    interrupt: Option<&'t std::sync::atomic::AtomicBool>,
     requests: u64,
     rejected: u64,
     published: u64,
@@ -994,6 +999,7 @@ impl<'s, 't> World<'s, 't> {
             next_entity: 1,
             events: 0,
             stop: StopReason::Completed,
+            interrupt: None,
             requests: 0,
             rejected: 0,
             published: 0,
@@ -1087,9 +1093,15 @@ impl<'s, 't> World<'s, 't> {
                 self.stop = StopReason::EventsMax { limit: events_max };
                 return;
             }
-            if self.events & 0xFFF == 0 && self.queue.len() > EVENTS_PENDING_MAX {
-                self.stop = StopReason::EventsPendingMax { limit: EVENTS_PENDING_MAX as u64 };
-                return;
+            if self.events & 0xFFF == 0 {
+                if self.queue.len() > EVENTS_PENDING_MAX {
+                    self.stop = StopReason::EventsPendingMax { limit: EVENTS_PENDING_MAX as u64 };
+                    return;
+                }
+                if self.interrupt.is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed)) {
+                    self.stop = StopReason::Interrupted;
+                    return;
+                }
             }
             self.now = t;
             self.events += 1;
@@ -2761,8 +2773,10 @@ fn run_once<'t>(
     seed: u64,
     tracer: Tracer<'t>,
     series: bool,
+    interrupt: Option<&'t std::sync::atomic::AtomicBool>,
 ) -> Result<(Outcome, Checker, Focused), SetupError> {
     let mut world = World::new(sys, seed, tracer)?;
+    world.interrupt = interrupt;
     if series {
         world.series = Some(SeriesAcc::new(sys.duration));
     }
@@ -2780,14 +2794,24 @@ fn run_once<'t>(
 /// A run longer than a story keeps drops records from its middle (see
 /// [`Focused`]).
 pub fn focused_records(sys: &System, seed: u64, entities: &[u64]) -> Result<Focused, SetupError> {
-    Ok(run_once(sys, seed, Tracer::new().with_focus_on(entities), false)?.2)
+    Ok(run_once(sys, seed, Tracer::new().with_focus_on(entities), false, None)?.2)
 }
 
 /// Runs `sys` under `seed` with no story and no trace: the outcome (its
 /// verdicts name an example entity but carry no story) and the histogram of
 /// end-to-end latencies, for sweeps over many seeds.
 pub fn run_bare(sys: &System, seed: u64) -> Result<(Outcome, crate::metrics::Histogram), SetupError> {
-    let (outcome, checker, _) = run_once(sys, seed, Tracer::new(), false)?;
+    run_bare_until(sys, seed, None)
+}
+
+/// [`run_bare`] that stops soon after `stop` becomes true (its outcome then
+/// says [`StopReason::Interrupted`]).
+pub fn run_bare_until(
+    sys: &System,
+    seed: u64,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(Outcome, crate::metrics::Histogram), SetupError> {
+    let (outcome, checker, _) = run_once(sys, seed, Tracer::new(), false, stop)?;
     Ok((outcome, checker.latency().clone()))
 }
 
@@ -2804,7 +2828,7 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
     if let Some(sink) = opts.trace {
         tracer = tracer.with_sink(sink);
     }
-    let (mut outcome, checker, _) = run_once(sys, seed, tracer, opts.series)?;
+    let (mut outcome, checker, _) = run_once(sys, seed, tracer, opts.series, opts.stop)?;
     // A run stopped at a limit is an error, told as such: a second run to
     // the same limit for its story would double the wait for it.
     if !matches!(outcome.stopped_by, crate::outcome::StopReason::Completed) {
@@ -2814,7 +2838,13 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
         let other = outcome.invariants[i].example_other;
         let focus: Vec<u64> = [Some(entity), other].into_iter().flatten().map(|e| e.0).collect();
-        let records = focused_records(sys, seed, &focus)?;
+        let (told, _, records) = run_once(sys, seed, Tracer::new().with_focus_on(&focus), false, opts.stop)?;
+        if told.stopped_by == crate::outcome::StopReason::Interrupted {
+            // Interrupted while telling: no half-told stories.
+            outcome.stopped_by = told.stopped_by;
+            outcome.invariants.iter_mut().for_each(|v| v.example = None);
+            return Ok(outcome);
+        }
         let end = SimTime(outcome.sim_time_ns);
         let inv = &sys.invariants[i];
         let story = crate::story::tell(sys, &outcome.faults, inv, entity, other, &records, &checker, end);

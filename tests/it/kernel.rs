@@ -50,6 +50,22 @@ fn events_max_stops_the_run_with_a_reason() {
 }
 
 #[test]
+fn a_stop_flag_ends_the_run_within_4096_events_and_says_so() {
+    use std::sync::atomic::AtomicBool;
+    let sys = system(&scenario_text("orders-log.ron"));
+    let stop = AtomicBool::new(true);
+    let opts = faultline::sim::RunOptions { stop: Some(&stop), ..Default::default() };
+    let o = faultline::sim::run_with(&sys, 7, opts).unwrap();
+    assert_eq!(o.stopped_by, StopReason::Interrupted);
+    assert!(o.events <= 4096, "{}", o.events);
+    // Unset, the same flag changes nothing.
+    let stop = AtomicBool::new(false);
+    let opts = faultline::sim::RunOptions { stop: Some(&stop), ..Default::default() };
+    let o = faultline::sim::run_with(&sys, 7, opts).unwrap();
+    assert_eq!(o, run(&sys, 7).unwrap());
+}
+
+#[test]
 fn the_run_ends_at_its_duration() {
     let o = run(&system(&scenario_text("orders-log.ron")), 7).unwrap();
     assert_eq!(o.stopped_by, StopReason::Completed);
