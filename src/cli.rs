@@ -80,7 +80,8 @@ pub mod exit {
 /// What the exit codes mean, for `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 every invariant held and judged something; 1 an invariant was violated; \
 2 bad input or environment (a bad scenario, an unwritable path, a run stopped at a limit); 3 nothing was violated \
-but a verdict was inconclusive (an invariant judged nothing, or a fault never took effect); 130 interrupted.";
+but a verdict was inconclusive (an invariant judged nothing, or a fault never took effect); 130 interrupted by SIGINT, \
+143 by SIGTERM.";
 
 /// faultline: a deterministic distributed-failure simulator for event-driven microservices.
 #[derive(Debug, Parser)]
@@ -240,7 +241,17 @@ pub const INTERRUPTED: u8 = 130;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with these arguments (the first is the program's name): what
+/// the fuzzer runs in a child process.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { exit::INPUT } else { exit::OK };
@@ -453,6 +464,8 @@ fn run(
     trace: Option<&Path>,
     perfetto: Option<&Path>,
 ) -> Result<u8, CliError> {
+    // Before any file exists: a signal from here on removes what it finds.
+    interrupt::watch();
     let ScenarioFile { path, text, loaded, .. } = read_scenario(file)?;
     print_warnings(&loaded, &text);
     let system = &loaded.system;
@@ -526,6 +539,9 @@ fn sweep(
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+    // Ctrl-C (or SIGTERM) stops the sweep: seeds under way stop too and
+    // count for nothing; a second signal ends the process.
+    let stop = interrupt::watch();
     let ScenarioFile { path, loaded, hash, .. } = read_scenario(file)?;
     let system = &loaded.system;
     let range = shard.map_or(seeds, |s| seeds.shard(s));
@@ -533,9 +549,6 @@ fn sweep(
     if let Some(dir) = out {
         fs::create_dir_all(dir).map_err(|source| CliError::Output { path: dir.display().to_string(), source })?;
     }
-    // Ctrl-C (or SIGTERM) stops the sweep: seeds under way stop too and
-    // count for nothing; a second signal ends the process.
-    let stop = interrupt::watch();
     // The first seed alone: a system that cannot be set up fails here, once.
     sim::run_bare_until(system, range.start, Some(stop))?;
 
@@ -678,6 +691,7 @@ fn report_page(
 }
 
 fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: Option<&Path>) -> Result<u8, CliError> {
+    interrupt::watch();
     let scenarios = expand(files, ".ron", "no .ron scenario files here")?;
     // Check every file before the work, so a typo costs nothing.
     for f in &scenarios {
@@ -781,6 +795,7 @@ fn move_into(from: &Path, to: &Path) -> io::Result<()> {
 
 fn shrink(file: &Path, seed: u64, out: &Path, invariant: Option<&str>) -> Result<u8, CliError> {
     let path = file.to_string_lossy().into_owned();
+    interrupt::watch();
     let loaded = scenario::load(&path)?;
     // Fail early on an unwritable destination, before the work; write nothing meanwhile.
     AtomicFile::create(out)?.0.abandon();
@@ -862,18 +877,12 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<u8, CliError> {
     let mut tallies = Vec::new();
     for f in &files {
         // Tally files are small: read no more than a scenario's cap.
-        let text = scenario::read_text(&f.to_string_lossy())
-            .map_err(|e| CliError::Input { path: f.display().to_string(), message: e.to_string() })?;
+        let text = scenario::read_text(&f.to_string_lossy())?;
         let t: Tally = serde_json::from_str(&text).map_err(|e| CliError::Input {
             path: format!("{}:{}:{}", f.display(), e.line(), e.column()),
             message: format!("not the results of `faultline sweep --out`: {e}"),
         })?;
-        if t.range.end < t.range.start || t.failing > t.seeds() {
-            return Err(CliError::Input {
-                path: f.display().to_string(),
-                message: format!("inconsistent results (seeds {}, {} failing): edited by hand?", t.range, t.failing),
-            });
-        }
+        t.check().map_err(|message| CliError::Input { path: f.display().to_string(), message })?;
         tallies.push(t);
     }
     let tally = Tally::merge(tallies)?;

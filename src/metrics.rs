@@ -75,12 +75,22 @@ impl TryFrom<HistogramData> for Histogram {
             let slot = h.counts.get_mut(usize::from(i)).ok_or_else(|| format!("bucket {i} out of range"))?;
             *slot = c;
         }
-        if h.counts.iter().sum::<u64>() != d.count {
+        let total = h.counts.iter().try_fold(0u64, |a, &c| a.checked_add(c));
+        if total != Some(d.count) {
             return Err("bucket counts do not add up to the count".into());
         }
         h.count = d.count;
         h.sum = d.sum.parse().map_err(|_| format!("bad sum {:?}", d.sum))?;
         (h.min, h.max) = (d.min, d.max);
+        if h.count > 0 {
+            // What `record` keeps true: min <= every sample <= max.
+            let (lo, hi) = (bucket_of(h.min), bucket_of(h.max));
+            let outside = h.counts.iter().enumerate().any(|(i, &c)| c > 0 && (i < lo || i > hi));
+            let sum_range = u128::from(h.min) * u128::from(h.count)..=u128::from(h.max) * u128::from(h.count);
+            if h.min > h.max || outside || !sum_range.contains(&h.sum) {
+                return Err(format!("min {} and max {} do not bound the samples", h.min, h.max));
+            }
+        }
         Ok(h)
     }
 }
@@ -130,10 +140,10 @@ impl Histogram {
     /// Adds every sample of `other`.
     pub fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
-        self.count += other.count;
-        self.sum += other.sum;
+        self.count = self.count.saturating_add(other.count);
+        self.sum = self.sum.saturating_add(other.sum);
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
     }

@@ -147,7 +147,8 @@ pub fn read_text(path: &str) -> Result<String, ScenarioError> {
     let mut bytes = Vec::new();
     file.take(bounds::INPUT_MAX_BYTES + 1).read_to_end(&mut bytes).map_err(read)?;
     if bytes.len() as u64 > bounds::INPUT_MAX_BYTES {
-        let message = format!("the file is larger than {} MB: not a scenario", bounds::INPUT_MAX_BYTES >> 20);
+        let message =
+            format!("the file is larger than {} MB, more than faultline reads", bounds::INPUT_MAX_BYTES >> 20);
         return Err(ScenarioError::Unreadable { path: path.to_string(), message });
     }
     let text = String::from_utf8(bytes).map_err(|e| {

@@ -238,6 +238,27 @@ impl Tally {
         self.range.len()
     }
 
+    /// Whether a tally read from a file is one a sweep could have written:
+    /// its counts of seeds fit its range (a file edited by hand, or cut
+    /// short and patched, is refused rather than summed).
+    pub fn check(&self) -> Result<(), String> {
+        let seeds = self.seeds();
+        let bad = |what: &str| Err(format!("inconsistent results ({what}, seeds {}): edited by hand?", self.range));
+        if self.range.end < self.range.start {
+            return bad("the range ends before it starts");
+        }
+        if self.failing > seeds || self.inconclusive > seeds || self.stopped_at_limit > seeds {
+            return bad(&format!("{} failing, {} inconclusive", self.failing, self.inconclusive));
+        }
+        if self.invariants.iter().any(|i| i.failing > self.failing || i.inconclusive > seeds) {
+            return bad("an invariant fails more often than the seeds do");
+        }
+        if self.lost_per_seed.count() != seeds {
+            return bad(&format!("{} seeds counted in lost_per_seed", self.lost_per_seed.count()));
+        }
+        Ok(())
+    }
+
     /// Adds the next seed's result (seeds come in order).
     fn add(&mut self, r: &SeedResult) {
         debug_assert_eq!(r.seed, self.range.end);
@@ -288,26 +309,26 @@ impl Tally {
         }
         self.range.end = next.range.end;
         for (a, b) in self.invariants.iter_mut().zip(&next.invariants) {
-            a.failing += b.failing;
-            a.inconclusive += b.inconclusive;
+            a.failing = a.failing.saturating_add(b.failing);
+            a.inconclusive = a.inconclusive.saturating_add(b.inconclusive);
             let room = FIRST_FAILING.saturating_sub(a.first_failing.len());
             a.first_failing.extend(b.first_failing.iter().take(room));
         }
-        self.failing += next.failing;
+        self.failing = self.failing.saturating_add(next.failing);
         let room = FAILING_KEPT.saturating_sub(self.failing_seeds.len());
         self.failing_seeds.extend(next.failing_seeds.iter().take(room));
         let room = REPRODUCE.saturating_sub(self.failing_fingerprints.len());
         self.failing_fingerprints.extend(next.failing_fingerprints.iter().take(room).cloned());
-        self.inconclusive += next.inconclusive;
+        self.inconclusive = self.inconclusive.saturating_add(next.inconclusive);
         let room = FIRST_FAILING.saturating_sub(self.inconclusive_seeds.len());
         self.inconclusive_seeds.extend(next.inconclusive_seeds.iter().take(room));
-        self.events += next.events;
-        self.accepted += next.accepted;
-        self.completed += next.completed;
-        self.lost += next.lost;
-        self.duplicated += next.duplicated;
-        self.redelivered += next.redelivered;
-        self.stopped_at_limit += next.stopped_at_limit;
+        self.events = self.events.saturating_add(next.events);
+        self.accepted = self.accepted.saturating_add(next.accepted);
+        self.completed = self.completed.saturating_add(next.completed);
+        self.lost = self.lost.saturating_add(next.lost);
+        self.duplicated = self.duplicated.saturating_add(next.duplicated);
+        self.redelivered = self.redelivered.saturating_add(next.redelivered);
+        self.stopped_at_limit = self.stopped_at_limit.saturating_add(next.stopped_at_limit);
         self.e2e_ns.merge(&next.e2e_ns);
         self.lost_per_seed.merge(&next.lost_per_seed);
         Ok(())

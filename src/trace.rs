@@ -236,8 +236,8 @@ pub struct Tracer<'a> {
     count: u64,
     sink: Option<&'a mut dyn TraceSink>,
     sink_error: Option<io::Error>,
-    /// The entities whose records a story needs (unused slots: `u64::MAX`).
-    focus: Option<[u64; 2]>,
+    /// The entities whose records stories need, sorted.
+    focus: Option<Vec<u64>>,
     /// The first [`STORY_HEAD`] records of a focused run, then the last
     /// [`STORY_TAIL`]: a story's memory is bounded however long the run.
     story: Vec<Record>,
@@ -292,19 +292,18 @@ impl<'a> Tracer<'a> {
     }
 
     /// Also keep the records of `entity` and every crash and restart (for a story).
-    pub fn with_focus(mut self, entity: u64) -> Tracer<'a> {
-        self.focus = Some([entity, u64::MAX]);
-        self
+    pub fn with_focus(self, entity: u64) -> Tracer<'a> {
+        self.with_focus_on(&[entity])
     }
 
-    /// Also keep the records of up to two entities (a story that involves
-    /// two, such as a newer change overwritten by an older one) and every
-    /// crash, restart, pause, fault and rebalance.
+    /// Also keep the records of these entities (the stories of every
+    /// violated invariant of a run, some of which involve two entities, such
+    /// as a newer change overwritten by an older one) and every crash,
+    /// restart, pause, fault and rebalance.
     pub fn with_focus_on(mut self, entities: &[u64]) -> Tracer<'a> {
-        let mut focus = [u64::MAX; 2];
-        for (slot, &e) in focus.iter_mut().zip(entities) {
-            *slot = e;
-        }
+        let mut focus = entities.to_vec();
+        focus.sort_unstable();
+        focus.dedup();
         self.focus = Some(focus);
         self
     }
@@ -340,8 +339,8 @@ impl<'a> Tracer<'a> {
         {
             self.sink_error = Some(e);
         }
-        if let Some(focus) = self.focus
-            && (focus.contains(&r.entity)
+        if let Some(focus) = &self.focus
+            && (focus.binary_search(&r.entity).is_ok()
                 || matches!(
                     r.kind,
                     RecordKind::Crash

@@ -2834,18 +2834,29 @@ pub fn run_with(sys: &System, seed: u64, opts: RunOptions<'_>) -> Result<Outcome
     if !matches!(outcome.stopped_by, crate::outcome::StopReason::Completed) {
         return Ok(outcome);
     }
+    // Every story from one focused run: a scenario with many violated
+    // invariants costs two runs, not one per invariant.
+    let focus: Vec<u64> = outcome
+        .invariants
+        .iter()
+        .filter(|v| v.example_entity.is_some())
+        .flat_map(|v| [v.example_entity, v.example_other])
+        .flatten()
+        .map(|e| e.0)
+        .collect();
+    if focus.is_empty() {
+        return Ok(outcome);
+    }
+    let (told, _, records) = run_once(sys, seed, Tracer::new().with_focus_on(&focus), false, opts.stop)?;
+    if told.stopped_by == crate::outcome::StopReason::Interrupted {
+        // Interrupted while telling: no half-told stories.
+        outcome.stopped_by = told.stopped_by;
+        return Ok(outcome);
+    }
+    let end = SimTime(outcome.sim_time_ns);
     for i in 0..outcome.invariants.len() {
         let Some(entity) = outcome.invariants[i].example_entity else { continue };
         let other = outcome.invariants[i].example_other;
-        let focus: Vec<u64> = [Some(entity), other].into_iter().flatten().map(|e| e.0).collect();
-        let (told, _, records) = run_once(sys, seed, Tracer::new().with_focus_on(&focus), false, opts.stop)?;
-        if told.stopped_by == crate::outcome::StopReason::Interrupted {
-            // Interrupted while telling: no half-told stories.
-            outcome.stopped_by = told.stopped_by;
-            outcome.invariants.iter_mut().for_each(|v| v.example = None);
-            return Ok(outcome);
-        }
-        let end = SimTime(outcome.sim_time_ns);
         let inv = &sys.invariants[i];
         let story = crate::story::tell(sys, &outcome.faults, inv, entity, other, &records, &checker, end);
         outcome.invariants[i].example = Some(story);

@@ -9,6 +9,7 @@ mod cli;
 mod compose;
 mod determinism;
 mod faults;
+mod fuzz;
 mod hardening;
 mod kernel;
 mod metrics;

@@ -122,3 +122,20 @@ fn a_run_stopped_at_a_limit_tells_no_story() {
     assert!(o.invariants[0].violated(), "{:?}", o.invariants[0]);
     assert!(o.invariants.iter().all(|v| v.example.is_none()));
 }
+
+#[test]
+fn stories_told_together_from_one_run_are_those_each_invariant_tells_alone() {
+    // Every story of a run comes from one focused rerun with every example
+    // entity in focus: the other entities' records must not leak into a story.
+    let sys = system(&scenario_text("orders-autocommit-crash.ron"));
+    let together = run(&sys, 1).unwrap();
+    assert!(together.invariants.len() >= 2);
+    for (i, v) in together.invariants.iter().enumerate() {
+        let Some(told) = &v.example else { continue };
+        let mut alone = sys.clone();
+        alone.invariants = vec![sys.invariants[i].clone()];
+        let o = run(&alone, 1).unwrap();
+        assert_eq!(text(story(&o, 0)), text(told), "invariant {}", v.name);
+    }
+    assert!(together.invariants.iter().filter(|v| v.example.is_some()).count() >= 2, "two stories compared");
+}
