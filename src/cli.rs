@@ -1085,3 +1085,20 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     let _ = writeln!(s, "reproduce   faultline run {file} --seed {}", o.seed);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_name_from_scenario_text_stays_one_plain_name() {
+        assert_eq!(file_name_of("orders-log_2.v1"), "orders-log_2.v1");
+        assert_eq!(file_name_of("../../x"), "_.._x");
+        assert_eq!(file_name_of("/etc/passwd"), "_etc_passwd");
+        assert_eq!(file_name_of("a b\\c\u{1F642}"), "a_b_c_");
+        assert_eq!(file_name_of(".."), "scenario");
+        assert_eq!(file_name_of(".hidden"), "hidden");
+        assert_eq!(file_name_of(""), "scenario");
+        assert_eq!(file_name_of(&"x".repeat(500)).len(), 100);
+    }
+}

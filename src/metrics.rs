@@ -181,6 +181,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_histogram_read_back_must_be_one_record_could_have_made() {
+        let mut h = Histogram::default();
+        for v in [5, 70, 900, 12_000] {
+            h.record(v);
+        }
+        let data = HistogramData::from(h.clone());
+        assert_eq!(Histogram::try_from(data.clone()).unwrap(), h);
+        let refused = |change: fn(&mut HistogramData)| {
+            let mut d = data.clone();
+            change(&mut d);
+            Histogram::try_from(d).is_err()
+        };
+        assert!(refused(|d| d.count += 1), "bucket counts that do not add up");
+        assert!(refused(|d| d.buckets.push((u16::MAX, 1))), "a bucket out of range");
+        assert!(refused(|d| (d.min, d.max) = (d.max, d.min)), "min above max");
+        assert!(refused(|d| d.min = 1000), "a sample below min");
+        assert!(refused(|d| d.max = 900), "a sample above max");
+        assert!(refused(|d| d.sum = "1".into()), "a sum below count x min");
+        assert!(refused(|d| d.sum = "1000000000".into()), "a sum above count x max");
+        assert!(refused(|d| d.sum = "x".into()), "a sum that is not a number");
+        // The sum at its bounds is possible.
+        assert!(!refused(|d| d.sum = "20".into()) && !refused(|d| d.sum = "48000".into()));
+        // An empty histogram keeps whatever min and max it says.
+        let empty = HistogramData::from(Histogram::default());
+        assert_eq!(Histogram::try_from(empty).unwrap(), Histogram::default());
+    }
+
+    #[test]
     fn buckets_are_contiguous_and_cover_u64() {
         let mut last = 0;
         for i in 1..BUCKETS {

@@ -183,3 +183,32 @@ fn ctrl_c_prints_the_summary_of_the_seeds_finished_and_writes_no_results() {
     assert!(stderr.contains("interrupted: no results written"), "{stderr}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+#[test]
+fn a_tally_whose_counts_do_not_fit_its_range_is_refused() {
+    let sys = autocommit();
+    let good = tally(&sys, SeedRange { start: 0, end: 4 }, 1);
+    assert_eq!(good.check(), Ok(()));
+    assert!(good.failing > 0 && good.invariants.iter().any(|i| i.failing > 0), "the cases below need failures");
+    let cases: [(&str, fn(&mut Tally)); 7] = [
+        ("reversed range", |t| t.range = SeedRange { start: 5, end: 2 }),
+        ("more failing seeds than seeds", |t| t.failing = 5),
+        ("more inconclusive seeds than seeds", |t| t.inconclusive = 5),
+        ("more seeds stopped than seeds", |t| t.stopped_at_limit = 5),
+        ("an invariant failing more often than any seed", |t| t.invariants[0].failing = t.failing + 1),
+        ("an invariant inconclusive on more seeds than there are", |t| t.invariants[0].inconclusive = 5),
+        ("a seed missing from lost_per_seed", |t| t.range.end += 1),
+    ];
+    for (what, change) in cases {
+        let mut t = good.clone();
+        change(&mut t);
+        let e = t.check().expect_err(what);
+        assert!(e.starts_with("inconsistent results ("), "{what}: {e}");
+    }
+    // At the edges: every seed failing, inconclusive and stopped is a tally a sweep can write.
+    let mut t = good.clone();
+    (t.failing, t.inconclusive, t.stopped_at_limit) = (4, 4, 4);
+    t.invariants[0].failing = 4;
+    t.invariants[0].inconclusive = 4;
+    assert_eq!(t.check(), Ok(()));
+}
