@@ -190,7 +190,8 @@ fn a_tally_whose_counts_do_not_fit_its_range_is_refused() {
     let good = tally(&sys, SeedRange { start: 0, end: 4 }, 1);
     assert_eq!(good.check(), Ok(()));
     assert!(good.failing > 0 && good.invariants.iter().any(|i| i.failing > 0), "the cases below need failures");
-    let cases: [(&str, fn(&mut Tally)); 7] = [
+    type Change = fn(&mut Tally);
+    let cases: [(&str, Change); 7] = [
         ("reversed range", |t| t.range = SeedRange { start: 5, end: 2 }),
         ("more failing seeds than seeds", |t| t.failing = 5),
         ("more inconclusive seeds than seeds", |t| t.inconclusive = 5),
