@@ -198,7 +198,7 @@ mod tests {
         assert!(refused(|d| (d.min, d.max) = (d.max, d.min)), "min above max");
         assert!(refused(|d| d.min = 1000), "a sample below min");
         assert!(refused(|d| d.max = 900), "a sample above max");
-        assert!(refused(|d| d.sum = "1".into()), "a sum below count x min");
+        assert!(refused(|d| d.sum = "19".into()), "a sum below count x min (4 x 5)");
         assert!(refused(|d| d.sum = "1000000000".into()), "a sum above count x max");
         assert!(refused(|d| d.sum = "x".into()), "a sum that is not a number");
         // The sum at its bounds is possible.
