@@ -18,7 +18,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -214,6 +213,28 @@ impl Counts {
     }
 }
 
+impl Counts {
+    /// Adds another worker's counts.
+    fn absorb(&mut self, w: Counts) {
+        self.mutants += w.mutants;
+        self.scenario_mutants += w.scenario_mutants;
+        self.tally_mutants += w.tally_mutants;
+        self.checked_ok += w.checked_ok;
+        self.checked_refused += w.checked_refused;
+        self.runs += w.runs;
+        for (a, b) in self.run_codes.iter_mut().zip(w.run_codes) {
+            *a += b;
+        }
+        self.merged += w.merged;
+        self.merge_refused_parse += w.merge_refused_parse;
+        self.merge_refused_inconsistent += w.merge_refused_inconsistent;
+        self.children += w.children;
+        self.max_wall = self.max_wall.max(w.max_wall);
+        self.max_rss_kb = self.max_rss_kb.max(w.max_rss_kb);
+        self.failures.extend(w.failures);
+    }
+}
+
 /// Why a child's result is a finding, if it is one.
 fn finding(r: &Ran, codes: &[i32]) -> Option<String> {
     if r.timed_out {
@@ -230,18 +251,8 @@ fn finding(r: &Ran, codes: &[i32]) -> Option<String> {
     }
 }
 
-/// Whether `stderr` starts with `file:LINE:COLUMN: `, after `prefix`.
-fn positioned(stderr: &str, prefix: &str, file: &str) -> bool {
-    let Some(rest) = stderr.strip_prefix(prefix).and_then(|s| s.strip_prefix(file)).and_then(|s| s.strip_prefix(':'))
-    else {
-        return false;
-    };
-    let mut parts = rest.splitn(3, ':');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    number(parts.next()) && number(parts.next()) && parts.next().is_some_and(|r| r.starts_with(' '))
-}
-
-fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>) {
+/// Runs mutant `index` of `base`, counting what it did into `local` (its worker's).
+fn one(index: u64, base: &Base, o: &Options, dir: &Path, local: &mut Counts) {
     let seed = o.seed;
     let child = |mode: &str, args: &[&str], dir: &Path| {
         let r = child(mode, args, dir);
@@ -256,9 +267,9 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>)
         return;
     }
     let mut found: Vec<(String, String)> = Vec::new();
-    let mut local = Counts { mutants: 1, ..Default::default() };
+    local.mutants += 1;
     if base.tally {
-        local.tally_mutants = 1;
+        local.tally_mutants += 1;
         let file = "m.tally.json";
         std::fs::write(dir.join(file), &text).expect("write a mutant");
         let r = child("__cli", &["merge", file, "--json"], dir);
@@ -266,7 +277,7 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>)
         if let Some(f) = finding(&r, &[0, 1, 2, 3]) {
             found.push((f, r.stderr.clone()));
         } else if r.code == Some(2) {
-            if positioned(&r.stderr, "error: ", file) {
+            if r.stderr.strip_prefix("error: ").is_some_and(|e| faultline::fuzz::positioned(e, file)) {
                 local.merge_refused_parse += 1;
             } else if r.stderr.contains("inconsistent results")
                 || r.stderr.contains("do not merge")
@@ -281,7 +292,7 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>)
             local.merged += 1;
         }
     } else {
-        local.scenario_mutants = 1;
+        local.scenario_mutants += 1;
         let file = "m.ron";
         std::fs::write(dir.join(file), &text).expect("write a mutant");
         let r = child("__cli", &["check", file], dir);
@@ -291,7 +302,9 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>)
         } else if r.code == Some(2) {
             local.checked_refused += 1;
             // A file past the input limit is refused as a whole.
-            if !positioned(&r.stderr, "", file) && !r.stderr.starts_with("m.ron: the file is larger than 4 MB") {
+            if !faultline::fuzz::positioned(&r.stderr, file)
+                && !r.stderr.starts_with("m.ron: the file is larger than 4 MB")
+            {
                 found.push(("check refused without a position".into(), r.stderr.clone()));
             }
         } else {
@@ -320,27 +333,6 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, counts: &Mutex<Counts>)
             local.failures.push((index, base.name.clone(), what));
         }
     }
-    let mut c = counts.lock().expect("not poisoned");
-    c.mutants += local.mutants;
-    c.scenario_mutants += local.scenario_mutants;
-    c.tally_mutants += local.tally_mutants;
-    c.checked_ok += local.checked_ok;
-    c.checked_refused += local.checked_refused;
-    c.runs += local.runs;
-    for k in 0..4 {
-        c.run_codes[k] += local.run_codes[k];
-    }
-    c.merged += local.merged;
-    c.merge_refused_parse += local.merge_refused_parse;
-    c.merge_refused_inconsistent += local.merge_refused_inconsistent;
-    c.children += local.children;
-    if local.max_wall.0 > c.max_wall.0 {
-        c.max_wall = local.max_wall;
-    }
-    if local.max_rss_kb.0 > c.max_rss_kb.0 {
-        c.max_rss_kb = local.max_rss_kb;
-    }
-    c.failures.extend(local.failures);
 }
 
 /// The bases: every bundled scenario, and the results of small sweeps.
@@ -398,44 +390,51 @@ fn fuzz(args: &[String]) -> ExitCode {
         tallies.len(),
         o.jobs
     );
-    let counts = Mutex::new(Counts::default());
     let next = AtomicU64::new(o.start);
+    let failures = AtomicU64::new(0);
     let end = o.start.saturating_add(o.mutants);
     #[expect(clippy::disallowed_methods, reason = "progress for the user; never reaches a simulation")]
     let started = Instant::now();
-    std::thread::scope(|scope| {
-        for j in 0..o.jobs {
-            let (dir, counts, next, scenarios, tallies) =
-                (work.join(format!("w{j}")), &counts, &next, &scenarios, &tallies);
-            std::fs::create_dir_all(&dir).expect("a worker directory");
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= end {
-                        break;
+    // Each worker counts on its own; the counts are added up at the end.
+    let c = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..o.jobs)
+            .map(|j| {
+                let (dir, next, failures, scenarios, tallies) =
+                    (work.join(format!("w{j}")), &next, &failures, &scenarios, &tallies);
+                std::fs::create_dir_all(&dir).expect("a worker directory");
+                scope.spawn(move || {
+                    let mut local = Counts::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= end {
+                            break local;
+                        }
+                        // One in ten mutants is of a tally file.
+                        let base = if i % 10 == 9 {
+                            tallies[(i / 10) as usize % tallies.len()]
+                        } else {
+                            scenarios[i as usize % scenarios.len()]
+                        };
+                        let before = local.failures.len();
+                        one(i, base, &o, &dir, &mut local);
+                        let found = (local.failures.len() - before) as u64;
+                        let f = failures.fetch_add(found, Ordering::Relaxed) + found;
+                        let done = i + 1 - o.start;
+                        if done.is_multiple_of(2000) {
+                            eprintln!("  {done} mutants, {f} failures, {:.0} s", started.elapsed().as_secs_f64());
+                        }
                     }
-                    // One in ten mutants is of a tally file.
-                    let base = if i % 10 == 9 {
-                        tallies[(i / 10) as usize % tallies.len()]
-                    } else {
-                        scenarios[i as usize % scenarios.len()]
-                    };
-                    one(i, base, &o, &dir, counts);
-                    let done = i + 1 - o.start;
-                    if done.is_multiple_of(2000) {
-                        let c = counts.lock().expect("not poisoned");
-                        eprintln!(
-                            "  {done} mutants, {} failures, {:.0} s",
-                            c.failures.len(),
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
-                }
-            });
+                })
+            })
+            .collect();
+        let mut all = Counts::default();
+        for w in workers {
+            all.absorb(w.join().expect("a worker ends"));
         }
+        all.failures.sort();
+        all
     });
     let _ = std::fs::remove_dir_all(&work);
-    let c = counts.into_inner().expect("not poisoned");
     let kinds = |k: &str| c.failures.iter().filter(|f| f.2.contains(k)).count();
     println!(
         "mutants            {} ({} of scenarios, {} of tally files), seed {}, from {}",

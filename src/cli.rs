@@ -28,30 +28,16 @@ use crate::trace::JsonLines;
 // Output that a closed pipe (`faultline ... | head`) or a full disk cannot
 // turn into a panic: what cannot be written is dropped, and the command
 // ends with the exit code its work earned.
-macro_rules! out {
-    ($($t:tt)*) => {{
+macro_rules! quietly {
+    ($stream:expr, $how:ident, $($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($t)*);
+        let _ = $how!($stream, $($t)*);
     }};
 }
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-macro_rules! err {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stderr(), $($t)*);
-    }};
-}
-macro_rules! errln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
+macro_rules! out { ($($t:tt)*) => { quietly!(std::io::stdout(), write, $($t)*) }; }
+macro_rules! outln { ($($t:tt)*) => { quietly!(std::io::stdout(), writeln, $($t)*) }; }
+macro_rules! err { ($($t:tt)*) => { quietly!(std::io::stderr(), write, $($t)*) }; }
+macro_rules! errln { ($($t:tt)*) => { quietly!(std::io::stderr(), writeln, $($t)*) }; }
 
 /// Exit codes.
 pub mod exit {
@@ -234,10 +220,6 @@ pub enum CliError {
     #[error("interrupted: {0}")]
     Interrupted(String),
 }
-
-/// Exit code of a command stopped by SIGINT (128 + 2, as shells report
-/// it); SIGTERM gives 143.
-pub const INTERRUPTED: u8 = 130;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -712,7 +694,6 @@ fn report(files: &[PathBuf], seeds: Option<SeedRange>, seed: Option<u64>, out: O
     }
 
     let single = scenarios.len() == 1 && !files[0].is_dir();
-    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let dir = match out {
         Some(d) => d.to_path_buf(),
         None if single => Path::new("reports").join(stem(&scenarios[0])),
@@ -758,7 +739,6 @@ fn report_into(
         report_page(&scenarios[0], seeds, seed, dir)?;
         return Ok(());
     }
-    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut rows = Vec::new();
     for f in scenarios {
         let row = report_page(f, seeds, seed, &dir.join(stem(f)))?;
@@ -774,6 +754,11 @@ fn report_into(
         if files.len() == 1 { format!("faultline report: {}", files[0].display()) } else { "faultline report".into() };
     crate::report::write_index(dir, &title, &seeds_text, &rows)?;
     Ok(())
+}
+
+/// A file's name without its extension.
+fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Moves every file under `from` to the same place under `to`, replacing

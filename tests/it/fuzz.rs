@@ -10,14 +10,6 @@ use crate::support::bundled_files;
 /// The slice's seed: other than the long run's (1), so the two cover different mutants.
 const SEED: u64 = 12;
 
-/// `m.ron:LINE:COL: ` at the start of `msg`.
-fn positioned(msg: &str) -> bool {
-    let Some(rest) = msg.strip_prefix("m.ron:") else { return false };
-    let mut parts = rest.splitn(3, ':');
-    let number = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    number(parts.next()) && number(parts.next()) && parts.next().is_some_and(|r| r.starts_with(' '))
-}
-
 #[test]
 fn no_mutant_of_a_bundled_scenario_panics_or_is_refused_without_a_position() {
     let (mut accepted, mut refused) = (0, 0);
@@ -42,7 +34,7 @@ fn no_mutant_of_a_bundled_scenario_panics_or_is_refused_without_a_position() {
                 Err(e) => {
                     refused += 1;
                     let msg = e.to_string();
-                    assert!(positioned(&msg), "mutant {i} of {}:\n{msg}", file.display());
+                    assert!(faultline::fuzz::positioned(&msg, "m.ron"), "mutant {i} of {}:\n{msg}", file.display());
                 }
             }
         }

@@ -65,13 +65,19 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-/// orders-log running for two simulated days: long enough to interrupt.
+/// Bundled scenario `name` made to run for `duration` with its workload
+/// until `stop` (its own are 20m and 15m): long enough to interrupt.
+fn lengthened(dir: &Path, name: &str, duration: &str, stop: &str) -> String {
+    let text = scenario_text(name)
+        .replace("duration: \"20m\"", &format!("duration: {duration:?}"))
+        .replace("stop: \"15m\"", &format!("stop: {stop:?}"));
+    assert!(text.contains(duration) && text.contains(stop), "{name}'s duration or workload changed");
+    write(dir, name, text)
+}
+
+/// orders-log running for 300 simulated hours.
 fn long_scenario(dir: &Path) -> String {
-    let text = scenario_text("orders-log.ron")
-        .replace("duration: \"20m\"", "duration: \"300h\"")
-        .replace("stop: \"15m\"", "stop: \"50h\"");
-    assert!(text.contains("300h") && text.contains("50h"));
-    write(dir, "long.ron", text)
+    lengthened(dir, "orders-log.ron", "300h", "50h")
 }
 
 /// Starts faultline with `args` in `dir`.
@@ -97,9 +103,11 @@ fn wait_for(path: &Path) {
     panic!("{} never appeared", path.display());
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
+/// Sends `SIG{sig}` to `child` and waits for it: its exit code, stdout and stderr.
+fn stop_with(child: std::process::Child, sig: &str) -> (i32, String, String) {
     let sent = std::process::Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]).status();
     assert!(sent.expect("kill").success());
+    parts(&child.wait_with_output().unwrap())
 }
 
 #[test]
@@ -134,12 +142,11 @@ fn sigint_or_sigterm_during_a_traced_run_leaves_no_trace_file() {
         let f = long_scenario(&dir);
         let child = spawn(&dir, &["run", &f, "--trace", "t.jsonl", "--perfetto", "p.json"]);
         wait_for(&dir.join(".t.jsonl.partial"));
-        signal(&child, sig);
-        let (got, out, err) = parts(&child.wait_with_output().unwrap());
+        let (got, out, err) = stop_with(child, sig);
         assert_eq!(got, code, "SIG{sig}: {out}{err}");
         assert!(err.contains("interrupted: the run stopped early; nothing written to t.jsonl or p.json"), "{err}");
         assert!(out.contains("STOPPED EARLY: interrupted by a signal"), "{out}");
-        assert_eq!(tree(&dir), ["long.ron"], "SIG{sig}");
+        assert_eq!(tree(&dir), ["orders-log.ron"], "SIG{sig}");
     }
 }
 
@@ -149,11 +156,10 @@ fn an_interrupted_report_leaves_no_directory_and_no_file() {
     let f = long_scenario(&dir);
     let child = spawn(&dir, &["report", &f, "--out", "rep"]);
     wait_for(&dir.join("rep/.faultline-report.partial"));
-    signal(&child, "INT");
-    let (code, out, err) = parts(&child.wait_with_output().unwrap());
+    let (code, out, err) = stop_with(child, "INT");
     assert_eq!(code, 130, "{out}{err}");
     assert!(err.contains("interrupted: no report written"), "{err}");
-    assert_eq!(tree(&dir), ["long.ron"]);
+    assert_eq!(tree(&dir), ["orders-log.ron"]);
 }
 
 /// Runs faultline in `dir` as on a full disk: files may not grow past 40 KB.
@@ -188,18 +194,14 @@ fn a_report_or_trace_that_cannot_be_written_leaves_nothing_behind() {
 #[test]
 fn an_interrupted_shrink_writes_nothing() {
     let dir = temp_dir("shrink-signal");
-    let text = scenario_text("orders-autocommit-crash.ron");
-    let long = text.replace("duration: \"20m\"", "duration: \"21h\"").replace("stop: \"15m\"", "stop: \"20h\"");
-    assert!(long.contains("21h") && long.contains("20h"), "the scenario's header changed");
-    write(&dir, "ac.ron", long);
-    let child = spawn(&dir, &["shrink", "ac.ron", "--seed", "1", "--out", "ac.min.ron"]);
+    let f = lengthened(&dir, "orders-autocommit-crash.ron", "21h", "20h");
+    let child = spawn(&dir, &["shrink", &f, "--seed", "1", "--out", "ac.min.ron"]);
     // Nothing to wait for on disk: a shrink writes only at its end.
     std::thread::sleep(std::time::Duration::from_millis(3000));
-    signal(&child, "INT");
-    let (code, out, err) = parts(&child.wait_with_output().unwrap());
+    let (code, out, err) = stop_with(child, "INT");
     assert_eq!(code, 130, "{out}{err}");
     assert!(err.contains("interrupted: the shrink stopped; nothing written to ac.min.ron"), "{err}");
-    assert_eq!(tree(&dir), ["ac.ron"]);
+    assert_eq!(tree(&dir), ["orders-autocommit-crash.ron"]);
 }
 
 #[test]
