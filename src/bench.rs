@@ -74,6 +74,8 @@ pub fn pipeline(duration: SimDuration) -> System {
             request,
             target: 0,
             interarrival_mean: SimDuration(1_000_000_000 / RATE_PER_S),
+            regular: false,
+            count: None,
             keys: KeyDist::Uniform(10_000),
             start: SimTime::ZERO,
             stop: SimTime::ZERO + duration,

@@ -183,6 +183,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::CallFailed
             | RecordKind::Fenced
             | RecordKind::Unfenced
+            | RecordKind::ChannelClosed
+            | RecordKind::Reconnected
             | RecordKind::Transition => {
                 let name = format!("{:?}", r.kind).to_lowercase();
                 self.instant(pid, ts, format!("{name} #{msg}"), json!({"entity": r.entity, "aux": r.aux}))?;

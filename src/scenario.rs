@@ -17,7 +17,7 @@ use crate::service::{
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
+    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names, QueueKind,
     RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
@@ -272,6 +272,39 @@ impl Compiler<'_> {
             }
             Err(e) => {
                 self.err(path, e.to_string(), None);
+                None
+            }
+        }
+    }
+
+    /// A size: `"100B"`, `"4KB"` (4,000 bytes), `"4KiB"` (4,096), `"4.4MB"`, up to 1 TB.
+    fn bytes(&mut self, path: &[P], text: &str) -> Option<u64> {
+        let t = text.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let scale: u64 = match unit.trim() {
+            "B" => 1,
+            "KB" => 1000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => 0,
+        };
+        let value = number.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v * scale as f64);
+        match value {
+            Some(v) if scale > 0 && v <= 1e12 => Some(v.round() as u64),
+            Some(_) if scale > 0 => {
+                self.err(path, format!("size {text:?} is absurdly large"), Some("at most 1000GB".into()));
+                None
+            }
+            _ => {
+                self.err(
+                    path,
+                    format!("{text:?} is not a size"),
+                    Some("a number and a unit: B, KB, MB, GB, KiB, MiB, GiB, as in \"4KB\"".into()),
+                );
                 None
             }
         }
@@ -885,8 +918,18 @@ impl Compiler<'_> {
             schema::Bus::Ephemeral { latency } => {
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
             }
-            schema::Bus::Queue { latency, ack_timeout, max_deliveries, heartbeat } => {
+            schema::Bus::Queue {
+                latency,
+                kind,
+                ack_timeout,
+                delivery_limit,
+                heartbeat,
+                window,
+                message_size,
+                reconnect,
+            } => {
                 let heartbeat = self.positive(&[P::F("bus"), P::F("heartbeat")], heartbeat, 60);
+                let reconnect = self.positive(&[P::F("bus"), P::F("reconnect")], reconnect, 5);
                 let ack_timeout = match ack_timeout {
                     Some(t) => {
                         let at = [P::F("bus"), P::F("ack_timeout")];
@@ -898,14 +941,50 @@ impl Compiler<'_> {
                     }
                     None => None,
                 };
-                if let Some(m) = max_deliveries {
-                    self.bounded(&[P::F("bus"), P::F("max_deliveries")], "max_deliveries", *m, 1, 1_000_000);
+                let kind = match kind {
+                    schema::QueueKind::Classic => QueueKind::Classic,
+                    schema::QueueKind::Quorum => QueueKind::Quorum,
+                    schema::QueueKind::JetStream => QueueKind::JetStream,
+                };
+                let ack_timeout = ack_timeout.or(Some(kind.default_ack_timeout()));
+                if let Some(m) = delivery_limit {
+                    let at = [P::F("bus"), P::F("delivery_limit")];
+                    if kind == QueueKind::Classic {
+                        self.err(
+                            &at,
+                            "classic queues have no delivery limit: RabbitMQ ignores `x-delivery-limit` on them, \
+                             and a nacked message is delivered again for ever",
+                            Some("use kind: Quorum (x-delivery-limit) or kind: JetStream (max_deliver)".into()),
+                        );
+                    }
+                    let low = if kind == QueueKind::Quorum { 0 } else { 1 };
+                    self.bounded(&at, "delivery_limit", *m, low, 1_000_000);
                 }
+                // The window in messages: its bytes over a message's, at least one.
+                let window_bytes = match window {
+                    Some(w) => self.bytes(&[P::F("bus"), P::F("window")], w),
+                    None => Some(4_400_000),
+                };
+                let size = match message_size {
+                    Some(s) => self.bytes(&[P::F("bus"), P::F("message_size")], s),
+                    None => Some(1000),
+                };
+                let window = match (window_bytes, size) {
+                    (Some(w), Some(s)) if s > 0 => (w / s).clamp(1, u64::from(u32::MAX)) as u32,
+                    (_, Some(0)) => {
+                        self.err(&[P::F("bus"), P::F("message_size")], "a message of no bytes", None);
+                        1
+                    }
+                    _ => 1,
+                };
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Queue {
                     latency,
+                    kind,
                     ack_timeout,
-                    max_deliveries: *max_deliveries,
+                    delivery_limit: *delivery_limit,
                     heartbeat,
+                    window,
+                    reconnect,
                 })
             }
             schema::Bus::Log {
@@ -1008,7 +1087,8 @@ impl Compiler<'_> {
         };
 
         // Entity kind of the workload, needed to check Accept handlers.
-        let schema::Workload::Poisson { entity: wl_entity, .. } = &s.workload;
+        let (schema::Workload::Poisson { entity: wl_entity, .. } | schema::Workload::Regular { entity: wl_entity, .. }) =
+            &s.workload;
         let request = names.kind(&format!("{wl_entity} request"));
 
         let effects: Vec<&str> = s
@@ -1273,7 +1353,12 @@ impl Compiler<'_> {
             spec.auto_ack = matches!(sv.consume.ack, Some(schema::Ack::Auto));
             spec.prefetch = match sv.consume.prefetch {
                 Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),
-                None => 10,
+                None => match s.bus {
+                    schema::Bus::Queue { kind: schema::QueueKind::JetStream, .. } => {
+                        QueueKind::JetStream.default_prefetch()
+                    }
+                    _ => QueueKind::Classic.default_prefetch(),
+                },
             };
             spec.dedup = sv.dedup.as_ref().map(|d| {
                 let (durable, window) = match d {
@@ -1350,8 +1435,16 @@ impl Compiler<'_> {
         }
 
         // The workload.
-        let schema::Workload::Poisson { rate, entity, keys, start, stop } = &s.workload;
+        let (schema::Workload::Poisson { rate, entity, keys, start, stop }
+        | schema::Workload::Regular { rate, entity, keys, start, stop, .. }) = &s.workload;
+        let (regular, count) = match &s.workload {
+            schema::Workload::Poisson { .. } => (false, None),
+            schema::Workload::Regular { count, .. } => (true, *count),
+        };
         let wat = |f: &'static str| [P::F("workload"), P::F(f)];
+        if count == Some(0) {
+            self.err(&wat("count"), "a workload of no arrivals", Some("expected at least 1".into()));
+        }
         let gap = self.rate(&wat("rate"), rate);
         let start = match start {
             Some(t) => self.duration(&wat("start"), t),
@@ -1890,6 +1983,8 @@ impl Compiler<'_> {
                 request,
                 target,
                 interarrival_mean: gap,
+                regular,
+                count,
                 keys,
                 start: SimTime::ZERO + start,
                 stop: SimTime::ZERO + stop.min(duration),

@@ -163,7 +163,7 @@ impl Shrinker<'_> {
         let mut progress = false;
         loop {
             let mut c = self.best.clone();
-            let Workload::Poisson { start, stop, .. } = &mut c.workload;
+            let (Workload::Poisson { start, stop, .. } | Workload::Regular { start, stop, .. }) = &mut c.workload;
             let from = start.as_deref().map_or(Some(SimDuration::ZERO), |t| parse_duration(t).ok());
             let until = stop.as_deref().or(Some(c.duration.as_str())).and_then(|t| parse_duration(t).ok());
             let (Some(from), Some(until)) = (from, until) else { break };
@@ -179,7 +179,7 @@ impl Shrinker<'_> {
         }
         loop {
             let mut c = self.best.clone();
-            let Workload::Poisson { rate, .. } = &mut c.workload;
+            let (Workload::Poisson { rate, .. } | Workload::Regular { rate, .. }) = &mut c.workload;
             let Some(half) = halve_rate(rate) else { break };
             *rate = half.clone();
             if !self.try_keep(c, "rate", format!("workload rate down to {half}")) {

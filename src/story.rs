@@ -227,6 +227,12 @@ pub(crate) fn tell(
                 write!(line, "{who} FENCED: cut off from the controller quorum, it leads nothing")
             }
             RecordKind::Unfenced => write!(line, "{who} back in the controller quorum"),
+            RecordKind::ChannelClosed => write!(
+                line,
+                "{who}'s CHANNEL CLOSED by the broker (consumer timeout): {} unacknowledged back in the queue",
+                r.aux
+            ),
+            RecordKind::Reconnected => write!(line, "{who} reconnected to the broker"),
             RecordKind::Resumed => write!(line, "{who} resumed"),
             RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {

@@ -175,7 +175,7 @@ pub struct ServiceSpec {
     pub queue: Option<String>,
     /// Queue bus: acknowledge on delivery (at-most-once) instead of after processing.
     pub auto_ack: bool,
-    /// Queue bus: unacknowledged messages an instance may hold.
+    /// Queue bus: unacknowledged messages an instance may hold (`u32::MAX`: no limit).
     pub prefetch: u32,
     /// The service is deployed at this time (its instances are down before).
     pub starts_at: SimTime,
@@ -213,7 +213,7 @@ impl ServiceSpec {
             dedup: None,
             queue: None,
             auto_ack: false,
-            prefetch: 10,
+            prefetch: u32::MAX,
             starts_at: SimTime::ZERO,
             start_latest: false,
             outbox: None,
@@ -271,23 +271,106 @@ pub enum BusSpec {
         /// (Kafka's `delivery.timeout.ms`); a shorter cut delays it.
         delivery_timeout: SimDuration,
     },
-    /// Durable queues with acknowledgements (RabbitMQ-like): each consuming
-    /// service reads its own queue (fan-out) or one it shares (competing
-    /// consumers); unacknowledged messages go back to the head of the queue
-    /// when their consumer crashes, nacks, or lets the ack timeout pass.
+    /// Durable queues with acknowledgements, as the broker `kind` keeps
+    /// them: each consuming service reads its own queue (fan-out) or one it
+    /// shares (competing consumers); unacknowledged messages go back to the
+    /// queue when their consumer crashes, nacks, or lets the ack timeout pass.
     Queue {
         /// Delivery latency from the broker to a consumer.
         latency: Dist,
-        /// Unacknowledged for this long, a delivery is taken back and requeued.
+        /// The broker modelled: requeue position, delivery-limit counting,
+        /// what an ack timeout does.
+        kind: QueueKind,
+        /// Unacknowledged for this long, a delivery is taken back: the
+        /// consumer's whole channel ([`QueueKind::closes_channel_on_timeout`])
+        /// or the one message.
         ack_timeout: Option<SimDuration>,
-        /// A message nacked this many times goes to the dead-letter queue
-        /// instead of back to the head; `None` retries forever.
-        max_deliveries: Option<u32>,
+        /// The delivery limit as the kind's broker names it; see
+        /// [`QueueKind::deliveries_allowed`]. `None` retries forever.
+        delivery_limit: Option<u32>,
         /// A producer's connection blocked by a partition for longer than
         /// this is closed (AMQP's heartbeat timeout): what it was sending
         /// while blocked is lost; a shorter cut only delays it.
         heartbeat: SimDuration,
+        /// Flow control: a consumer holds at most this many messages it has
+        /// not started on (on the wire and in its buffers); a scenario gives
+        /// it in bytes, over the message size.
+        window: u32,
+        /// A consumer whose channel the broker closed consumes again after this long.
+        reconnect: SimDuration,
     },
+}
+
+/// The broker whose queue semantics a Queue bus reproduces. Each difference
+/// is checked against the real broker by the conformance suite
+/// (`conformance/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueueKind {
+    /// A RabbitMQ classic queue.
+    #[default]
+    Classic,
+    /// A RabbitMQ quorum queue.
+    Quorum,
+    /// A NATS JetStream stream read by a consumer with explicit acks.
+    JetStream,
+}
+
+impl QueueKind {
+    /// Where a nacked or returned message goes: the head of the queue
+    /// (classic queues put it back at its old position, which for the
+    /// oldest message is the head) or the tail (quorum queues).
+    pub fn requeue_at_head(self) -> bool {
+        match self {
+            QueueKind::Classic | QueueKind::JetStream => true,
+            QueueKind::Quorum => false,
+        }
+    }
+
+    /// Deliveries a message gets under a delivery limit of `limit` before it
+    /// is dead-lettered (RabbitMQ) or given up on (JetStream): a quorum
+    /// queue's `x-delivery-limit` counts returns, so it allows `limit + 1`;
+    /// JetStream's `max_deliver` counts deliveries.
+    pub fn deliveries_allowed(self, limit: u32) -> u32 {
+        match self {
+            QueueKind::Quorum => limit.saturating_add(1),
+            QueueKind::Classic | QueueKind::JetStream => limit,
+        }
+    }
+
+    /// True if an ack timeout closes the consumer's channel, returning all
+    /// it holds (RabbitMQ's `consumer_timeout`), rather than redelivering
+    /// the one message (JetStream's `AckWait`).
+    pub fn closes_channel_on_timeout(self) -> bool {
+        !matches!(self, QueueKind::JetStream)
+    }
+
+    /// Unacknowledged messages a consumer may hold when it sets no prefetch:
+    /// unlimited for RabbitMQ (no `basic.qos`), `max_ack_pending` 1000 for
+    /// JetStream.
+    pub fn default_prefetch(self) -> u32 {
+        match self {
+            QueueKind::Classic | QueueKind::Quorum => u32::MAX,
+            QueueKind::JetStream => 1000,
+        }
+    }
+
+    /// The ack timeout when none is set: RabbitMQ's `consumer_timeout`
+    /// (30 minutes since 3.8.15), JetStream's `AckWait` (30 seconds).
+    pub fn default_ack_timeout(self) -> SimDuration {
+        match self {
+            QueueKind::Classic | QueueKind::Quorum => SimDuration::from_secs(30 * 60),
+            QueueKind::JetStream => SimDuration::from_secs(30),
+        }
+    }
+
+    /// The name a scenario uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueKind::Classic => "Classic",
+            QueueKind::Quorum => "Quorum",
+            QueueKind::JetStream => "JetStream",
+        }
+    }
 }
 
 /// When a broker acknowledges a produced record.
@@ -355,8 +438,12 @@ pub struct WorkloadSpec {
     pub request: Kind,
     /// Index of the service that receives the requests.
     pub target: usize,
-    /// Mean time between arrivals (Poisson process).
+    /// Mean time between arrivals (Poisson process), or the exact gap.
     pub interarrival_mean: SimDuration,
+    /// Arrivals exactly `interarrival_mean` apart instead of a Poisson process.
+    pub regular: bool,
+    /// At most this many arrivals.
+    pub count: Option<u64>,
     /// Keys.
     pub keys: KeyDist,
     /// First arrival no earlier than this.

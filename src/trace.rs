@@ -98,6 +98,11 @@ pub enum RecordKind {
     Fenced = 35,
     /// A fenced broker is back in the quorum.
     Unfenced = 36,
+    /// The broker closed the node's channel (a consumer timeout): its
+    /// unacknowledged messages went back to the queue (aux: how many).
+    ChannelClosed = 37,
+    /// A consumer whose channel was closed opened a new one.
+    Reconnected = 38,
 }
 
 /// Why a message was lost.
@@ -353,6 +358,8 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Revoked
                         | RecordKind::Fenced
                         | RecordKind::Unfenced
+                        | RecordKind::ChannelClosed
+                        | RecordKind::Reconnected
                 ))
         {
             if self.story.len() < STORY_HEAD {

@@ -3,13 +3,16 @@
 //! Each consuming service reads from one queue: its own (fan-out: every
 //! subscribing service gets every message) or one it shares with other
 //! services (competing consumers: each message goes to one of them). A
-//! queue delivers to consumers that are up and have prefetch credit, round
-//! robin. With manual acks a delivered message stays the consumer's until it
-//! acks (removed), nacks (requeued at the head, or dead-lettered after
-//! `max_deliveries`), crashes or lets the ack timeout pass (requeued at the
-//! head). With auto-ack a message leaves the queue when it is sent.
+//! queue delivers round robin to consumers that are up, connected, have
+//! prefetch credit and room in their flow-control window (what is on the
+//! wire to them or waiting in their buffers). With manual acks a delivered
+//! message stays the consumer's until it acks (removed), nacks, crashes or
+//! lets the ack timeout pass (requeued at the head or the tail, as the
+//! queue's kind does, or dead-lettered at its delivery limit). With auto-ack
+//! a message leaves the queue when it is sent.
 //!
-//! This module is pure bookkeeping; the event loop decides when things happen.
+//! This module is pure bookkeeping; the event loop decides when things
+//! happen and what the kind of queue does ([`crate::system::QueueKind`]).
 
 use std::collections::VecDeque;
 
@@ -60,6 +63,8 @@ pub(crate) struct Delivery {
     /// Delivery order, so a crashed consumer's messages go back in order.
     pub seq: u64,
     pub live: bool,
+    /// It reached its consumer (it is no longer on the wire).
+    pub arrived: bool,
     pub auto_ack: bool,
     /// When the broker sent it.
     pub sent_at: SimTime,
@@ -75,6 +80,14 @@ pub(crate) struct Broker {
     pub queue_of: Vec<Option<u32>>,
     /// Per node, manual-ack deliveries not yet settled.
     pub unacked: Vec<u32>,
+    /// Per node, live deliveries still on the wire to it.
+    pub wire: Vec<u32>,
+    /// Per node, true while the broker has closed its channel (it gets
+    /// nothing until it reconnects).
+    pub detached: Vec<bool>,
+    /// Flow control: deliveries on the wire plus messages buffered at a
+    /// consumer stay below this.
+    pub window: u32,
     deliveries: Vec<Delivery>,
     free: Vec<u32>,
     seq: u64,
@@ -83,7 +96,14 @@ pub(crate) struct Broker {
 impl Broker {
     /// A broker for `nodes` nodes, with no queues yet.
     pub fn new(nodes: usize) -> Broker {
-        Broker { unacked: vec![0; nodes], queue_of: vec![None; nodes], ..Broker::default() }
+        Broker {
+            unacked: vec![0; nodes],
+            wire: vec![0; nodes],
+            detached: vec![false; nodes],
+            queue_of: vec![None; nodes],
+            window: u32::MAX,
+            ..Broker::default()
+        }
     }
 
     /// Appends `msg`, arriving `now`, to every queue bound to its kind;
@@ -97,18 +117,23 @@ impl Broker {
     }
 
     /// Takes the next message of queue `q` for a consumer that is up (per
-    /// `up`) and has credit, round robin; records the delivery and returns
-    /// its slot.
-    pub fn deliver_next(&mut self, q: u32, up: impl Fn(u32) -> bool) -> Option<u32> {
+    /// `up`), connected, has credit and room in its window (`buffered`: the
+    /// messages waiting in its buffers), round robin; records the delivery
+    /// and returns its slot.
+    pub fn deliver_next(&mut self, q: u32, up: impl Fn(u32) -> bool, buffered: impl Fn(u32) -> u32) -> Option<u32> {
         let queue = &mut self.queues[q as usize];
         if queue.ready.is_empty() || queue.consumers.is_empty() {
             return None;
         }
         let k = queue.consumers.len();
-        let unacked = &self.unacked;
+        let (unacked, wire, detached, window) = (&self.unacked, &self.wire, &self.detached, self.window);
         let pick = (0..k).map(|i| (queue.rr + i) % k).find(|&i| {
             let c = queue.consumers[i];
-            up(c.node) && (c.auto_ack || unacked[c.node as usize] < c.prefetch)
+            let n = c.node as usize;
+            up(c.node)
+                && !detached[n]
+                && (c.auto_ack || unacked[n] < c.prefetch)
+                && wire[n].saturating_add(buffered(c.node)) < window
         })?;
         queue.rr = pick + 1;
         let c = queue.consumers[pick];
@@ -117,6 +142,7 @@ impl Broker {
         if !c.auto_ack {
             self.unacked[c.node as usize] += 1;
         }
+        self.wire[c.node as usize] += 1;
         self.seq += 1;
         let d = Delivery {
             pending,
@@ -125,6 +151,7 @@ impl Broker {
             generation: 0,
             seq: self.seq,
             live: true,
+            arrived: false,
             auto_ack: c.auto_ack,
             sent_at: SimTime::ZERO,
         };
@@ -164,21 +191,36 @@ impl Broker {
         d.live && d.generation == generation
     }
 
-    /// Settles a delivery: frees its slot and the consumer's credit.
+    /// The delivery in `slot` reached its consumer: off the wire.
+    pub fn arrived(&mut self, slot: u32) {
+        let d = &mut self.deliveries[slot as usize];
+        if d.live && !d.arrived {
+            d.arrived = true;
+            self.wire[d.node as usize] -= 1;
+        }
+    }
+
+    /// Settles a delivery: frees its slot, the consumer's credit and its
+    /// place on the wire.
     pub fn settle(&mut self, slot: u32) -> Delivery {
         let d = &mut self.deliveries[slot as usize];
         let settled = *d;
         if d.live && !d.auto_ack {
             self.unacked[d.node as usize] -= 1;
         }
+        if d.live && !d.arrived {
+            self.wire[d.node as usize] -= 1;
+        }
         d.live = false;
         self.free.push(slot);
         settled
     }
 
-    /// Puts a settled delivery's message back at the head of its queue.
-    pub fn requeue(&mut self, d: &Delivery) {
-        self.queues[d.queue as usize].ready.push_front(d.pending);
+    /// Puts a settled delivery's message back in its queue: at the head
+    /// or at the tail.
+    pub fn requeue(&mut self, d: &Delivery, at_head: bool) {
+        let ready = &mut self.queues[d.queue as usize].ready;
+        if at_head { ready.push_front(d.pending) } else { ready.push_back(d.pending) }
     }
 
     /// Live auto-ack deliveries on their way to `node`, with their slots.
@@ -193,8 +235,8 @@ impl Broker {
 
     /// Settles every live manual-ack delivery to `node` (its connection
     /// closed) and returns them in the order they were delivered; the
-    /// caller puts each back ([`Broker::requeue`], the last first) or
-    /// dead-letters it.
+    /// caller puts each back ([`Broker::requeue`]: the last first at the
+    /// head, the first first at the tail) or dead-letters it.
     pub fn take_node(&mut self, node: u32) -> Vec<Delivery> {
         let mut held: Vec<(u64, u32)> = self
             .deliveries
@@ -223,6 +265,9 @@ mod tests {
             bindings: vec![vec![0]],
             queue_of: vec![Some(0); 3],
             unacked: vec![0; 3],
+            wire: vec![0; 3],
+            detached: vec![false; 3],
+            window: u32::MAX,
             ..Broker::default()
         }
     }
@@ -234,7 +279,7 @@ mod tests {
         for i in 1..=6 {
             b.publish(msg(i), SimTime::ZERO);
         }
-        let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |_| true)).collect();
+        let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |_| true, |_| 0)).collect();
         let nodes: Vec<u32> = slots.iter().map(|&s| b.get(s).node).collect();
         assert_eq!(nodes, [0, 1, 0, 1], "two each, then no credit");
         assert_eq!(b.queues[0].ready.len(), 2);
@@ -246,13 +291,13 @@ mod tests {
         for i in 1..=4 {
             b.publish(msg(i), SimTime::ZERO);
         }
-        let slots: Vec<u32> = (0..3).filter_map(|_| b.deliver_next(0, |_| true)).collect();
+        let slots: Vec<u32> = (0..3).filter_map(|_| b.deliver_next(0, |_| true, |_| 0)).collect();
         let acked = b.settle(slots[1]);
         assert_eq!(acked.pending.msg.id, MsgId(2));
         let back = b.take_node(0);
         assert_eq!(back.iter().map(|d| d.pending.msg.id.0).collect::<Vec<_>>(), [1, 3]);
         for d in back.iter().rev() {
-            b.requeue(d);
+            b.requeue(d, true);
         }
         let order: Vec<u64> = b.queues[0].ready.iter().map(|p| p.msg.id.0).collect();
         assert_eq!(order, [1, 3, 4]);
@@ -269,7 +314,7 @@ mod tests {
         for i in 1..=3 {
             b.publish(msg(i), SimTime::ZERO);
         }
-        let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |n| n == 1)).collect();
+        let slots: Vec<u32> = std::iter::from_fn(|| b.deliver_next(0, |n| n == 1, |_| 0)).collect();
         let nodes: Vec<u32> = slots.iter().map(|&s| b.get(s).node).collect();
         assert_eq!(nodes, [1, 1, 1]);
         assert_eq!(b.unacked, [0, 0, 0]);
@@ -280,10 +325,10 @@ mod tests {
         let mut b = broker(&[Consumer { node: 0, auto_ack: false, prefetch: 10 }]);
         b.publish(msg(1), SimTime::ZERO);
         b.publish(msg(2), SimTime::ZERO);
-        let s1 = b.deliver_next(0, |_| true).unwrap();
+        let s1 = b.deliver_next(0, |_| true, |_| 0).unwrap();
         let g1 = b.get(s1).generation;
         b.settle(s1);
-        let s2 = b.deliver_next(0, |_| true).unwrap();
+        let s2 = b.deliver_next(0, |_| true, |_| 0).unwrap();
         assert_eq!(s1, s2);
         assert!(!b.is_live(s1, g1));
         assert!(b.is_live(s2, b.get(s2).generation));

@@ -25,7 +25,9 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RandomFault, Seam, StateKind, System};
+use crate::system::{
+    BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, RandomFault, Seam, StateKind, System,
+};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -108,6 +110,8 @@ enum Ev {
     QueueDeliver { slot: u32, generation: u32 },
     /// A manual-ack delivery's ack timeout.
     AckTimeout { slot: u32, generation: u32 },
+    /// A queue consumer whose channel the broker closed opens a new one.
+    QueueReconnect { node: u32, epoch: u32 },
     /// A service deployed late starts.
     Join { service: u32 },
     /// The group coordinator gives up on a crashed member (its session timed out).
@@ -562,7 +566,13 @@ struct World<'s, 't> {
     /// Backlog per queue and lag per (group, topic), sampled: name, samples.
     backlog: Vec<(String, Vec<u64>)>,
     sample_every: SimDuration,
-    max_deliveries: Option<u32>,
+    /// Queue bus: the broker modelled.
+    queue_kind: QueueKind,
+    /// Queue bus: deliveries a message gets before it is dead-lettered
+    /// ([`QueueKind::deliveries_allowed`] of the delivery limit).
+    deliveries_allowed: Option<u32>,
+    /// Queue bus: a consumer whose channel was closed reconnects after this.
+    reconnect: SimDuration,
     /// Queue bus: a producer's connection blocked longer than this closes.
     heartbeat: SimDuration,
     /// Log with an ideal broker: a producer gives a record up after this long.
@@ -772,9 +782,11 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         }
-        let (queue_bus, ack_timeout, max_deliveries) = match &sys.bus {
-            BusSpec::Queue { ack_timeout, max_deliveries, .. } => (true, *ack_timeout, *max_deliveries),
-            _ => (false, None, None),
+        let (queue_bus, queue_kind, ack_timeout, deliveries_allowed, window, reconnect) = match &sys.bus {
+            BusSpec::Queue { kind, ack_timeout, delivery_limit, window, reconnect, .. } => {
+                (true, *kind, *ack_timeout, delivery_limit.map(|l| kind.deliveries_allowed(l)), *window, *reconnect)
+            }
+            _ => (false, QueueKind::Classic, None, None, u32::MAX, SimDuration::ZERO),
         };
         let (heartbeat, delivery_timeout) = match &sys.bus {
             BusSpec::Queue { heartbeat, .. } => (*heartbeat, SimDuration::ZERO),
@@ -782,6 +794,7 @@ impl<'s, 't> World<'s, 't> {
             BusSpec::Ephemeral { .. } => (SimDuration::ZERO, SimDuration::ZERO),
         };
         let mut broker = Broker::new(nodes.len());
+        broker.window = window;
         if queue_bus {
             broker.bindings = vec![Vec::new(); kinds];
             for (si, s) in sys.services.iter().enumerate() {
@@ -981,7 +994,9 @@ impl<'s, 't> World<'s, 't> {
             produce_free: Vec::new(),
             backlog: Vec::new(),
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
-            max_deliveries,
+            queue_kind,
+            deliveries_allowed,
+            reconnect,
             heartbeat,
             delivery_timeout,
             held_publishes: 0,
@@ -1127,6 +1142,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::AutoCommit { node, epoch } => self.auto_commit(node, epoch),
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
+                Ev::QueueReconnect { node, epoch } => self.queue_reconnect(node, epoch),
                 Ev::Join { service } => self.join(service),
                 Ev::SessionExpired { node, epoch } => self.session_expired(node, epoch),
                 Ev::Publish { node, epoch, slot } => self.publish_arrived(node, epoch, slot),
@@ -1181,7 +1197,14 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Rejected, NO_NODE, &msg, 0);
             }
         }
-        let gap = SimDuration(crate::sim::dist::to_nanos(self.workload.exp(w.interarrival_mean.0 as f64)));
+        if w.count.is_some_and(|c| self.next_entity > c) {
+            return;
+        }
+        let gap = if w.regular {
+            w.interarrival_mean
+        } else {
+            SimDuration(crate::sim::dist::to_nanos(self.workload.exp(w.interarrival_mean.0 as f64)))
+        };
         let next = self.now + gap;
         if next < w.stop {
             self.queue.push(next, Ev::Arrival);
@@ -1442,7 +1465,13 @@ impl<'s, 't> World<'s, 't> {
         let node = &mut self.nodes[n as usize];
         node.account_fifo(self.now);
         match node.fifo.pop_front() {
-            Some(next) => self.start(n, worker, next),
+            Some(next) => {
+                self.start(n, worker, next);
+                // Room in its flow-control window: the queue may send more.
+                if let Some(q) = self.broker.queue_of[n as usize] {
+                    self.dispatch(q);
+                }
+            }
             None => node.free.push(worker),
         }
         if self.nodes[n as usize].fetch_blocked {
@@ -1633,7 +1662,9 @@ impl<'s, 't> World<'s, 't> {
     fn dispatch(&mut self, q: u32) {
         loop {
             let nodes = &self.nodes;
-            let Some(slot) = self.broker.deliver_next(q, |n| nodes[n as usize].up) else { return };
+            let up = |n: u32| nodes[n as usize].up;
+            let buffered = |n: u32| nodes[n as usize].fifo.len() as u32;
+            let Some(slot) = self.broker.deliver_next(q, up, buffered) else { return };
             self.broker.sent(slot, self.now);
             let d = *self.broker.get(slot);
             if d.pending.deliveries > 1 {
@@ -1648,8 +1679,10 @@ impl<'s, 't> World<'s, 't> {
             node.queue_arrival = node.queue_arrival.max(sampled);
             let at = node.queue_arrival + c.held;
             self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
+            // A timeout past the end of the run never fires: not scheduled.
             if let Some(timeout) = self.ack_timeout
                 && !d.auto_ack
+                && self.now + timeout <= self.end
             {
                 self.queue.push(self.now + timeout, Ev::AckTimeout { slot, generation: d.generation });
             }
@@ -1660,7 +1693,18 @@ impl<'s, 't> World<'s, 't> {
         if !self.broker.is_live(slot, generation) {
             return; // taken back (crash, timeout) while on its way
         }
+        self.broker.arrived(slot);
         let d = *self.broker.get(slot);
+        if !self.nodes[d.node as usize].up {
+            // A JetStream consumer that crashed: the server still counts the
+            // message pending; it comes back when its AckWait passes (an
+            // auto-acked one is gone).
+            if d.auto_ack {
+                self.broker.settle(slot);
+                self.lose(d.node, &d.pending.msg, LossReason::AutoAck);
+            }
+            return;
+        }
         let source = if d.auto_ack {
             self.broker.settle(slot);
             Source::Queue { slot: AUTO_ACKED, generation: 0 }
@@ -1673,29 +1717,78 @@ impl<'s, 't> World<'s, 't> {
         self.enqueue_since(d.node, d.pending.msg, source, available);
     }
 
-    /// A delivery stayed unacknowledged too long: the broker takes it back.
-    /// The consumer may still finish it, and then its effects happen twice.
+    /// A delivery stayed unacknowledged too long. JetStream (`AckWait`)
+    /// takes that message back; RabbitMQ (`consumer_timeout`) closes the
+    /// consumer's channel: everything it holds goes back, what waits in its
+    /// buffers is dropped, and it gets nothing until it reconnects. Either
+    /// way the consumer may still finish what it was working on, and then
+    /// its effects happen twice.
     fn ack_timed_out(&mut self, slot: u32, generation: u32) {
         if !self.broker.is_live(slot, generation) {
             return;
         }
-        let d = self.broker.settle(slot);
-        self.give_back(&d);
-        self.dispatch(d.queue);
+        if !self.queue_kind.closes_channel_on_timeout() {
+            let d = self.broker.settle(slot);
+            self.give_back(&d);
+            self.dispatch(d.queue);
+            return;
+        }
+        let n = self.broker.get(slot).node;
+        let node = &mut self.nodes[n as usize];
+        node.account_fifo(self.now);
+        node.fifo.retain(|j| !matches!(j.source, Source::Queue { slot, .. } if slot != AUTO_ACKED));
+        self.broker.detached[n as usize] = true;
+        let epoch = node.epoch;
+        self.queue.push(self.now + self.reconnect, Ev::QueueReconnect { node: n, epoch });
+        let returned = self.close_channel(n);
+        self.trace_node(RecordKind::ChannelClosed, n, returned);
+    }
+
+    /// The broker sees node `n`'s channel close (a crash, a consumer
+    /// timeout): its unacknowledged messages go back, in the order they
+    /// were delivered, and its queue delivers to the others.
+    fn close_channel(&mut self, n: u32) -> u64 {
+        let returned = self.broker.take_node(n);
+        if self.queue_kind.requeue_at_head() {
+            // Back at the head in their delivery order: the last first.
+            returned.iter().rev().for_each(|d| self.give_back(d));
+        } else {
+            returned.iter().for_each(|d| self.give_back(d));
+        }
+        let mut touched: Vec<u32> = returned.iter().map(|d| d.queue).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        for q in touched {
+            self.dispatch(q);
+        }
+        returned.len() as u64
+    }
+
+    /// Node `n` opens a new channel after the broker closed its last one.
+    fn queue_reconnect(&mut self, n: u32, epoch: u32) {
+        if self.nodes[n as usize].epoch != epoch || !self.broker.detached[n as usize] {
+            return; // crashed meanwhile: its restart reconnects
+        }
+        self.broker.detached[n as usize] = false;
+        self.trace_node(RecordKind::Reconnected, n, 0);
+        if let Some(q) = self.broker.queue_of[n as usize] {
+            self.dispatch(q);
+        }
     }
 
     /// A delivery comes back to the broker unacknowledged (a nack, an ack
-    /// timeout, its consumer's crash): back to the head of its queue, or,
-    /// once it has been delivered `max_deliveries` times, to the
-    /// dead-letter queue. Every delivery counts, however it ended, so a
-    /// message that kills its consumer is parked after the limit too.
+    /// timeout, its consumer's crash): back to the head or the tail of its
+    /// queue, as its kind does, or, once it has had the deliveries its
+    /// delivery limit allows, to the dead-letter queue (RabbitMQ) or given
+    /// up on (JetStream's `max_deliver`). Every delivery counts, however it
+    /// ended, so a message that kills its consumer is parked too.
     fn give_back(&mut self, d: &crate::bus::queue::Delivery) {
-        if self.max_deliveries.is_some_and(|m| d.pending.deliveries >= m) {
+        if self.deliveries_allowed.is_some_and(|m| d.pending.deliveries >= m) {
             self.dead_lettered += 1;
             self.checker.dead_lettered(d.pending.msg.entity);
             self.trace(RecordKind::DeadLettered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
         } else {
-            self.broker.requeue(d);
+            self.broker.requeue(d, self.queue_kind.requeue_at_head());
         }
     }
 
@@ -2289,23 +2382,18 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         if self.queue_bus {
-            // The broker sees the connection drop: unacknowledged messages go
-            // back to the head of their queues; auto-acked ones on their way are gone.
+            // The broker sees the connection drop: auto-acked messages on
+            // their way are gone. RabbitMQ puts the unacknowledged ones back
+            // now; a JetStream consumer is durable, so its pending messages
+            // come back one by one as their AckWait passes.
             for (slot, d) in self.broker.live_auto_acked_to(n) {
                 self.broker.settle(slot);
                 self.lose(n, &d.pending.msg, LossReason::AutoAck);
             }
-            let returned = self.broker.take_node(n);
-            // Back at the heads in their delivery order: the last first.
-            for d in returned.iter().rev() {
-                self.give_back(d);
+            if self.queue_kind.closes_channel_on_timeout() {
+                self.close_channel(n);
             }
-            let mut touched: Vec<u32> = returned.iter().map(|d| d.queue).collect();
-            touched.sort_unstable();
-            touched.dedup();
-            for q in touched {
-                self.dispatch(q);
-            }
+            self.broker.detached[n as usize] = false;
         }
         for job in held {
             match job.source {
@@ -2523,6 +2611,8 @@ impl<'s, 't> World<'s, 't> {
         self.schedule_relay(n);
         self.rearm_timers(n);
         if let Some(q) = self.broker.queue_of[n as usize] {
+            // A new connection, whatever closed the last one.
+            self.broker.detached[n as usize] = false;
             self.dispatch(q);
         }
     }

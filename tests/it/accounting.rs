@@ -1,4 +1,5 @@
-//! The loss-accounting identity, for every bundled scenario over 20 seeds:
+//! The loss-accounting identity, for every bundled scenario (and every
+//! conformance situation) over 20 seeds:
 //!
 //! 1. every entity that `no-lost-entities` (or `terminal-within`) counts as
 //!    lost has a counted setback on its path (a message of it lost with a
@@ -20,8 +21,17 @@ use crate::support::{Collect, bundled_files};
 const SEEDS: std::ops::Range<u64> = 0..20;
 
 fn bundled() -> Vec<(String, faultline::system::System)> {
+    // The catalogue, and the conformance situations (each queue kind's
+    // crashes, timeouts and flow control).
+    let conformance = std::fs::read_dir(crate::support::root().join("conformance/scenarios"))
+        .expect("conformance/scenarios/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ron"));
+    let mut conformance: Vec<_> = conformance.collect();
+    conformance.sort();
     bundled_files()
         .into_iter()
+        .chain(conformance)
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();
             (name, scenario::load(&p.to_string_lossy()).unwrap().system)

@@ -16,6 +16,7 @@ mod metrics;
 mod network;
 mod patterns;
 mod props;
+mod queues;
 mod report;
 mod scenarios;
 mod shrink;

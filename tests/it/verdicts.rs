@@ -164,11 +164,11 @@ fn the_exit_codes_are_in_the_help() {
 
 /// One message per entity to a consumer that a crash point kills on every
 /// message, before it publishes: a poison message of the worst kind.
-fn crash_loop(max_deliveries: &str) -> String {
+fn crash_loop(settings: &str) -> String {
     format!(
         r#"Scenario(
     name: "crash-loop", duration: "60s", seed: 1,
-    bus: Queue(latency: Const("1ms"){max_deliveries}),
+    bus: Queue(latency: Const("1ms"){settings}),
     services: [
         Service(name: "order", on: [Accept(entity: "order", work: Const("1ms"), emit: ["Job"])]),
         Service(name: "billing", state: Durable, consume: (topics: ["Job"]),
@@ -185,9 +185,10 @@ fn crash_loop(max_deliveries: &str) -> String {
 
 #[test]
 fn a_message_that_kills_its_consumer_is_dead_lettered_at_the_delivery_limit() {
-    let o = run(&system(&crash_loop(", max_deliveries: 3")), 1).unwrap();
+    let o = run(&system(&crash_loop(", kind: Quorum, delivery_limit: 2")), 1).unwrap();
     let m = &o.metrics;
     assert!(m.accepted >= 2, "{}", m.accepted);
+    // A quorum queue's x-delivery-limit counts returns: 2 allows 3 deliveries.
     assert_eq!(m.dead_lettered, m.accepted, "every message parked after its third delivery");
     let v = &o.invariants[0];
     assert_eq!(v.status, Status::Holds, "{v:?}");
@@ -196,7 +197,8 @@ fn a_message_that_kills_its_consumer_is_dead_lettered_at_the_delivery_limit() {
     // Three deliveries each: the first and two redeliveries, no more.
     assert_eq!(m.redelivered, 2 * m.accepted);
     let dir = temp_dir("verdicts-crash-loop");
-    let (code, out, _) = parts(&faultline(&["run", &write(&dir, "loop.ron", &crash_loop(", max_deliveries: 3"))]));
+    let (code, out, _) =
+        parts(&faultline(&["run", &write(&dir, "loop.ron", &crash_loop(", kind: Quorum, delivery_limit: 2"))]));
     assert_eq!(code, 0, "{out}");
 
     // Without a limit the loop goes on to the end, and nothing is judged.
@@ -208,9 +210,10 @@ fn a_message_that_kills_its_consumer_is_dead_lettered_at_the_delivery_limit() {
 
 #[test]
 fn deliveries_ended_by_an_ack_timeout_count_towards_the_limit() {
-    // The handler takes 10 s, the broker gives up on an ack after 1 s: the
-    // message is taken back, delivered again, and parked after the third.
-    let src = crash_loop(r#", ack_timeout: "1s", max_deliveries: 3"#)
+    // The handler takes 10 s, JetStream's AckWait is 1 s: the message is
+    // taken back, delivered again, and given up after the third
+    // (max_deliver counts deliveries).
+    let src = crash_loop(r#", kind: JetStream, ack_timeout: "1s", delivery_limit: 3"#)
         .replace("work: Const(\"10ms\")", "work: Const(\"10s\")")
         .replace(
             "faults: [CrashAt(node: \"billing-1\", seam: AfterStateWrite, probability: 1.0, down_for: \"1s\")]",
