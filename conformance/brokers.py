@@ -83,6 +83,15 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, limit: float = 10.0
     raise RuntimeError(f"{what} did not open port {port} within {limit:.0f} s")
 
 
+def _wait_closed(port: int, limit: float) -> None:
+    """Wait (bounded) until nothing listens on port any more."""
+    deadline = time.monotonic() + limit
+    while _port_open(port):
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"port {port} still open {limit:.0f} s after the stop")
+        time.sleep(0.05)
+
+
 def _stop_group(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
     """Stop a child we started with start_new_session=True: SIGTERM to its
     process group (its PID), then SIGKILL if it is still there."""
@@ -173,19 +182,26 @@ class RabbitMQ:
             ERL_EPMD_PORT=str(RABBIT_EPMD_PORT),
             ERL_EPMD_ADDRESS="127.0.0.1",
         )
-        log = open(d / "log" / "console.log", "wb")
         if not _port_open(RABBIT_EPMD_PORT):
             epmd = shutil.which("epmd") or "/usr/lib/erlang/bin/epmd"
-            self.epmd = subprocess.Popen(
-                [epmd, "-port", str(RABBIT_EPMD_PORT)], env=self.env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+            with open(d / "log" / "console.log", "wb") as log:
+                self.epmd = subprocess.Popen(
+                    [epmd, "-port", str(RABBIT_EPMD_PORT)], env=self.env,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
             _wait_port(RABBIT_EPMD_PORT, self.epmd, "epmd", 5.0)
-        self.server = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")], env=self.env, cwd=d,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self._boot()
+
+    def _boot(self) -> None:
+        """Start rabbitmq-server on the prepared directory and wait (bounded)
+        until the node has booted and AMQP answers."""
+        d = self.dir
+        with open(d / "log" / "console.log", "ab") as log:
+            self.server = subprocess.Popen(
+                [str(RABBIT_BIN / "rabbitmq-server")], env=self.env, cwd=d,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30.0
         while True:
             if self.server.poll() is not None:
@@ -205,20 +221,109 @@ class RabbitMQ:
             time.sleep(0.5)
         _wait_port(RABBIT_PORT, self.server, "rabbitmq-server", 10.0)
 
-    def _stop(self) -> None:
+    def _halt(self) -> bool:
+        """Stop the node (`rabbitmqctl stop`: the whole Erlang node, not just
+        the app), then make sure its process group is gone.  True if it
+        stopped cleanly, False if it had to be killed (or was not running)."""
+        clean = False
         if self.server is not None and self.server.poll() is None:
             try:
-                self._ctl("stop", timeout=20)
+                clean = self._ctl("stop", timeout=20).returncode == 0
             except (subprocess.TimeoutExpired, OSError):
                 pass
             try:
                 self.server.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                pass
+                clean = False
         _stop_group(self.server)
         self.server = None
+        return clean
+
+    def _stop(self) -> None:
+        self._halt()
         _stop_group(self.epmd, grace=3.0)
         self.epmd = None
+
+    def eval(self, expr: str, timeout: float = 15.0) -> str:
+        """Evaluate an Erlang expression on the node (`rabbitmqctl eval`)."""
+        r = self._ctl("eval", expr, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl eval {expr!r} failed: {r.stderr.strip()}")
+        return r.stdout.strip()
+
+    # -- restarts within a situation (same data directory, same epmd) --------
+
+    def stop_node(self) -> None:
+        """Clean full node stop, as at the end of the `with` block, keeping
+        the data directory (and our epmd) for start_node()."""
+        if self.server is None:
+            raise RuntimeError("RabbitMQ is not running")
+        if not self._halt():
+            raise RuntimeError("RabbitMQ did not stop cleanly (it was killed)")
+        _wait_closed(RABBIT_PORT, 10.0)
+
+    def beam_pid(self) -> int:
+        """The PID of the node's beam.smp: `os:getpid()` asked of the node,
+        else the pid file; checked to be a beam.smp in our server's process
+        group, so that nothing else is ever killed."""
+        pid = None
+        try:
+            r = self._ctl("eval", "os:getpid().", timeout=10)
+            if r.returncode == 0:
+                pid = int(r.stdout.strip().strip('"'))
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            pass
+        if pid is None:
+            pid = int((self.dir / "rabbitmq.pid").read_text().split()[0])
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            group = os.getpgid(pid)
+        except (OSError, ProcessLookupError) as e:
+            raise RuntimeError(f"beam pid {pid} is not running: {e}") from e
+        if not comm.startswith("beam") or self.server is None or group != self.server.pid:
+            raise RuntimeError(f"pid {pid} ({comm}) is not our RabbitMQ node")
+        return pid
+
+    def kill_node(self) -> None:
+        """Crash: SIGKILL the node's beam.smp (no shutdown at all), wait
+        (bounded) for rabbitmq-server to notice, and reap the rest of its
+        process group.  The data directory is left as the crash left it."""
+        if self.server is None or self.server.poll() is not None:
+            raise RuntimeError("RabbitMQ is not running")
+        pid = self.beam_pid()
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            self.server.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        _stop_group(self.server, grace=3.0)
+        self.server = None
+        _wait_closed(RABBIT_PORT, 10.0)
+
+    def start_node(self) -> None:
+        """Start the node again on the same data directory (bounded like the
+        first start).  If it fails, whatever it left running is stopped."""
+        if self.server is not None:
+            raise RuntimeError("RabbitMQ is already running")
+        if _port_open(RABBIT_PORT):
+            raise RuntimeError(f"port {RABBIT_PORT} is already in use")
+        try:
+            self._boot()
+        except BaseException:
+            self._halt()
+            raise
+
+    def restart(self, crash: bool = False) -> None:
+        """Full node restart on the same data: clean stop, or SIGKILL of
+        beam.smp (crash=True), then start."""
+        if crash:
+            self.kill_node()
+        else:
+            self.stop_node()
+        self.start_node()
 
 
 class Nats:

@@ -184,6 +184,57 @@ def ackwait(records, outcome):
     }
 
 
+def broker_record(records, kind):
+    """Position of the queue broker's crash or restart record."""
+    return next(i for i, r in enumerate(records) if r["kind"] == kind and r.get("node") == "broker-1")
+
+
+def restart(records, outcome):
+    crash, back = broker_record(records, "crash"), broker_record(records, "restart")
+    after = deliveries(records[back:])
+    redelivered = [r["entity"] for r in records[back:] if r["kind"] == "redelivered"]
+    published = [r for r in records if r["kind"] == "published" and r["node"].startswith("producer")]
+    confirmed = sum(1 for r in published if records.index(r) < crash)
+    return {
+        "survived": len(set(after)),
+        "redelivered": len(redelivered),
+        "first_after_restart": after[0] if after else -1,
+        "lost": lost(outcome),
+        "acked_before": len(at_consumers(records[:crash], "handled")),
+        "confirmed": confirmed,
+        "confirmed_lost": max(0, confirmed - len(set(after))),
+    }
+
+
+def publish_while_down(records, outcome):
+    crash = broker_record(records, "crash")
+    delivered = deliveries(records)
+    resent = sum(1 for r in records[crash:] if r["kind"] == "published" and r["node"].startswith("producer"))
+    return {
+        "in_queue": len(delivered),
+        "failed": outcome["metrics"]["lost_by_reason"]["broker-down"],
+        "lost": lost(outcome),
+        "resent": resent if outcome["metrics"]["lost_by_reason"]["broker-down"] == 0 else 0,
+        "duplicates": len(delivered) - len(set(delivered)),
+    }
+
+
+def redis_pending(records, outcome):
+    """X1/X2: what consumer c1 had read when it died, and what the claimer got."""
+    read = set(deliveries(records, "consumer"))
+    claimed = [r for r in records if r["kind"] == "redelivered" and r["entity"] in read]
+    trimmed = [r for r in records if r["kind"] == "lost" and r.get("reason") == "trimmed" and r["entity"] in read]
+    return {
+        "pending": len(read),
+        "claimed": len(claimed),
+        "delivery_count_after_claim": max((r["deliveries"] for r in claimed), default=-1),
+        "deleted_reported": len(trimmed),
+        "lost": len(trimmed) + sum(1 for r in records if r["kind"] == "lost" and r["entity"] in read
+                                   and r.get("reason") != "trimmed"),
+        "pending_after": 0,
+    }
+
+
 # --- The table ------------------------------------------------------------
 
 def eq(name):
@@ -279,6 +330,60 @@ SITUATIONS = {
         "RabbitMQ classic, a 2 ms and a 20 ms consumer, prefetch 1, 200 published",
         competing_manual,
         [eq("total"), ratio_above("fast", "slow", 3)],
+        None,
+    ),
+    "rabbit-restart-durable-persistent": (
+        "RabbitMQ classic, durable queue, 100 persistent messages, broker restart",
+        restart,
+        [eq("survived")],
+        None,
+    ),
+    "rabbit-restart-durable-transient": (
+        "RabbitMQ classic, durable queue, 100 transient messages, broker restart",
+        restart,
+        [eq("survived")],
+        None,
+    ),
+    "rabbit-restart-transient-queue": (
+        "RabbitMQ classic, transient queue, 100 persistent messages, broker restart",
+        restart,
+        [eq("survived")],
+        None,
+    ),
+    "rabbit-restart-unacked": (
+        "RabbitMQ classic, broker restart while a consumer holds 10 unacknowledged",
+        restart,
+        [eq("survived"), eq("redelivered"), eq("first_after_restart"), eq("lost"), eq("acked_before")],
+        None,
+    ),
+    "rabbit-crash-confirmed": (
+        "RabbitMQ classic, 200 confirmed, the broker killed (SIGKILL) and restarted",
+        restart,
+        [eq("confirmed"), eq("survived"), eq("confirmed_lost")],
+        None,
+    ),
+    "rabbit-publish-while-down": (
+        "RabbitMQ classic, no confirms: 50 published, then 50 while the broker is down",
+        publish_while_down,
+        [eq("in_queue"), eq("failed"), eq("lost")],
+        None,
+    ),
+    "rabbit-publish-while-down-confirms": (
+        "the same with publisher confirms: the producer resends what failed",
+        publish_while_down,
+        [eq("in_queue"), eq("resent"), eq("lost"), eq("duplicates")],
+        None,
+    ),
+    "redis-pending-after-crash": (
+        "Redis stream group, a consumer dies holding 10 read entries; another claims them",
+        redis_pending,
+        [eq("pending"), eq("claimed"), eq("delivery_count_after_claim"), eq("lost")],
+        None,
+    ),
+    "redis-trim-with-pending": (
+        "the same, with the stream trimmed to its 5 newest entries (MAXLEN 5) before the claim",
+        redis_pending,
+        [eq("pending"), eq("claimed"), eq("deleted_reported"), eq("lost")],
         None,
     ),
     "js-ackwait": (

@@ -658,6 +658,270 @@ def rabbit_competing_manual(c: dict) -> None:
     pub.close()
 
 
+# ---------------------------------------------------------------- RabbitMQ restarts
+#
+# These situations are generators taking (counts, broker): each sets up, then
+# `yield`s the broker actions it needs in turn ("stop" and "start": a clean
+# restart; "crash": SIGKILL and start; see ACTIONS), and inspects the broker
+# after them.  The selected situations of one group run in step (run_group),
+# so one restart serves them all; each keeps its own counts, queues and
+# connections.
+
+def rclose(conn) -> None:
+    """Close a connection that may already be dead (the broker went away)."""
+    try:
+        if conn is not None and conn.is_open:
+            conn.close()
+    except Exception:
+        pass
+
+
+def rconnect_once():
+    """One connection attempt with short timeouts: what a producer that
+    retries once per message does while the broker is down."""
+    import pika
+    return pika.BlockingConnection(pika.ConnectionParameters(
+        host="127.0.0.1", port=brokers.RABBIT_PORT, heartbeat=30,
+        blocked_connection_timeout=5, socket_timeout=1, stack_timeout=3,
+        connection_attempts=1,
+    ))
+
+
+def qexists(conn, q: str) -> tuple[int, int]:
+    """(queue_exists 1/0, ready message_count or 0) by a passive declare."""
+    import pika.exceptions as pe
+    try:
+        return 1, qstat(conn, q)[0]
+    except pe.ChannelClosedByBroker as e:
+        if e.reply_code != 404:
+            raise
+        return 0, 0
+
+
+def publish_confirmed(conn, q: str, seqs, delivery_mode: int = 2) -> list[int]:
+    """Publish bodies `seqs` one at a time with publisher confirms (pika's
+    basic_publish then returns only once the broker confirmed, and raises on
+    a nack); returns the ones that were not confirmed."""
+    import pika
+    import pika.exceptions as pe
+    ch = conn.channel()
+    ch.confirm_delivery()
+    props = pika.BasicProperties(delivery_mode=delivery_mode)
+    failed = []
+    for i in seqs:
+        try:
+            ch.basic_publish("", q, body(i), props)
+        except (pe.NackError, pe.UnroutableError):
+            failed.append(i)
+    ch.close()
+    return failed
+
+
+def drain(conn, q: str, limit: float = 10) -> list[int]:
+    """Take every message left in q (basic.get, auto-ack); their bodies."""
+    ch = conn.channel()
+    got: list[int] = []
+    dl = Deadline(limit)
+    while not dl.expired():
+        m, p, b = ch.basic_get(q, auto_ack=True)
+        if m is None:
+            break
+        got.append(seq(b))
+    ch.close()
+    return got
+
+
+class NaiveProducer:
+    """Publishes persistent messages on one connection; once that failed it
+    tries one fresh connection (short timeouts) per message.  An attempt that
+    raises is reported, never retried here."""
+
+    def __init__(self, q: str, confirms: bool) -> None:
+        self.q, self.confirms = q, confirms
+        self.conn = self.ch = None
+
+    def publish(self, n: int) -> bool:
+        """True if basic_publish returned (with confirms: once confirmed)."""
+        import pika.exceptions as pe
+        try:
+            if self.conn is None:
+                self.conn = rconnect_once()
+                self.ch = self.conn.channel()
+                if self.confirms:
+                    self.ch.confirm_delivery()
+            self.ch.basic_publish("", self.q, body(n), persistent())
+            return True
+        except (pe.AMQPError, OSError):
+            self.close()
+            return False
+
+    def close(self) -> None:
+        rclose(self.conn)
+        self.conn = self.ch = None
+
+
+def rabbit_restart_queue(c: dict, rabbit, durable: bool, delivery_mode: int):
+    """B1: 100 messages (delivery_mode 2 persistent, 1 transient), published
+    with confirms, wait without a consumer in a classic queue (durable, or
+    not durable but neither exclusive nor auto-delete) across a clean full
+    node restart.  Does the queue exist afterwards, and how many are left?"""
+    q = fresh("b1")
+    conn = rconnect()
+    conn.channel().queue_declare(q, durable=durable, exclusive=False, auto_delete=False)
+    if publish_confirmed(conn, q, range(1, 101), delivery_mode):
+        raise RuntimeError("a confirm was refused before the restart")
+    if wait_until(conn, q, lambda ready, _: ready >= 100, 5) is None:
+        raise RuntimeError(f"queue {q} never reached 100 ready messages")
+    conn.close()
+    yield "stop"  # a clean restart: stop ...
+    yield "start"  # ... and start again
+    conn = rconnect()
+    c["queue_exists"], c["survived"] = qexists(conn, q)
+    conn.close()
+
+
+def rabbit_restart_unacked(c: dict, rabbit):
+    """B2: durable classic queue, 100 persistent messages; a consumer
+    (prefetch 10, manual ack) acks 1..30 and holds 31..40 unacked, still
+    connected, when the node is restarted cleanly.  What is in the queue
+    after the restart, and how does a new consumer get the unacked ones back
+    (redelivered flags, order)?"""
+    q = fresh("b2")
+    pub = rconnect()
+    declare(pub.channel(), q)
+    if publish_confirmed(pub, q, range(1, 101)):
+        raise RuntimeError("a confirm was refused before the restart")
+    pub.close()
+    conn = rconnect()
+    # consumer_timeout is 3 s here and is read when a channel opens: give
+    # this one 10 minutes so the broker cannot requeue 31..40 before the
+    # restart does (the value is put back at once; the restart rereads it).
+    old = rabbit.eval("Old = application:get_env(rabbit, consumer_timeout), "
+                      "application:set_env(rabbit, consumer_timeout, 600000), Old.")
+    try:
+        ch = conn.channel()
+    finally:
+        if old.startswith("{ok,"):
+            rabbit.eval(f"application:set_env(rabbit, consumer_timeout, {old[4:-1]}).")
+    ch.basic_qos(prefetch_count=10)
+    acked: set[int] = set()
+    held = 0
+    dl = Deadline(10)
+    for m, p, b in ch.consume(q, inactivity_timeout=0.5):
+        if dl.expired():
+            c["timed_out"] = 1
+            break
+        if m is None:
+            continue
+        n = seq(b)
+        if n <= 30:
+            ch.basic_ack(m.delivery_tag)
+            acked.add(n)
+        else:
+            held += 1
+            if held >= 10:
+                break
+    ch.basic_qos(prefetch_count=10)  # a round trip after the acks on this channel
+    if wait_until(conn, q, lambda ready, _: ready == 60, 5) is None:
+        c["timed_out"] = 1
+    c["acked_before"] = len(acked)
+    yield "stop"  # a clean restart; the consumer is still connected, holding 31..40
+    yield "start"
+    rclose(conn)
+
+    conn = rconnect()
+    c["survived"] = qstat(conn, q)[0]
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=10)
+    redelivered, first = 0, None
+    dl = Deadline(15)
+    for m, p, b in ch.consume(q, inactivity_timeout=1.0):
+        if dl.expired():
+            c["timed_out"] = 1
+            break
+        if m is None:
+            break  # nothing more for a second: the queue is empty
+        n = seq(b)
+        first = n if first is None else first
+        redelivered += int(m.redelivered)
+        ch.basic_ack(m.delivery_tag)
+        acked.add(n)
+        if len(acked) >= 100:
+            break
+    ch.cancel()
+    c["redelivered"] = redelivered
+    c["first_after_restart"] = first if first is not None else -1
+    c["lost"] = 100 - len(acked)
+    conn.close()
+
+
+def rabbit_crash_confirmed(c: dict, rabbit):
+    """B3: 200 persistent messages published one at a time with confirms
+    into a durable classic queue, then beam.smp is SIGKILLed (no shutdown at
+    all) and the node started again on the same data.  Is any confirmed
+    message lost?"""
+    q = fresh("b3")
+    conn = rconnect()
+    declare(conn.channel(), q)
+    confirmed = 200 - len(publish_confirmed(conn, q, range(1, 201)))
+    conn.close()
+    c["confirmed"] = confirmed
+    yield "crash"
+    conn = rconnect()
+    survived = qstat(conn, q)[0]
+    c["survived"] = survived
+    c["confirmed_lost"] = max(0, confirmed - survived)
+    conn.close()
+
+
+def rabbit_publish_while_down(c: dict, rabbit, confirms: bool):
+    """B4: a producer publishes 1..50 (persistent), the node is stopped
+    cleanly, the producer tries 51..100 while it is down (on its dead
+    connection, then one fresh connection attempt per message), and the node
+    is started again.  Without confirms a failed publish is simply dropped
+    (a naive producer); with confirms every message that raised or was not
+    confirmed is kept and resent once the broker is back.  What reaches the
+    queue, and is anything duplicated?"""
+    q = fresh("b4")
+    conn = rconnect()
+    declare(conn.channel(), q)
+    prod = NaiveProducer(q, confirms)
+    unsent = [n for n in range(1, 51) if not prod.publish(n)]
+    if wait_until(conn, q, lambda ready, _: ready >= 50 - len(unsent), 5) is None:
+        c["timed_out"] = 1
+    conn.close()
+    yield "stop"
+    failed = [n for n in range(51, 101) if not prod.publish(n)]
+    unsent += failed
+    yield "start"
+    prod.close()
+    conn = rconnect()
+    resent = 0
+    if confirms:
+        for _ in range(3):  # resend what is left, a few passes at most
+            left = []
+            for n in unsent:
+                if prod.publish(n):
+                    resent += 1
+                else:
+                    left.append(n)
+            unsent = left
+            if not unsent:
+                break
+        prod.close()
+    in_queue = qstat(conn, q)[0]
+    c["in_queue"] = in_queue
+    if confirms:
+        bodies = drain(conn, q)
+        c["resent"] = resent
+        c["lost"] = 100 - len(set(bodies))
+        c["duplicates"] = len(bodies) - len(set(bodies))
+    else:
+        c["failed"] = len(failed)
+        c["lost"] = 100 - in_queue
+    conn.close()
+
+
 # ---------------------------------------------------------------- NATS JetStream
 
 async def js_connect():
@@ -880,6 +1144,16 @@ SITUATIONS = {
     "rabbit-prefetch-10": ("rabbitmq", lambda c: rabbit_prefetch(c, 10), 30),
     "rabbit-competing-auto": ("rabbitmq", rabbit_competing_auto, 30),
     "rabbit-competing-manual": ("rabbitmq", rabbit_competing_manual, 45),
+    # The restart situations (generators, run in step by run_group): the
+    # watchdog bounds each one's own phases; the broker actions are bounded
+    # in brokers.py.
+    "rabbit-restart-durable-persistent": ("rabbitmq", lambda c, b: rabbit_restart_queue(c, b, True, 2), 20),
+    "rabbit-restart-durable-transient": ("rabbitmq", lambda c, b: rabbit_restart_queue(c, b, True, 1), 20),
+    "rabbit-restart-transient-queue": ("rabbitmq", lambda c, b: rabbit_restart_queue(c, b, False, 2), 20),
+    "rabbit-restart-unacked": ("rabbitmq", rabbit_restart_unacked, 40),
+    "rabbit-publish-while-down": ("rabbitmq", lambda c, b: rabbit_publish_while_down(c, b, False), 30),
+    "rabbit-publish-while-down-confirms": ("rabbitmq", lambda c, b: rabbit_publish_while_down(c, b, True), 30),
+    "rabbit-crash-confirmed": ("rabbitmq", rabbit_crash_confirmed, 30),
     "js-ackwait": ("nats", _async(js_ackwait), 30),
     "js-max-deliver": ("nats", _async(js_max_deliver, True, limit=35), 40),
     "js-max-deliver-ackwait": ("nats", _async(js_max_deliver, False, limit=35), 40),
@@ -887,6 +1161,28 @@ SITUATIONS = {
     "redis-pending-after-crash": ("redis", redis_pending_after_crash, 20),
     "redis-trim-with-pending": ("redis", redis_trim_with_pending, 20),
 }
+
+
+# Restart situation -> its group; the selected situations of a group share
+# each broker action of ACTIONS[group], in that order.
+SHARED = {
+    "rabbit-restart-durable-persistent": "clean",
+    "rabbit-restart-durable-transient": "clean",
+    "rabbit-restart-transient-queue": "clean",
+    "rabbit-restart-unacked": "clean",
+    "rabbit-publish-while-down": "clean",
+    "rabbit-publish-while-down-confirms": "clean",
+    "rabbit-crash-confirmed": "crash",
+}
+ACTIONS = {"clean": ["stop", "start"], "crash": ["crash"]}
+
+
+def broker_action(rabbit, action: str) -> None:
+    """stop: clean full node stop; start: start on the same data; crash:
+    SIGKILL beam.smp, then start on the same data."""
+    {"stop": rabbit.stop_node,
+     "start": rabbit.start_node,
+     "crash": lambda: rabbit.restart(crash=True)}[action]()
 
 
 def _on_alarm(signum, frame):
@@ -912,6 +1208,75 @@ def run_situation(name: str) -> dict:
     finally:
         signal.alarm(0)
     return {k: int(v) for k, v in c.items()}
+
+
+def _phase(gen, c: dict, left: float):
+    """Run a restart situation up to its next yield under the watchdog;
+    returns the action it asks for, None once it is done, False if it
+    failed or overran (its counts say which)."""
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(max(1, int(left + 0.999)))
+    try:
+        return next(gen)
+    except StopIteration:
+        return None
+    except Watchdog:
+        c["timed_out"] = 1
+    except Exception:
+        traceback.print_exc()
+        c["error"] = 1
+    finally:
+        signal.alarm(0)
+    return False
+
+
+def run_group(names: list[str], rabbit, report) -> None:
+    """Run the restart situations `names` (one group of SHARED) in step:
+    each runs up to its next yield, then the broker does that action once
+    for all of them, and so on; report(name, counts, seconds) is called for
+    each as it finishes.  Whatever happens, the broker is running again
+    afterwards (if it cannot be started, that is raised)."""
+    actions = ACTIONS[SHARED[names[0]]]
+    counts = {n: {} for n in names}
+    budget = {n: float(SITUATIONS[n][2]) for n in names}
+    live = {n: SITUATIONS[n][1](counts[n], rabbit) for n in names}
+    try:
+        for action in actions + [None]:
+            for n in list(live):
+                t = time.monotonic()
+                got = _phase(live[n], counts[n], budget[n])
+                budget[n] -= time.monotonic() - t
+                if got != action:
+                    if got is not False:
+                        print(f"{n}: asked for {got!r} where the group does {action!r}",
+                              file=sys.stderr)
+                        counts[n]["error"] = 1
+                    live.pop(n).close()
+                elif action is None:
+                    live.pop(n)
+                if n not in live:
+                    used = SITUATIONS[n][2] - budget[n]
+                    report(n, {k: int(v) for k, v in counts[n].items()}, used)
+            if action is None or not live:
+                break
+            t = time.monotonic()
+            try:
+                broker_action(rabbit, action)
+            except Exception:
+                traceback.print_exc()
+                for n in list(live):
+                    counts[n]["error"] = 1
+                    live.pop(n).close()
+                    report(n, {k: int(v) for k, v in counts[n].items()},
+                           SITUATIONS[n][2] - budget[n])
+            print(f"{'  (rabbitmq ' + action + ')':40s} {time.monotonic() - t:5.1f}s", flush=True)
+    finally:
+        for gen in live.values():
+            gen.close()
+    if rabbit.server is None:  # every situation failed while it was down
+        t = time.monotonic()
+        rabbit.start_node()
+        print(f"{'  (rabbitmq start)':40s} {time.monotonic() - t:5.1f}s", flush=True)
 
 
 def main() -> int:
@@ -940,19 +1305,27 @@ def main() -> int:
     shutil.rmtree(brokers.TARGET / "children", ignore_errors=True)
     results: dict[str, dict] = {}
     t0 = time.monotonic()
+
+    def report(n: str, counts: dict, seconds: float) -> None:
+        results[n] = counts
+        print(f"{n:40s} {seconds:5.1f}s  "
+              + " ".join(f"{k}={v}" for k, v in sorted(counts.items())), flush=True)
     try:
         for broker, cls in brokers.BROKERS.items():
             mine = [n for n in names if SITUATIONS[n][0] == broker]
             if not mine:
                 continue
             try:
-                with cls():
+                with cls() as running:
                     for n in mine:
+                        if n in results:
+                            continue  # ran with its restart group
+                        if n in SHARED:
+                            run_group([m for m in mine if SHARED.get(m) == SHARED[n]],
+                                      running, report)
+                            continue
                         t = time.monotonic()
-                        results[n] = run_situation(n)
-                        print(f"{n:40s} {time.monotonic() - t:5.1f}s  "
-                              + " ".join(f"{k}={v}" for k, v in sorted(results[n].items())),
-                              flush=True)
+                        report(n, run_situation(n), time.monotonic() - t)
             except Exception as e:
                 print(f"{broker}: {e}", file=sys.stderr)
                 for n in mine:

@@ -927,6 +927,10 @@ impl Compiler<'_> {
                 window,
                 message_size,
                 reconnect,
+                durable,
+                persistent,
+                confirms,
+                max_len,
             } => {
                 let heartbeat = self.positive(&[P::F("bus"), P::F("heartbeat")], heartbeat, 60);
                 let reconnect = self.positive(&[P::F("bus"), P::F("reconnect")], reconnect, 5);
@@ -945,8 +949,16 @@ impl Compiler<'_> {
                     schema::QueueKind::Classic => QueueKind::Classic,
                     schema::QueueKind::Quorum => QueueKind::Quorum,
                     schema::QueueKind::JetStream => QueueKind::JetStream,
+                    schema::QueueKind::RedisStream => QueueKind::RedisStream,
                 };
-                let ack_timeout = ack_timeout.or(Some(kind.default_ack_timeout()));
+                let ack_timeout = ack_timeout.or(kind.default_ack_timeout());
+                if let Some(n) = max_len {
+                    let at = [P::F("bus"), P::F("max_len")];
+                    if kind != QueueKind::RedisStream {
+                        self.err(&at, "`max_len` trims a Redis stream", Some("use kind: RedisStream".into()));
+                    }
+                    self.bounded(&at, "max_len", *n, 1, u64::MAX);
+                }
                 if let Some(m) = delivery_limit {
                     let at = [P::F("bus"), P::F("delivery_limit")];
                     if kind == QueueKind::Classic {
@@ -977,6 +989,24 @@ impl Compiler<'_> {
                     }
                     _ => 1,
                 };
+                if kind == QueueKind::Quorum {
+                    for (field, v) in [("durable", durable), ("persistent", persistent)] {
+                        if *v == Some(false) {
+                            self.err(
+                                &[P::F("bus"), P::F(field)],
+                                "quorum queues are always durable and keep every message on disk",
+                                Some(format!("remove `{field}`, or use kind: Classic")),
+                            );
+                        }
+                    }
+                }
+                if kind == QueueKind::JetStream && *durable == Some(false) {
+                    self.err(
+                        &[P::F("bus"), P::F("durable")],
+                        "a JetStream stream survives a server restart; its storage decides what its messages do",
+                        Some("use `persistent: false` for memory storage".into()),
+                    );
+                }
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Queue {
                     latency,
                     kind,
@@ -985,6 +1015,10 @@ impl Compiler<'_> {
                     heartbeat,
                     window,
                     reconnect,
+                    durable: durable.unwrap_or(true),
+                    persistent: persistent.unwrap_or(true),
+                    confirms: *confirms,
+                    max_len: *max_len,
                 })
             }
             schema::Bus::Log {
@@ -1357,6 +1391,9 @@ impl Compiler<'_> {
                     schema::Bus::Queue { kind: schema::QueueKind::JetStream, .. } => {
                         QueueKind::JetStream.default_prefetch()
                     }
+                    schema::Bus::Queue { kind: schema::QueueKind::RedisStream, .. } => {
+                        QueueKind::RedisStream.default_prefetch()
+                    }
                     _ => QueueKind::Classic.default_prefetch(),
                 },
             };
@@ -1515,6 +1552,11 @@ impl Compiler<'_> {
         if let Some(BusSpec::Log { brokers: Some(b), .. }) = &bus {
             node_names.extend((1..=b.count).map(|i| format!("broker-{i}")));
         }
+        // A Queue bus's broker can crash; partitions and links call it "bus".
+        let queue_broker = matches!(bus, Some(BusSpec::Queue { .. }));
+        if queue_broker {
+            node_names.push("broker-1".to_string());
+        }
         let mut faults = Vec::new();
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
@@ -1569,12 +1611,15 @@ impl Compiler<'_> {
                     let mut resolved: [Vec<String>; 2] = [Vec::new(), Vec::new()];
                     for (g, group) in groups.iter().enumerate() {
                         for (k, node) in group.iter().enumerate() {
+                            let at = [P::F("faults"), P::I(i), P::F("groups"), P::I(g), P::I(k)];
                             if node != "bus" && !node_names.contains(node) {
                                 let help = suggest(node, node_names.iter().map(String::as_str))
                                     .map(|s| format!("did you mean `{s}`?"))
                                     .or_else(|| Some("name service instances, or \"bus\"".into()));
-                                let at = [P::F("faults"), P::I(i), P::F("groups"), P::I(g), P::I(k)];
                                 self.err(&at, format!("no node is called `{node}`"), help);
+                            } else if queue_broker && node == "broker-1" {
+                                let help = Some("use \"bus\"".into());
+                                self.err(&at, "a partition names a Queue bus's broker `bus`", help);
                             }
                             resolved[g].push(node.clone());
                         }
@@ -1593,6 +1638,9 @@ impl Compiler<'_> {
                             let help = suggest(node, node_names.iter().map(String::as_str))
                                 .map(|s| format!("did you mean `{s}`?"));
                             self.err(&fat(field), format!("no node is called `{node}`"), help);
+                        } else if queue_broker && node == "broker-1" {
+                            let help = Some("use \"bus\"".into());
+                            self.err(&fat(field), "a link names a Queue bus's broker `bus`", help);
                         }
                     }
                     for (field, p) in [("drop", drop), ("duplicate", duplicate)] {
@@ -1760,6 +1808,10 @@ impl Compiler<'_> {
                         schema::Seam::Any => Seam::Any,
                     };
                     let service = services.iter().find(|sv| (0..sv.instances).any(|k| sv.node_name(k) == *node));
+                    if service.is_none() && node_names.contains(node) {
+                        let help = Some(format!("crash it with Crash(node: \"{node}\", at: ..., down_for: ...)"));
+                        self.err(&fat("node"), format!("`{node}` is a broker: seams are inside handlers"), help);
+                    }
                     if seam == Seam::InOutboxRelay && service.is_some_and(|sv| sv.outbox.is_none()) {
                         self.err(&fat("seam"), format!("`{node}` has no outbox relay to crash in"), None);
                     }

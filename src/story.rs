@@ -400,6 +400,16 @@ fn explain_loss(
             format!("retention deleted it from the log before the {service} group had processed it{window}")
         }
         Some(LossReason::FailedDropped) => format!("{name}'s handler failed and nothing retries it"),
+        Some(LossReason::BrokerDown) => format!(
+            "{name} published it while the queue broker was down or not yet reconnected, and without publisher \
+             confirms nothing told it to resend"
+        ),
+        Some(LossReason::Trimmed) => {
+            format!("the stream was trimmed (MAXLEN) past it before {name} read it or claimed it back")
+        }
+        Some(LossReason::BrokerRestart) => "the queue broker restarted, and it was a transient message or in a \
+             transient queue"
+            .to_string(),
         Some(LossReason::CommittedUnprocessed) => {
             format!(
                 "{name} had committed its offset before processing it, then crashed{window}: it is never redelivered"

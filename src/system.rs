@@ -296,8 +296,20 @@ pub enum BusSpec {
         /// not started on (on the wire and in its buffers); a scenario gives
         /// it in bytes, over the message size.
         window: u32,
-        /// A consumer whose channel the broker closed consumes again after this long.
+        /// A client whose connection closed (its channel closed by the
+        /// broker, or the broker restarted) connects again after this long.
         reconnect: SimDuration,
+        /// Queues survive a broker restart.
+        durable: bool,
+        /// Messages survive a broker restart (in a durable queue).
+        persistent: bool,
+        /// Publisher confirms: producers resend what the broker did not
+        /// confirm when it is back; without them a publish to a broker that
+        /// is down is lost.
+        confirms: bool,
+        /// Redis: the stream keeps only this many newest entries (`MAXLEN`),
+        /// whether read, pending or acknowledged.
+        max_len: Option<u64>,
     },
 }
 
@@ -313,6 +325,11 @@ pub enum QueueKind {
     Quorum,
     /// A NATS JetStream stream read by a consumer with explicit acks.
     JetStream,
+    /// A Redis stream read by a consumer group: delivered entries stay in
+    /// the consumer's pending-entries list until acknowledged, and come
+    /// back only when claimed (`XAUTOCLAIM` after `ack_timeout` idle) or
+    /// re-read by the same consumer after its restart.
+    RedisStream,
 }
 
 impl QueueKind {
@@ -321,7 +338,7 @@ impl QueueKind {
     /// oldest message is the head) or the tail (quorum queues).
     pub fn requeue_at_head(self) -> bool {
         match self {
-            QueueKind::Classic | QueueKind::JetStream => true,
+            QueueKind::Classic | QueueKind::JetStream | QueueKind::RedisStream => true,
             QueueKind::Quorum => false,
         }
     }
@@ -329,11 +346,12 @@ impl QueueKind {
     /// Deliveries a message gets under a delivery limit of `limit` before it
     /// is dead-lettered (RabbitMQ) or given up on (JetStream): a quorum
     /// queue's `x-delivery-limit` counts returns, so it allows `limit + 1`;
-    /// JetStream's `max_deliver` counts deliveries.
+    /// JetStream's `max_deliver` counts deliveries, as does a Redis
+    /// consumer that dead-letters by `XPENDING`'s delivery count.
     pub fn deliveries_allowed(self, limit: u32) -> u32 {
         match self {
             QueueKind::Quorum => limit.saturating_add(1),
-            QueueKind::Classic | QueueKind::JetStream => limit,
+            QueueKind::Classic | QueueKind::JetStream | QueueKind::RedisStream => limit,
         }
     }
 
@@ -341,7 +359,14 @@ impl QueueKind {
     /// it holds (RabbitMQ's `consumer_timeout`), rather than redelivering
     /// the one message (JetStream's `AckWait`).
     pub fn closes_channel_on_timeout(self) -> bool {
-        !matches!(self, QueueKind::JetStream)
+        matches!(self, QueueKind::Classic | QueueKind::Quorum)
+    }
+
+    /// True if a consumer's crash returns its unacknowledged messages at
+    /// once (RabbitMQ sees the connection close); JetStream and Redis keep
+    /// them pending for the consumer.
+    pub fn returns_on_crash(self) -> bool {
+        matches!(self, QueueKind::Classic | QueueKind::Quorum)
     }
 
     /// Unacknowledged messages a consumer may hold when it sets no prefetch:
@@ -349,17 +374,19 @@ impl QueueKind {
     /// JetStream.
     pub fn default_prefetch(self) -> u32 {
         match self {
-            QueueKind::Classic | QueueKind::Quorum => u32::MAX,
+            QueueKind::Classic | QueueKind::Quorum | QueueKind::RedisStream => u32::MAX,
             QueueKind::JetStream => 1000,
         }
     }
 
     /// The ack timeout when none is set: RabbitMQ's `consumer_timeout`
-    /// (30 minutes since 3.8.15), JetStream's `AckWait` (30 seconds).
-    pub fn default_ack_timeout(self) -> SimDuration {
+    /// (30 minutes since 3.8.15), JetStream's `AckWait` (30 seconds); Redis
+    /// claims nothing unless a consumer runs `XAUTOCLAIM`.
+    pub fn default_ack_timeout(self) -> Option<SimDuration> {
         match self {
-            QueueKind::Classic | QueueKind::Quorum => SimDuration::from_secs(30 * 60),
-            QueueKind::JetStream => SimDuration::from_secs(30),
+            QueueKind::Classic | QueueKind::Quorum => Some(SimDuration::from_secs(30 * 60)),
+            QueueKind::JetStream => Some(SimDuration::from_secs(30)),
+            QueueKind::RedisStream => None,
         }
     }
 
@@ -369,6 +396,7 @@ impl QueueKind {
             QueueKind::Classic => "Classic",
             QueueKind::Quorum => "Quorum",
             QueueKind::JetStream => "JetStream",
+            QueueKind::RedisStream => "RedisStream",
         }
     }
 }
@@ -898,6 +926,8 @@ impl System {
     pub fn node_names(&self) -> Vec<String> {
         let brokers = match &self.bus {
             BusSpec::Log { brokers: Some(b), .. } => b.count,
+            // The queue broker, which can crash (partitions call it "bus").
+            BusSpec::Queue { .. } => 1,
             _ => 0,
         };
         self.services

@@ -146,6 +146,15 @@ pub enum LossReason {
     /// Its handler's node crashed after the state write and before the
     /// publish (the dual-write gap): it was never sent.
     Unpublished = 15,
+    /// Queue: published while the broker was down (or its clients not yet
+    /// reconnected), without publisher confirms to tell the producer.
+    BrokerDown = 16,
+    /// Queue: a transient message, or one in a transient queue, when the
+    /// broker restarted.
+    BrokerRestart = 17,
+    /// Redis stream: trimmed (`MAXLEN`) before a consumer read it, or while
+    /// it was pending with a consumer that never acknowledged it.
+    Trimmed = 18,
 }
 
 /// The aux of a `Lost` record: the reason and the lost message's kind.
@@ -160,7 +169,7 @@ pub fn loss_of(aux: u64) -> (Option<LossReason>, u64) {
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 15] = [
+    pub const ALL: [LossReason; 18] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -176,6 +185,9 @@ impl LossReason {
         LossReason::Partitioned,
         LossReason::Dropped,
         LossReason::Unpublished,
+        LossReason::BrokerDown,
+        LossReason::BrokerRestart,
+        LossReason::Trimmed,
     ];
 
     /// The reason with code `code`.
@@ -201,6 +213,9 @@ impl LossReason {
             LossReason::Partitioned => "partitioned",
             LossReason::Dropped => "dropped",
             LossReason::Unpublished => "unpublished",
+            LossReason::BrokerDown => "broker-down",
+            LossReason::BrokerRestart => "broker-restart",
+            LossReason::Trimmed => "trimmed",
         }
     }
 }
@@ -446,6 +461,12 @@ struct Line<'a> {
     key: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     attempt: Option<u64>,
+    /// Redelivered, dead-lettered: the message's deliveries so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries: Option<u64>,
+    /// Channel closed: the unacknowledged messages it returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returned: Option<u64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -476,6 +497,8 @@ impl<W: Write> TraceSink for JsonLines<W> {
             reason: None,
             key: None,
             attempt: None,
+            deliveries: None,
+            returned: None,
         };
         match r.kind {
             RecordKind::Enqueued
@@ -505,6 +528,8 @@ impl<W: Write> TraceSink for JsonLines<W> {
                 line.topic = name(&self.kinds, r.aux & u64::from(u32::MAX));
             }
             RecordKind::CallTimedOut | RecordKind::CallFailed => line.attempt = Some(r.aux),
+            RecordKind::Redelivered | RecordKind::DeadLettered => line.deliveries = Some(r.aux),
+            RecordKind::ChannelClosed => line.returned = Some(r.aux),
             _ => {}
         }
         serde_json::to_writer(&mut self.out, &line)?;

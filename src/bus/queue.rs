@@ -26,6 +26,11 @@ pub(crate) struct Pending {
     pub deliveries: u32,
     /// When it entered the queue: the consuming service's wait starts here.
     pub queued_at: SimTime,
+    /// Its position in its kind's stream (1, 2, ...), for trimming.
+    pub seq: u64,
+    /// Its place in the order of arrival at the broker: a message put back
+    /// at the head goes to its original position.
+    pub order: u64,
 }
 
 /// One consumer (a node) of a queue and its settings.
@@ -78,6 +83,11 @@ pub(crate) struct Broker {
     pub bindings: Vec<Vec<u32>>,
     /// Per node, the queue it consumes, if any.
     pub queue_of: Vec<Option<u32>>,
+    /// Per message kind, the messages published so far (its stream's length
+    /// before any trimming).
+    pub appended: Vec<u64>,
+    /// Messages published so far, of all kinds.
+    arrivals: u64,
     /// Per node, manual-ack deliveries not yet settled.
     pub unacked: Vec<u32>,
     /// Per node, live deliveries still on the wire to it.
@@ -110,8 +120,16 @@ impl Broker {
     /// returns those queues.
     pub fn publish(&mut self, msg: Message, now: SimTime) -> &[u32] {
         let Some(bound) = self.bindings.get(msg.kind.0 as usize) else { return &[] };
+        if self.appended.len() < self.bindings.len() {
+            self.appended.resize(self.bindings.len(), 0);
+        }
+        let appended = &mut self.appended[msg.kind.0 as usize];
+        *appended += 1;
+        let seq = *appended;
+        self.arrivals += 1;
+        let order = self.arrivals;
         for &q in bound {
-            self.queues[q as usize].ready.push_back(Pending { msg, deliveries: 0, queued_at: now });
+            self.queues[q as usize].ready.push_back(Pending { msg, deliveries: 0, queued_at: now, seq, order });
         }
         bound
     }
@@ -216,11 +234,18 @@ impl Broker {
         settled
     }
 
-    /// Puts a settled delivery's message back in its queue: at the head
-    /// or at the tail.
+    /// Puts a settled delivery's message back in its queue: at the tail,
+    /// or at the head, in its original position among the messages put back
+    /// there (RabbitMQ's classic queues; JetStream and Redis redeliver the
+    /// oldest first), so that several returned at once keep their order.
     pub fn requeue(&mut self, d: &Delivery, at_head: bool) {
         let ready = &mut self.queues[d.queue as usize].ready;
-        if at_head { ready.push_front(d.pending) } else { ready.push_back(d.pending) }
+        if at_head {
+            let i = ready.iter().position(|p| p.order > d.pending.order).unwrap_or(ready.len());
+            ready.insert(i, d.pending);
+        } else {
+            ready.push_back(d.pending);
+        }
     }
 
     /// Live auto-ack deliveries on their way to `node`, with their slots.
@@ -318,6 +343,29 @@ mod tests {
         let nodes: Vec<u32> = slots.iter().map(|&s| b.get(s).node).collect();
         assert_eq!(nodes, [1, 1, 1]);
         assert_eq!(b.unacked, [0, 0, 0]);
+    }
+
+    #[test]
+    fn messages_put_back_at_the_head_go_to_their_original_positions() {
+        let mut b = broker(&[Consumer { node: 0, auto_ack: false, prefetch: 10 }]);
+        for i in 1..=6 {
+            b.publish(msg(i), SimTime::ZERO);
+        }
+        let slots: Vec<u32> = (0..4).filter_map(|_| b.deliver_next(0, |_| true, |_| 0)).collect();
+        // Back one by one, in any order (timeouts of one instant, nacks):
+        // 1, 2, 3, 4 ahead of 5 and 6, as first delivered.
+        for &s in &[slots[2], slots[0], slots[3], slots[1]] {
+            let d = b.settle(s);
+            b.requeue(&d, true);
+        }
+        let order: Vec<u64> = b.queues[0].ready.iter().map(|p| p.msg.id.0).collect();
+        assert_eq!(order, [1, 2, 3, 4, 5, 6]);
+        // At the tail (a quorum queue), in the order they come back.
+        let s = b.deliver_next(0, |_| true, |_| 0).unwrap();
+        let d = b.settle(s);
+        b.requeue(&d, false);
+        let order: Vec<u64> = b.queues[0].ready.iter().map(|p| p.msg.id.0).collect();
+        assert_eq!(order, [2, 3, 4, 5, 6, 1]);
     }
 
     #[test]

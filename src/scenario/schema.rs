@@ -129,11 +129,37 @@ pub enum Bus {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         message_size: Option<String>,
-        /// A consumer whose channel the broker closed (Classic, Quorum: an
-        /// ack timeout) consumes again after this long (default 5s).
+        /// A client whose connection closed (the broker closed its channel
+        /// at an ack timeout, or the broker restarted) connects again after
+        /// this long (default 5s, the Java client's recovery interval).
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         reconnect: Option<String>,
+        /// Queues survive a restart of the broker (`broker-1`) (default
+        /// true); a transient queue is gone with everything in it. Quorum
+        /// queues are always durable.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        durable: Option<bool>,
+        /// Messages are written to disk and survive a restart in a durable
+        /// queue (default true; RabbitMQ's delivery mode 2, JetStream's file
+        /// storage); transient ones are lost.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        persistent: Option<bool>,
+        /// Publisher confirms: a producer keeps each message until the
+        /// broker confirms it, and resends what is unconfirmed when the
+        /// broker is back (a confirm lost in a crash makes a duplicate).
+        /// Without them a publish to a broker that is down is lost.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        confirms: bool,
+        /// RedisStream: the stream keeps only this many newest entries
+        /// (`XADD ... MAXLEN`); an entry trimmed before it was read, or while
+        /// pending with a consumer that died, is lost.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        max_len: Option<u64>,
     },
 }
 
@@ -151,6 +177,10 @@ pub enum QueueKind {
     /// A NATS JetStream consumer: `max_deliver`, `AckWait` redelivers one
     /// message, `max_ack_pending` 1000 unless set.
     JetStream,
+    /// A Redis stream's consumer group: pending entries stay with a crashed
+    /// consumer until claimed (`ack_timeout`: the `XAUTOCLAIM` idle time) or
+    /// re-read at its restart; `max_len` trims the stream.
+    RedisStream,
 }
 
 fn one() -> u32 {

@@ -19,6 +19,7 @@ mod calls;
 mod channel;
 mod faults;
 mod links;
+mod queue_broker;
 mod quorum;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
@@ -112,6 +113,10 @@ enum Ev {
     AckTimeout { slot: u32, generation: u32 },
     /// A queue consumer whose channel the broker closed opens a new one.
     QueueReconnect { node: u32, epoch: u32 },
+    /// A publisher confirm reaches its producer.
+    QueueConfirm { seq: u64 },
+    /// The queue broker's clients are connected again after its restart.
+    QueueBrokerBack { epoch: u32 },
     /// A service deployed late starts.
     Join { service: u32 },
     /// The group coordinator gives up on a crashed member (its session timed out).
@@ -573,6 +578,20 @@ struct World<'s, 't> {
     deliveries_allowed: Option<u32>,
     /// Queue bus: a consumer whose channel was closed reconnects after this.
     reconnect: SimDuration,
+    /// Queue bus: queues and messages survive a broker restart.
+    queue_durable: bool,
+    queue_persistent: bool,
+    /// Queue bus: publisher confirms.
+    confirms: bool,
+    /// Queue bus (Redis): the stream keeps this many newest entries.
+    max_len: Option<u64>,
+    /// Queue bus: the broker is up and its clients connected.
+    queue_reachable: bool,
+    /// Queue bus: stored messages whose confirm is on its way, by sequence.
+    unconfirmed: BTreeMap<u64, queue_broker::Unconfirmed>,
+    confirm_seq: u64,
+    /// Queue bus: what producers resend when the broker is back.
+    resend: Vec<queue_broker::Unconfirmed>,
     /// Queue bus: a producer's connection blocked longer than this closes.
     heartbeat: SimDuration,
     /// Log with an ideal broker: a producer gives a record up after this long.
@@ -788,6 +807,12 @@ impl<'s, 't> World<'s, 't> {
             }
             _ => (false, QueueKind::Classic, None, None, u32::MAX, SimDuration::ZERO),
         };
+        let (queue_durable, queue_persistent, confirms, max_len) = match &sys.bus {
+            BusSpec::Queue { durable, persistent, confirms, max_len, .. } => {
+                (*durable, *persistent, *confirms, *max_len)
+            }
+            _ => (true, true, false, None),
+        };
         let (heartbeat, delivery_timeout) = match &sys.bus {
             BusSpec::Queue { heartbeat, .. } => (*heartbeat, SimDuration::ZERO),
             BusSpec::Log { delivery_timeout, .. } => (SimDuration::ZERO, *delivery_timeout),
@@ -832,10 +857,10 @@ impl<'s, 't> World<'s, 't> {
         // A fault's target: a service instance, or (where allowed) a broker,
         // numbered after the instances.
         let target = |name: &str, brokers_too: bool| -> Result<u32, SetupError> {
-            let broker = broker_spec
-                .as_ref()
+            let count = broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count);
+            let broker = Some(count)
                 .filter(|_| brokers_too)
-                .and_then(|b| (1..=b.count).position(|i| name == format!("broker-{i}")))
+                .and_then(|count| (1..=count).position(|i| name == format!("broker-{i}")))
                 .map(|b| nodes.len() + b);
             let n = nodes.iter().position(|x| x.name == name).or(broker);
             n.map(|n| n as u32).ok_or_else(|| SetupError::UnknownNode(name.to_string()))
@@ -986,7 +1011,8 @@ impl<'s, 't> World<'s, 't> {
             service_gps,
             session_timeout,
             ack_timeout,
-            brokers: (0..broker_spec.as_ref().map_or(0, |b| b.count))
+            // The log's brokers, or the queue broker.
+            brokers: (0..broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count))
                 .map(|_| BrokerNode { up: true, epoch: 0, down_holds: 0, fenced: false, fence_generation: 0 })
                 .collect(),
             broker_spec,
@@ -997,6 +1023,14 @@ impl<'s, 't> World<'s, 't> {
             queue_kind,
             deliveries_allowed,
             reconnect,
+            queue_durable,
+            queue_persistent,
+            confirms,
+            max_len,
+            queue_reachable: true,
+            unconfirmed: BTreeMap::new(),
+            confirm_seq: 0,
+            resend: Vec::new(),
             heartbeat,
             delivery_timeout,
             held_publishes: 0,
@@ -1143,6 +1177,8 @@ impl<'s, 't> World<'s, 't> {
                 Ev::QueueDeliver { slot, generation } => self.queue_delivered(slot, generation),
                 Ev::AckTimeout { slot, generation } => self.ack_timed_out(slot, generation),
                 Ev::QueueReconnect { node, epoch } => self.queue_reconnect(node, epoch),
+                Ev::QueueConfirm { seq } => self.confirmed(seq),
+                Ev::QueueBrokerBack { epoch } => self.queue_broker_back(epoch),
                 Ev::Join { service } => self.join(service),
                 Ev::SessionExpired { node, epoch } => self.session_expired(node, epoch),
                 Ev::Publish { node, epoch, slot } => self.publish_arrived(node, epoch, slot),
@@ -1658,8 +1694,12 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
-    /// Sends queue `q`'s waiting messages to consumers that are up and have credit.
+    /// Sends queue `q`'s waiting messages to consumers that are up and have
+    /// credit, while the broker is up and its clients connected.
     fn dispatch(&mut self, q: u32) {
+        if !self.queue_reachable {
+            return;
+        }
         loop {
             let nodes = &self.nodes;
             let up = |n: u32| nodes[n as usize].up;
@@ -1667,6 +1707,14 @@ impl<'s, 't> World<'s, 't> {
             let Some(slot) = self.broker.deliver_next(q, up, buffered) else { return };
             self.broker.sent(slot, self.now);
             let d = *self.broker.get(slot);
+            if let Some(max_len) = self.max_len
+                && d.pending.seq.saturating_add(max_len) <= self.broker.appended[d.pending.msg.kind.0 as usize]
+            {
+                // Trimmed away: XREADGROUP skips it, XAUTOCLAIM reports it deleted.
+                self.broker.settle(slot);
+                self.lose(d.node, &d.pending.msg, LossReason::Trimmed);
+                continue;
+            }
             if d.pending.deliveries > 1 {
                 self.redelivered += 1;
                 self.series_count(|s, i| s.redelivered[i] += 1);
@@ -1749,12 +1797,7 @@ impl<'s, 't> World<'s, 't> {
     /// were delivered, and its queue delivers to the others.
     fn close_channel(&mut self, n: u32) -> u64 {
         let returned = self.broker.take_node(n);
-        if self.queue_kind.requeue_at_head() {
-            // Back at the head in their delivery order: the last first.
-            returned.iter().rev().for_each(|d| self.give_back(d));
-        } else {
-            returned.iter().for_each(|d| self.give_back(d));
-        }
+        returned.iter().for_each(|d| self.give_back(d));
         let mut touched: Vec<u32> = returned.iter().map(|d| d.queue).collect();
         touched.sort_unstable();
         touched.dedup();
@@ -1947,6 +1990,12 @@ impl<'s, 't> World<'s, 't> {
             self.checker.setback(msg.entity, crate::check::SETBACK_UNCONSUMED);
         }
         if self.queue_bus {
+            if !self.queue_reachable {
+                return self.queue_broker_unreachable(from, msg);
+            }
+            if self.confirms {
+                self.await_confirm(from, msg);
+            }
             let bound = self.broker.publish(msg, self.now).len();
             for i in 0..bound {
                 let q = self.broker.bindings[msg.kind.0 as usize][i];
@@ -2390,7 +2439,7 @@ impl<'s, 't> World<'s, 't> {
                 self.broker.settle(slot);
                 self.lose(n, &d.pending.msg, LossReason::AutoAck);
             }
-            if self.queue_kind.closes_channel_on_timeout() {
+            if self.queue_kind.returns_on_crash() {
                 self.close_channel(n);
             }
             self.broker.detached[n as usize] = false;
@@ -2613,6 +2662,10 @@ impl<'s, 't> World<'s, 't> {
         if let Some(q) = self.broker.queue_of[n as usize] {
             // A new connection, whatever closed the last one.
             self.broker.detached[n as usize] = false;
+            if self.queue_kind == QueueKind::RedisStream {
+                // It reads its own pending entries first (XREADGROUP from 0).
+                self.close_channel(n);
+            }
             self.dispatch(q);
         }
     }
@@ -2706,6 +2759,7 @@ impl<'s, 't> World<'s, 't> {
             row.waiters.iter().for_each(|(_, _, j)| mark(&j.msg));
         }
         self.broker.in_flight().for_each(&mut mark);
+        self.resend.iter().for_each(|u| mark(&u.msg));
         for gp in &self.gparts {
             let records = &self.partitions[gp.part as usize].records;
             records.iter().skip(gp.committed as usize).for_each(&mut mark);

@@ -196,3 +196,172 @@ fn a_regular_workload_with_a_count_makes_exactly_that_many() {
     assert!(times.windows(2).all(|w| w[1] - w[0] == 1_000_000), "1000/s: exactly 1 ms apart");
     assert_eq!(sys.workload.count, Some(200));
 }
+
+/// Conformance scenario `name`'s text.
+fn text(name: &str) -> String {
+    std::fs::read_to_string(root().join("conformance/scenarios").join(format!("{name}.ron"))).unwrap()
+}
+
+/// Entities delivered to consumer-1 after the queue broker's restart.
+fn delivered_after_restart(sys: &System, rs: &[Record]) -> Vec<u64> {
+    let broker = node(sys, "broker-1");
+    let back = rs.iter().position(|r| r.kind == RecordKind::Restart && r.node == broker).expect("a broker restart");
+    delivered(&rs[back..], node(sys, "consumer-1"))
+}
+
+fn lost_for(rs: &[Record], reason: faultline::trace::LossReason) -> usize {
+    rs.iter().filter(|r| r.kind == RecordKind::Lost && faultline::trace::loss_of(r.aux).0 == Some(reason)).count()
+}
+
+#[test]
+fn a_broker_restart_keeps_persistent_messages_of_durable_queues_only() {
+    use faultline::trace::LossReason::BrokerRestart;
+    let (sys, rs) = situation("rabbit-restart-durable-persistent");
+    assert_eq!(delivered_after_restart(&sys, &rs), (1..=100).collect::<Vec<_>>());
+    assert_eq!(count(&rs, RecordKind::Lost), 0);
+    for name in ["rabbit-restart-durable-transient", "rabbit-restart-transient-queue"] {
+        let (sys, rs) = situation(name);
+        assert!(delivered_after_restart(&sys, &rs).is_empty(), "{name}");
+        assert_eq!(lost_for(&rs, BrokerRestart), 100, "{name}: every message lost to the restart");
+    }
+}
+
+#[test]
+fn a_broker_restart_returns_a_consumer_s_unacknowledged_messages_at_the_head() {
+    let (sys, rs) = situation("rabbit-restart-unacked");
+    let after = delivered_after_restart(&sys, &rs);
+    assert_eq!(after.len(), 70);
+    assert_eq!(&after[..11], &[31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41]);
+    let redelivered: Vec<u64> = rs.iter().filter(|r| r.kind == RecordKind::Redelivered).map(|r| r.entity).collect();
+    assert_eq!(redelivered, (31..=40).collect::<Vec<_>>());
+    assert_eq!(count(&rs, RecordKind::Lost), 0);
+}
+
+#[test]
+fn publishes_while_the_broker_is_down_are_lost_without_confirms_and_resent_with_them() {
+    use faultline::trace::LossReason::BrokerDown;
+    let (sys, rs) = situation("rabbit-publish-while-down");
+    assert_eq!(lost_for(&rs, BrokerDown), 50);
+    assert_eq!(delivered(&rs, node(&sys, "consumer-1")), (1..=50).collect::<Vec<_>>());
+    let (sys, rs) = situation("rabbit-publish-while-down-confirms");
+    assert_eq!(count(&rs, RecordKind::Lost), 0);
+    assert_eq!(delivered(&rs, node(&sys, "consumer-1")), (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_confirm_lost_in_a_broker_crash_makes_a_duplicate() {
+    // Confirms take 10 ms to come back; the broker crashes 4 ms after
+    // message 5 was stored: its producer never hears of it and resends it.
+    let src = text("rabbit-publish-while-down-confirms")
+        .replace("latency: Const(\"1ms\")", "latency: Const(\"10ms\")")
+        .replace("at: \"495ms\"", "at: \"45ms\"")
+        .replace("invariants: [", "invariants: [NoDuplicateEffects(effect: \"handled\"), ");
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    let got = delivered(&rs, node(&sys, "consumer-1"));
+    assert_eq!(got.iter().filter(|&&e| e == 5).count(), 2, "message 5 twice");
+    assert_eq!(got.len(), 101);
+    assert_eq!(count(&rs, RecordKind::Lost), 0);
+    let o = faultline::sim::run(&sys, 1).unwrap();
+    assert_eq!(o.invariants[0].counts["extra_applications"], 1);
+
+    // In a transient queue the crash takes every message but the unconfirmed
+    // one, which its producer resends: 4 lost, none twice.
+    let transient = src.replace("confirms: true", "confirms: true, durable: false");
+    let sys = system(&transient);
+    let rs = records(&sys, 1);
+    let got = delivered(&rs, node(&sys, "consumer-1"));
+    assert_eq!(lost_for(&rs, faultline::trace::LossReason::BrokerRestart), 4);
+    assert_eq!(got.iter().filter(|&&e| e == 5).count(), 1);
+    assert_eq!(got.len(), 96);
+}
+
+#[test]
+fn the_queue_broker_is_named_for_crashes_only() {
+    let base = text("rabbit-restart-durable-persistent");
+    for (fault, message) in [
+        (
+            r#"Partition(groups: [["broker-1"], ["consumer-1"]], at: "1s", for: "1s")"#,
+            "a partition names a Queue bus's broker `bus`",
+        ),
+        (
+            r#"Link(from: "producer-1", to: "broker-1", drop: 0.5, at: "1s", for: "1s")"#,
+            "a link names a Queue bus's broker `bus`",
+        ),
+        (
+            r#"CrashAt(node: "broker-1", seam: AfterPublish, nth: 1, down_for: "1s")"#,
+            "`broker-1` is a broker: seams are inside handlers",
+        ),
+        (r#"Pause(node: "broker-1", at: "1s", for: "1s")"#, "no service instance is called `broker-1`"),
+    ] {
+        let src = base.replace(r#"Crash(node: "broker-1", at: "500ms", down_for: "2s")"#, fault);
+        let e = faultline::scenario::parse("b.ron", &src).unwrap_err().to_string();
+        assert!(e.contains(message) && e.contains("b.ron:17:"), "{fault}: {e}");
+    }
+    for (setting, message) in [
+        ("kind: Quorum, durable: false", "quorum queues are always durable"),
+        ("kind: Quorum, persistent: false", "quorum queues are always durable"),
+        ("kind: JetStream, durable: false", "a JetStream stream survives a server restart"),
+    ] {
+        let src = base.replace("kind: Classic, confirms: true", setting);
+        let e = faultline::scenario::parse("b.ron", &src).unwrap_err().to_string();
+        assert!(e.contains(message) && e.contains("b.ron:8:"), "{setting}: {e}");
+    }
+    // Random crashes may hit it.
+    let src = base.replace(
+        r#"Crash(node: "broker-1", at: "500ms", down_for: "2s")"#,
+        r#"RandomCrashes(nodes: ["broker-1"], mtbf: "2s", mttr: "500ms", until: "8s")"#,
+    );
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    assert!(count(&rs, RecordKind::Crash) > 1);
+}
+
+#[test]
+fn a_dead_redis_consumer_s_pending_entries_wait_for_a_claim_in_order() {
+    let (sys, rs) = situation("redis-pending-after-crash");
+    let claimer = node(&sys, "claimer-1");
+    let claimed: Vec<(u64, u64)> =
+        rs.iter().filter(|r| r.kind == RecordKind::Redelivered).map(|r| (r.entity, r.aux)).collect();
+    assert_eq!(claimed, (1..=10).map(|e| (e, 2)).collect::<Vec<_>>(), "oldest first, delivery count 2");
+    assert_eq!(delivered(&rs, claimer), (1..=20).collect::<Vec<_>>());
+    assert_eq!(count(&rs, RecordKind::Lost), 0);
+
+    // Without a claimer's XAUTOCLAIM (no ack_timeout), nothing comes back
+    // until the consumer itself restarts and reads its pending entries.
+    let src = text("redis-pending-after-crash")
+        .replace(", ack_timeout: \"1s\"", "")
+        .replace("down_for: \"1h\"", "down_for: \"5s\"")
+        .replace("Service(name: \"claimer\", starts_at: \"3s\",", "Service(name: \"claimer\", starts_at: \"19s\",");
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    let c = node(&sys, "consumer-1");
+    let restart = position(&rs, RecordKind::Restart);
+    assert_eq!(count(&rs[..restart], RecordKind::Redelivered), 0, "pending, not redelivered, while it is down");
+    assert_eq!(&delivered(&rs[restart..], c)[..10], &(1..=10).collect::<Vec<_>>()[..]);
+}
+
+#[test]
+fn trimming_a_redis_stream_loses_the_pending_entries_of_a_dead_consumer() {
+    use faultline::trace::LossReason::Trimmed;
+    let (sys, rs) = situation("redis-trim-with-pending");
+    let read: Vec<u64> = delivered(&rs, node(&sys, "consumer-1"));
+    assert_eq!(read, (1..=10).collect::<Vec<_>>());
+    let mut trimmed: Vec<u64> = rs
+        .iter()
+        .filter(|r| r.kind == RecordKind::Lost && faultline::trace::loss_of(r.aux).0 == Some(Trimmed))
+        .map(|r| r.entity)
+        .collect();
+    trimmed.sort_unstable();
+    assert_eq!(trimmed, (1..=15).collect::<Vec<_>>(), "the 10 pending and the 5 nobody read");
+    assert_eq!(delivered(&rs, node(&sys, "claimer-1")), (16..=20).collect::<Vec<_>>());
+
+    // A consumer that acknowledges in time loses nothing to trimming.
+    let src = text("redis-trim-with-pending").replace("work: Const(\"10s\")", "work: Const(\"1ms\")");
+    let rs = records(&system(&src), 1);
+    assert_eq!(count(&rs[..position(&rs, RecordKind::Crash)], RecordKind::Lost), 0);
+
+    let bad = text("redis-trim-with-pending").replace("kind: RedisStream", "kind: JetStream");
+    let e = faultline::scenario::parse("t.ron", &bad).unwrap_err().to_string();
+    assert!(e.contains("`max_len` trims a Redis stream") && e.contains("t.ron:12:"), "{e}");
+}

@@ -334,6 +334,9 @@ impl World<'_, '_> {
         if !self.brokers[b as usize].up {
             return;
         }
+        if self.queue_bus {
+            return self.queue_broker_crash();
+        }
         self.brokers[b as usize].up = false;
         self.brokers[b as usize].epoch += 1;
         self.tracer.record(Record {
@@ -366,6 +369,9 @@ impl World<'_, '_> {
     pub(super) fn broker_restart(&mut self, b: u32) {
         if self.brokers[b as usize].up {
             return;
+        }
+        if self.queue_bus {
+            return self.queue_broker_restart();
         }
         self.brokers[b as usize].up = true;
         self.tracer.record(Record {
