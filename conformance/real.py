@@ -14,6 +14,13 @@ Message bodies are their sequence numbers "1", "2", ... (space padded to the
 requested size).  Consumers that must die like a crashed process run as a
 child process (this file with the hidden --child mode) and leave with
 os._exit(1); the parent then observes the broker.
+
+The broker-restart situations (SHARED) are generators: each sets up, yields
+the broker actions it needs ("stop" / "start": a clean full node restart;
+"crash": SIGKILL of beam.smp, then start), and inspects the broker after
+them.  The selected ones of a group run in step, so one restart serves them
+all (run_group); each keeps its own queue, connections and counts, and the
+broker is running again afterwards for the situations that follow.
 """
 
 from __future__ import annotations
@@ -1097,6 +1104,7 @@ def redis_trim_with_pending(c: dict) -> None:
     r.xgroup_create(s, "g", id="0")
     read1 = r.xreadgroup("g", "c1", {s: ">"}, count=10)[0][1]
     c1_ids = {mid for mid, _ in read1}
+    c["pending"] = int(r.xpending(s, "g")["pending"])
     r.xtrim(s, maxlen=5, approximate=False)
     time.sleep(0.05)
     resp = r.xautoclaim(s, "g", "c2", min_idle_time=10, start_id="0-0", count=100)
