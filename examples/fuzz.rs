@@ -335,10 +335,12 @@ fn one(index: u64, base: &Base, o: &Options, dir: &Path, local: &mut Counts) {
     }
 }
 
-/// The bases: every bundled scenario, and the results of small sweeps.
+/// The bases: every bundled scenario and conformance situation, and the
+/// results of small sweeps.
 fn bases(work: &Path) -> Vec<Base> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
-        .expect("run from the repository root")
+    let mut files: Vec<PathBuf> = ["scenarios", "conformance/scenarios"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).expect("run from the repository root"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "ron"))
         .collect();

@@ -185,6 +185,7 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::Unfenced
             | RecordKind::ChannelClosed
             | RecordKind::Reconnected
+            | RecordKind::Resent
             | RecordKind::Transition => {
                 let name = format!("{:?}", r.kind).to_lowercase();
                 self.instant(pid, ts, format!("{name} #{msg}"), json!({"entity": r.entity, "aux": r.aux}))?;

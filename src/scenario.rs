@@ -951,6 +951,14 @@ impl Compiler<'_> {
                     schema::QueueKind::JetStream => QueueKind::JetStream,
                     schema::QueueKind::RedisStream => QueueKind::RedisStream,
                 };
+                if kind == QueueKind::RedisStream && ack_timeout.is_none() {
+                    self.warn(
+                        &[P::F("bus"), P::F("kind")],
+                        "no `ack_timeout` on a Redis stream: nothing claims a dead consumer's pending entries \
+                         (no XAUTOCLAIM); they wait for that consumer's restart",
+                        Some("set `ack_timeout` to the idle time of your consumers' XAUTOCLAIM loop".into()),
+                    );
+                }
                 let ack_timeout = ack_timeout.or(kind.default_ack_timeout());
                 if let Some(n) = max_len {
                     let at = [P::F("bus"), P::F("max_len")];

@@ -233,6 +233,11 @@ pub(crate) fn tell(
                 r.aux
             ),
             RecordKind::Reconnected => write!(line, "{who} reconnected to the broker"),
+            RecordKind::Resent => write!(
+                line,
+                "{who} resent {}: the broker never confirmed it before going down (publisher confirms)",
+                msg_name(r.msg)
+            ),
             RecordKind::Resumed => write!(line, "{who} resumed"),
             RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
             RecordKind::Dropped => {

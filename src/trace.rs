@@ -103,6 +103,9 @@ pub enum RecordKind {
     ChannelClosed = 37,
     /// A consumer whose channel was closed opened a new one.
     Reconnected = 38,
+    /// A producer with publisher confirms resent a message the queue broker
+    /// never confirmed before going down (aux: kind).
+    Resent = 39,
 }
 
 /// Why a message was lost.

@@ -235,6 +235,76 @@ fn a_broker_restart_returns_a_consumer_s_unacknowledged_messages_at_the_head() {
     let redelivered: Vec<u64> = rs.iter().filter(|r| r.kind == RecordKind::Redelivered).map(|r| r.entity).collect();
     assert_eq!(redelivered, (31..=40).collect::<Vec<_>>());
     assert_eq!(count(&rs, RecordKind::Lost), 0);
+    // What waited in its buffers (32..40) died with the connection: handled
+    // once, after the restart. Only 31, under way at the crash, twice.
+    let c = node(&sys, "consumer-1");
+    for e in 1..=100 {
+        let handled = rs.iter().filter(|r| r.kind == RecordKind::Handled && r.node == c && r.entity == e).count();
+        assert_eq!(handled, if e == 31 { 2 } else { 1 }, "message {e}");
+    }
+}
+
+#[test]
+fn a_broker_that_crashes_again_before_its_clients_reconnect_keeps_them_away_until_the_second_restart() {
+    // Down 1s-2s (clients would reconnect at 7s), down again 3s-6s: they
+    // reconnect at 11s, 5 s after the second restart, not at 7 s.
+    let src = text("rabbit-restart-durable-persistent").replace(
+        r#"faults: [Crash(node: "broker-1", at: "500ms", down_for: "2s")]"#,
+        r#"faults: [Crash(node: "broker-1", at: "1s", down_for: "1s"), Crash(node: "broker-1", at: "3s", down_for: "3s")]"#,
+    );
+    // Messages all along (10/s), the consumer there from the start.
+    let src = src
+        .replace("Service(name: \"consumer\", starts_at: \"10s\",", "Service(name: \"consumer\",")
+        .replace("rate: \"1000/s\"", "rate: \"10/s\"");
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    let c = node(&sys, "consumer-1");
+    let crash = position(&rs, RecordKind::Crash);
+    let first_after = rs[crash..].iter().find(|r| r.kind == RecordKind::Enqueued && r.node == c).unwrap();
+    assert_eq!(first_after.time.0, 11_000_000_000 + 1_000_000, "reconnected at 11 s, delivered 1 ms later");
+    let reconnected: Vec<u64> =
+        rs.iter().filter(|r| r.kind == RecordKind::Reconnected && r.node == c).map(|r| r.time.0).collect();
+    assert_eq!(reconnected, [11_000_000_000]);
+}
+
+#[test]
+fn publisher_confirms_resend_every_unconfirmed_message_of_a_live_producer_only() {
+    // Confirms take 50 ms: at the crash (45 ms) messages 1..5 are stored
+    // and unconfirmed. All five are resent: five duplicates.
+    let base = text("rabbit-publish-while-down-confirms")
+        .replace("latency: Const(\"1ms\")", "latency: Const(\"50ms\")")
+        .replace("at: \"495ms\"", "at: \"45ms\"");
+    let sys = system(&base);
+    let rs = records(&sys, 1);
+    let got = delivered(&rs, node(&sys, "consumer-1"));
+    for e in 1..=5 {
+        assert_eq!(got.iter().filter(|&&x| x == e).count(), 2, "message {e}");
+    }
+    assert_eq!(got.len(), 105);
+
+    // The producer crashes at 100 ms, while the broker is down, and is
+    // back before the broker: what it kept (6..10, published while the
+    // broker was down) died with it; 1..5, which the broker stored, are
+    // not lost and not resent by its new incarnation.
+    let src = base.replace(
+        r#"faults: [Crash(node: "broker-1", at: "45ms", down_for: "1s")]"#,
+        r#"faults: [Crash(node: "broker-1", at: "45ms", down_for: "1s"), Crash(node: "producer-1", at: "100ms", down_for: "50ms")]"#,
+    );
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    let got = delivered(&rs, node(&sys, "consumer-1"));
+    for e in 1..=5 {
+        assert_eq!(got.iter().filter(|&&x| x == e).count(), 1, "message {e}: in the queue once");
+    }
+    let lost: Vec<u64> = rs
+        .iter()
+        .filter(|r| {
+            r.kind == RecordKind::Lost
+                && faultline::trace::loss_of(r.aux).0 == Some(faultline::trace::LossReason::CrashedWhileHeld)
+        })
+        .map(|r| r.entity)
+        .collect();
+    assert_eq!(lost, (6..=10).collect::<Vec<_>>());
 }
 
 #[test]
@@ -261,6 +331,9 @@ fn a_confirm_lost_in_a_broker_crash_makes_a_duplicate() {
     let got = delivered(&rs, node(&sys, "consumer-1"));
     assert_eq!(got.iter().filter(|&&e| e == 5).count(), 2, "message 5 twice");
     assert_eq!(got.len(), 101);
+    let resent: Vec<u64> = rs.iter().filter(|r| r.kind == RecordKind::Resent).map(|r| r.entity).collect();
+    // The one whose confirm the crash cut off, then those published while it was down.
+    assert_eq!(resent, (5..=100).collect::<Vec<_>>());
     assert_eq!(count(&rs, RecordKind::Lost), 0);
     let o = faultline::sim::run(&sys, 1).unwrap();
     assert_eq!(o.invariants[0].counts["extra_applications"], 1);
@@ -333,7 +406,10 @@ fn a_dead_redis_consumer_s_pending_entries_wait_for_a_claim_in_order() {
         .replace(", ack_timeout: \"1s\"", "")
         .replace("down_for: \"1h\"", "down_for: \"5s\"")
         .replace("Service(name: \"claimer\", starts_at: \"3s\",", "Service(name: \"claimer\", starts_at: \"19s\",");
-    let sys = system(&src);
+    let loaded = faultline::scenario::parse("r.ron", &src).unwrap();
+    assert!(loaded.warnings.iter().any(|w| w.to_string().contains("nothing claims a dead consumer's pending entries")));
+    assert!(faultline::scenario::parse("r.ron", &text("redis-pending-after-crash")).unwrap().warnings.is_empty());
+    let sys = loaded.system;
     let rs = records(&sys, 1);
     let c = node(&sys, "consumer-1");
     let restart = position(&rs, RecordKind::Restart);

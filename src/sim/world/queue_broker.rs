@@ -45,7 +45,7 @@ impl World<'_, '_> {
         // What producers will resend: not lost, whatever the broker keeps.
         let kept = self.queue_durable && self.queue_persistent;
         let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.unconfirmed).into_values().collect();
-        resend.retain(|u| self.nodes[u.node as usize].up && self.nodes[u.node as usize].epoch == u.epoch);
+        resend.retain(|u| self.nodes[u.node as usize].epoch == u.epoch);
         resend.iter_mut().for_each(|u| u.in_queue = kept);
         let resent = |m: &Message| resend.iter().any(|u| u.msg.id == m.id);
         // Every consumer's connection closes.
@@ -102,6 +102,7 @@ impl World<'_, '_> {
                 }
                 continue;
             }
+            self.trace(RecordKind::Resent, u.node, &u.msg, u64::from(u.msg.kind.0));
             self.publish_at_broker(u.node, u.msg);
         }
         // Every consumer has a new connection (one that is down gets
