@@ -822,6 +822,7 @@ impl<'s, 't> World<'s, 't> {
         broker.window = window;
         if queue_bus {
             broker.bindings = vec![Vec::new(); kinds];
+            broker.appended = vec![0; kinds];
             for (si, s) in sys.services.iter().enumerate() {
                 if s.consumes.is_empty() {
                     continue;
