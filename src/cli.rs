@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::check::Status;
 use crate::outcome::{Outcome, StopReason};
 use crate::scenario::{self, ScenarioError};
-use crate::sim::{self, RunOptions, SetupError, SimDuration, SimTime};
+use crate::sim::{self, RunOptions, SetupError, SimTime};
 
 mod interrupt;
 use crate::sweep::{SeedRange, Shard, Summary, Tally, Timing};
@@ -904,23 +904,7 @@ fn expand(paths: &[PathBuf], suffix: &str, none_here: &str) -> Result<Vec<PathBu
     Ok(out)
 }
 
-/// `12345` as `12,345`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Seconds as faultline writes durations (`1m02.500s`).
-pub(crate) fn secs(s: f64) -> String {
-    SimDuration((s * 1e9).round() as u64).to_string()
-}
+pub use crate::format::{secs, thousands};
 
 /// The human summary of a run. Without `wall` it holds nothing that depends
 /// on the machine, so it can be pinned in a snapshot.

@@ -641,9 +641,9 @@ pub fn write_page(dir: &Path, page: &Page<'_>) -> Result<PathBuf, ReportError> {
         m.redelivered,
         m.completed,
         m.e2e_not_completed,
-        crate::cli::secs(m.e2e_latency_s.p50),
-        crate::cli::secs(m.e2e_latency_s.p99),
-        crate::cli::secs(m.e2e_latency_s.max)
+        crate::format::secs(m.e2e_latency_s.p50),
+        crate::format::secs(m.e2e_latency_s.p99),
+        crate::format::secs(m.e2e_latency_s.max)
     );
     if !o.faults.is_empty() {
         h.push_str(
@@ -727,11 +727,11 @@ pub fn write_index(dir: &Path, title: &str, seeds: &str, rows: &[Row]) -> Result
             escape(&r.dir),
             escape(&r.question),
             verdicts.join("<br>"),
-            crate::cli::thousands(r.lost),
-            crate::cli::thousands(r.duplicated),
-            crate::cli::secs(r.p99_s),
-            crate::cli::thousands(r.completed),
-            crate::cli::thousands(r.accepted),
+            crate::format::thousands(r.lost),
+            crate::format::thousands(r.duplicated),
+            crate::format::secs(r.p99_s),
+            crate::format::thousands(r.completed),
+            crate::format::thousands(r.accepted),
             r.messages_per_entity,
             n = escape(&r.name)
         );

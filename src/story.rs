@@ -107,9 +107,9 @@ pub(crate) fn tell(
             lines.push(format!(
                 "{:>12}  ... {} steps omitted here (a story keeps the first {} and the last {} of a run)",
                 "",
-                crate::cli::thousands(focused.omitted),
-                crate::cli::thousands(crate::trace::STORY_HEAD as u64),
-                crate::cli::thousands(crate::trace::STORY_TAIL as u64)
+                crate::format::thousands(focused.omitted),
+                crate::format::thousands(crate::trace::STORY_HEAD as u64),
+                crate::format::thousands(crate::trace::STORY_TAIL as u64)
             ));
             keep.push(2);
             times_seen.clear();

@@ -759,7 +759,7 @@ impl Summary {
     }
 }
 
-use crate::cli::{secs, thousands};
+use crate::format::{secs, thousands};
 
 #[cfg(test)]
 mod tests {
