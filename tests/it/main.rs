@@ -23,5 +23,6 @@ mod shrink;
 mod stories;
 mod support;
 mod sweep;
+mod tidy;
 mod validation;
 mod verdicts;
