@@ -2368,11 +2368,31 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// Node `n` crashes. Each part of it goes down in this order, which
+    /// fixes the trace and the random draws: the process (its work, its
+    /// buffers, the stock locks its work held, its memory, its calls and
+    /// connections), its consumer-group partitions, the crash record, its
+    /// timers in memory, its queue connection, and last what it held, each
+    /// message by where it came from.
     fn crash(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
-        if !node.up {
+        if !self.nodes[n as usize].up {
             return;
         }
+        let held = self.crash_process(n);
+        self.crash_log_consumer(n, &held);
+        self.trace_node(RecordKind::Crash, n, 0);
+        self.crash_timers(n);
+        if self.queue_bus {
+            self.crash_queue_consumer(n);
+        }
+        self.drop_held(n, held);
+    }
+
+    /// The process of node `n` dies: returns the jobs it was working on and
+    /// those waiting in its buffers; releases the stock locks its work held
+    /// and forgets its memory, its dedup window, its calls and its channels.
+    fn crash_process(&mut self, n: u32) -> Vec<Job> {
+        let node = &mut self.nodes[n as usize];
         node.up = false;
         node.epoch += 1;
         let mut held: Vec<Job> = node.busy.iter_mut().filter_map(Option::take).collect();
@@ -2404,10 +2424,17 @@ impl<'s, 't> World<'s, 't> {
         node.fetch_blocked = false;
         node.queue_arrival = SimTime::ZERO;
         self.channels.close(n);
+        held
+    }
+
+    /// Node `n`'s log consumer dies: records it committed before processing
+    /// them are lost, its partitions' fetches are dropped, and its group
+    /// hears of it when its session times out.
+    fn crash_log_consumer(&mut self, n: u32, held: &[Job]) {
         // Records committed before they were processed are never fetched
         // again: lost, unless processed already (a redelivery) or held by
         // the partition's owner now.
-        for job in &held {
+        for job in held {
             if let Source::Log { gp, offset, .. } = job.source
                 && self.committed_unprocessed(gp, offset, n)
             {
@@ -2423,33 +2450,41 @@ impl<'s, 't> World<'s, 't> {
             let epoch = self.nodes[n as usize].epoch;
             self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
         }
-        self.trace_node(RecordKind::Crash, n, 0);
-        // Timers in memory die with the node; durable ones are set again at the restart.
+    }
+
+    /// Timers in memory die with node `n`; durable ones are set again at the restart.
+    fn crash_timers(&mut self, n: u32) {
+        let si = self.nodes[n as usize].service;
         if !self.sys.services[si as usize].durable_timers {
             let timers = std::mem::take(&mut self.nodes[n as usize].timers);
             for (_, msg) in timers.values() {
                 self.lose(n, msg, LossReason::CrashedWhileHeld);
             }
         }
-        if self.queue_bus {
-            // The broker sees the connection drop: auto-acked messages on
-            // their way are gone. RabbitMQ puts the unacknowledged ones back
-            // now; a JetStream consumer is durable, so its pending messages
-            // come back one by one as their AckWait passes.
-            for (slot, d) in self.broker.live_auto_acked_to(n) {
-                self.broker.settle(slot);
-                self.lose(n, &d.pending.msg, LossReason::AutoAck);
-            }
-            if self.queue_kind.returns_on_crash() {
-                self.close_channel(n);
-            }
-            self.broker.detached[n as usize] = false;
+    }
+
+    /// The queue broker sees node `n`'s connection drop: auto-acked
+    /// messages on their way are gone. RabbitMQ puts the unacknowledged
+    /// ones back now; a JetStream or Redis consumer is durable, so its
+    /// pending messages wait (for their AckWait, a claim, or its restart).
+    fn crash_queue_consumer(&mut self, n: u32) {
+        for (slot, d) in self.broker.live_auto_acked_to(n) {
+            self.broker.settle(slot);
+            self.lose(n, &d.pending.msg, LossReason::AutoAck);
         }
+        if self.queue_kind.returns_on_crash() {
+            self.close_channel(n);
+        }
+        self.broker.detached[n as usize] = false;
+    }
+
+    /// What node `n` held when it crashed, each by where it came from.
+    fn drop_held(&mut self, n: u32, held: Vec<Job>) {
         for job in held {
             match job.source {
                 Source::Push => self.lose(n, &job.msg, LossReason::CrashedWhileHeld),
                 Source::Queue { slot: AUTO_ACKED, .. } => self.lose(n, &job.msg, LossReason::AutoAck),
-                // Requeued above.
+                // Back in the broker's queue, or pending there.
                 Source::Queue { .. } => {}
                 Source::Request => self.trace(RecordKind::Dropped, n, &job.msg, 0),
                 // Log records stay in the log (those committed unprocessed

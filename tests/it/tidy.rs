@@ -26,7 +26,6 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/sim/world.rs", "finish", 101),
     ("src/perfetto.rs", "write", 98),
     ("src/scenario.rs", "by_construction", 97),
-    ("src/sim/world.rs", "crash", 92),
     ("src/check.rs", "verdicts", 86),
     ("src/scenario.rs", "call", 85),
     ("src/sim/world/calls.rs", "attempt", 83),
