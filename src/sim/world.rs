@@ -20,6 +20,7 @@ mod channel;
 mod faults;
 mod links;
 mod queue_broker;
+mod queue_bus;
 mod quorum;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
@@ -1695,147 +1696,6 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
-    /// Sends queue `q`'s waiting messages to consumers that are up and have
-    /// credit, while the broker is up and its clients connected.
-    fn dispatch(&mut self, q: u32) {
-        if !self.queue_reachable {
-            return;
-        }
-        loop {
-            let nodes = &self.nodes;
-            let up = |n: u32| nodes[n as usize].up;
-            let buffered = |n: u32| nodes[n as usize].fifo.len() as u32;
-            let Some(slot) = self.broker.deliver_next(q, up, buffered) else { return };
-            self.broker.sent(slot, self.now);
-            let d = *self.broker.get(slot);
-            if let Some(max_len) = self.max_len
-                && d.pending.seq.saturating_add(max_len) <= self.broker.appended[d.pending.msg.kind.0 as usize]
-            {
-                // Trimmed away: XREADGROUP skips it, XAUTOCLAIM reports it deleted.
-                self.broker.settle(slot);
-                self.lose(d.node, &d.pending.msg, LossReason::Trimmed);
-                continue;
-            }
-            if d.pending.deliveries > 1 {
-                self.redelivered += 1;
-                self.series_count(|s, i| s.redelivered[i] += 1);
-                self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
-            }
-            // One channel from the queue to each consumer: deliveries arrive in order.
-            let c = self.transit(d.node);
-            let sampled = self.now + self.latency.sample(&mut self.network) + c.delay;
-            let node = &mut self.nodes[d.node as usize];
-            node.queue_arrival = node.queue_arrival.max(sampled);
-            let at = node.queue_arrival + c.held;
-            self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
-            // A timeout past the end of the run never fires: not scheduled.
-            if let Some(timeout) = self.ack_timeout
-                && !d.auto_ack
-                && self.now + timeout <= self.end
-            {
-                self.queue.push(self.now + timeout, Ev::AckTimeout { slot, generation: d.generation });
-            }
-        }
-    }
-
-    fn queue_delivered(&mut self, slot: u32, generation: u32) {
-        if !self.broker.is_live(slot, generation) {
-            return; // taken back (crash, timeout) while on its way
-        }
-        self.broker.arrived(slot);
-        let d = *self.broker.get(slot);
-        if !self.nodes[d.node as usize].up {
-            // A JetStream consumer that crashed: the server still counts the
-            // message pending; it comes back when its AckWait passes (an
-            // auto-acked one is gone).
-            if d.auto_ack {
-                self.broker.settle(slot);
-                self.lose(d.node, &d.pending.msg, LossReason::AutoAck);
-            }
-            return;
-        }
-        let source = if d.auto_ack {
-            self.broker.settle(slot);
-            Source::Queue { slot: AUTO_ACKED, generation: 0 }
-        } else {
-            Source::Queue { slot, generation }
-        };
-        // The service's wait counts the message's time in the queue, not
-        // the delivery's time on the network.
-        let available = SimTime(self.now.0 - (d.sent_at - d.pending.queued_at).0);
-        self.enqueue_since(d.node, d.pending.msg, source, available);
-    }
-
-    /// A delivery stayed unacknowledged too long. JetStream (`AckWait`)
-    /// takes that message back; RabbitMQ (`consumer_timeout`) closes the
-    /// consumer's channel: everything it holds goes back, what waits in its
-    /// buffers is dropped, and it gets nothing until it reconnects. Either
-    /// way the consumer may still finish what it was working on, and then
-    /// its effects happen twice.
-    fn ack_timed_out(&mut self, slot: u32, generation: u32) {
-        if !self.broker.is_live(slot, generation) {
-            return;
-        }
-        if !self.queue_kind.closes_channel_on_timeout() {
-            let d = self.broker.settle(slot);
-            self.give_back(&d);
-            self.dispatch(d.queue);
-            return;
-        }
-        let n = self.broker.get(slot).node;
-        let node = &mut self.nodes[n as usize];
-        node.account_fifo(self.now);
-        node.fifo.retain(|j| !matches!(j.source, Source::Queue { slot, .. } if slot != AUTO_ACKED));
-        self.broker.detached[n as usize] = true;
-        let epoch = node.epoch;
-        self.queue.push(self.now + self.reconnect, Ev::QueueReconnect { node: n, epoch });
-        let returned = self.close_channel(n);
-        self.trace_node(RecordKind::ChannelClosed, n, returned);
-    }
-
-    /// The broker sees node `n`'s channel close (a crash, a consumer
-    /// timeout): its unacknowledged messages go back, in the order they
-    /// were delivered, and its queue delivers to the others.
-    fn close_channel(&mut self, n: u32) -> u64 {
-        let returned = self.broker.take_node(n);
-        returned.iter().for_each(|d| self.give_back(d));
-        let mut touched: Vec<u32> = returned.iter().map(|d| d.queue).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        for q in touched {
-            self.dispatch(q);
-        }
-        returned.len() as u64
-    }
-
-    /// Node `n` opens a new channel after the broker closed its last one.
-    fn queue_reconnect(&mut self, n: u32, epoch: u32) {
-        if self.nodes[n as usize].epoch != epoch || !self.broker.detached[n as usize] {
-            return; // crashed meanwhile: its restart reconnects
-        }
-        self.broker.detached[n as usize] = false;
-        self.trace_node(RecordKind::Reconnected, n, 0);
-        if let Some(q) = self.broker.queue_of[n as usize] {
-            self.dispatch(q);
-        }
-    }
-
-    /// A delivery comes back to the broker unacknowledged (a nack, an ack
-    /// timeout, its consumer's crash): back to the head or the tail of its
-    /// queue, as its kind does, or, once it has had the deliveries its
-    /// delivery limit allows, to the dead-letter queue (RabbitMQ) or given
-    /// up on (JetStream's `max_deliver`). Every delivery counts, however it
-    /// ended, so a message that kills its consumer is parked too.
-    fn give_back(&mut self, d: &crate::bus::queue::Delivery) {
-        if self.deliveries_allowed.is_some_and(|m| d.pending.deliveries >= m) {
-            self.dead_lettered += 1;
-            self.checker.dead_lettered(d.pending.msg.entity);
-            self.trace(RecordKind::DeadLettered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
-        } else {
-            self.broker.requeue(d, self.queue_kind.requeue_at_head());
-        }
-    }
-
     /// True if the idempotent consumer of service `si` (at node `n`) has
     /// handled message `id` before, without remembering it.
     fn dedup_contains(&self, n: u32, si: usize, id: u64) -> bool {
@@ -2461,21 +2321,6 @@ impl<'s, 't> World<'s, 't> {
                 self.lose(n, msg, LossReason::CrashedWhileHeld);
             }
         }
-    }
-
-    /// The queue broker sees node `n`'s connection drop: auto-acked
-    /// messages on their way are gone. RabbitMQ puts the unacknowledged
-    /// ones back now; a JetStream or Redis consumer is durable, so its
-    /// pending messages wait (for their AckWait, a claim, or its restart).
-    fn crash_queue_consumer(&mut self, n: u32) {
-        for (slot, d) in self.broker.live_auto_acked_to(n) {
-            self.broker.settle(slot);
-            self.lose(n, &d.pending.msg, LossReason::AutoAck);
-        }
-        if self.queue_kind.returns_on_crash() {
-            self.close_channel(n);
-        }
-        self.broker.detached[n as usize] = false;
     }
 
     /// What node `n` held when it crashed, each by where it came from.
