@@ -1506,10 +1506,7 @@ impl<'s, 't> World<'s, 't> {
         match node.fifo.pop_front() {
             Some(next) => {
                 self.start(n, worker, next);
-                // Room in its flow-control window: the queue may send more.
-                if let Some(q) = self.broker.queue_of[n as usize] {
-                    self.dispatch(q);
-                }
+                self.refill(n);
             }
             None => node.free.push(worker),
         }

@@ -441,3 +441,19 @@ fn trimming_a_redis_stream_loses_the_pending_entries_of_a_dead_consumer() {
     let e = faultline::scenario::parse("t.ron", &bad).unwrap_err().to_string();
     assert!(e.contains("`max_len` trims a Redis stream") && e.contains("t.ron:12:"), "{e}");
 }
+
+#[test]
+fn a_consumer_at_its_flow_control_window_is_sent_more_as_it_makes_room() {
+    // A window of one message: each delivery that starts on arrival opens
+    // it again. Without a new publish to wake the queue, the backlog still
+    // drains, auto-ack and manual alike.
+    for ack in ["Auto", "Manual"] {
+        let src = text("rabbit-default-prefetch")
+            .replace("kind: Classic)", "kind: Classic, window: \"1KB\", message_size: \"1KB\")")
+            .replace("ack: Manual)", &format!("ack: {ack})"));
+        let sys = system(&src);
+        assert_eq!(sys.services[1].auto_ack, ack == "Auto");
+        let rs = records(&sys, 1);
+        assert_eq!(delivered(&rs, node(&sys, "consumer-1")), (1..=200).collect::<Vec<_>>(), "ack {ack}");
+    }
+}

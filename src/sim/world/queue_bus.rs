@@ -80,6 +80,20 @@ impl World<'_, '_> {
         // the delivery's time on the network.
         let available = SimTime(self.now.0 - (d.sent_at - d.pending.queued_at).0);
         self.enqueue_since(d.node, d.pending.msg, source, available);
+        // Off the wire: if it started at once, its window has room.
+        self.refill(d.node);
+    }
+
+    /// Node `n` made room in its flow-control window (a delivery started on
+    /// arrival, or a buffered one started): if the window was what held its
+    /// queue back, the queue sends more. Credit freed by an ack, a restart
+    /// or a reconnection dispatch on their own.
+    pub(super) fn refill(&mut self, n: u32) {
+        let Some(q) = self.broker.queue_of[n as usize] else { return };
+        let held = self.broker.wire[n as usize].saturating_add(self.nodes[n as usize].fifo.len() as u32);
+        if held.saturating_add(1) >= self.broker.window {
+            self.dispatch(q);
+        }
     }
 
     /// A delivery stayed unacknowledged too long. JetStream (`AckWait`)
