@@ -21,6 +21,16 @@ use crate::system::{
     RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
+/// The queue kind a scenario names.
+fn queue_kind(kind: schema::QueueKind) -> QueueKind {
+    match kind {
+        schema::QueueKind::Classic => QueueKind::Classic,
+        schema::QueueKind::Quorum => QueueKind::Quorum,
+        schema::QueueKind::JetStream => QueueKind::JetStream,
+        schema::QueueKind::RedisStream => QueueKind::RedisStream,
+    }
+}
+
 /// Upper bounds that catch absurd numbers before they become an OOM or a hang.
 pub mod bounds {
     /// Longest simulated run.
@@ -945,12 +955,7 @@ impl Compiler<'_> {
                     }
                     None => None,
                 };
-                let kind = match kind {
-                    schema::QueueKind::Classic => QueueKind::Classic,
-                    schema::QueueKind::Quorum => QueueKind::Quorum,
-                    schema::QueueKind::JetStream => QueueKind::JetStream,
-                    schema::QueueKind::RedisStream => QueueKind::RedisStream,
-                };
+                let kind = queue_kind(*kind);
                 if kind == QueueKind::RedisStream && ack_timeout.is_none() {
                     self.warn(
                         &[P::F("bus"), P::F("kind")],
@@ -1395,14 +1400,10 @@ impl Compiler<'_> {
             spec.auto_ack = matches!(sv.consume.ack, Some(schema::Ack::Auto));
             spec.prefetch = match sv.consume.prefetch {
                 Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),
-                None => match s.bus {
-                    schema::Bus::Queue { kind: schema::QueueKind::JetStream, .. } => {
-                        QueueKind::JetStream.default_prefetch()
-                    }
-                    schema::Bus::Queue { kind: schema::QueueKind::RedisStream, .. } => {
-                        QueueKind::RedisStream.default_prefetch()
-                    }
-                    _ => QueueKind::Classic.default_prefetch(),
+                // Only a Queue bus reads it.
+                None => match &s.bus {
+                    schema::Bus::Queue { kind, .. } => queue_kind(*kind).default_prefetch(),
+                    _ => u32::MAX,
                 },
             };
             spec.dedup = sv.dedup.as_ref().map(|d| {

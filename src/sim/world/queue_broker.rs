@@ -18,7 +18,9 @@
 //! write, so a crash can also lose a stored, unconfirmed message, which a
 //! producer with confirms resends: with confirms, neither case loses it.
 
-use super::{AUTO_ACKED, Ev, Source, World};
+use std::collections::BTreeSet;
+
+use super::{Ev, World};
 use crate::service::Message;
 use crate::trace::{LossReason, Record, RecordKind};
 
@@ -47,29 +49,22 @@ impl World<'_, '_> {
         let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.unconfirmed).into_values().collect();
         resend.retain(|u| self.nodes[u.node as usize].epoch == u.epoch);
         resend.iter_mut().for_each(|u| u.in_queue = kept);
-        let resent = |m: &Message| resend.iter().any(|u| u.msg.id == m.id);
-        // Every consumer's connection closes.
+        let resent: BTreeSet<u64> = resend.iter().map(|u| u.msg.id.0).collect();
+        // Every consumer's connection closes (nothing is dispatched until
+        // the clients are back: the broker is unreachable).
         for n in 0..self.nodes.len() as u32 {
-            if self.broker.queue_of[n as usize].is_none() {
-                continue;
+            if self.broker.queue_of[n as usize].is_some() {
+                self.lose_auto_acked_on_wire(n);
+                self.drop_buffered(n);
+                self.close_channel(n);
             }
-            for (slot, d) in self.broker.live_auto_acked_to(n) {
-                self.broker.settle(slot);
-                self.lose(n, &d.pending.msg, LossReason::AutoAck);
-            }
-            let node = &mut self.nodes[n as usize];
-            node.account_fifo(self.now);
-            node.fifo.retain(|j| !matches!(j.source, Source::Queue { slot, .. } if slot != AUTO_ACKED));
-            let returned = self.broker.take_node(n);
-            returned.iter().for_each(|d| self.give_back(d));
-            self.broker.detached[n as usize] = true;
         }
         // What the restart does not keep is gone now.
         if !kept {
             for q in 0..self.broker.queues.len() {
                 let gone = std::mem::take(&mut self.broker.queues[q].ready);
                 let consumer = self.broker.queues[q].consumers.first().map_or(node, |c| c.node);
-                for p in gone.iter().filter(|p| !resent(&p.msg)) {
+                for p in gone.iter().filter(|p| !resent.contains(&p.msg.id.0)) {
                     self.lose(consumer, &p.msg, LossReason::BrokerRestart);
                 }
             }

@@ -113,11 +113,9 @@ impl World<'_, '_> {
             return;
         }
         let n = self.broker.get(slot).node;
-        let node = &mut self.nodes[n as usize];
-        node.account_fifo(self.now);
-        node.fifo.retain(|j| !matches!(j.source, Source::Queue { slot, .. } if slot != AUTO_ACKED));
+        self.drop_buffered(n);
         self.broker.detached[n as usize] = true;
-        let epoch = node.epoch;
+        let epoch = self.nodes[n as usize].epoch;
         self.queue.push(self.now + self.reconnect, Ev::QueueReconnect { node: n, epoch });
         let returned = self.close_channel(n);
         self.trace_node(RecordKind::ChannelClosed, n, returned);
@@ -171,13 +169,28 @@ impl World<'_, '_> {
     /// ones back now; a JetStream or Redis consumer is durable, so its
     /// pending messages wait (for their AckWait, a claim, or its restart).
     pub(super) fn crash_queue_consumer(&mut self, n: u32) {
-        for (slot, d) in self.broker.live_auto_acked_to(n) {
-            self.broker.settle(slot);
-            self.lose(n, &d.pending.msg, LossReason::AutoAck);
-        }
+        self.lose_auto_acked_on_wire(n);
         if self.queue_kind.returns_on_crash() {
             self.close_channel(n);
         }
         self.broker.detached[n as usize] = false;
+    }
+
+    /// Messages on their way to node `n` with auto-ack, when its connection
+    /// drops: the broker forgot them when it sent them, so they are gone.
+    pub(super) fn lose_auto_acked_on_wire(&mut self, n: u32) {
+        for (slot, d) in self.broker.live_auto_acked_to(n) {
+            self.broker.settle(slot);
+            self.lose(n, &d.pending.msg, LossReason::AutoAck);
+        }
+    }
+
+    /// Node `n`'s channel closed under it while it lives (a consumer
+    /// timeout, the broker's crash): the client drops the deliveries waiting
+    /// in its buffers, which the broker takes back.
+    pub(super) fn drop_buffered(&mut self, n: u32) {
+        let node = &mut self.nodes[n as usize];
+        node.account_fifo(self.now);
+        node.fifo.retain(|j| !matches!(j.source, Source::Queue { slot, .. } if slot != AUTO_ACKED));
     }
 }
