@@ -212,6 +212,36 @@ def wait_stable(conn, q: str, limit: float = 10) -> tuple[int, bool]:
 
 # ---------------------------------------------------------------- children
 
+def consume_rest(c: dict, ch, q: str, acked: set[int], total: int, limit: float,
+                 idle: float = 0.5, stop_when_idle: bool = False) -> tuple[list[int], list[int]]:
+    """A manual-ack consumer (prefetch 10) on `ch` that acks what it gets
+    until `total` distinct bodies are in `acked`, or (with stop_when_idle)
+    nothing comes for `idle` seconds; marks "timed_out" past `limit`.
+    Returns the bodies in delivery order and those flagged redelivered."""
+    ch.basic_qos(prefetch_count=10)
+    order: list[int] = []
+    redelivered: list[int] = []
+    dl = Deadline(limit)
+    for m, p, b in ch.consume(q, inactivity_timeout=idle):
+        if dl.expired():
+            c["timed_out"] = 1
+            break
+        if m is None:
+            if stop_when_idle:
+                break
+            continue
+        n = seq(b)
+        order.append(n)
+        if m.redelivered:
+            redelivered.append(n)
+        ch.basic_ack(m.delivery_tag)
+        acked.add(n)
+        if len(acked) >= total:
+            break
+    ch.cancel()
+    return order, redelivered
+
+
 def child_main(kind: str, args: dict) -> None:
     """Hidden mode: a consumer that dies like a crashed process (os._exit)."""
     conn = rconnect()
@@ -286,28 +316,10 @@ def rabbit_manual_ack_kill(c: dict) -> None:
     wait_until(conn, q, lambda r, consumers: consumers == 0, 10)
 
     acked = set(acked_a)
-    redelivered: list[int] = []
-    first = None
-    dl = Deadline(20)
-    ch.basic_qos(prefetch_count=10)
-    for m, p, b in ch.consume(q, inactivity_timeout=0.5):
-        if dl.expired():
-            c["timed_out"] = 1
-            break
-        if m is None:
-            continue
-        n = seq(b)
-        first = n if first is None else first
-        if m.redelivered:
-            redelivered.append(n)
-        ch.basic_ack(m.delivery_tag)
-        acked.add(n)
-        if len(acked) >= 100:
-            break
-    ch.cancel()
+    order, redelivered = consume_rest(c, ch, q, acked, 100, 20)
     c["lost"] = 100 - len(acked)
     c["redelivered"] = len(redelivered)
-    c["first_after_restart"] = first if first is not None else -1
+    c["first_after_restart"] = order[0] if order else -1
     c["redelivered_in_order"] = consecutive_ascending(redelivered)
     conn.close()
 
@@ -529,29 +541,11 @@ def rabbit_consumer_timeout(c: dict) -> None:
     c["handled_after_timeout_same_channel"] = after
 
     conn2 = rconnect()
-    ch2 = conn2.channel()
-    ch2.basic_qos(prefetch_count=10)
-    redelivered, first = 0, None
-    dl = Deadline(15)
-    for m, p, b in ch2.consume(q, inactivity_timeout=0.5):
-        if dl.expired():
-            c["timed_out"] = 1
-            break
-        if m is None:
-            continue
-        n = seq(b)
-        first = n if first is None else first
-        handled[n] = handled.get(n, 0) + 1
-        redelivered += int(m.redelivered)
-        ch2.basic_ack(m.delivery_tag)
-        acked.add(n)
-        if len(acked) >= 50:
-            break
-    ch2.cancel()
-    c["redelivered"] = redelivered
-    c["first_after_reconnect"] = first if first is not None else -1
+    order, redelivered = consume_rest(c, conn2.channel(), q, acked, 50, 15)
+    c["redelivered"] = len(redelivered)
+    c["first_after_reconnect"] = order[0] if order else -1
     c["lost"] = 50 - len(acked)
-    c["stalled_message_handled"] = handled.get(3, 0)
+    c["stalled_message_handled"] = handled.get(3, 0) + order.count(3)
     conn2.close()
     conn.close()
 
@@ -838,26 +832,10 @@ def rabbit_restart_unacked(c: dict, rabbit):
 
     conn = rconnect()
     c["survived"] = qstat(conn, q)[0]
-    ch = conn.channel()
-    ch.basic_qos(prefetch_count=10)
-    redelivered, first = 0, None
-    dl = Deadline(15)
-    for m, p, b in ch.consume(q, inactivity_timeout=1.0):
-        if dl.expired():
-            c["timed_out"] = 1
-            break
-        if m is None:
-            break  # nothing more for a second: the queue is empty
-        n = seq(b)
-        first = n if first is None else first
-        redelivered += int(m.redelivered)
-        ch.basic_ack(m.delivery_tag)
-        acked.add(n)
-        if len(acked) >= 100:
-            break
-    ch.cancel()
-    c["redelivered"] = redelivered
-    c["first_after_restart"] = first if first is not None else -1
+    # Nothing more for a second: the queue is empty.
+    order, redelivered = consume_rest(c, conn.channel(), q, acked, 100, 15, idle=1.0, stop_when_idle=True)
+    c["redelivered"] = len(redelivered)
+    c["first_after_restart"] = order[0] if order else -1
     c["lost"] = 100 - len(acked)
     conn.close()
 
