@@ -1,7 +1,7 @@
 """Compare the real brokers' counts with faultline's, situation by situation.
 
     python conformance/compare.py --real target/conformance/real.json \
-        [--faultline target/release/faultline] [--table README.md] [--check]
+        [--faultline target/release/faultline] [--table docs/conformance.md] [--check]
 
 For every situation, `real.py` drove the real broker and wrote its counts;
 here the scenario `conformance/scenarios/<situation>.ron` drives faultline,
@@ -14,8 +14,8 @@ behaviour.
 
 The table is Markdown, written between two markers in `--table`;
 `--check` also fails when the committed table differs from the one this run
-produced (but for the counts that vary run to run, marked ~), so the README
-never shows numbers the suite did not measure.
+produced (but for the counts that vary run to run, marked ~), so
+docs/conformance.md never shows numbers the suite did not measure.
 """
 
 import argparse
