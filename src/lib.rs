@@ -79,6 +79,7 @@ pub mod bench;
 mod bus;
 pub mod check;
 pub mod cli;
+mod fault;
 pub mod format;
 pub mod fuzz;
 pub mod metrics;

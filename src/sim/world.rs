@@ -11,8 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::bus::queue::{Broker, Consumer, Queue};
+use crate::fault::compose::{Factors, Holds};
+use crate::fault::network::{ANY, BUS};
+use crate::fault::plan::{Names, Plan, PlanEntry, PlanKind, RANDOM_CRASHES_MAX, Target};
 use brokers::{BrokerNode, ProduceReq, Replica};
-use links::{ANY, BUS, Crossing, NetworkFault};
+use links::Crossing;
 
 mod brokers;
 mod calls;
@@ -28,9 +31,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{
-    BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, RandomFault, Seam, StateKind, System,
-};
+use crate::system::{BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -161,9 +162,6 @@ enum Ev {
     WindowEnd,
 }
 
-/// Crashes one random plan may draw per node, at most.
-const RANDOM_CRASHES_MAX: usize = 10_000;
-
 /// Events waiting at once, at most (16 MB of queue; the bundled scenarios
 /// never have more than 4,000).
 const EVENTS_PENDING_MAX: usize = 1_000_000;
@@ -262,20 +260,16 @@ struct Node {
     /// message), re-armed when the node restarts.
     /// Keyed by the timer message's id: (due, message).
     timers: BTreeMap<u64, (SimTime, Message)>,
-    /// Processing times are multiplied by this (a slow node: 1.0 normally):
-    /// the product of the factors of the slowdowns active now.
-    slowdown: f64,
+    /// Processing times are multiplied by the product of the slowdowns
+    /// active now (a slow node: 1.0 normally).
+    slow: Factors,
     /// Its timers last this many times what they ask (clock skew: 1.0
     /// normally): the product of the active skews' factors.
-    clock: f64,
-    /// The slowdowns and skews active now: (plan entry, factor), in the
-    /// order they began.
-    slow: Vec<(u32, f64)>,
-    skew: Vec<(u32, f64)>,
+    skew: Factors,
     /// Crashes that hold the node down now: it restarts when the last heals.
-    down_holds: u32,
+    down: Holds,
     /// Pauses that hold it now: it resumes when the last heals.
-    pause_holds: u32,
+    pause: Holds,
     /// Stalled until `paused_until`: up to the outside, doing nothing.
     paused: bool,
     paused_until: SimTime,
@@ -474,44 +468,6 @@ struct ServiceStats {
     waited: u64,
 }
 
-/// One crash in the fault plan: target (node, or broker after the nodes),
-/// when it goes down and comes back, and what it was.
-#[derive(Clone, Copy, Debug)]
-struct PlanEntry {
-    target: u32,
-    at: SimTime,
-    heal: SimTime,
-    kind: PlanKind,
-    /// The fault of the scenario it comes from (index into `System::faults`).
-    spec: u32,
-}
-
-/// What a plan entry does between its start and its end.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum PlanKind {
-    Crash,
-    CrashAt(Seam),
-    Slow(f64),
-    Pause,
-    /// Activates `network[i]` (a partition or a link fault).
-    Network(u32),
-    /// The node's timers last this many times what they ask.
-    Skew(f64),
-}
-
-struct CrashPoint {
-    node: u32,
-    seam: Seam,
-    nth: Option<u64>,
-    probability: f64,
-    down_for: SimDuration,
-    seen: u64,
-    /// Times it crashed the node.
-    fired: u64,
-    /// Its fault in `System::faults`.
-    spec: u32,
-}
-
 struct World<'s, 't> {
     sys: &'s System,
     now: SimTime,
@@ -532,22 +488,14 @@ struct World<'s, 't> {
     inflight: Slab,
     /// The fault plan as drawn for this seed (and, for crash points, as it
     /// happened).
-    plan: Vec<PlanEntry>,
-    /// Crash points, with how many messages each has seen.
-    crash_points: Vec<CrashPoint>,
-    /// Draws for probabilistic crash points.
-    faults: Stream,
+    plan: Plan,
     /// Durable dedup stores, per service.
     dedup: Vec<Option<DedupStore>>,
     /// Stock per (service, key).
     stock: BTreeMap<(u32, u64), StockRow>,
-    /// The network faults of the plan.
-    network_faults: Vec<NetworkFault>,
-    /// Those active now (indices into `network_faults`), in activation order.
+    /// The plan's network faults active now (indices into `plan.network`),
+    /// in activation order.
     links: Vec<u32>,
-    /// Random plans that stopped drawing at [`RANDOM_CRASHES_MAX`] spells:
-    /// (fault, node).
-    spells_capped: Vec<(u32, u32)>,
     /// The order of messages on each connection.
     channels: Channels,
     /// Queue bus: the broker's queues and deliveries.
@@ -689,12 +637,10 @@ impl<'s, 't> World<'s, 't> {
                     dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
                     outbox: VecDeque::new(),
                     timers: BTreeMap::new(),
-                    slowdown: 1.0,
-                    clock: 1.0,
-                    slow: Vec::new(),
-                    skew: Vec::new(),
-                    down_holds: 0,
-                    pause_holds: 0,
+                    slow: Factors::default(),
+                    skew: Factors::default(),
+                    down: Holds::default(),
+                    pause: Holds::default(),
                     paused: false,
                     paused_until: SimTime::ZERO,
                     outstanding: 0,
@@ -850,133 +796,11 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         }
-        // The fault plan for this seed: random parts come from the faults
-        // stream, drawn in plan order, and from nothing else.
-        let mut faults = Stream::new(seed, StreamKind::Faults, "");
-        let mut plan = Vec::new();
-        let mut crash_points = Vec::new();
-        let mut network_faults = Vec::new();
-        let mut spells_capped = Vec::new();
-        // A fault's target: a service instance, or (where allowed) a broker,
-        // numbered after the instances.
-        let target = |name: &str, brokers_too: bool| -> Result<u32, SetupError> {
-            let count = broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count);
-            let broker = Some(count)
-                .filter(|_| brokers_too)
-                .and_then(|count| (1..=count).position(|i| name == format!("broker-{i}")))
-                .map(|b| nodes.len() + b);
-            let n = nodes.iter().position(|x| x.name == name).or(broker);
-            n.map(|n| n as u32).ok_or_else(|| SetupError::UnknownNode(name.to_string()))
-        };
-        for (spec, f) in sys.faults.iter().enumerate() {
-            let spec = spec as u32;
-            match f {
-                FaultSpec::Crash { node, at, jitter, down_for } => {
-                    let n = target(node, true)?;
-                    let at = *at + Dist::Uniform { min: SimDuration::ZERO, max: *jitter }.sample(&mut faults);
-                    plan.push(PlanEntry { target: n, at, heal: at + *down_for, kind: PlanKind::Crash, spec });
-                }
-                FaultSpec::Random { what, nodes: names, mtbf, mttr, from, until } => {
-                    let kind = match what {
-                        RandomFault::Crash => PlanKind::Crash,
-                        RandomFault::Pause => PlanKind::Pause,
-                        RandomFault::Slow(factor) => PlanKind::Slow(*factor),
-                        RandomFault::Skew(factor) => PlanKind::Skew(*factor),
-                        // One network fault per spell, below.
-                        RandomFault::Isolate | RandomFault::Lossy { .. } => PlanKind::Network(0),
-                    };
-                    for name in names {
-                        let n = target(name, kind == PlanKind::Crash)?;
-                        let (up, down) = (Dist::Exp { mean: *mtbf }, Dist::Exp { mean: *mttr });
-                        let mut t = *from;
-                        // A limit, so an absurd ratio of run to MTBF cannot
-                        // explode the plan (`check` refuses plans that would
-                        // come near it; hitting it is a warning).
-                        for k in 0..=RANDOM_CRASHES_MAX {
-                            if k == RANDOM_CRASHES_MAX {
-                                spells_capped.push((spec, n));
-                                break;
-                            }
-                            t += up.sample(&mut faults);
-                            if t >= *until {
-                                break;
-                            }
-                            // Every spell is over by `until`: after it the
-                            // system is fault-free, and liveness is judged.
-                            let heal = (t + down.sample(&mut faults).max(SimDuration::NANOSECOND)).min(*until);
-                            let kind = match kind {
-                                PlanKind::Network(_) => {
-                                    // Every link of the node, both ways: cut, or lossy.
-                                    let mut fault = NetworkFault::partition(vec![n], vec![ANY], true, heal);
-                                    if let RandomFault::Lossy { drop, duplicate, delay } = *what {
-                                        fault.blocked = false;
-                                        (fault.drop, fault.duplicate) = (drop, duplicate);
-                                        fault.delay = (delay > SimDuration::ZERO).then_some(Dist::Exp { mean: delay });
-                                    }
-                                    network_faults.push(fault);
-                                    PlanKind::Network(network_faults.len() as u32 - 1)
-                                }
-                                other => other,
-                            };
-                            plan.push(PlanEntry { target: n, at: t, heal, kind, spec });
-                            t = heal;
-                        }
-                    }
-                }
-                FaultSpec::Slow { node, at, lasting, .. }
-                | FaultSpec::Pause { node, at, lasting }
-                | FaultSpec::ClockSkew { node, at, lasting, .. } => {
-                    let n = target(node, false)?;
-                    let kind = match f {
-                        FaultSpec::Slow { factor, .. } => PlanKind::Slow(*factor),
-                        FaultSpec::ClockSkew { factor, .. } => PlanKind::Skew(*factor),
-                        _ => PlanKind::Pause,
-                    };
-                    plan.push(PlanEntry { target: n, at: *at, heal: *at + *lasting, kind, spec });
-                }
-                FaultSpec::Partition { groups, one_way, at, lasting } => {
-                    let resolve = |g: &Vec<String>| -> Result<Vec<u32>, SetupError> {
-                        g.iter().map(|name| if name == "bus" { Ok(BUS) } else { target(name, true) }).collect()
-                    };
-                    let (from, to) = (resolve(&groups[0])?, resolve(&groups[1])?);
-                    network_faults.push(NetworkFault::partition(from, to, !one_way, *at + *lasting));
-                    let kind = PlanKind::Network(network_faults.len() as u32 - 1);
-                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind, spec });
-                }
-                FaultSpec::Link { from, to, drop, duplicate, delay, reorder, at, lasting } => {
-                    let end = |name: &String| if name == "bus" { Ok(BUS) } else { target(name, true) };
-                    network_faults.push(NetworkFault {
-                        drop: *drop,
-                        duplicate: *duplicate,
-                        delay: delay.clone(),
-                        reorder: reorder.as_ref().map_or(0.0, |r| r.0),
-                        reorder_by: reorder.as_ref().map_or(Dist::Const(SimDuration::ZERO), |r| r.1.clone()),
-                        blocked: false,
-                        ..NetworkFault::partition(vec![end(from)?], vec![end(to)?], false, *at + *lasting)
-                    });
-                    let kind = PlanKind::Network(network_faults.len() as u32 - 1);
-                    plan.push(PlanEntry { target: 0, at: *at, heal: *at + *lasting, kind, spec });
-                }
-                FaultSpec::CrashAt { node, seam, nth, probability, down_for } => {
-                    crash_points.push(CrashPoint {
-                        node: target(node, false)?,
-                        seam: *seam,
-                        nth: *nth,
-                        probability: *probability,
-                        down_for: *down_for,
-                        seen: 0,
-                        fired: 0,
-                        spec,
-                    });
-                }
-            }
-        }
-        // "bus" covers the broker nodes behind it.
-        if broker_spec.is_some() {
-            for f in &mut network_faults {
-                f.brokers_from = node_count as u32;
-            }
-        }
+        // The fault plan for this seed (`crate::fault::plan`).
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        let brokers = broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count);
+        let names = Names { nodes: &names, brokers, bus_covers_brokers: broker_spec.is_some() };
+        let plan = Plan::draw(sys, seed, &names).map_err(SetupError::UnknownNode)?;
         Ok(World {
             sys,
             now: SimTime::ZERO,
@@ -995,12 +819,8 @@ impl<'s, 't> World<'s, 't> {
             inflight: Slab::default(),
             plan,
             stock: BTreeMap::new(),
-            network_faults,
-            spells_capped,
             links: Vec::new(),
             channels: Channels::default(),
-            crash_points,
-            faults,
             broker,
             queue_bus,
             log_gc,
@@ -1016,7 +836,7 @@ impl<'s, 't> World<'s, 't> {
             ack_timeout,
             // The log's brokers, or the queue broker.
             brokers: (0..broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count))
-                .map(|_| BrokerNode { up: true, epoch: 0, down_holds: 0, fenced: false, fence_generation: 0 })
+                .map(|_| BrokerNode { up: true, epoch: 0, down: Holds::default(), fenced: false, fence_generation: 0 })
                 .collect(),
             broker_spec,
             produce_reqs: Vec::new(),
@@ -1074,11 +894,11 @@ impl<'s, 't> World<'s, 't> {
     /// Traces the start or the heal of plan entry `fault`, for the kinds
     /// that leave no other record (crashes and pauses have their own).
     fn trace_fault(&mut self, kind: RecordKind, fault: u32) {
-        let e = self.plan[fault as usize];
+        let e = self.plan.entries[fault as usize];
         match e.kind {
-            PlanKind::Slow(_) | PlanKind::Skew(_) => self.trace_node(kind, e.target, u64::from(fault)),
+            PlanKind::Slow(n, _) | PlanKind::Skew(n, _) => self.trace_node(kind, n, u64::from(fault)),
             PlanKind::Network(_) => self.trace_node(kind, NO_NODE, u64::from(fault)),
-            PlanKind::Crash | PlanKind::CrashAt(_) | PlanKind::Pause => {}
+            PlanKind::Crash(_) | PlanKind::CrashAt(..) | PlanKind::Pause(_) => {}
         }
     }
 
@@ -1097,7 +917,7 @@ impl<'s, 't> World<'s, 't> {
                 self.queue.push(s.starts_at, Ev::Join { service: si as u32 });
             }
         }
-        for (i, e) in self.plan.iter().enumerate() {
+        for (i, e) in self.plan.entries.iter().enumerate() {
             self.queue.push(e.at, Ev::Crash { fault: i as u32 });
             self.queue.push(e.heal, Ev::Restart { fault: i as u32 });
         }
@@ -1325,8 +1145,8 @@ impl<'s, 't> World<'s, 't> {
         stats.waited += u64::from(wait > 0);
         let service = &self.sys.services[node.service as usize];
         let mut work = service.behaviour.work(&job.msg).sample(&mut node.stream);
-        if node.slowdown != 1.0 {
-            work = SimDuration(crate::sim::dist::to_nanos(work.0 as f64 * node.slowdown));
+        if node.slow.product() != 1.0 {
+            work = SimDuration(crate::sim::dist::to_nanos(work.0 as f64 * node.slow.product()));
         }
         node.busy[worker as usize] = Some(job);
         let epoch = node.epoch;
@@ -1440,7 +1260,7 @@ impl<'s, 't> World<'s, 't> {
         }
         // A crash point may cut the completion at its seam: the steps before
         // it happened, the ones after it did not.
-        let hit = if self.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
+        let hit = if self.plan.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
         let seam = hit.map(|h| h.0);
         if seam == Some(Seam::AfterDedup) {
             self.out = out;
@@ -1560,15 +1380,39 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// A plan entry as the outcome lists it.
+    fn applied(&self, e: &PlanEntry) -> AppliedFault {
+        let (kind, node) = match e.kind {
+            PlanKind::Crash(t) => ("crash".to_string(), self.target_name(t)),
+            PlanKind::CrashAt(n, seam) => (format!("crash at {}", seam.label()), self.nodes[n as usize].name.clone()),
+            PlanKind::Slow(n, factor) => (format!("slow x{factor}"), self.nodes[n as usize].name.clone()),
+            PlanKind::Skew(n, factor) => (format!("clock skew x{factor}"), self.nodes[n as usize].name.clone()),
+            PlanKind::Pause(n) => ("pause".to_string(), self.nodes[n as usize].name.clone()),
+            PlanKind::Network(i) => {
+                let kind = if self.plan.network[i as usize].blocked { "partition" } else { "link" };
+                (kind.to_string(), self.describe_link(i))
+            }
+        };
+        AppliedFault { kind, node, from_ns: e.at.0.min(self.now.0), until_ns: e.heal.0.min(self.now.0) }
+    }
+
+    /// A crash's target by name: `order-1`, `broker-2`.
+    fn target_name(&self, t: Target) -> String {
+        match t {
+            Target::Node(n) => self.nodes[n as usize].name.clone(),
+            Target::Broker(b) => format!("broker-{}", b + 1),
+        }
+    }
+
     /// `groups[0] -> groups[1]` for network fault `i`, by node names.
     fn describe_link(&self, i: u32) -> String {
-        let l = &self.network_faults[i as usize];
+        let l = &self.plan.network[i as usize];
         let name = |n: &u32| match *n {
             BUS => "bus".to_string(),
             ANY => "all".to_string(),
             n => match self.nodes.get(n as usize) {
                 Some(node) => node.name.clone(),
-                None => format!("broker-{}", n as usize - self.nodes.len() + 1),
+                None => self.target_name(Target::Broker(n - self.nodes.len() as u32)),
             },
         };
         let side = |v: &Vec<u32>| v.iter().map(name).collect::<Vec<_>>().join(",");
@@ -1590,7 +1434,7 @@ impl<'s, 't> World<'s, 't> {
         } else {
             &[Seam::AfterStateWrite, Seam::AfterPublish]
         };
-        Some((seams[self.faults.below(seams.len() as u64) as usize], hit.1, hit.2))
+        Some((seams[self.plan.draws.below(seams.len() as u64) as usize], hit.1, hit.2))
     }
 
     fn crash_point_hit_at(
@@ -1600,22 +1444,22 @@ impl<'s, 't> World<'s, 't> {
         seams: impl Fn(Seam) -> bool,
     ) -> Option<(Seam, SimDuration, u32)> {
         let mut hit = None;
-        for i in 0..self.crash_points.len() {
-            let cp = &mut self.crash_points[i];
+        for i in 0..self.plan.crash_points.len() {
+            let cp = &mut self.plan.crash_points[i];
             if cp.node != n || !seams(cp.seam) {
                 continue;
             }
             cp.seen += 1;
             let fires = match cp.nth {
                 Some(nth) => cp.seen == nth,
-                None => cp.probability > 0.0 && self.faults.unit() < cp.probability,
+                None => cp.probability > 0.0 && self.plan.draws.unit() < cp.probability,
             };
             if fires && hit.is_none() {
                 hit = Some(i);
             }
         }
         let i = hit?;
-        let cp = &mut self.crash_points[i];
+        let cp = &mut self.plan.crash_points[i];
         cp.fired += 1;
         Some((cp.seam, cp.down_for, cp.spec))
     }
@@ -1625,10 +1469,10 @@ impl<'s, 't> World<'s, 't> {
     fn crash_at(&mut self, n: u32, hit: Option<(Seam, SimDuration, u32)>, msg: &Message) {
         let Some((seam, down_for, spec)) = hit else { return };
         self.trace(RecordKind::CrashPoint, n, msg, seam as u64);
-        self.hold_down(n);
-        let fault = self.plan.len() as u32;
+        self.hold_down(Target::Node(n));
+        let fault = self.plan.entries.len() as u32;
         let (at, heal) = (self.now, self.now + down_for);
-        self.plan.push(PlanEntry { target: n, at, heal, kind: PlanKind::CrashAt(seam), spec });
+        self.plan.entries.push(PlanEntry { at, heal, kind: PlanKind::CrashAt(n, seam), spec });
         self.queue.push(self.now + down_for, Ev::Restart { fault });
     }
 
@@ -1653,7 +1497,7 @@ impl<'s, 't> World<'s, 't> {
         }
         while let Some(&msg) = self.nodes[n as usize].outbox.front() {
             self.publish(n, msg);
-            if !self.crash_points.is_empty()
+            if !self.plan.crash_points.is_empty()
                 && let Some(hit) = self.crash_point_hit_at(n, &msg, |s| s == Seam::InOutboxRelay)
             {
                 return self.crash_at(n, Some(hit), &msg);
@@ -2071,7 +1915,7 @@ impl<'s, 't> World<'s, 't> {
             let node = &mut self.nodes[n as usize];
             node.joined = true;
             // A crash that holds it now keeps it down until its heal.
-            node.up = node.down_holds == 0;
+            node.up = node.down.free();
             node.member = node.up;
             self.trace_node(RecordKind::Joined, n, 0);
         }
@@ -2166,8 +2010,8 @@ impl<'s, 't> World<'s, 't> {
         let mut warnings = Vec::new();
         for (i, f) in self.sys.faults.iter().enumerate() {
             let label = f.label();
-            let mut entries = self.plan.iter().filter(|e| e.spec as usize == i);
-            if let Some(cp) = self.crash_points.iter().find(|c| c.spec as usize == i) {
+            let mut entries = self.plan.entries.iter().filter(|e| e.spec as usize == i);
+            if let Some(cp) = self.plan.crash_points.iter().find(|c| c.spec as usize == i) {
                 if cp.seen == 0 {
                     warnings.push(format!("{label} never took effect: no message reached its seam"));
                     continue;
@@ -2186,8 +2030,8 @@ impl<'s, 't> World<'s, 't> {
                 ));
                 continue;
             }
-            if let Some(&(_, n)) = self.spells_capped.iter().find(|c| c.0 as usize == i) {
-                let node = self.nodes.get(n as usize).map_or("a broker", |x| x.name.as_str());
+            if let Some(&(_, n)) = self.plan.capped.iter().find(|c| c.0 as usize == i) {
+                let node = self.target_name(n);
                 warnings.push(format!(
                     "{label} stopped drawing at {RANDOM_CRASHES_MAX} spells for {node}: the rest of its window has none"
                 ));
@@ -2284,7 +2128,7 @@ impl<'s, 't> World<'s, 't> {
             node.account_fifo(now);
         }
         let sys = self.sys;
-        let last_heal = self.plan.iter().map(|p| p.heal).max().unwrap_or(SimTime::ZERO);
+        let last_heal = self.plan.entries.iter().map(|p| p.heal).max().unwrap_or(SimTime::ZERO);
         let rows = |service: usize, table: u16| self.table_rows(service, table);
         let judges_ends = sys
             .invariants
@@ -2337,29 +2181,7 @@ impl<'s, 't> World<'s, 't> {
             e2e_not_completed: accepted - completed,
             services: sys.services.iter().enumerate().map(|(i, s)| (s.name.clone(), self.service_metrics(i))).collect(),
         };
-        let faults = self
-            .plan
-            .iter()
-            .map(|e| AppliedFault {
-                kind: match e.kind {
-                    PlanKind::Crash => "crash".to_string(),
-                    PlanKind::CrashAt(seam) => format!("crash at {}", seam.label()),
-                    PlanKind::Slow(factor) => format!("slow x{factor}"),
-                    PlanKind::Skew(factor) => format!("clock skew x{factor}"),
-                    PlanKind::Pause => "pause".to_string(),
-                    PlanKind::Network(i) => {
-                        if self.network_faults[i as usize].blocked { "partition" } else { "link" }.to_string()
-                    }
-                },
-                node: match (e.kind, self.nodes.get(e.target as usize)) {
-                    (PlanKind::Network(i), _) => self.describe_link(i),
-                    (_, Some(node)) => node.name.clone(),
-                    (_, None) => format!("broker-{}", e.target as usize - self.nodes.len() + 1),
-                },
-                from_ns: e.at.0.min(self.now.0),
-                until_ns: e.heal.0.min(self.now.0),
-            })
-            .collect();
+        let faults = self.plan.entries.iter().map(|e| self.applied(e)).collect();
         let warnings = self.fault_warnings();
         let trace_records = self.tracer.count();
         let (fingerprint, story, io) = self.tracer.finish();

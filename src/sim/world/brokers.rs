@@ -24,7 +24,7 @@ pub(super) struct BrokerNode {
     pub up: bool,
     pub epoch: u32,
     /// Crashes that hold it down now (see `faults`).
-    pub down_holds: u32,
+    pub down: crate::fault::compose::Holds,
     /// Cut off from the controller quorum long enough to lose its session:
     /// it leads nothing and is in no in-sync set (see `quorum`).
     pub fenced: bool,

@@ -296,7 +296,7 @@ impl<'s> World<'s, '_> {
 
     /// `d` as node `n`'s clock measures it (clock skew).
     pub(super) fn skewed(&self, n: u32, d: SimDuration) -> SimDuration {
-        let clock = self.nodes[n as usize].clock;
+        let clock = self.nodes[n as usize].skew.product();
         if clock == 1.0 { d } else { SimDuration(crate::sim::dist::to_nanos(d.0 as f64 * clock)) }
     }
 

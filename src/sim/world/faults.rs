@@ -1,6 +1,8 @@
 //! Faults of the plan beginning and healing, and how they compose on one
 //! node.
 //!
+//! How they compose is `crate::fault::compose`; here is what it means for a
+//! node:
 //! - A node is down while any crash holds it (a scripted crash, a random
 //!   crash, a crash point): it restarts when the last of them heals. A
 //!   broker node likewise.
@@ -8,93 +10,71 @@
 //!   meanwhile: a node that restarts inside a pause stays stalled until the
 //!   pause ends, and a pause that ends while the node is down changes
 //!   nothing until it restarts.
-//! - Slowdowns multiply: while two overlap, the node works `f1 * f2` times
-//!   slower; clock skews multiply the same way.
 //! - Network faults act together: each active one acts on what crosses the
 //!   links it covers ([`super::links`]).
 
-use super::{Ev, PlanKind, World};
+use super::{Ev, World};
+use crate::fault::plan::{PlanKind, Target};
 use crate::sim::SimTime;
 use crate::trace::RecordKind;
 
 impl World<'_, '_> {
     /// Plan entry `fault` begins.
     pub(super) fn fault_began(&mut self, fault: u32) {
-        let e = self.plan[fault as usize];
+        let e = self.plan.entries[fault as usize];
         self.trace_fault(RecordKind::FaultBegan, fault);
         match e.kind {
-            PlanKind::Slow(factor) => {
-                let node = &mut self.nodes[e.target as usize];
-                node.slow.push((fault, factor));
-                node.slowdown = node.slow.iter().map(|s| s.1).product();
-            }
-            PlanKind::Skew(factor) => {
-                let node = &mut self.nodes[e.target as usize];
-                node.skew.push((fault, factor));
-                node.clock = node.skew.iter().map(|s| s.1).product();
-            }
-            PlanKind::Pause => self.pause(e.target, e.heal),
+            PlanKind::Slow(n, factor) => self.nodes[n as usize].slow.begin(fault, factor),
+            PlanKind::Skew(n, factor) => self.nodes[n as usize].skew.begin(fault, factor),
+            PlanKind::Pause(n) => self.pause(n, e.heal),
             PlanKind::Network(i) => self.network_fault_began(i),
-            PlanKind::Crash | PlanKind::CrashAt(_) => self.hold_down(e.target),
+            PlanKind::Crash(t) => self.hold_down(t),
+            PlanKind::CrashAt(n, _) => self.hold_down(Target::Node(n)),
         }
     }
 
     /// Plan entry `fault` heals.
     pub(super) fn fault_healed(&mut self, fault: u32) {
-        let e = self.plan[fault as usize];
+        let e = self.plan.entries[fault as usize];
         self.trace_fault(RecordKind::FaultHealed, fault);
         match e.kind {
-            PlanKind::Slow(_) => {
-                let node = &mut self.nodes[e.target as usize];
-                node.slow.retain(|s| s.0 != fault);
-                node.slowdown = node.slow.iter().map(|s| s.1).product();
-            }
-            PlanKind::Skew(_) => {
-                let node = &mut self.nodes[e.target as usize];
-                node.skew.retain(|s| s.0 != fault);
-                node.clock = node.skew.iter().map(|s| s.1).product();
-            }
-            PlanKind::Pause => self.unpause(e.target),
+            PlanKind::Slow(n, _) => self.nodes[n as usize].slow.end(fault),
+            PlanKind::Skew(n, _) => self.nodes[n as usize].skew.end(fault),
+            PlanKind::Pause(n) => self.unpause(n),
             PlanKind::Network(i) => self.network_fault_healed(i),
-            PlanKind::Crash | PlanKind::CrashAt(_) => self.release_down(e.target),
+            PlanKind::Crash(t) => self.release_down(t),
+            PlanKind::CrashAt(n, _) => self.release_down(Target::Node(n)),
         }
     }
 
-    /// One more crash holds `target` (a node, or a broker numbered after
-    /// the nodes) down; the first one crashes it.
-    pub(super) fn hold_down(&mut self, target: u32) {
-        let nodes = self.nodes.len() as u32;
-        if target < nodes {
-            let node = &mut self.nodes[target as usize];
-            node.down_holds += 1;
-            if node.down_holds == 1 {
-                self.crash(target);
+    /// One more crash holds `target` down; the first one crashes it.
+    pub(super) fn hold_down(&mut self, target: Target) {
+        match target {
+            Target::Node(n) => {
+                if self.nodes[n as usize].down.hold() {
+                    self.crash(n);
+                }
             }
-        } else {
-            let b = &mut self.brokers[(target - nodes) as usize];
-            b.down_holds += 1;
-            if b.down_holds == 1 {
-                self.broker_crash(target - nodes);
+            Target::Broker(b) => {
+                if self.brokers[b as usize].down.hold() {
+                    self.broker_crash(b);
+                }
             }
         }
     }
 
     /// A crash that held `target` down heals; the last one restarts it.
-    fn release_down(&mut self, target: u32) {
-        let nodes = self.nodes.len() as u32;
-        if target < nodes {
-            let node = &mut self.nodes[target as usize];
-            debug_assert!(node.down_holds > 0, "a heal without its crash");
-            node.down_holds = node.down_holds.saturating_sub(1);
-            if node.down_holds == 0 {
-                self.restart(target);
+    fn release_down(&mut self, target: Target) {
+        match target {
+            Target::Node(n) => {
+                if self.nodes[n as usize].down.release() {
+                    self.restart(n);
+                }
             }
-        } else {
-            let b = &mut self.brokers[(target - nodes) as usize];
-            debug_assert!(b.down_holds > 0, "a heal without its crash");
-            b.down_holds = b.down_holds.saturating_sub(1);
-            if b.down_holds == 0 {
-                self.broker_restart(target - nodes);
+            Target::Broker(b) => {
+                if self.brokers[b as usize].down.release() {
+                    self.broker_restart(b);
+                }
             }
         }
     }
@@ -104,9 +84,8 @@ impl World<'_, '_> {
     /// works on nothing, stops heartbeating and may lose its partitions.
     fn pause(&mut self, n: u32, until: SimTime) {
         let node = &mut self.nodes[n as usize];
-        node.pause_holds += 1;
         node.paused_until = node.paused_until.max(until);
-        if node.pause_holds > 1 {
+        if !node.pause.hold() {
             return;
         }
         node.paused = true;
@@ -119,10 +98,7 @@ impl World<'_, '_> {
 
     /// A pause of node `n` heals; when the last one does, the node resumes.
     fn unpause(&mut self, n: u32) {
-        let node = &mut self.nodes[n as usize];
-        debug_assert!(node.pause_holds > 0, "a heal without its pause");
-        node.pause_holds = node.pause_holds.saturating_sub(1);
-        if node.pause_holds == 0 {
+        if self.nodes[n as usize].pause.release() {
             self.resume(n);
         }
     }

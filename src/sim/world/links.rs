@@ -9,13 +9,8 @@
 //! are drawn from the network stream.
 
 use super::{Ev, World};
-use crate::sim::{Dist, SimDuration, SimTime};
-
-/// The bus as a link endpoint.
-pub(super) const BUS: u32 = u32::MAX - 1;
-
-/// Every endpoint (an isolated node is cut off from all of them).
-pub(super) const ANY: u32 = u32::MAX - 2;
+use crate::fault::network::BUS;
+use crate::sim::{SimDuration, SimTime};
 
 /// A transfer the network lost is sent again this much later (TCP
 /// retransmission, a consumer's fetch retry).
@@ -23,60 +18,6 @@ const RETRANSMIT_AFTER: SimDuration = SimDuration(200_000_000);
 
 /// Retransmissions of one transfer, at most, before it waits for the heal.
 const RETRANSMITS_MAX: u32 = 100;
-
-/// A network fault of the plan.
-#[derive(Debug)]
-pub(super) struct NetworkFault {
-    pub from: Vec<u32>,
-    pub to: Vec<u32>,
-    pub both_ways: bool,
-    pub drop: f64,
-    pub duplicate: f64,
-    pub delay: Option<Dist>,
-    /// Probability that a message is held back (and so overtaken), by a
-    /// delay drawn from `reorder_by`.
-    pub reorder: f64,
-    pub reorder_by: Dist,
-    pub blocked: bool,
-    /// When it began (set when it does).
-    pub began: SimTime,
-    /// When it ends.
-    pub heal: SimTime,
-    /// Node index of the first broker node ([`NO_BROKERS`] without any):
-    /// `"bus"` covers the broker nodes too.
-    pub brokers_from: u32,
-}
-
-/// `NetworkFault::brokers_from` of a log without broker nodes.
-pub(super) const NO_BROKERS: u32 = u32::MAX - 3;
-
-impl NetworkFault {
-    /// A partition between two groups of endpoints, healing at `heal`.
-    pub fn partition(from: Vec<u32>, to: Vec<u32>, both_ways: bool, heal: SimTime) -> NetworkFault {
-        NetworkFault {
-            from,
-            to,
-            both_ways,
-            drop: 0.0,
-            duplicate: 0.0,
-            delay: None,
-            reorder: 0.0,
-            reorder_by: Dist::Const(SimDuration::ZERO),
-            blocked: true,
-            began: SimTime::ZERO,
-            heal,
-            brokers_from: NO_BROKERS,
-        }
-    }
-
-    /// True if it acts on what travels from `from` to `to`.
-    #[inline]
-    pub(super) fn covers(&self, from: u32, to: u32) -> bool {
-        let broker = |x: u32| x >= self.brokers_from && x < NO_BROKERS;
-        let has = |set: &[u32], x: u32| set.contains(&x) || set.contains(&ANY) || (broker(x) && set.contains(&BUS));
-        (has(&self.from, from) && has(&self.to, to)) || (self.both_ways && has(&self.from, to) && has(&self.to, from))
-    }
-}
 
 /// What the network does to one message on one link.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,7 +48,7 @@ impl World<'_, '_> {
     fn cross_faulty(&mut self, from: u32, to: u32) -> Crossing {
         let mut c = Crossing::default();
         for k in 0..self.links.len() {
-            let l = &self.network_faults[self.links[k] as usize];
+            let l = &self.plan.network[self.links[k] as usize];
             if !l.covers(from, to) {
                 continue;
             }
@@ -135,7 +76,7 @@ impl World<'_, '_> {
     /// True while a partition blocks what travels from `from` to `to`.
     pub(super) fn blocked(&self, from: u32, to: u32) -> bool {
         self.links.iter().any(|&i| {
-            let l = &self.network_faults[i as usize];
+            let l = &self.plan.network[i as usize];
             l.blocked && l.covers(from, to)
         })
     }
@@ -172,7 +113,7 @@ impl World<'_, '_> {
         let blocking = || {
             self.links
                 .iter()
-                .map(|&i| &self.network_faults[i as usize])
+                .map(|&i| &self.plan.network[i as usize])
                 .filter(|l| l.covers(from, to) && (l.blocked || l.drop >= 1.0))
         };
         let heal = blocking().map(|l| l.heal).max().unwrap_or(self.now);
@@ -184,7 +125,7 @@ impl World<'_, '_> {
     /// Network fault `i` begins: a consumer it cuts off from the bus stops
     /// heartbeating, and its group may move its partitions away.
     pub(super) fn network_fault_began(&mut self, i: u32) {
-        self.network_faults[i as usize].began = self.now;
+        self.plan.network[i as usize].began = self.now;
         self.links.push(i);
         self.brokers_reconnect();
         if self.session_timeout == SimDuration::ZERO {
