@@ -10,16 +10,17 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
+use crate::bus::BusKind;
 use crate::bus::queue::{Broker, Consumer, Queue};
 use crate::fault::compose::{Factors, Holds};
 use crate::fault::network::{ANY, BUS};
 use crate::fault::plan::{Names, Plan, PlanEntry, PlanKind, RANDOM_CRASHES_MAX, Target};
 use brokers::{BrokerNode, ProduceReq, Replica};
-use links::Crossing;
 
 mod brokers;
 mod calls;
 mod channel;
+mod ephemeral_bus;
 mod faults;
 mod links;
 mod log_bus;
@@ -500,7 +501,8 @@ struct World<'s, 't> {
     channels: Channels,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
-    queue_bus: bool,
+    /// The bus the messages travel on.
+    bus: BusKind,
     /// Some log partition has retention or compaction: fetches check for it.
     log_gc: bool,
     /// Records can leave the log (retention, a truncation at an election):
@@ -822,7 +824,7 @@ impl<'s, 't> World<'s, 't> {
             links: Vec::new(),
             channels: Channels::default(),
             broker,
-            queue_bus,
+            bus: BusKind::of(&sys.bus),
             log_gc,
             track_processed: log_gc
                 || broker_spec.is_some()
@@ -1292,35 +1294,7 @@ impl<'s, 't> World<'s, 't> {
         if failed && self.failed(n, worker, job) {
             return;
         }
-        if let Source::Call { .. } = job.source {
-            self.reply(n, job.source, true);
-        }
-        if let Source::Queue { slot, generation } = job.source
-            && slot != AUTO_ACKED
-            && self.broker.is_live(slot, generation)
-        {
-            // Ack: the message leaves the queue, and the credit frees up.
-            let d = self.broker.settle(slot);
-            self.dispatch(d.queue);
-        }
-        if let Source::Log { gp, offset, .. } = job.source
-            && self.track_processed
-        {
-            self.gparts[gp as usize].mark_processed(offset);
-        }
-        if let Source::Log { gp, generation, offset } = job.source
-            // A record of a partition that moved away meanwhile: its effects
-            // happened, but its commit is refused (the new owner does it again).
-            && self.gparts[gp as usize].generation == generation
-        {
-            match self.gparts[gp as usize].policy {
-                CommitPolicy::AfterProcess | CommitPolicy::Transactional => self.complete(gp, offset),
-                // Committed at fetch, or by the auto-commit timer.
-                CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. } => {}
-            }
-            self.gparts[gp as usize].outstanding -= 1;
-            self.nodes[n as usize].outstanding -= 1;
-        }
+        self.settle(n, &job);
         let node = &mut self.nodes[n as usize];
         node.account_fifo(self.now);
         match node.fifo.pop_front() {
@@ -1507,6 +1481,24 @@ impl<'s, 't> World<'s, 't> {
         self.schedule_relay(n);
     }
 
+    /// The handler finished `job`: the ack verb, by where it came from. A
+    /// call is answered; a queue delivery is acked (it leaves the queue and
+    /// its credit frees up); a log record is processed, and committed by
+    /// the policies that commit after processing.
+    fn settle(&mut self, n: u32, job: &Job) {
+        match job.source {
+            Source::Call { .. } => self.reply(n, job.source, true),
+            Source::Queue { slot, generation } => {
+                if slot != AUTO_ACKED && self.broker.is_live(slot, generation) {
+                    let d = self.broker.settle(slot);
+                    self.dispatch(d.queue);
+                }
+            }
+            Source::Log { gp, generation, offset } => self.log_processed(n, gp, generation, offset),
+            Source::Request | Source::Push | Source::Timer => {}
+        }
+    }
+
     /// The handler failed on `job`. A queue consumer nacks it (requeued at
     /// the head, or dead-lettered at the delivery limit); a log consumer
     /// retries it in place, so it returns true after restarting the job on
@@ -1639,8 +1631,10 @@ impl<'s, 't> World<'s, 't> {
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
         // A queue broker and an ideal log broker are reached over the
         // producer's connection: faults on it hold, delay or lose what it sends.
-        let connected = self.queue_bus || (self.partitions_per_topic > 0 && self.broker_spec.is_none());
-        if connected && (!self.links.is_empty() || self.held_publishes > 0) && self.held_on_connection(from, msg) {
+        if self.bus.connected()
+            && (!self.links.is_empty() || self.held_publishes > 0)
+            && self.held_on_connection(from, msg)
+        {
             return;
         }
         self.publish_at_broker(from, msg);
@@ -1656,8 +1650,13 @@ impl<'s, 't> World<'s, 't> {
     fn held_on_connection(&mut self, from: u32, msg: Message) -> bool {
         let (c, block) = self.reliable(from, BUS);
         if let Some((began, heal)) = block {
-            let gives_up =
-                if self.queue_bus { heal - began > self.heartbeat } else { heal - self.now > self.delivery_timeout };
+            let gives_up = match self.bus {
+                // The connection's heartbeat times out: it closes.
+                BusKind::Queue => heal - began > self.heartbeat,
+                BusKind::Log { brokers: false } => heal - self.now > self.delivery_timeout,
+                // Not reached over a connection (`BusKind::connected`).
+                BusKind::Ephemeral | BusKind::Log { brokers: true } => false,
+            };
             if gives_up {
                 self.lose(from, &msg, LossReason::ProducerGaveUp);
                 return true;
@@ -1692,87 +1691,17 @@ impl<'s, 't> World<'s, 't> {
         if self.subscribers.get(msg.kind.0 as usize).is_none_or(Vec::is_empty) {
             self.checker.setback(msg.entity, crate::check::SETBACK_UNCONSUMED);
         }
-        if self.queue_bus {
-            if !self.queue_reachable {
-                return self.queue_broker_unreachable(from, msg);
-            }
-            if self.confirms {
-                self.await_confirm(from, msg);
-            }
-            let bound = self.broker.publish(msg, self.now).len();
-            for i in 0..bound {
-                let q = self.broker.bindings[msg.kind.0 as usize][i];
-                self.dispatch(q);
-            }
-            return;
-        }
-        let Some(subs) = self.subscribers.get(msg.kind.0 as usize).map(Vec::len) else { return };
-        if self.partitions_per_topic == 0 {
-            let up = self.cross(from, BUS);
-            if up.lost {
-                return self.lose(
-                    from,
-                    &msg,
-                    if up.partitioned { LossReason::Partitioned } else { LossReason::Dropped },
-                );
-            }
-            for i in 0..subs {
-                let service = self.subscribers[msg.kind.0 as usize][i];
-                match self.pick_up(service, msg.key) {
-                    None => {
-                        let first = self.first_node[service as usize];
-                        self.lose(first, &msg, LossReason::NoSubscriberUp);
-                    }
-                    Some(n) => {
-                        let down = self.cross(BUS, n);
-                        if down.lost {
-                            let reason = if down.partitioned { LossReason::Partitioned } else { LossReason::Dropped };
-                            self.lose(n, &msg, reason);
-                            continue;
-                        }
-                        let copies = 1 + u32::from(up.duplicated || down.duplicated);
-                        let c = Crossing { delay: up.delay + down.delay, held: up.held + down.held, ..up };
-                        for _ in 0..copies {
-                            let slot = self.inflight.insert(msg);
-                            let latency = self.latency.sample(&mut self.network);
-                            let at = self.arrive_on(from, n, latency, &c);
-                            let epoch = self.nodes[n as usize].epoch;
-                            self.queue.push(at, Ev::Deliver { node: n, epoch, slot });
-                        }
-                    }
+        match self.bus {
+            BusKind::Ephemeral => self.ephemeral_publish(from, msg),
+            BusKind::Log { brokers } => {
+                if self.subscribers.get(msg.kind.0 as usize).is_none() {
+                    return; // not a topic: nowhere to append it
                 }
+                let part = self.partition_of(&msg);
+                if brokers { self.produce(msg, part, from) } else { self.log_append(msg, part) }
             }
-        } else {
-            let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
-            let part = msg.kind.0 * self.partitions_per_topic + p;
-            if self.broker_spec.is_some() {
-                self.produce(msg, part, from);
-                return;
-            }
-            let partition = &mut self.partitions[part as usize];
-            let offset = partition.records.len() as u64;
-            partition.records.push(msg);
-            partition.visible_at.push(self.now);
-            partition.visible = offset + 1;
-            if partition.compacted {
-                partition.newest_by_key.insert(msg.key, offset);
-            }
-            self.trace(RecordKind::Appended, NO_NODE, &msg, u64::from(p) << 40 | offset);
-            for i in 0..self.partitions[part as usize].groups.len() {
-                let gp = self.partitions[part as usize].groups[i];
-                self.fetch_from(gp);
-            }
+            BusKind::Queue => self.queue_publish(from, msg),
         }
-    }
-
-    fn deliver(&mut self, n: u32, epoch: u32, slot: u32) {
-        let msg = self.inflight.take(slot);
-        let node = &self.nodes[n as usize];
-        if node.epoch != epoch || !node.up {
-            self.lose(n, &msg, LossReason::ReceiverCrashed);
-            return;
-        }
-        self.enqueue(n, msg, Source::Push);
     }
 
     fn timer(&mut self, n: u32, epoch: u32, slot: u32) {
@@ -1824,8 +1753,10 @@ impl<'s, 't> World<'s, 't> {
         self.crash_log_consumer(n, &held);
         self.trace_node(RecordKind::Crash, n, 0);
         self.crash_timers(n);
-        if self.queue_bus {
-            self.crash_queue_consumer(n);
+        match self.bus {
+            BusKind::Queue => self.crash_queue_consumer(n),
+            // Its log partitions were handed back above, before the crash record.
+            BusKind::Log { .. } | BusKind::Ephemeral => {}
         }
         self.drop_held(n, held);
     }

@@ -14,6 +14,7 @@
 //! one is up, and acknowledged writes it lacks are gone.
 
 use super::{Ev, World};
+use crate::bus::BusKind;
 use crate::service::Message;
 use crate::sim::{SimDuration, SimTime};
 use crate::system::Acks;
@@ -334,8 +335,10 @@ impl World<'_, '_> {
         if !self.brokers[b as usize].up {
             return;
         }
-        if self.queue_bus {
-            return self.queue_broker_crash();
+        match self.bus {
+            BusKind::Queue => return self.queue_broker_crash(),
+            BusKind::Log { brokers: true } => {}
+            BusKind::Log { brokers: false } | BusKind::Ephemeral => unreachable!("no broker nodes to crash"),
         }
         self.brokers[b as usize].up = false;
         self.brokers[b as usize].epoch += 1;
@@ -370,8 +373,10 @@ impl World<'_, '_> {
         if self.brokers[b as usize].up {
             return;
         }
-        if self.queue_bus {
-            return self.queue_broker_restart();
+        match self.bus {
+            BusKind::Queue => return self.queue_broker_restart(),
+            BusKind::Log { brokers: true } => {}
+            BusKind::Log { brokers: false } | BusKind::Ephemeral => unreachable!("no broker nodes to restart"),
         }
         self.brokers[b as usize].up = true;
         self.tracer.record(Record {

@@ -1,4 +1,5 @@
-//! The Log bus's consumers on the event loop's side: fetching records
+//! The Log bus on the event loop's side: appending to an ideal broker's
+//! partitions, and its consumers: fetching records
 //! (skipping what retention, compaction or a truncation removed), commit
 //! policies and the auto-commit timer, consumer-group membership (a crashed
 //! member's session, rebalancing, rejoining) and what a consumer's crash
@@ -8,6 +9,52 @@
 use super::*;
 
 impl World<'_, '_> {
+    /// The partition `msg` goes to: its topic's partition of its key.
+    pub(super) fn partition_of(&self, msg: &Message) -> u32 {
+        let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
+        msg.kind.0 * self.partitions_per_topic + p
+    }
+
+    /// Node `n` processed record `offset` of group partition `gp`, fetched
+    /// under `generation`: its effects happened; it is committed now by the
+    /// policies that commit after processing. A record of a partition that
+    /// moved away meanwhile has its commit refused (the new owner does it
+    /// again).
+    pub(super) fn log_processed(&mut self, n: u32, gp: u32, generation: u32, offset: u64) {
+        if self.track_processed {
+            self.gparts[gp as usize].mark_processed(offset);
+        }
+        if self.gparts[gp as usize].generation != generation {
+            return;
+        }
+        match self.gparts[gp as usize].policy {
+            CommitPolicy::AfterProcess | CommitPolicy::Transactional => self.complete(gp, offset),
+            // Committed at fetch, or by the auto-commit timer.
+            CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. } => {}
+        }
+        self.gparts[gp as usize].outstanding -= 1;
+        self.nodes[n as usize].outstanding -= 1;
+    }
+
+    /// The ideal broker appends `msg` to partition `part` (visible at once)
+    /// and every group reading it fetches what it has room for.
+    pub(super) fn log_append(&mut self, msg: Message, part: u32) {
+        let partition = &mut self.partitions[part as usize];
+        let offset = partition.records.len() as u64;
+        partition.records.push(msg);
+        partition.visible_at.push(self.now);
+        partition.visible = offset + 1;
+        if partition.compacted {
+            partition.newest_by_key.insert(msg.key, offset);
+        }
+        let p = partition.partition_in_topic;
+        self.trace(RecordKind::Appended, NO_NODE, &msg, u64::from(p) << 40 | offset);
+        for i in 0..self.partitions[part as usize].groups.len() {
+            let gp = self.partitions[part as usize].groups[i];
+            self.fetch_from(gp);
+        }
+    }
+
     /// Fetch records for node `n` while it has room, round-robin over its
     /// partitions (after a restart, or when room frees up after a block).
     pub(super) fn try_fetch(&mut self, n: u32) {

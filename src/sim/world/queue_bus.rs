@@ -7,10 +7,29 @@
 //! `queue_broker`.
 
 use super::{AUTO_ACKED, Ev, Source, World};
+use crate::service::Message;
 use crate::sim::SimTime;
 use crate::trace::{LossReason, RecordKind};
 
 impl World<'_, '_> {
+    /// `msg` from `from` reaches the queue broker: stored in every queue
+    /// bound to its kind (confirmed later, with confirms), each of which
+    /// delivers what its consumers have room for. An unreachable broker
+    /// refuses it.
+    pub(super) fn queue_publish(&mut self, from: u32, msg: Message) {
+        if !self.queue_reachable {
+            return self.queue_broker_unreachable(from, msg);
+        }
+        if self.confirms {
+            self.await_confirm(from, msg);
+        }
+        let bound = self.broker.publish(msg, self.now).len();
+        for i in 0..bound {
+            let q = self.broker.bindings[msg.kind.0 as usize][i];
+            self.dispatch(q);
+        }
+    }
+
     /// Sends queue `q`'s waiting messages to consumers that are up and have
     /// credit, while the broker is up and its clients connected.
     pub(super) fn dispatch(&mut self, q: u32) {
