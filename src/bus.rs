@@ -1,7 +1,10 @@
-//! Broker-side state of the buses that keep messages: durable queues with
-//! acknowledgements (RabbitMQ-like). The log's partitions and consumer
-//! groups live with the event loop for now; the ephemeral bus keeps nothing.
+//! The buses: which one a system uses ([`BusKind`], the closed set the
+//! event loop's verbs match), their settings, and the broker-side state of
+//! those that keep messages: durable queues with acknowledgements
+//! (RabbitMQ-like, [`queue`]) and the log ([`log`]). The ephemeral bus
+//! keeps nothing.
 
+pub(crate) mod log;
 pub(crate) mod queue;
 
 use crate::system::BusSpec;

@@ -313,6 +313,15 @@ pub enum BusSpec {
     },
 }
 
+impl BusSpec {
+    /// The latency from the bus to a consumer (a delivery, or a fetch).
+    pub fn latency(&self) -> &Dist {
+        match self {
+            BusSpec::Ephemeral { latency } | BusSpec::Log { latency, .. } | BusSpec::Queue { latency, .. } => latency,
+        }
+    }
+}
+
 /// The broker whose queue semantics a Queue bus reproduces. Each difference
 /// is checked against the real broker by the conformance suite
 /// (`conformance/`).

@@ -17,7 +17,76 @@
 use std::collections::VecDeque;
 
 use crate::service::Message;
-use crate::sim::SimTime;
+use crate::sim::{SimDuration, SimTime};
+use crate::system::{BusSpec, QueueKind};
+
+/// A queue bus's settings, from its spec (the defaults of a classic queue
+/// that nothing reads, for another bus).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QueueSettings {
+    /// The broker modelled.
+    pub kind: QueueKind,
+    pub ack_timeout: Option<SimDuration>,
+    /// Deliveries a message gets before it is dead-lettered
+    /// ([`QueueKind::deliveries_allowed`] of the delivery limit).
+    pub deliveries_allowed: Option<u32>,
+    /// Flow control, in messages.
+    pub window: u32,
+    /// A consumer whose channel was closed reconnects after this.
+    pub reconnect: SimDuration,
+    /// Queues and messages survive a broker restart.
+    pub durable: bool,
+    pub persistent: bool,
+    /// Publisher confirms.
+    pub confirms: bool,
+    /// Redis: the stream keeps this many newest entries.
+    pub max_len: Option<u64>,
+    /// A producer's connection blocked longer than this closes.
+    pub heartbeat: SimDuration,
+}
+
+impl QueueSettings {
+    pub fn of(spec: &BusSpec) -> QueueSettings {
+        match spec {
+            BusSpec::Queue {
+                kind,
+                ack_timeout,
+                delivery_limit,
+                heartbeat,
+                window,
+                reconnect,
+                durable,
+                persistent,
+                confirms,
+                max_len,
+                ..
+            } => QueueSettings {
+                kind: *kind,
+                ack_timeout: *ack_timeout,
+                deliveries_allowed: delivery_limit.map(|l| kind.deliveries_allowed(l)),
+                window: *window,
+                reconnect: *reconnect,
+                durable: *durable,
+                persistent: *persistent,
+                confirms: *confirms,
+                max_len: *max_len,
+                heartbeat: *heartbeat,
+            },
+            BusSpec::Ephemeral { .. } | BusSpec::Log { .. } => QueueSettings {
+                kind: QueueKind::Classic,
+                ack_timeout: None,
+                deliveries_allowed: None,
+                window: u32::MAX,
+                reconnect: SimDuration::ZERO,
+                durable: true,
+                persistent: true,
+                confirms: false,
+                max_len: None,
+                heartbeat: SimDuration::ZERO,
+            },
+        }
+    }
+}
 
 /// A message waiting in a queue, with the number of times it was delivered.
 #[derive(Clone, Copy, Debug)]

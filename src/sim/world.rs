@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::bus::BusKind;
-use crate::bus::queue::{Broker, Consumer, Queue};
+use crate::bus::log::LogSettings;
+use crate::bus::queue::{Broker, Consumer, Queue, QueueSettings};
 use crate::fault::compose::{Factors, Holds};
 use crate::fault::network::{ANY, BUS};
 use crate::fault::plan::{Names, Plan, PlanEntry, PlanKind, RANDOM_CRASHES_MAX, Target};
@@ -32,7 +33,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -322,6 +323,27 @@ struct GroupPart {
 }
 
 impl GroupPart {
+    /// Service `service`'s view of partition `part` (number `p` of its
+    /// topic), before anyone holds it.
+    fn new(part: u32, p: u32, service: u32, policy: CommitPolicy) -> GroupPart {
+        GroupPart {
+            part,
+            partition_in_topic: p,
+            owner: NO_OWNER,
+            generation: 0,
+            outstanding: 0,
+            committed: 0,
+            position: 0,
+            in_flight: VecDeque::new(),
+            done: VecDeque::new(),
+            processed: Vec::new(),
+            service,
+            high_water: 0,
+            last_arrival: SimTime::ZERO,
+            policy,
+        }
+    }
+
     /// The group processed `offset` (its effects happened).
     fn mark_processed(&mut self, offset: u64) {
         let (word, bit) = ((offset / 64) as usize, offset % 64);
@@ -448,6 +470,45 @@ impl Slab {
 }
 
 impl Node {
+    /// Instance `i` of service `s` (number `si`), before the run.
+    fn new(s: &crate::system::ServiceSpec, si: u32, i: u32, seed: u64) -> Node {
+        let name = s.node_name(i);
+        let deployed = s.starts_at == SimTime::ZERO;
+        Node {
+            service: si,
+            instance: i,
+            stream: Stream::new(seed, StreamKind::Instance, &name),
+            name,
+            up: deployed,
+            joined: deployed,
+            member: deployed,
+            epoch: 0,
+            busy: vec![None; s.workers as usize],
+            free: (0..s.workers).rev().collect(),
+            fifo: VecDeque::new(),
+            fifo_area: 0,
+            fifo_area_window: None,
+            fifo_since: SimTime::ZERO,
+            capacity: s.queue_capacity as usize,
+            durable: BTreeMap::new(),
+            volatile: BTreeMap::new(),
+            owned: Vec::new(),
+            dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
+            outbox: VecDeque::new(),
+            timers: BTreeMap::new(),
+            slow: Factors::default(),
+            skew: Factors::default(),
+            down: Holds::default(),
+            pause: Holds::default(),
+            paused: false,
+            paused_until: SimTime::ZERO,
+            outstanding: 0,
+            fetch_blocked: false,
+            cursor: 0,
+            queue_arrival: SimTime::ZERO,
+        }
+    }
+
     /// Adds the FIFO's length since the last change to its time integral;
     /// call before every change of the FIFO.
     #[inline]
@@ -469,6 +530,21 @@ struct ServiceStats {
     waited: u64,
 }
 
+/// What happened over a run, counted (from the warm-up on).
+#[derive(Default)]
+struct Counts {
+    requests: u64,
+    rejected: u64,
+    published: u64,
+    handled: u64,
+    lost: [u64; LossReason::ALL.len() + 1],
+    redelivered: u64,
+    duplicates_skipped: u64,
+    /// Optimistic reservations refused and done again.
+    conflicts: u64,
+    dead_lettered: u64,
+}
+
 struct World<'s, 't> {
     sys: &'s System,
     now: SimTime,
@@ -482,8 +558,6 @@ struct World<'s, 't> {
     /// Services subscribing to each kind.
     subscribers: Vec<Vec<u32>>,
     latency: Dist,
-    partitions_per_topic: u32,
-    fetch_max: u32,
     partitions: Vec<Partition>,
     gparts: Vec<GroupPart>,
     inflight: Slab,
@@ -503,8 +577,6 @@ struct World<'s, 't> {
     broker: Broker,
     /// The bus the messages travel on.
     bus: BusKind,
-    /// Some log partition has retention or compaction: fetches check for it.
-    log_gc: bool,
     /// Records can leave the log (retention, a truncation at an election):
     /// groups keep which records they processed, to tell a loss from a record
     /// whose effects happened.
@@ -513,30 +585,17 @@ struct World<'s, 't> {
     service_gps: Vec<Vec<u32>>,
     /// Per service, whether its consumer group exists yet.
     group_started: Vec<bool>,
-    session_timeout: SimDuration,
-    ack_timeout: Option<SimDuration>,
     /// Broker nodes behind the log, if configured.
     brokers: Vec<BrokerNode>,
-    broker_spec: Option<crate::system::BrokerSpec>,
+    /// The log's settings (no partitions for another bus).
+    log_cfg: LogSettings,
+    /// The queue bus's settings.
+    queue_cfg: QueueSettings,
     produce_reqs: Vec<ProduceReq>,
     produce_free: Vec<u32>,
     /// Backlog per queue and lag per (group, topic), sampled: name, samples.
     backlog: Vec<(String, Vec<u64>)>,
     sample_every: SimDuration,
-    /// Queue bus: the broker modelled.
-    queue_kind: QueueKind,
-    /// Queue bus: deliveries a message gets before it is dead-lettered
-    /// ([`QueueKind::deliveries_allowed`] of the delivery limit).
-    deliveries_allowed: Option<u32>,
-    /// Queue bus: a consumer whose channel was closed reconnects after this.
-    reconnect: SimDuration,
-    /// Queue bus: queues and messages survive a broker restart.
-    queue_durable: bool,
-    queue_persistent: bool,
-    /// Queue bus: publisher confirms.
-    confirms: bool,
-    /// Queue bus (Redis): the stream keeps this many newest entries.
-    max_len: Option<u64>,
     /// Queue bus: the broker is up and its clients connected.
     queue_reachable: bool,
     /// Queue bus: stored messages whose confirm is on its way, by sequence.
@@ -544,13 +603,8 @@ struct World<'s, 't> {
     confirm_seq: u64,
     /// Queue bus: what producers resend when the broker is back.
     resend: Vec<queue_broker::Unconfirmed>,
-    /// Queue bus: a producer's connection blocked longer than this closes.
-    heartbeat: SimDuration,
-    /// Log with an ideal broker: a producer gives a record up after this long.
-    delivery_timeout: SimDuration,
     /// Publishes held on their producers' connections, not yet at the broker.
     held_publishes: u32,
-    dead_lettered: u64,
     checker: Checker,
     /// Per service: latency, waiting and queue figures.
     stats: Vec<ServiceStats>,
@@ -562,15 +616,8 @@ struct World<'s, 't> {
     stop: StopReason,
     /// Set by a signal: stop at the next check.
     interrupt: Option<&'t std::sync::atomic::AtomicBool>,
-    requests: u64,
-    rejected: u64,
-    published: u64,
-    handled: u64,
-    lost: [u64; LossReason::ALL.len() + 1],
-    redelivered: u64,
-    duplicates_skipped: u64,
-    /// Optimistic reservations refused and done again.
-    conflicts: u64,
+    /// What happened, counted over the run.
+    counts: Counts,
     /// Synchronous calls in progress, and each caller's call sites.
     calls: Calls,
     seed: u64,
@@ -606,7 +653,111 @@ fn mix(key: u64) -> u64 {
     (key ^ (key >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
 }
 
+/// The services subscribing to each kind, in service order.
+fn subscribers(sys: &System) -> Vec<Vec<u32>> {
+    let mut subscribers = vec![Vec::new(); sys.names.kind_count()];
+    for (si, s) in sys.services.iter().enumerate() {
+        for k in &s.consumes {
+            if let Some(v) = subscribers.get_mut(k.0 as usize)
+                && !v.contains(&(si as u32))
+            {
+                v.push(si as u32);
+            }
+        }
+    }
+    subscribers
+}
+
+/// A log's partitions (kind-major: partition `p` of kind `k` is
+/// `k * partitions + p`), each subscribing service's view of each as a
+/// group partition, and each service's group partitions. Empty for
+/// another bus.
+fn log_topology(
+    sys: &System,
+    subscribers: &[Vec<u32>],
+    cfg: &LogSettings,
+) -> (Vec<Partition>, Vec<GroupPart>, Vec<Vec<u32>>) {
+    let mut partitions = Vec::new();
+    let mut gparts = Vec::new();
+    let mut service_gps = vec![Vec::new(); sys.services.len()];
+    for (kind, subs) in subscribers.iter().enumerate() {
+        for p in 0..cfg.partitions {
+            let part = partitions.len() as u32;
+            let mut groups = Vec::new();
+            for &si in subs {
+                groups.push(gparts.len() as u32);
+                service_gps[si as usize].push(gparts.len() as u32);
+                gparts.push(GroupPart::new(part, p, si, sys.services[si as usize].commit));
+            }
+            let replicas: Vec<Replica> = match &cfg.brokers {
+                Some(b) => (0..b.replication).map(|i| Replica::on((part + i) % b.count)).collect(),
+                None => Vec::new(),
+            };
+            // A compacted topic keeps each key's newest record however old.
+            let compacted = cfg.compacted(kind as u32);
+            partitions.push(Partition {
+                records: Vec::new(),
+                visible_at: Vec::new(),
+                partition_in_topic: p,
+                visible: 0,
+                leader: (!replicas.is_empty()).then_some(0),
+                last_leader: (!replicas.is_empty()).then_some(0),
+                replicas,
+                pending_acks: VecDeque::new(),
+                appended_ids: BTreeMap::new(),
+                groups,
+                retention: cfg.retention.filter(|_| !compacted),
+                retention_records: cfg.retention_records.filter(|_| !compacted),
+                compacted,
+                newest_by_key: BTreeMap::new(),
+            });
+        }
+    }
+    (partitions, gparts, service_gps)
+}
+
+/// The queue broker's queues, consumers and bindings: each consuming
+/// service reads its own queue, or the one it names (shared by every
+/// service naming it). Only the window is set for another bus.
+fn queue_topology(sys: &System, first_node: &[u32], bus: BusKind, cfg: &QueueSettings, nodes: usize) -> Broker {
+    let mut broker = Broker::new(nodes);
+    broker.window = cfg.window;
+    if bus != BusKind::Queue {
+        return broker;
+    }
+    let kinds = sys.names.kind_count();
+    broker.bindings = vec![Vec::new(); kinds];
+    broker.appended = vec![0; kinds];
+    for (si, s) in sys.services.iter().enumerate() {
+        if s.consumes.is_empty() {
+            continue;
+        }
+        let name = s.queue.clone().unwrap_or_else(|| s.name.clone());
+        let q = match broker.queues.iter().position(|q| q.name == name) {
+            Some(q) => q,
+            None => {
+                broker.queues.push(Queue::named(name));
+                broker.queues.len() - 1
+            }
+        };
+        for i in 0..s.instances {
+            let node = first_node[si] + i;
+            broker.queues[q].consumers.push(Consumer { node, auto_ack: s.auto_ack, prefetch: s.prefetch });
+            broker.queue_of[node as usize] = Some(q as u32);
+        }
+        for k in &s.consumes {
+            let bound = &mut broker.bindings[k.0 as usize];
+            if !bound.contains(&(q as u32)) {
+                bound.push(q as u32);
+            }
+        }
+    }
+    broker
+}
+
 impl<'s, 't> World<'s, 't> {
+    /// The world of `sys` under `seed`, before anything happens: its nodes,
+    /// the bus's topology, the fault plan drawn, nothing scheduled.
     fn new(sys: &'s System, seed: u64, tracer: Tracer<'t>) -> Result<Self, SetupError> {
         let mut nodes = Vec::new();
         let mut first_node = Vec::new();
@@ -615,193 +766,21 @@ impl<'s, 't> World<'s, 't> {
                 return Err(SetupError::EmptyService(s.name.clone()));
             }
             first_node.push(nodes.len() as u32);
-            for i in 0..s.instances {
-                let name = s.node_name(i);
-                nodes.push(Node {
-                    service: si as u32,
-                    instance: i,
-                    stream: Stream::new(seed, StreamKind::Instance, &name),
-                    name,
-                    up: s.starts_at == SimTime::ZERO,
-                    joined: s.starts_at == SimTime::ZERO,
-                    member: s.starts_at == SimTime::ZERO,
-                    epoch: 0,
-                    busy: vec![None; s.workers as usize],
-                    free: (0..s.workers).rev().collect(),
-                    fifo: VecDeque::new(),
-                    fifo_area: 0,
-                    fifo_area_window: None,
-                    fifo_since: SimTime::ZERO,
-                    capacity: s.queue_capacity as usize,
-                    durable: BTreeMap::new(),
-                    volatile: BTreeMap::new(),
-                    owned: Vec::new(),
-                    dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
-                    outbox: VecDeque::new(),
-                    timers: BTreeMap::new(),
-                    slow: Factors::default(),
-                    skew: Factors::default(),
-                    down: Holds::default(),
-                    pause: Holds::default(),
-                    paused: false,
-                    paused_until: SimTime::ZERO,
-                    outstanding: 0,
-                    fetch_blocked: false,
-                    cursor: 0,
-                    queue_arrival: SimTime::ZERO,
-                });
-            }
+            nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed)));
         }
-        let node_count = nodes.len();
         if sys.workload.target >= sys.services.len() {
             return Err(SetupError::UnknownTarget(sys.workload.target));
         }
-        let kinds = sys.names.kind_count();
-        let mut subscribers = vec![Vec::new(); kinds];
-        for (si, s) in sys.services.iter().enumerate() {
-            for k in &s.consumes {
-                if let Some(v) = subscribers.get_mut(k.0 as usize)
-                    && !v.contains(&(si as u32))
-                {
-                    v.push(si as u32);
-                }
-            }
-        }
-        let (log_retention, compacted_kinds): ((Option<SimDuration>, Option<u64>), Vec<u32>) = match &sys.bus {
-            BusSpec::Log { retention, retention_records, compacted, .. } => {
-                ((*retention, *retention_records), compacted.iter().map(|k| k.0).collect())
-            }
-            _ => ((None, None), Vec::new()),
-        };
-        let log_gc = log_retention.0.is_some() || log_retention.1.is_some() || !compacted_kinds.is_empty();
-        let broker_spec = match &sys.bus {
-            BusSpec::Log { brokers, .. } => brokers.clone(),
-            _ => None,
-        };
-        let session_timeout = match &sys.bus {
-            BusSpec::Log { session_timeout, .. } => *session_timeout,
-            _ => SimDuration::ZERO,
-        };
-        let (latency, partitions_per_topic, fetch_max) = match &sys.bus {
-            BusSpec::Ephemeral { latency } | BusSpec::Queue { latency, .. } => (latency.clone(), 0, 0),
-            BusSpec::Log { partitions, latency, fetch_max, .. } => {
-                (latency.clone(), (*partitions).max(1), (*fetch_max).max(1))
-            }
-        };
-        let mut partitions = Vec::new();
-        let mut gparts = Vec::new();
-        let mut service_gps = vec![Vec::new(); sys.services.len()];
-        if partitions_per_topic > 0 {
-            for (kind, subs) in subscribers.iter().enumerate() {
-                for p in 0..partitions_per_topic {
-                    let part = partitions.len() as u32;
-                    let mut groups = Vec::new();
-                    for &si in subs {
-                        let s = &sys.services[si as usize];
-                        groups.push(gparts.len() as u32);
-                        service_gps[si as usize].push(gparts.len() as u32);
-                        gparts.push(GroupPart {
-                            part,
-                            partition_in_topic: p,
-                            owner: NO_OWNER,
-                            generation: 0,
-                            outstanding: 0,
-                            committed: 0,
-                            position: 0,
-                            in_flight: VecDeque::new(),
-                            done: VecDeque::new(),
-                            processed: Vec::new(),
-                            service: si,
-                            high_water: 0,
-                            last_arrival: SimTime::ZERO,
-                            policy: s.commit,
-                        });
-                    }
-                    let replicas = match &broker_spec {
-                        Some(b) => (0..b.replication)
-                            .map(|i| Replica {
-                                broker: (part + i) % b.count,
-                                len: 0,
-                                held_max: 0,
-                                flushed: 0,
-                                fetching: false,
-                                in_sync: true,
-                                stalled: false,
-                            })
-                            .collect(),
-                        None => Vec::new(),
-                    };
-                    partitions.push(Partition {
-                        records: Vec::new(),
-                        visible_at: Vec::new(),
-                        partition_in_topic: p,
-                        visible: 0,
-                        leader: (!replicas.is_empty()).then_some(0),
-                        last_leader: (!replicas.is_empty()).then_some(0),
-                        replicas,
-                        pending_acks: VecDeque::new(),
-                        appended_ids: BTreeMap::new(),
-                        groups,
-                        // A compacted topic keeps each key's newest record however old.
-                        retention: log_retention.0.filter(|_| !compacted_kinds.contains(&(kind as u32))),
-                        retention_records: log_retention.1.filter(|_| !compacted_kinds.contains(&(kind as u32))),
-                        compacted: compacted_kinds.contains(&(kind as u32)),
-                        newest_by_key: BTreeMap::new(),
-                    });
-                }
-            }
-        }
-        let (queue_bus, queue_kind, ack_timeout, deliveries_allowed, window, reconnect) = match &sys.bus {
-            BusSpec::Queue { kind, ack_timeout, delivery_limit, window, reconnect, .. } => {
-                (true, *kind, *ack_timeout, delivery_limit.map(|l| kind.deliveries_allowed(l)), *window, *reconnect)
-            }
-            _ => (false, QueueKind::Classic, None, None, u32::MAX, SimDuration::ZERO),
-        };
-        let (queue_durable, queue_persistent, confirms, max_len) = match &sys.bus {
-            BusSpec::Queue { durable, persistent, confirms, max_len, .. } => {
-                (*durable, *persistent, *confirms, *max_len)
-            }
-            _ => (true, true, false, None),
-        };
-        let (heartbeat, delivery_timeout) = match &sys.bus {
-            BusSpec::Queue { heartbeat, .. } => (*heartbeat, SimDuration::ZERO),
-            BusSpec::Log { delivery_timeout, .. } => (SimDuration::ZERO, *delivery_timeout),
-            BusSpec::Ephemeral { .. } => (SimDuration::ZERO, SimDuration::ZERO),
-        };
-        let mut broker = Broker::new(nodes.len());
-        broker.window = window;
-        if queue_bus {
-            broker.bindings = vec![Vec::new(); kinds];
-            broker.appended = vec![0; kinds];
-            for (si, s) in sys.services.iter().enumerate() {
-                if s.consumes.is_empty() {
-                    continue;
-                }
-                let name = s.queue.clone().unwrap_or_else(|| s.name.clone());
-                let q = match broker.queues.iter().position(|q| q.name == name) {
-                    Some(q) => q,
-                    None => {
-                        broker.queues.push(Queue::named(name));
-                        broker.queues.len() - 1
-                    }
-                };
-                for i in 0..s.instances {
-                    let node = first_node[si] + i;
-                    broker.queues[q].consumers.push(Consumer { node, auto_ack: s.auto_ack, prefetch: s.prefetch });
-                    broker.queue_of[node as usize] = Some(q as u32);
-                }
-                for k in &s.consumes {
-                    let bound = &mut broker.bindings[k.0 as usize];
-                    if !bound.contains(&(q as u32)) {
-                        bound.push(q as u32);
-                    }
-                }
-            }
-        }
+        let subscribers = subscribers(sys);
+        let log_cfg = LogSettings::of(&sys.bus);
+        let queue_cfg = QueueSettings::of(&sys.bus);
+        let (partitions, gparts, service_gps) = log_topology(sys, &subscribers, &log_cfg);
+        let bus = BusKind::of(&sys.bus);
+        let broker = queue_topology(sys, &first_node, bus, &queue_cfg, nodes.len());
+        let broker_count = log_cfg.brokers.as_ref().map_or(u32::from(bus == BusKind::Queue), |b| b.count);
         // The fault plan for this seed (`crate::fault::plan`).
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        let brokers = broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count);
-        let names = Names { nodes: &names, brokers, bus_covers_brokers: broker_spec.is_some() };
+        let names = Names { nodes: &names, brokers: broker_count, bus_covers_brokers: log_cfg.brokers.is_some() };
         let plan = Plan::draw(sys, seed, &names).map_err(SetupError::UnknownNode)?;
         Ok(World {
             sys,
@@ -810,12 +789,11 @@ impl<'s, 't> World<'s, 't> {
             queue: EventQueue::new(),
             workload: Stream::new(seed, StreamKind::Workload, ""),
             network: Stream::new(seed, StreamKind::Network, ""),
+            calls: Calls::new(nodes.len()),
             nodes,
             first_node,
             subscribers,
-            latency,
-            partitions_per_topic,
-            fetch_max,
+            latency: sys.bus.latency().clone(),
             partitions,
             gparts,
             inflight: Slab::default(),
@@ -824,42 +802,30 @@ impl<'s, 't> World<'s, 't> {
             links: Vec::new(),
             channels: Channels::default(),
             broker,
-            bus: BusKind::of(&sys.bus),
-            log_gc,
-            track_processed: log_gc
-                || broker_spec.is_some()
+            bus,
+            track_processed: log_cfg.gc()
+                || log_cfg.brokers.is_some()
                 || sys
                     .services
                     .iter()
                     .any(|s| matches!(s.commit, CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. })),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
             service_gps,
-            session_timeout,
-            ack_timeout,
             // The log's brokers, or the queue broker.
-            brokers: (0..broker_spec.as_ref().map_or(u32::from(queue_bus), |b| b.count))
+            brokers: (0..broker_count)
                 .map(|_| BrokerNode { up: true, epoch: 0, down: Holds::default(), fenced: false, fence_generation: 0 })
                 .collect(),
-            broker_spec,
+            log_cfg,
+            queue_cfg,
             produce_reqs: Vec::new(),
             produce_free: Vec::new(),
             backlog: Vec::new(),
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
-            queue_kind,
-            deliveries_allowed,
-            reconnect,
-            queue_durable,
-            queue_persistent,
-            confirms,
-            max_len,
             queue_reachable: true,
             unconfirmed: BTreeMap::new(),
             confirm_seq: 0,
             resend: Vec::new(),
-            heartbeat,
-            delivery_timeout,
             held_publishes: 0,
-            dead_lettered: 0,
             dedup: sys
                 .services
                 .iter()
@@ -874,15 +840,7 @@ impl<'s, 't> World<'s, 't> {
             events: 0,
             stop: StopReason::Completed,
             interrupt: None,
-            requests: 0,
-            rejected: 0,
-            published: 0,
-            handled: 0,
-            lost: [0; LossReason::ALL.len() + 1],
-            redelivered: 0,
-            duplicates_skipped: 0,
-            conflicts: 0,
-            calls: Calls::new(node_count),
+            counts: Counts::default(),
             seed,
             series: None,
         })
@@ -1049,12 +1007,12 @@ impl<'s, 't> World<'s, 't> {
             KeyDist::Sequential => entity.0,
         };
         let msg = self.new_message(w.request, key, entity, MsgId(0));
-        self.requests += 1;
+        self.counts.requests += 1;
         self.trace(RecordKind::Request, NO_NODE, &msg, key);
         match self.pick_up(w.target as u32, key) {
             Some(n) => self.enqueue(n, msg, Source::Request),
             None => {
-                self.rejected += 1;
+                self.counts.rejected += 1;
                 self.trace(RecordKind::Rejected, NO_NODE, &msg, 0);
             }
         }
@@ -1108,7 +1066,7 @@ impl<'s, 't> World<'s, 't> {
         }
         match job.source {
             Source::Request => {
-                self.rejected += 1;
+                self.counts.rejected += 1;
                 self.trace(RecordKind::Rejected, n, &job.msg, 1);
             }
             _ => self.lose(n, &job.msg, LossReason::QueueFull),
@@ -1156,7 +1114,7 @@ impl<'s, 't> World<'s, 't> {
     }
 
     fn lose(&mut self, n: u32, msg: &Message, reason: LossReason) {
-        self.lost[reason as usize] += 1;
+        self.counts.lost[reason as usize] += 1;
         self.checker.setback(msg.entity, reason as u8);
         if let Some(s) = self.series.as_mut() {
             let i = s.slot(self.now);
@@ -1201,7 +1159,7 @@ impl<'s, 't> World<'s, 't> {
                 Some(got) => Some(got),
                 None => {
                     // Optimistic conflict: the key changed since it was read; do it again.
-                    self.conflicts += 1;
+                    self.counts.conflicts += 1;
                     return self.start(
                         n,
                         worker,
@@ -1234,7 +1192,7 @@ impl<'s, 't> World<'s, 't> {
             };
             service.behaviour.handle(&ctx, &job.msg, &mut out);
         }
-        self.handled += 1;
+        self.counts.handled += 1;
         self.checker.handled_at(si, job.msg.entity);
         let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
@@ -1245,7 +1203,7 @@ impl<'s, 't> World<'s, 't> {
             self.dedup_forget(n, si, job.msg.id.0);
         }
         if duplicate {
-            self.duplicates_skipped += 1;
+            self.counts.duplicates_skipped += 1;
             self.series_count(|s, i| s.duplicates[i] += 1);
             self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
         } else if failed {
@@ -1627,7 +1585,7 @@ impl<'s, 't> World<'s, 't> {
     }
 
     fn publish(&mut self, from: u32, msg: Message) {
-        self.published += 1;
+        self.counts.published += 1;
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
         // A queue broker and an ideal log broker are reached over the
         // producer's connection: faults on it hold, delay or lose what it sends.
@@ -1652,8 +1610,8 @@ impl<'s, 't> World<'s, 't> {
         if let Some((began, heal)) = block {
             let gives_up = match self.bus {
                 // The connection's heartbeat times out: it closes.
-                BusKind::Queue => heal - began > self.heartbeat,
-                BusKind::Log { brokers: false } => heal - self.now > self.delivery_timeout,
+                BusKind::Queue => heal - began > self.queue_cfg.heartbeat,
+                BusKind::Log { brokers: false } => heal - self.now > self.log_cfg.delivery_timeout,
                 // Not reached over a connection (`BusKind::connected`).
                 BusKind::Ephemeral | BusKind::Log { brokers: true } => false,
             };
@@ -1877,7 +1835,7 @@ impl<'s, 't> World<'s, 't> {
                     .iter()
                     .map(|&g| &self.gparts[g as usize])
                     // Partition `kind * partitions_per_topic + p` belongs to `kind`.
-                    .filter(|gp| gp.part / self.partitions_per_topic == k.0)
+                    .filter(|gp| gp.part / self.log_cfg.partitions == k.0)
                     .map(|gp| self.partitions[gp.part as usize].visible.saturating_sub(gp.committed))
                     .sum();
                 self.backlog[i].1.push(lag);
@@ -1906,7 +1864,7 @@ impl<'s, 't> World<'s, 't> {
         if let Some(q) = self.broker.queue_of[n as usize] {
             // A new connection, whatever closed the last one.
             self.broker.detached[n as usize] = false;
-            if self.queue_kind == QueueKind::RedisStream {
+            if self.queue_cfg.kind == QueueKind::RedisStream {
                 // It reads its own pending entries first (XREADGROUP from 0).
                 self.close_channel(n);
             }
@@ -2021,9 +1979,10 @@ impl<'s, 't> World<'s, 't> {
     /// The warm-up is over: every measurement starts again from zero (the
     /// checker leaves out the entities created before now).
     fn warmed_up(&mut self) {
-        (self.requests, self.rejected, self.published, self.handled) = (0, 0, 0, 0);
-        self.lost = [0; LossReason::ALL.len() + 1];
-        (self.redelivered, self.duplicates_skipped, self.dead_lettered, self.conflicts) = (0, 0, 0, 0);
+        (self.counts.requests, self.counts.rejected, self.counts.published, self.counts.handled) = (0, 0, 0, 0);
+        self.counts.lost = [0; LossReason::ALL.len() + 1];
+        (self.counts.redelivered, self.counts.duplicates_skipped, self.counts.dead_lettered, self.counts.conflicts) =
+            (0, 0, 0, 0);
         self.calls.reset_counts();
         self.stats = vec![ServiceStats::default(); self.sys.services.len()];
         let now = self.now;
@@ -2069,20 +2028,20 @@ impl<'s, 't> World<'s, 't> {
         let verdicts = self.checker.verdicts(&sys.invariants, &sys.names, last_heal, self.now, &rows, &in_flight);
         let (_, accepted, completed) = self.checker.totals();
         let lost_by_reason: BTreeMap<&'static str, u64> =
-            LossReason::ALL.iter().map(|r| (r.label(), self.lost[*r as usize])).collect();
+            LossReason::ALL.iter().map(|r| (r.label(), self.counts.lost[*r as usize])).collect();
         let metrics = Metrics {
-            requests: self.requests,
-            rejected: self.rejected,
+            requests: self.counts.requests,
+            rejected: self.counts.rejected,
             accepted,
             completed,
-            published: self.published,
-            handled: self.handled,
-            lost: self.lost.iter().sum(),
+            published: self.counts.published,
+            handled: self.counts.handled,
+            lost: self.counts.lost.iter().sum(),
             lost_by_reason,
-            redelivered: self.redelivered,
-            duplicates_skipped: self.duplicates_skipped,
-            dead_lettered: self.dead_lettered,
-            conflicts: self.conflicts,
+            redelivered: self.counts.redelivered,
+            duplicates_skipped: self.counts.duplicates_skipped,
+            dead_lettered: self.counts.dead_lettered,
+            conflicts: self.counts.conflicts,
             calls: CallMetrics {
                 attempts: self.calls.attempts,
                 timeouts: self.calls.timeouts,

@@ -51,6 +51,13 @@ pub(super) struct Replica {
     pub stalled: bool,
 }
 
+impl Replica {
+    /// An empty, in-sync copy on broker `broker`.
+    pub fn on(broker: u32) -> Replica {
+        Replica { broker, len: 0, held_max: 0, flushed: 0, fetching: false, in_sync: true, stalled: false }
+    }
+}
+
 /// A produce request waiting for its acknowledgement.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ProduceReq {
@@ -88,7 +95,7 @@ impl World<'_, '_> {
     }
 
     fn send_produce(&mut self, req: u32) {
-        let spec = self.broker_spec.as_ref().expect("brokers configured");
+        let spec = self.log_cfg.brokers.as_ref().expect("brokers configured");
         let (retry_after, acks) = (spec.retry_after, spec.acks);
         self.produce_reqs[req as usize].acked = false;
         let r = self.produce_reqs[req as usize];
@@ -124,7 +131,7 @@ impl World<'_, '_> {
         if !r.live || r.generation != generation {
             return;
         }
-        let spec = self.broker_spec.as_ref().expect("brokers configured");
+        let spec = self.log_cfg.brokers.as_ref().expect("brokers configured");
         let (acks, min_insync, idempotent) = (spec.acks, spec.min_insync, spec.idempotent);
         let p = r.part as usize;
         let Some(leader) = self.partitions[p].leader else { return }; // offline: the timeout resends
@@ -163,7 +170,7 @@ impl World<'_, '_> {
 
     /// Appends to the leader's log (the partition's records).
     fn append(&mut self, p: usize, msg: Message) -> u64 {
-        let flush_now = self.broker_spec.as_ref().is_some_and(|s| s.flush_every.is_none());
+        let flush_now = self.log_cfg.brokers.as_ref().is_some_and(|s| s.flush_every.is_none());
         let part = &mut self.partitions[p];
         let offset = part.records.len() as u64;
         part.records.push(msg);
@@ -212,7 +219,7 @@ impl World<'_, '_> {
         if !r.live || r.generation != generation || r.attempts != attempt {
             return;
         }
-        let retries = self.broker_spec.as_ref().map_or(0, |s| s.retries);
+        let retries = self.log_cfg.brokers.as_ref().map_or(0, |s| s.retries);
         if r.attempts < retries {
             self.produce_reqs[req as usize].attempts += 1;
             self.send_produce(req);
@@ -261,7 +268,7 @@ impl World<'_, '_> {
             // delays the fetch (resent), and so does a slow one.
             let (from, to) = (self.broker_node(self.partitions[p].replicas[leader].broker), self.broker_node(r.broker));
             let c = self.reliable(from, to).0;
-            let latency = &self.broker_spec.as_ref().expect("brokers configured").replica_latency;
+            let latency = &self.log_cfg.brokers.as_ref().expect("brokers configured").replica_latency;
             let at = self.now + latency.sample(&mut self.network) + c.delay + c.held;
             self.queue.push(at, Ev::ReplicaFetch { part: p as u32, replica: i as u32 });
         }
@@ -281,7 +288,7 @@ impl World<'_, '_> {
         if self.replica_cut_off(p, i) {
             return self.replica_stalled(p, i); // the fetch did not get through
         }
-        let flush_now = self.broker_spec.as_ref().is_some_and(|s| s.flush_every.is_none());
+        let flush_now = self.log_cfg.brokers.as_ref().is_some_and(|s| s.flush_every.is_none());
         let len = self.partitions[p].records.len() as u64;
         let r = &mut self.partitions[p].replicas[i];
         r.len = len;
@@ -314,7 +321,7 @@ impl World<'_, '_> {
         }
         part.visible = hw;
         // `acks: All` answers only while enough replicas are in sync.
-        let min_insync = self.broker_spec.as_ref().map_or(1, |s| s.min_insync);
+        let min_insync = self.log_cfg.brokers.as_ref().map_or(1, |s| s.min_insync);
         let enough = self.in_sync_count(p) >= min_insync;
         while enough && let Some(&(offset, req)) = self.partitions[p].pending_acks.front() {
             if offset >= hw {
@@ -409,7 +416,7 @@ impl World<'_, '_> {
     /// else (if allowed) the longest out-of-sync one. The log is cut to the
     /// new leader's copy; what is cut is lost.
     pub(super) fn elect(&mut self, p: usize) {
-        let unclean_allowed = self.broker_spec.as_ref().is_some_and(|s| s.unclean_election);
+        let unclean_allowed = self.log_cfg.brokers.as_ref().is_some_and(|s| s.unclean_election);
         let part = &self.partitions[p];
         // A fenced broker is not a candidate: the controller cannot reach it.
         let up = |r: &Replica| self.brokers[r.broker as usize].up && !self.brokers[r.broker as usize].fenced;
@@ -523,7 +530,7 @@ impl World<'_, '_> {
 
     /// Sets broker `b`'s next flush, if flushing is periodic.
     pub(super) fn schedule_flush(&mut self, b: u32) {
-        if let Some(every) = self.broker_spec.as_ref().and_then(|s| s.flush_every) {
+        if let Some(every) = self.log_cfg.brokers.as_ref().and_then(|s| s.flush_every) {
             let epoch = self.brokers[b as usize].epoch;
             self.queue.push(self.now + every.max(SimDuration::NANOSECOND), Ev::Flush { broker: b, epoch });
         }

@@ -92,7 +92,7 @@ impl World<'_, '_> {
         let (up, epoch) = (node.up, node.epoch);
         self.trace_node(RecordKind::Paused, n, 0);
         if up && !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
-            self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
+            self.queue.push(self.now + self.log_cfg.session_timeout, Ev::SessionExpired { node: n, epoch });
         }
     }
 

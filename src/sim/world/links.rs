@@ -128,14 +128,14 @@ impl World<'_, '_> {
         self.plan.network[i as usize].began = self.now;
         self.links.push(i);
         self.brokers_reconnect();
-        if self.session_timeout == SimDuration::ZERO {
+        if self.log_cfg.session_timeout == SimDuration::ZERO {
             return;
         }
         for n in 0..self.nodes.len() as u32 {
             let node = &self.nodes[n as usize];
             if node.up && !self.service_gps[node.service as usize].is_empty() && self.blocked(n, BUS) {
                 let epoch = node.epoch;
-                self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
+                self.queue.push(self.now + self.log_cfg.session_timeout, Ev::SessionExpired { node: n, epoch });
             }
         }
     }

@@ -11,8 +11,8 @@ use super::*;
 impl World<'_, '_> {
     /// The partition `msg` goes to: its topic's partition of its key.
     pub(super) fn partition_of(&self, msg: &Message) -> u32 {
-        let p = (mix(msg.key) % u64::from(self.partitions_per_topic)) as u32;
-        msg.kind.0 * self.partitions_per_topic + p
+        let p = (mix(msg.key) % u64::from(self.log_cfg.partitions)) as u32;
+        msg.kind.0 * self.log_cfg.partitions + p
     }
 
     /// Node `n` processed record `offset` of group partition `gp`, fetched
@@ -63,8 +63,8 @@ impl World<'_, '_> {
         }
         self.nodes[n as usize].fetch_blocked = false;
         let k = self.nodes[n as usize].owned.len();
-        while self.nodes[n as usize].outstanding < self.fetch_max {
-            if self.log_gc {
+        while self.nodes[n as usize].outstanding < self.log_cfg.fetch_max {
+            if self.log_cfg.gc() {
                 for i in 0..k {
                     let g = self.nodes[n as usize].owned[i];
                     self.skip_unreadable(g);
@@ -95,7 +95,7 @@ impl World<'_, '_> {
         loop {
             // With retention or compaction, step over records a reader can
             // no longer get before each fetch.
-            if self.log_gc {
+            if self.log_cfg.gc() {
                 self.skip_unreadable(gp_id);
             }
             if !self.fetch_one(gp_id) {
@@ -118,7 +118,7 @@ impl World<'_, '_> {
         if !node.up || node.paused || gp.position >= self.partitions[gp.part as usize].visible {
             return false;
         }
-        if node.outstanding >= self.fetch_max {
+        if node.outstanding >= self.log_cfg.fetch_max {
             node.fetch_blocked = true;
             return false;
         }
@@ -151,7 +151,7 @@ impl World<'_, '_> {
             &mut self.queue,
         );
         if redelivery {
-            self.redelivered += 1;
+            self.counts.redelivered += 1;
             self.series_count(|s, i| s.redelivered[i] += 1);
         }
         true
@@ -336,7 +336,7 @@ impl World<'_, '_> {
         }
         if !self.service_gps[self.nodes[n as usize].service as usize].is_empty() {
             let epoch = self.nodes[n as usize].epoch;
-            self.queue.push(self.now + self.session_timeout, Ev::SessionExpired { node: n, epoch });
+            self.queue.push(self.now + self.log_cfg.session_timeout, Ev::SessionExpired { node: n, epoch });
         }
     }
 

@@ -45,7 +45,7 @@ impl World<'_, '_> {
         let node = self.broker_node(0);
         self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node, msg: 0, entity: 0, aux: 0 });
         // What producers will resend: not lost, whatever the broker keeps.
-        let kept = self.queue_durable && self.queue_persistent;
+        let kept = self.queue_cfg.durable && self.queue_cfg.persistent;
         let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.unconfirmed).into_values().collect();
         resend.retain(|u| self.nodes[u.node as usize].epoch == u.epoch);
         resend.iter_mut().for_each(|u| u.in_queue = kept);
@@ -78,7 +78,7 @@ impl World<'_, '_> {
         let node = self.broker_node(0);
         self.tracer.record(Record { time: self.now, kind: RecordKind::Restart, node, msg: 0, entity: 0, aux: 0 });
         let epoch = self.brokers[0].epoch;
-        self.queue.push(self.now + self.reconnect, Ev::QueueBrokerBack { epoch });
+        self.queue.push(self.now + self.queue_cfg.reconnect, Ev::QueueBrokerBack { epoch });
     }
 
     /// The clients are connected again: producers resend what they kept,
@@ -118,7 +118,7 @@ impl World<'_, '_> {
     /// A publish reaches a broker that is down, or whose producers have not
     /// reconnected yet: kept for a resend with confirms, lost without.
     pub(super) fn queue_broker_unreachable(&mut self, from: u32, msg: Message) {
-        if self.confirms {
+        if self.queue_cfg.confirms {
             let epoch = self.nodes[from as usize].epoch;
             self.resend.push(Unconfirmed { node: from, epoch, msg, in_queue: false });
         } else {

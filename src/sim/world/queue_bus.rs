@@ -20,7 +20,7 @@ impl World<'_, '_> {
         if !self.queue_reachable {
             return self.queue_broker_unreachable(from, msg);
         }
-        if self.confirms {
+        if self.queue_cfg.confirms {
             self.await_confirm(from, msg);
         }
         let bound = self.broker.publish(msg, self.now).len();
@@ -43,7 +43,7 @@ impl World<'_, '_> {
             let Some(slot) = self.broker.deliver_next(q, up, buffered) else { return };
             self.broker.sent(slot, self.now);
             let d = *self.broker.get(slot);
-            if let Some(max_len) = self.max_len
+            if let Some(max_len) = self.queue_cfg.max_len
                 && d.pending.seq.saturating_add(max_len) <= self.broker.appended[d.pending.msg.kind.0 as usize]
             {
                 // Trimmed away: XREADGROUP skips it, XAUTOCLAIM reports it deleted.
@@ -52,7 +52,7 @@ impl World<'_, '_> {
                 continue;
             }
             if d.pending.deliveries > 1 {
-                self.redelivered += 1;
+                self.counts.redelivered += 1;
                 self.series_count(|s, i| s.redelivered[i] += 1);
                 self.trace(RecordKind::Redelivered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
             }
@@ -64,7 +64,7 @@ impl World<'_, '_> {
             let at = node.queue_arrival + c.held;
             self.queue.push(at, Ev::QueueDeliver { slot, generation: d.generation });
             // A timeout past the end of the run never fires: not scheduled.
-            if let Some(timeout) = self.ack_timeout
+            if let Some(timeout) = self.queue_cfg.ack_timeout
                 && !d.auto_ack
                 && self.now + timeout <= self.end
             {
@@ -125,7 +125,7 @@ impl World<'_, '_> {
         if !self.broker.is_live(slot, generation) {
             return;
         }
-        if !self.queue_kind.closes_channel_on_timeout() {
+        if !self.queue_cfg.kind.closes_channel_on_timeout() {
             let d = self.broker.settle(slot);
             self.give_back(&d);
             self.dispatch(d.queue);
@@ -135,7 +135,7 @@ impl World<'_, '_> {
         self.drop_buffered(n);
         self.broker.detached[n as usize] = true;
         let epoch = self.nodes[n as usize].epoch;
-        self.queue.push(self.now + self.reconnect, Ev::QueueReconnect { node: n, epoch });
+        self.queue.push(self.now + self.queue_cfg.reconnect, Ev::QueueReconnect { node: n, epoch });
         let returned = self.close_channel(n);
         self.trace_node(RecordKind::ChannelClosed, n, returned);
     }
@@ -174,12 +174,12 @@ impl World<'_, '_> {
     /// up on (JetStream's `max_deliver`). Every delivery counts, however it
     /// ended, so a message that kills its consumer is parked too.
     pub(super) fn give_back(&mut self, d: &crate::bus::queue::Delivery) {
-        if self.deliveries_allowed.is_some_and(|m| d.pending.deliveries >= m) {
-            self.dead_lettered += 1;
+        if self.queue_cfg.deliveries_allowed.is_some_and(|m| d.pending.deliveries >= m) {
+            self.counts.dead_lettered += 1;
             self.checker.dead_lettered(d.pending.msg.entity);
             self.trace(RecordKind::DeadLettered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
         } else {
-            self.broker.requeue(d, self.queue_kind.requeue_at_head());
+            self.broker.requeue(d, self.queue_cfg.kind.requeue_at_head());
         }
     }
 
@@ -189,7 +189,7 @@ impl World<'_, '_> {
     /// pending messages wait (for their AckWait, a claim, or its restart).
     pub(super) fn crash_queue_consumer(&mut self, n: u32) {
         self.lose_auto_acked_on_wire(n);
-        if self.queue_kind.returns_on_crash() {
+        if self.queue_cfg.kind.returns_on_crash() {
             self.close_channel(n);
         }
         self.broker.detached[n as usize] = false;

@@ -43,7 +43,7 @@ impl World<'_, '_> {
             return;
         }
         r.stalled = true;
-        let lag = self.broker_spec.as_ref().expect("brokers configured").replica_lag;
+        let lag = self.log_cfg.brokers.as_ref().expect("brokers configured").replica_lag;
         self.queue.push(self.now + lag, Ev::IsrCheck { part: p as u32, replica: i as u32 });
     }
 
@@ -90,7 +90,7 @@ impl World<'_, '_> {
     /// after the session timeout, those back in it rejoin, and followers
     /// that can reach their leader again fetch.
     pub(super) fn brokers_reconnect(&mut self) {
-        let Some(session) = self.broker_spec.as_ref().map(|s| s.session_timeout) else { return };
+        let Some(session) = self.log_cfg.brokers.as_ref().map(|s| s.session_timeout) else { return };
         for b in 0..self.brokers.len() as u32 {
             let quorum = self.reaches_quorum(b);
             let broker = &mut self.brokers[b as usize];
