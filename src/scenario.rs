@@ -12,7 +12,8 @@ use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
 use crate::service::{
-    Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, Machine, RateLimit, Reserve, Timeout,
+    Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, Kind, Machine, RateLimit, Reserve,
+    Timeout,
 };
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
@@ -232,6 +233,61 @@ type EmitList<'a> = (&'static str, &'a Vec<String>);
 enum P {
     F(&'static str),
     I(usize),
+}
+
+/// Every kind some handler emits: the topics that exist.
+fn emitted_kinds(s: &Scenario) -> Vec<&str> {
+    s.services
+        .iter()
+        .flat_map(|sv| sv.on.iter())
+        .flat_map(|h| -> Vec<&String> {
+            match h {
+                schema::Handler::Accept { emit, call, .. } => {
+                    emit.iter().chain(call.iter().flat_map(|c| &c.on_failure)).collect()
+                }
+                schema::Handler::Handle { emit, rejected, call, decline, .. } => emit
+                    .iter()
+                    .chain(rejected)
+                    .chain(call.iter().flat_map(|c| &c.on_failure))
+                    .chain(decline.iter().flat_map(|d| &d.emit))
+                    .collect(),
+            }
+        })
+        .chain(s.services.iter().flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts)).flat_map(|t| &t.emit))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Request kinds of synchronous calls: handled, but not topics.
+fn call_requests(s: &Scenario) -> Vec<&str> {
+    s.services
+        .iter()
+        .flat_map(|sv| sv.on.iter())
+        .filter_map(|h| match h {
+            schema::Handler::Accept { call: Some(c), .. } | schema::Handler::Handle { call: Some(c), .. } => {
+                Some(c.request.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every effect a handler or a state-machine timeout names.
+fn effects_named(s: &Scenario) -> Vec<&str> {
+    s.services
+        .iter()
+        .flat_map(|sv| sv.on.iter())
+        .filter_map(|h| match h {
+            schema::Handler::Handle { effect: Some(e), .. } => Some(e.as_str()),
+            _ => None,
+        })
+        .chain(
+            s.services
+                .iter()
+                .flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts))
+                .filter_map(|t| t.effect.as_deref()),
+        )
+        .collect()
 }
 
 struct Compiler<'a> {
@@ -839,6 +895,58 @@ impl Compiler<'_> {
     }
 
     fn compile(&mut self, s: &Scenario) -> Option<System> {
+        let (duration, warmup, limits) = self.header(s)?;
+        let mut names = Names::default();
+        let emitted = emitted_kinds(s);
+        let requests = call_requests(s);
+        let bus = self.bus(s, &mut names, &emitted);
+        // Entity kind of the workload, needed to check Accept handlers.
+        let (schema::Workload::Poisson { entity: wl_entity, .. } | schema::Workload::Regular { entity: wl_entity, .. }) =
+            &s.workload;
+        let request = names.kind(&format!("{wl_entity} request"));
+        let effects = effects_named(s);
+        let (services, accepting) = self.services(s, &mut names, &emitted, &requests, request, wl_entity);
+        let workload = self.workload(s, duration, &limits, &accepting, request);
+        let faults = self.faults(s, &services, &bus, duration);
+        let invariants = self.invariants(s, &mut names, &effects, &emitted, wl_entity);
+        self.by_construction(s);
+        self.network_faults_act(s);
+
+        // The checker follows at most 16 effects per entity (a bit each).
+        let mut followed: Vec<crate::service::EffectId> =
+            invariants.iter().flat_map(InvariantSpec::followed_effects).collect();
+        followed.sort();
+        followed.dedup();
+        if followed.len() > 16 {
+            self.err(
+                &[P::F("invariants")],
+                format!("the invariants follow {} effects", followed.len()),
+                Some("at most 16 distinct effects across no-duplicate-effects and saga-atomicity".into()),
+            );
+        }
+
+        let (duration, bus, workload) = (duration?, bus?, workload?);
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(System {
+            name: s.name.clone(),
+            names,
+            bus,
+            services,
+            workload,
+            faults,
+            invariants,
+            duration,
+            warmup,
+            seed: s.seed,
+            limits,
+        })
+    }
+
+    /// The scenario's counts (refused at once when absurd), name, duration,
+    /// warm-up and limits.
+    fn header(&mut self, s: &Scenario) -> Option<(Option<SimDuration>, SimDuration, Limits)> {
         // Counts first: everything after is built from them.
         let counts = [
             ("services", s.services.len(), bounds::SERVICES_MAX),
@@ -855,7 +963,6 @@ impl Compiler<'_> {
         if too_many {
             return None;
         }
-        let mut names = Names::default();
         if s.name.trim().is_empty() {
             self.err(&[P::F("name")], "the scenario needs a name", None);
         }
@@ -890,41 +997,12 @@ impl Compiler<'_> {
                 bounds::ENTITIES_MAX,
             ),
         };
+        Some((duration, warmup, limits))
+    }
 
-        // Every kind some handler emits: the topics that exist.
-        let emitted: Vec<&str> = s
-            .services
-            .iter()
-            .flat_map(|sv| sv.on.iter())
-            .flat_map(|h| -> Vec<&String> {
-                match h {
-                    schema::Handler::Accept { emit, call, .. } => {
-                        emit.iter().chain(call.iter().flat_map(|c| &c.on_failure)).collect()
-                    }
-                    schema::Handler::Handle { emit, rejected, call, decline, .. } => emit
-                        .iter()
-                        .chain(rejected)
-                        .chain(call.iter().flat_map(|c| &c.on_failure))
-                        .chain(decline.iter().flat_map(|d| &d.emit))
-                        .collect(),
-                }
-            })
-            .chain(s.services.iter().flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts)).flat_map(|t| &t.emit))
-            .map(String::as_str)
-            .collect();
-        // Request kinds of synchronous calls: handled, but not topics.
-        let requests: Vec<&str> = s
-            .services
-            .iter()
-            .flat_map(|sv| sv.on.iter())
-            .filter_map(|h| match h {
-                schema::Handler::Accept { call: Some(c), .. } | schema::Handler::Handle { call: Some(c), .. } => {
-                    Some(c.request.as_str())
-                }
-                _ => None,
-            })
-            .collect();
-        let bus = match &s.bus {
+    /// The bus, checked against the topics that exist.
+    fn bus(&mut self, s: &Scenario, names: &mut Names, emitted: &[&str]) -> Option<BusSpec> {
+        match &s.bus {
             schema::Bus::Ephemeral { latency } => {
                 self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
             }
@@ -1131,29 +1209,20 @@ impl Compiler<'_> {
                     delivery_timeout,
                 })
             }
-        };
+        }
+    }
 
-        // Entity kind of the workload, needed to check Accept handlers.
-        let (schema::Workload::Poisson { entity: wl_entity, .. } | schema::Workload::Regular { entity: wl_entity, .. }) =
-            &s.workload;
-        let request = names.kind(&format!("{wl_entity} request"));
-
-        let effects: Vec<&str> = s
-            .services
-            .iter()
-            .flat_map(|sv| sv.on.iter())
-            .filter_map(|h| match h {
-                schema::Handler::Handle { effect: Some(e), .. } => Some(e.as_str()),
-                _ => None,
-            })
-            .chain(
-                s.services
-                    .iter()
-                    .flat_map(|sv| sv.machine.iter().flat_map(|m| &m.timeouts))
-                    .filter_map(|t| t.effect.as_deref()),
-            )
-            .collect();
-
+    /// The services, and which of them accept the workload's entity.
+    #[allow(clippy::too_many_arguments)]
+    fn services(
+        &mut self,
+        s: &Scenario,
+        names: &mut Names,
+        emitted: &[&str],
+        requests: &[&str],
+        request: Kind,
+        wl_entity: &str,
+    ) -> (Vec<ServiceSpec>, Vec<usize>) {
         if s.services.is_empty() {
             self.err(&[P::F("services")], "a scenario needs at least one service", None);
         }
@@ -1232,11 +1301,11 @@ impl Compiler<'_> {
                             write: write.as_deref().map(|t| names.table(t)),
                             reserve: None,
                             rejected: Vec::new(),
-                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, &mut names)),
+                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
                             decline: None,
                             flaky: 0.0,
                             from: Vec::new(),
-                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, &mut names)),
+                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
                         });
                     }
                     schema::Handler::Handle {
@@ -1303,7 +1372,7 @@ impl Compiler<'_> {
                                 },
                             }),
                             rejected: rejected.iter().map(|k| names.kind(k)).collect(),
-                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, &mut names)),
+                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
                             decline: decline.as_ref().map(|d| {
                                 let p = d.probability;
                                 if !(0.0..=1.0).contains(&p) {
@@ -1324,10 +1393,10 @@ impl Compiler<'_> {
                                 .enumerate()
                                 .map(|(k, st)| {
                                     let at = [&hat("from")[..], &[P::I(k)]].concat();
-                                    self.state(&at, sv, st, &mut names)
+                                    self.state(&at, sv, st, names)
                                 })
                                 .collect(),
-                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, &mut names)),
+                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
                         });
                         spec_flaky |= *flaky > 0.0;
                         reserves |= reserve.is_some();
@@ -1479,7 +1548,18 @@ impl Compiler<'_> {
                 );
             }
         }
+        (services, accepting)
+    }
 
+    /// The workload: its arrivals, keys and entry service.
+    fn workload(
+        &mut self,
+        s: &Scenario,
+        duration: Option<SimDuration>,
+        limits: &Limits,
+        accepting: &[usize],
+        request: Kind,
+    ) -> Option<WorkloadSpec> {
         // The workload.
         let (schema::Workload::Poisson { rate, entity, keys, start, stop }
         | schema::Workload::Regular { rate, entity, keys, start, stop, .. }) = &s.workload;
@@ -1512,7 +1592,7 @@ impl Compiler<'_> {
             schema::Keys::Uniform(n) => KeyDist::Uniform(*n),
             schema::Keys::Sequential => KeyDist::Sequential,
         };
-        let target = match accepting.as_slice() {
+        let target = match accepting {
             [one] => Some(*one),
             [] => {
                 self.err(
@@ -1554,7 +1634,28 @@ impl Compiler<'_> {
                 );
             }
         }
+        let (duration, gap, start, stop, target) = (duration?, gap?, start?, stop?, target?);
+        Some(WorkloadSpec {
+            entity: entity.clone(),
+            request,
+            target,
+            interarrival_mean: gap,
+            regular,
+            count,
+            keys,
+            start: SimTime::ZERO + start,
+            stop: SimTime::ZERO + stop.min(duration),
+        })
+    }
 
+    /// The fault plan, by node names.
+    fn faults(
+        &mut self,
+        s: &Scenario,
+        services: &[ServiceSpec],
+        bus: &Option<BusSpec>,
+        duration: Option<SimDuration>,
+    ) -> Vec<FaultSpec> {
         // Faults.
         let mut node_names: Vec<String> =
             services.iter().flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i))).collect();
@@ -1867,7 +1968,19 @@ impl Compiler<'_> {
                 faults.push(spec);
             }
         }
+        faults
+    }
 
+    /// The invariants, by the names they judge.
+    #[allow(clippy::too_many_arguments)]
+    fn invariants(
+        &mut self,
+        s: &Scenario,
+        names: &mut Names,
+        effects: &[&str],
+        emitted: &[&str],
+        entity: &str,
+    ) -> Vec<InvariantSpec> {
         // Invariants.
         let mut invariants = Vec::new();
         for (i, inv) in s.invariants.iter().enumerate() {
@@ -1896,13 +2009,13 @@ impl Compiler<'_> {
                     }
                 }
                 schema::Invariant::LeadsTo { from, to, within } => {
-                    let from = self.event(&iat("from"), from, s, &emitted, &effects, &mut names);
+                    let from = self.event(&iat("from"), from, s, emitted, effects, names);
                     let to: Vec<Option<Event>> = to
                         .iter()
                         .enumerate()
                         .map(|(k, e)| {
                             let at = [P::F("invariants"), P::I(i), P::F("to"), P::I(k)];
-                            self.event(&at, e, s, &emitted, &effects, &mut names)
+                            self.event(&at, e, s, emitted, effects, names)
                         })
                         .collect();
                     let within = self.duration(&iat("within"), within);
@@ -1911,8 +2024,8 @@ impl Compiler<'_> {
                     }
                 }
                 schema::Invariant::NeverWithout { event, prior } => {
-                    let event = self.event(&iat("event"), event, s, &emitted, &effects, &mut names);
-                    let prior = self.event(&iat("prior"), prior, s, &emitted, &effects, &mut names);
+                    let event = self.event(&iat("event"), event, s, emitted, effects, names);
+                    let prior = self.event(&iat("prior"), prior, s, emitted, effects, names);
                     if let (Some(event), Some(prior)) = (event, prior) {
                         invariants.push(InvariantSpec::NeverWithout { event, prior });
                     }
@@ -2013,49 +2126,6 @@ impl Compiler<'_> {
                 }
             }
         }
-
-        self.by_construction(s);
-        self.network_faults_act(s);
-
-        // The checker follows at most 16 effects per entity (a bit each).
-        let mut followed: Vec<crate::service::EffectId> =
-            invariants.iter().flat_map(InvariantSpec::followed_effects).collect();
-        followed.sort();
-        followed.dedup();
-        if followed.len() > 16 {
-            self.err(
-                &[P::F("invariants")],
-                format!("the invariants follow {} effects", followed.len()),
-                Some("at most 16 distinct effects across no-duplicate-effects and saga-atomicity".into()),
-            );
-        }
-
-        let (duration, bus, gap, start, stop, target) = (duration?, bus?, gap?, start?, stop?, target?);
-        if !self.problems.is_empty() {
-            return None;
-        }
-        Some(System {
-            name: s.name.clone(),
-            names,
-            bus,
-            services,
-            workload: WorkloadSpec {
-                entity: entity.clone(),
-                request,
-                target,
-                interarrival_mean: gap,
-                regular,
-                count,
-                keys,
-                start: SimTime::ZERO + start,
-                stop: SimTime::ZERO + stop.min(duration),
-            },
-            faults,
-            invariants,
-            duration,
-            warmup,
-            seed: s.seed,
-            limits,
-        })
+        invariants
     }
 }

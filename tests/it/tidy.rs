@@ -13,7 +13,11 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario.rs", "compile", 1220),
+    ("src/scenario.rs", "services", 336),
+    ("src/scenario.rs", "faults", 321),
+    ("src/scenario.rs", "bus", 210),
+    ("src/scenario.rs", "invariants", 155),
+    ("src/scenario.rs", "workload", 95),
     ("src/sim/world.rs", "new", 87),
     ("src/story.rs", "tell", 287),
     ("src/report.rs", "timeline_svg", 198),
