@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::service::{Declarative, Handler};
 use crate::sim::{self, Dist, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{BusSpec, KeyDist, Limits, Names, ServiceSpec, System, WorkloadSpec};
+use crate::system::{Bus, BusSpec, KeyDist, Limits, Names, ServiceSpec, System, WorkloadSpec};
 
 /// Arrival rate of the benchmark pipeline, per second.
 const RATE_PER_S: u64 = 50_000;
@@ -57,7 +57,7 @@ pub fn pipeline(duration: SimDuration) -> System {
     System {
         name: "bench-pipeline".into(),
         names,
-        bus: BusSpec::Log {
+        buses: Bus::only(BusSpec::Log {
             partitions: 4,
             latency: Dist::Exp { mean: SimDuration(5_000) },
             fetch_max: 500,
@@ -67,7 +67,8 @@ pub fn pipeline(duration: SimDuration) -> System {
             session_timeout: SimDuration::from_secs(10),
             brokers: None,
             delivery_timeout: SimDuration::from_secs(120),
-        },
+        }),
+        topic_bus: Vec::new(),
         services,
         workload: WorkloadSpec {
             entity: "order".into(),

@@ -7,7 +7,15 @@
 pub(crate) mod log;
 pub(crate) mod queue;
 
-use crate::system::BusSpec;
+use crate::service::Kind;
+use crate::system::{BusSpec, System};
+
+impl System {
+    /// The kind of bus topic `kind` travels on.
+    pub(crate) fn bus_kind_of(&self, kind: u32) -> BusKind {
+        BusKind::of(self.bus_of(Kind(kind)))
+    }
+}
 
 /// The bus a system's messages travel on: a closed set. Each verb of the
 /// event loop (publish, ack, nack, what a crash or a restart means, what is

@@ -18,8 +18,8 @@ use crate::service::{
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names, QueueKind,
-    RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
+    Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
+    QueueKind, RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
 };
 
 /// The queue kind a scenario names.
@@ -233,6 +233,49 @@ type EmitList<'a> = (&'static str, &'a Vec<String>);
 enum P {
     F(&'static str),
     I(usize),
+}
+
+/// A scenario's buses with where each is written: `bus` alone, or each of
+/// `buses`.
+fn all_buses(s: &Scenario) -> Vec<(Vec<P>, &schema::Bus)> {
+    match &s.bus {
+        Some(b) => vec![(vec![P::F("bus")], b)],
+        None => s.buses.iter().enumerate().map(|(i, b)| (vec![P::F("buses"), P::I(i)], b)).collect(),
+    }
+}
+
+/// Whether service `sv` reads from the Log bus (`log`) or the Queue bus:
+/// with several buses, whether some topic it consumes travels on it.
+fn reads_from(s: &Scenario, sv: &schema::Service, log: bool) -> bool {
+    let on = |b: Option<&schema::Bus>| {
+        matches!((b, log), (Some(schema::Bus::Log { .. }), true) | (Some(schema::Bus::Queue { .. }), false))
+    };
+    if sv.consume.topics.is_empty() {
+        on(s.log_bus().filter(|_| log).or(s.queue_bus().filter(|_| !log)))
+    } else {
+        sv.consume.topics.iter().any(|t| on(s.bus_of(t)))
+    }
+}
+
+/// What crosses a link between `from_bus` and `to_bus` endpoints (a
+/// broker, or the bus) on every bus of `s`: whether it is a reliable
+/// connection on all of them (it never duplicates), and whether it is log
+/// records in offset order on all of them (it never reorders).
+fn link_semantics(s: &Scenario, from_bus: bool, to_bus: bool) -> (bool, bool) {
+    let semantics = all_buses(s).into_iter().map(|(_, b)| match b {
+        schema::Bus::Ephemeral { .. } => (false, false),
+        schema::Bus::Queue { .. } => (to_bus || from_bus, false),
+        schema::Bus::Log { brokers, .. } => {
+            let between_brokers = to_bus && from_bus;
+            (from_bus || (to_bus && brokers.is_none()), from_bus && !between_brokers)
+        }
+    });
+    semantics.fold((true, true), |(r, f), (r2, f2)| (r && r2, f && f2))
+}
+
+/// A usable service or bus name: it makes node names (`name-1`).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !name.ends_with('-')
 }
 
 /// Every kind some handler emits: the topics that exist.
@@ -469,7 +512,8 @@ impl Compiler<'_> {
                     .is_some_and(|i| i.parse::<u32>().is_ok_and(|i| i >= 1 && i <= sv.instances))
             })
         };
-        let is_broker = |node: &str| node.starts_with("broker-") && service_of(node).is_none();
+        let broker_names = s.broker_names();
+        let is_broker = |node: &str| broker_names.iter().any(|b| b == node) && service_of(node).is_none();
         let talks_to_bus = |sv: &schema::Service| {
             !sv.consume.topics.is_empty()
                 || sv.on.iter().any(|h| match h {
@@ -492,7 +536,7 @@ impl Compiler<'_> {
                 }
             })
         };
-        let brokers = matches!(&s.bus, schema::Bus::Log { brokers: Some(b), .. } if b.count >= 2);
+        let brokers = matches!(s.log_bus(), Some(schema::Bus::Log { brokers: Some(b), .. }) if b.count >= 2);
         // Does anything travel between `a` and `b`, one way or the other?
         let carries = |a: &str, b: &str| -> bool {
             match (a == "bus" || is_broker(a), b == "bus" || is_broker(b)) {
@@ -559,14 +603,8 @@ impl Compiler<'_> {
                     // duplicates, and log records arrive in offset order.
                     let to_bus = to == "bus" || is_broker(to);
                     let from_bus = from == "bus" || is_broker(from);
-                    let (reliable, fetches) = match &s.bus {
-                        schema::Bus::Ephemeral { .. } => (false, false),
-                        schema::Bus::Queue { .. } => (to_bus || from_bus, false),
-                        schema::Bus::Log { brokers, .. } => {
-                            let between_brokers = to_bus && from_bus;
-                            (from_bus || (to_bus && brokers.is_none()), from_bus && !between_brokers)
-                        }
-                    };
+                    // With several buses, the link carries what each sends.
+                    let (reliable, fetches) = link_semantics(s, from_bus, to_bus);
                     if *duplicate > 0.0 && reliable {
                         self.err(
                             &fat("duplicate"),
@@ -595,8 +633,8 @@ impl Compiler<'_> {
             s.services.iter().flat_map(|sv| sv.consume.topics.iter()).map(String::as_str).collect();
         // A kind a compacted topic keeps or a business rule watches is used
         // even when no service consumes it.
-        let mut used: Vec<&str> = match &s.bus {
-            schema::Bus::Log { compacted, .. } => compacted.iter().map(String::as_str).collect(),
+        let mut used: Vec<&str> = match s.log_bus() {
+            Some(schema::Bus::Log { compacted, .. }) => compacted.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         };
         for inv in &s.invariants {
@@ -899,7 +937,7 @@ impl Compiler<'_> {
         let mut names = Names::default();
         let emitted = emitted_kinds(s);
         let requests = call_requests(s);
-        let bus = self.bus(s, &mut names, &emitted);
+        let buses = self.buses(s, &mut names, &emitted);
         // Entity kind of the workload, needed to check Accept handlers.
         let (schema::Workload::Poisson { entity: wl_entity, .. } | schema::Workload::Regular { entity: wl_entity, .. }) =
             &s.workload;
@@ -907,7 +945,7 @@ impl Compiler<'_> {
         let effects = effects_named(s);
         let (services, accepting) = self.services(s, &mut names, &emitted, &requests, request, wl_entity);
         let workload = self.workload(s, duration, &limits, &accepting, request);
-        let faults = self.faults(s, &services, &bus, duration);
+        let faults = self.faults(s, &services, duration);
         let invariants = self.invariants(s, &mut names, &effects, &emitted, wl_entity);
         self.by_construction(s);
         self.network_faults_act(s);
@@ -925,14 +963,15 @@ impl Compiler<'_> {
             );
         }
 
-        let (duration, bus, workload) = (duration?, bus?, workload?);
+        let (duration, (buses, topic_bus), workload) = (duration?, buses?, workload?);
         if !self.problems.is_empty() {
             return None;
         }
         Some(System {
             name: s.name.clone(),
             names,
-            bus,
+            buses,
+            topic_bus,
             services,
             workload,
             faults,
@@ -1000,216 +1039,320 @@ impl Compiler<'_> {
         Some((duration, warmup, limits))
     }
 
-    /// The bus, checked against the topics that exist.
-    fn bus(&mut self, s: &Scenario, names: &mut Names, emitted: &[&str]) -> Option<BusSpec> {
-        match &s.bus {
-            schema::Bus::Ephemeral { latency } => {
-                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Ephemeral { latency })
+    /// The buses and the bus of each topic (by kind): `bus` alone carries
+    /// every topic; under `buses` (at most one of each kind, each named),
+    /// each carries the topics it lists and the first one every topic that
+    /// none lists.
+    fn buses(&mut self, s: &Scenario, names: &mut Names, emitted: &[&str]) -> Option<(Vec<Bus>, Vec<u32>)> {
+        match (&s.bus, s.buses.is_empty()) {
+            (None, true) => {
+                let help = "add `bus: Log(...)`, `Queue(...)` or `Ephemeral(...)`, or `buses: [...]` for several";
+                self.err(&[], "the scenario has no bus", Some(help.into()));
+                return None;
             }
-            schema::Bus::Queue {
-                latency,
-                kind,
-                ack_timeout,
-                delivery_limit,
-                heartbeat,
-                window,
-                message_size,
-                reconnect,
-                durable,
-                persistent,
-                confirms,
-                max_len,
-            } => {
-                let heartbeat = self.positive(&[P::F("bus"), P::F("heartbeat")], heartbeat, 60);
-                let reconnect = self.positive(&[P::F("bus"), P::F("reconnect")], reconnect, 5);
-                let ack_timeout = match ack_timeout {
-                    Some(t) => {
-                        let at = [P::F("bus"), P::F("ack_timeout")];
-                        let d = self.duration(&at, t);
-                        if d == Some(SimDuration::ZERO) {
-                            self.err(&at, "the ack timeout must be above zero", None);
-                        }
-                        d
-                    }
-                    None => None,
-                };
-                let kind = queue_kind(*kind);
-                if kind == QueueKind::RedisStream && ack_timeout.is_none() {
-                    self.warn(
-                        &[P::F("bus"), P::F("kind")],
-                        "no `ack_timeout` on a Redis stream: nothing claims a dead consumer's pending entries \
-                         (no XAUTOCLAIM); they wait for that consumer's restart",
-                        Some("set `ack_timeout` to the idle time of your consumers' XAUTOCLAIM loop".into()),
-                    );
-                }
-                let ack_timeout = ack_timeout.or(kind.default_ack_timeout());
-                if let Some(n) = max_len {
-                    let at = [P::F("bus"), P::F("max_len")];
-                    if kind != QueueKind::RedisStream {
-                        self.err(&at, "`max_len` trims a Redis stream", Some("use kind: RedisStream".into()));
-                    }
-                    self.bounded(&at, "max_len", *n, 1, u64::MAX);
-                }
-                if let Some(m) = delivery_limit {
-                    let at = [P::F("bus"), P::F("delivery_limit")];
-                    if kind == QueueKind::Classic {
-                        self.err(
-                            &at,
-                            "classic queues have no delivery limit: RabbitMQ ignores `x-delivery-limit` on them, \
-                             and a nacked message is delivered again for ever",
-                            Some("use kind: Quorum (x-delivery-limit) or kind: JetStream (max_deliver)".into()),
-                        );
-                    }
-                    let low = if kind == QueueKind::Quorum { 0 } else { 1 };
-                    self.bounded(&at, "delivery_limit", *m, low, 1_000_000);
-                }
-                // The window in messages: its bytes over a message's, at least one.
-                let window_bytes = match window {
-                    Some(w) => self.bytes(&[P::F("bus"), P::F("window")], w),
-                    None => Some(4_400_000),
-                };
-                let size = match message_size {
-                    Some(s) => self.bytes(&[P::F("bus"), P::F("message_size")], s),
-                    None => Some(1000),
-                };
-                let window = match (window_bytes, size) {
-                    (Some(w), Some(s)) if s > 0 => (w / s).clamp(1, u64::from(u32::MAX)) as u32,
-                    (_, Some(0)) => {
-                        self.err(&[P::F("bus"), P::F("message_size")], "a message of no bytes", None);
-                        1
-                    }
-                    _ => 1,
-                };
-                if kind == QueueKind::Quorum {
-                    for (field, v) in [("durable", durable), ("persistent", persistent)] {
-                        if *v == Some(false) {
-                            self.err(
-                                &[P::F("bus"), P::F(field)],
-                                "quorum queues are always durable and keep every message on disk",
-                                Some(format!("remove `{field}`, or use kind: Classic")),
-                            );
-                        }
-                    }
-                }
-                if kind == QueueKind::JetStream && *durable == Some(false) {
-                    self.err(
-                        &[P::F("bus"), P::F("durable")],
-                        "a JetStream stream survives a server restart; its storage decides what its messages do",
-                        Some("use `persistent: false` for memory storage".into()),
-                    );
-                }
-                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Queue {
-                    latency,
-                    kind,
-                    ack_timeout,
-                    delivery_limit: *delivery_limit,
-                    heartbeat,
-                    window,
-                    reconnect,
-                    durable: durable.unwrap_or(true),
-                    persistent: persistent.unwrap_or(true),
-                    confirms: *confirms,
-                    max_len: *max_len,
-                })
+            (Some(_), false) => {
+                let help = "one bus: `bus: ...`; several: `buses: [...]` alone";
+                self.err(&[P::F("buses")], "both `bus` and `buses` are given", Some(help.into()));
+                return None;
             }
-            schema::Bus::Log {
-                partitions,
-                latency,
-                fetch_max,
-                retention,
-                retention_records,
-                compacted,
-                session_timeout,
-                brokers,
-                delivery_timeout,
-            } => {
-                let delivery_timeout = self.positive(&[P::F("bus"), P::F("delivery_timeout")], delivery_timeout, 120);
-                let session_timeout = match session_timeout {
-                    Some(t) => self.duration(&[P::F("bus"), P::F("session_timeout")], t).unwrap_or(SimDuration::ZERO),
-                    None => SimDuration::from_secs(10),
-                };
-                let retention = retention.as_deref().and_then(|r| self.duration(&[P::F("bus"), P::F("retention")], r));
-                if let Some(n) = retention_records {
-                    self.bounded(&[P::F("bus"), P::F("retention_records")], "retention_records", *n, 1, u64::MAX);
+            _ => {}
+        }
+        let single = s.bus.is_some();
+        let mut buses = Vec::new();
+        let mut topic_bus: Vec<u32> = Vec::new();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (i, (here, b)) in all_buses(s).into_iter().enumerate() {
+            let at = |f: &'static str| [here.as_slice(), &[P::F(f)]].concat();
+            let (name, topics) = b.binding();
+            if single && !topics.is_empty() {
+                let help = Some("list topics only under `buses: [...]`, where there are several".into());
+                self.err(&at("topics"), "the only bus carries every topic", help);
+            }
+            let name = match name {
+                Some(n) => n,
+                None if single => "broker",
+                None => {
+                    let help = Some(format!("give it a name: {}(name: \"...\", ...)", b.kind_name()));
+                    self.err(&here, "each of several buses needs a name", help);
+                    "broker"
                 }
-                let mut compacted_kinds = Vec::new();
-                for (t, topic) in compacted.iter().enumerate() {
-                    if !emitted.contains(&topic.as_str()) {
-                        let help = suggest(topic, emitted.iter().copied()).map(|x| format!("did you mean `{x}`?"));
-                        self.err(
-                            &[P::F("bus"), P::F("compacted"), P::I(t)],
-                            format!("topic `{topic}` is never emitted by any service"),
-                            help,
-                        );
-                    }
-                    compacted_kinds.push(names.kind(topic));
-                }
-                let retention_records = *retention_records;
-                let brokers = brokers.as_ref().map(|b| {
-                    let at = |f: &'static str| [P::F("bus"), P::F("brokers"), P::F(f)];
-                    let count = self.bounded(&at("count"), "count", b.count, 1, 100);
-                    let replication = self.bounded(&at("replication"), "replication", b.replication, 1, count.max(1));
-                    let min_insync = self.bounded(&at("min_insync"), "min_insync", b.min_insync, 1, replication.max(1));
-                    let flush_every = b.flush.as_deref().and_then(|f| self.duration(&at("flush"), f));
-                    if flush_every == Some(SimDuration::ZERO) {
-                        self.err(&at("flush"), "the flush interval must be above zero", None);
-                    }
-                    let replica_latency = match &b.replica_latency {
-                        Some(d) => self.dist(&at("replica_latency"), d),
-                        None => self.dist(&[P::F("bus"), P::F("latency")], latency),
-                    }
-                    .unwrap_or(Dist::Const(SimDuration::ZERO));
-                    let retry_after = match &b.retry_after {
-                        Some(t) => self.duration(&at("retry_after"), t).unwrap_or(SimDuration::SECOND),
-                        None => SimDuration::from_secs(5),
-                    };
-                    if retry_after == SimDuration::ZERO {
-                        self.err(&at("retry_after"), "retry_after must be above zero", None);
-                    }
-                    let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
-                    let broker_session = self.positive(&at("session_timeout"), &b.session_timeout, 9);
-                    let replica_lag = self.positive(&at("replica_lag"), &b.replica_lag, 30);
-                    BrokerSpec {
-                        count,
-                        replication,
-                        min_insync,
-                        acks: match b.acks {
-                            schema::AcksSchema::None => Acks::None,
-                            schema::AcksSchema::Leader => Acks::Leader,
-                            schema::AcksSchema::All => Acks::All,
-                        },
-                        unclean_election: b.unclean_election,
-                        flush_every,
-                        replica_latency,
-                        retries,
-                        retry_after,
-                        idempotent: b.idempotent,
-                        session_timeout: broker_session,
-                        replica_lag,
-                    }
-                });
-                let partitions = self.bounded(
-                    &[P::F("bus"), P::F("partitions")],
-                    "partitions",
-                    *partitions,
-                    1,
-                    bounds::PARTITIONS_MAX,
-                );
-                let fetch_max =
-                    self.bounded(&[P::F("bus"), P::F("fetch_max")], "fetch_max", *fetch_max, 1, bounds::FETCH_MAX);
-                self.dist(&[P::F("bus"), P::F("latency")], latency).map(|latency| BusSpec::Log {
-                    partitions,
-                    latency,
-                    fetch_max,
-                    retention,
-                    retention_records,
-                    compacted: compacted_kinds,
-                    session_timeout,
-                    brokers,
-                    delivery_timeout,
-                })
+            };
+            if !valid_name(name) {
+                let help = Some("use letters, digits, '_' and '-'".into());
+                self.err(&at("name"), format!("bus name {name:?} is not usable"), help);
+            }
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+                self.err(&at("name"), format!("two buses are called `{name}` (the other is a {other})"), None);
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, k)| *k == b.kind_name()) {
+                let help = Some("one bus of each kind: Log, Queue, Ephemeral".into());
+                self.err(&here, format!("a second {} bus (`{other}` is one)", b.kind_name()), help);
+            }
+            seen.push((name, b.kind_name()));
+            self.bind_topics(&here, topics, i as u32, emitted, names, &mut topic_bus);
+            let spec = self.bus(&here, b, names, emitted);
+            buses.push(spec.map(|spec| Bus { name: name.to_string(), spec }));
+        }
+        // Every topic no bus lists travels on the first.
+        for b in &mut topic_bus {
+            if *b == u32::MAX {
+                *b = 0;
             }
         }
+        Some((buses.into_iter().collect::<Option<Vec<_>>>()?, topic_bus))
+    }
+
+    /// Bus `bus` (written at `here`) carries `topics`: each must be emitted
+    /// by some handler and listed by no other bus.
+    fn bind_topics(
+        &mut self,
+        here: &[P],
+        topics: &[String],
+        bus: u32,
+        emitted: &[&str],
+        names: &mut Names,
+        topic_bus: &mut Vec<u32>,
+    ) {
+        for (t, topic) in topics.iter().enumerate() {
+            let tat = [here, &[P::F("topics"), P::I(t)]].concat();
+            if !emitted.contains(&topic.as_str()) {
+                let help = suggest(topic, emitted.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                self.err(&tat, format!("no handler emits `{topic}`"), help);
+                continue;
+            }
+            let k = names.kind(topic).0 as usize;
+            if topic_bus.len() <= k {
+                topic_bus.resize(k + 1, u32::MAX);
+            }
+            if topic_bus[k] != u32::MAX {
+                self.err(&tat, format!("topic `{topic}` is listed by two buses"), None);
+            }
+            topic_bus[k] = bus;
+        }
+    }
+
+    /// One bus, checked against the topics that exist; `here` is where it
+    /// is written.
+    fn bus(&mut self, here: &[P], b: &schema::Bus, names: &mut Names, emitted: &[&str]) -> Option<BusSpec> {
+        match b {
+            schema::Bus::Ephemeral { latency, .. } => {
+                self.dist(&[here, &[P::F("latency")]].concat(), latency).map(|latency| BusSpec::Ephemeral { latency })
+            }
+            schema::Bus::Queue { .. } => self.queue_bus_spec(here, b),
+            schema::Bus::Log { .. } => self.log_bus_spec(here, b, names, emitted),
+        }
+    }
+
+    /// A Queue bus (at `here`).
+    fn queue_bus_spec(&mut self, here: &[P], b: &schema::Bus) -> Option<BusSpec> {
+        let schema::Bus::Queue {
+            latency,
+            kind,
+            ack_timeout,
+            delivery_limit,
+            heartbeat,
+            window,
+            message_size,
+            reconnect,
+            durable,
+            persistent,
+            confirms,
+            max_len,
+            ..
+        } = b
+        else {
+            return None;
+        };
+        let heartbeat = self.positive(&[here, &[P::F("heartbeat")]].concat(), heartbeat, 60);
+        let reconnect = self.positive(&[here, &[P::F("reconnect")]].concat(), reconnect, 5);
+        let ack_timeout = match ack_timeout {
+            Some(t) => {
+                let at = [here, &[P::F("ack_timeout")]].concat();
+                let d = self.duration(&at, t);
+                if d == Some(SimDuration::ZERO) {
+                    self.err(&at, "the ack timeout must be above zero", None);
+                }
+                d
+            }
+            None => None,
+        };
+        let kind = queue_kind(*kind);
+        if kind == QueueKind::RedisStream && ack_timeout.is_none() {
+            self.warn(
+                &[here, &[P::F("kind")]].concat(),
+                "no `ack_timeout` on a Redis stream: nothing claims a dead consumer's pending entries \
+                 (no XAUTOCLAIM); they wait for that consumer's restart",
+                Some("set `ack_timeout` to the idle time of your consumers' XAUTOCLAIM loop".into()),
+            );
+        }
+        let ack_timeout = ack_timeout.or(kind.default_ack_timeout());
+        if let Some(n) = max_len {
+            let at = [here, &[P::F("max_len")]].concat();
+            if kind != QueueKind::RedisStream {
+                self.err(&at, "`max_len` trims a Redis stream", Some("use kind: RedisStream".into()));
+            }
+            self.bounded(&at, "max_len", *n, 1, u64::MAX);
+        }
+        if let Some(m) = delivery_limit {
+            let at = [here, &[P::F("delivery_limit")]].concat();
+            if kind == QueueKind::Classic {
+                self.err(
+                    &at,
+                    "classic queues have no delivery limit: RabbitMQ ignores `x-delivery-limit` on them, \
+                     and a nacked message is delivered again for ever",
+                    Some("use kind: Quorum (x-delivery-limit) or kind: JetStream (max_deliver)".into()),
+                );
+            }
+            let low = if kind == QueueKind::Quorum { 0 } else { 1 };
+            self.bounded(&at, "delivery_limit", *m, low, 1_000_000);
+        }
+        // The window in messages: its bytes over a message's, at least one.
+        let window_bytes = match window {
+            Some(w) => self.bytes(&[here, &[P::F("window")]].concat(), w),
+            None => Some(4_400_000),
+        };
+        let size = match message_size {
+            Some(s) => self.bytes(&[here, &[P::F("message_size")]].concat(), s),
+            None => Some(1000),
+        };
+        let window = match (window_bytes, size) {
+            (Some(w), Some(s)) if s > 0 => (w / s).clamp(1, u64::from(u32::MAX)) as u32,
+            (_, Some(0)) => {
+                self.err(&[here, &[P::F("message_size")]].concat(), "a message of no bytes", None);
+                1
+            }
+            _ => 1,
+        };
+        if kind == QueueKind::Quorum {
+            for (field, v) in [("durable", durable), ("persistent", persistent)] {
+                if *v == Some(false) {
+                    self.err(
+                        &[here, &[P::F(field)]].concat(),
+                        "quorum queues are always durable and keep every message on disk",
+                        Some(format!("remove `{field}`, or use kind: Classic")),
+                    );
+                }
+            }
+        }
+        if kind == QueueKind::JetStream && *durable == Some(false) {
+            self.err(
+                &[here, &[P::F("durable")]].concat(),
+                "a JetStream stream survives a server restart; its storage decides what its messages do",
+                Some("use `persistent: false` for memory storage".into()),
+            );
+        }
+        self.dist(&[here, &[P::F("latency")]].concat(), latency).map(|latency| BusSpec::Queue {
+            latency,
+            kind,
+            ack_timeout,
+            delivery_limit: *delivery_limit,
+            heartbeat,
+            window,
+            reconnect,
+            durable: durable.unwrap_or(true),
+            persistent: persistent.unwrap_or(true),
+            confirms: *confirms,
+            max_len: *max_len,
+        })
+    }
+
+    /// A Log bus (at `here`), its compacted topics among those emitted.
+    fn log_bus_spec(&mut self, here: &[P], b: &schema::Bus, names: &mut Names, emitted: &[&str]) -> Option<BusSpec> {
+        let schema::Bus::Log {
+            partitions,
+            latency,
+            fetch_max,
+            retention,
+            retention_records,
+            compacted,
+            session_timeout,
+            brokers,
+            delivery_timeout,
+            ..
+        } = b
+        else {
+            return None;
+        };
+        let delivery_timeout = self.positive(&[here, &[P::F("delivery_timeout")]].concat(), delivery_timeout, 120);
+        let session_timeout = match session_timeout {
+            Some(t) => self.duration(&[here, &[P::F("session_timeout")]].concat(), t).unwrap_or(SimDuration::ZERO),
+            None => SimDuration::from_secs(10),
+        };
+        let retention = retention.as_deref().and_then(|r| self.duration(&[here, &[P::F("retention")]].concat(), r));
+        if let Some(n) = retention_records {
+            self.bounded(&[here, &[P::F("retention_records")]].concat(), "retention_records", *n, 1, u64::MAX);
+        }
+        let mut compacted_kinds = Vec::new();
+        for (t, topic) in compacted.iter().enumerate() {
+            if !emitted.contains(&topic.as_str()) {
+                let help = suggest(topic, emitted.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                self.err(
+                    &[here, &[P::F("compacted"), P::I(t)]].concat(),
+                    format!("topic `{topic}` is never emitted by any service"),
+                    help,
+                );
+            }
+            compacted_kinds.push(names.kind(topic));
+        }
+        let retention_records = *retention_records;
+        let brokers = brokers.as_ref().map(|b| {
+            let at = |f: &'static str| [here, &[P::F("brokers"), P::F(f)]].concat();
+            let count = self.bounded(&at("count"), "count", b.count, 1, 100);
+            let replication = self.bounded(&at("replication"), "replication", b.replication, 1, count.max(1));
+            let min_insync = self.bounded(&at("min_insync"), "min_insync", b.min_insync, 1, replication.max(1));
+            let flush_every = b.flush.as_deref().and_then(|f| self.duration(&at("flush"), f));
+            if flush_every == Some(SimDuration::ZERO) {
+                self.err(&at("flush"), "the flush interval must be above zero", None);
+            }
+            let replica_latency = match &b.replica_latency {
+                Some(d) => self.dist(&at("replica_latency"), d),
+                None => self.dist(&[here, &[P::F("latency")]].concat(), latency),
+            }
+            .unwrap_or(Dist::Const(SimDuration::ZERO));
+            let retry_after = match &b.retry_after {
+                Some(t) => self.duration(&at("retry_after"), t).unwrap_or(SimDuration::SECOND),
+                None => SimDuration::from_secs(5),
+            };
+            if retry_after == SimDuration::ZERO {
+                self.err(&at("retry_after"), "retry_after must be above zero", None);
+            }
+            let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
+            let broker_session = self.positive(&at("session_timeout"), &b.session_timeout, 9);
+            let replica_lag = self.positive(&at("replica_lag"), &b.replica_lag, 30);
+            BrokerSpec {
+                count,
+                replication,
+                min_insync,
+                acks: match b.acks {
+                    schema::AcksSchema::None => Acks::None,
+                    schema::AcksSchema::Leader => Acks::Leader,
+                    schema::AcksSchema::All => Acks::All,
+                },
+                unclean_election: b.unclean_election,
+                flush_every,
+                replica_latency,
+                retries,
+                retry_after,
+                idempotent: b.idempotent,
+                session_timeout: broker_session,
+                replica_lag,
+            }
+        });
+        let partitions =
+            self.bounded(&[here, &[P::F("partitions")]].concat(), "partitions", *partitions, 1, bounds::PARTITIONS_MAX);
+        let fetch_max =
+            self.bounded(&[here, &[P::F("fetch_max")]].concat(), "fetch_max", *fetch_max, 1, bounds::FETCH_MAX);
+        self.dist(&[here, &[P::F("latency")]].concat(), latency).map(|latency| BusSpec::Log {
+            partitions,
+            latency,
+            fetch_max,
+            retention,
+            retention_records,
+            compacted: compacted_kinds,
+            session_timeout,
+            brokers,
+            delivery_timeout,
+        })
     }
 
     /// The services, and which of them accept the workload's entity.
@@ -1231,10 +1374,7 @@ impl Compiler<'_> {
         let (mut node_count, mut worker_count, mut consumed_topics) = (0u64, 0u64, 0u64);
         for (i, sv) in s.services.iter().enumerate() {
             let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
-            let valid_name = !sv.name.is_empty()
-                && sv.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                && !sv.name.ends_with('-');
-            if !valid_name {
+            if !valid_name(&sv.name) {
                 self.err(
                     &at("name"),
                     format!("service name {:?} is not usable", sv.name),
@@ -1425,7 +1565,7 @@ impl Compiler<'_> {
                     CommitPolicy::Auto { every }
                 }
             };
-            let is_log = matches!(s.bus, schema::Bus::Log { .. });
+            let is_log = reads_from(s, sv, true);
             if spec.commit != CommitPolicy::AfterProcess && !is_log {
                 self.err(
                     &[P::F("services"), P::I(i), P::F("consume"), P::F("commit")],
@@ -1433,7 +1573,7 @@ impl Compiler<'_> {
                     Some("remove `commit`, or use bus: Log(...)".into()),
                 );
             }
-            let is_queue = matches!(s.bus, schema::Bus::Queue { .. });
+            let is_queue = reads_from(s, sv, false);
             let cat = |f: &'static str| [P::F("services"), P::I(i), P::F("consume"), P::F(f)];
             if !is_queue {
                 for (field, set) in [
@@ -1470,8 +1610,8 @@ impl Compiler<'_> {
             spec.prefetch = match sv.consume.prefetch {
                 Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),
                 // Only a Queue bus reads it.
-                None => match &s.bus {
-                    schema::Bus::Queue { kind, .. } => queue_kind(*kind).default_prefetch(),
+                None => match s.queue_bus() {
+                    Some(schema::Bus::Queue { kind, .. }) => queue_kind(*kind).default_prefetch(),
                     _ => u32::MAX,
                 },
             };
@@ -1532,7 +1672,7 @@ impl Compiler<'_> {
         // The log keeps every partition of every topic, each with its
         // replicas, and each consuming service (a group) its progress in
         // every partition it reads.
-        if let schema::Bus::Log { partitions, brokers, .. } = &s.bus {
+        if let Some(schema::Bus::Log { partitions, brokers, .. }) = s.log_bus() {
             let partitions = u64::from((*partitions).min(bounds::PARTITIONS_MAX));
             let replication = brokers.as_ref().map_or(1, |b| u64::from(b.replication.clamp(1, 100)));
             let (topics, groups) = (names.kind_count() as u64, consumed_topics * partitions);
@@ -1649,24 +1789,16 @@ impl Compiler<'_> {
     }
 
     /// The fault plan, by node names.
-    fn faults(
-        &mut self,
-        s: &Scenario,
-        services: &[ServiceSpec],
-        bus: &Option<BusSpec>,
-        duration: Option<SimDuration>,
-    ) -> Vec<FaultSpec> {
-        // Faults.
-        let mut node_names: Vec<String> =
-            services.iter().flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i))).collect();
-        if let Some(BusSpec::Log { brokers: Some(b), .. }) = &bus {
-            node_names.extend((1..=b.count).map(|i| format!("broker-{i}")));
-        }
+    fn faults(&mut self, s: &Scenario, services: &[ServiceSpec], duration: Option<SimDuration>) -> Vec<FaultSpec> {
         // A Queue bus's broker can crash; partitions and links call it "bus".
-        let queue_broker = matches!(bus, Some(BusSpec::Queue { .. }));
-        if queue_broker {
-            node_names.push("broker-1".to_string());
-        }
+        let brokers = s.broker_names();
+        let queue_broker = s.queue_broker_name();
+        let is_queue_broker = |node: &str| queue_broker.as_deref() == Some(node);
+        let node_names: Vec<String> = services
+            .iter()
+            .flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i)))
+            .chain(brokers.iter().cloned())
+            .collect();
         let mut faults = Vec::new();
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
@@ -1677,7 +1809,7 @@ impl Compiler<'_> {
                 schema::Fault::Slow { node, at, lasting, .. }
                 | schema::Fault::Pause { node, at, lasting }
                 | schema::Fault::ClockSkew { node, at, lasting, .. } => {
-                    if !node_names.contains(node) || node.starts_with("broker-") {
+                    if !node_names.contains(node) || brokers.contains(node) {
                         let help = suggest(node, node_names.iter().map(String::as_str))
                             .map(|s| format!("did you mean `{s}`?"));
                         self.err(&fat("node"), format!("no service instance is called `{node}`"), help);
@@ -1727,7 +1859,7 @@ impl Compiler<'_> {
                                     .map(|s| format!("did you mean `{s}`?"))
                                     .or_else(|| Some("name service instances, or \"bus\"".into()));
                                 self.err(&at, format!("no node is called `{node}`"), help);
-                            } else if queue_broker && node == "broker-1" {
+                            } else if is_queue_broker(node) {
                                 let help = Some("use \"bus\"".into());
                                 self.err(&at, "a partition names a Queue bus's broker `bus`", help);
                             }
@@ -1748,7 +1880,7 @@ impl Compiler<'_> {
                             let help = suggest(node, node_names.iter().map(String::as_str))
                                 .map(|s| format!("did you mean `{s}`?"));
                             self.err(&fat(field), format!("no node is called `{node}`"), help);
-                        } else if queue_broker && node == "broker-1" {
+                        } else if is_queue_broker(node) {
                             let help = Some("use \"bus\"".into());
                             self.err(&fat(field), "a link names a Queue bus's broker `bus`", help);
                         }
@@ -1824,7 +1956,7 @@ impl Compiler<'_> {
                         _ => RandomFault::Crash,
                     };
                     for (k, node) in nodes.iter().enumerate() {
-                        if what != RandomFault::Crash && node.starts_with("broker-") {
+                        if what != RandomFault::Crash && brokers.contains(node) {
                             self.err(
                                 &[P::F("faults"), P::I(i), P::F("nodes"), P::I(k)],
                                 format!("`{node}` is a broker: only crashes can hit brokers"),

@@ -900,8 +900,11 @@ pub struct System {
     pub name: String,
     /// Interned names.
     pub names: Names,
-    /// The bus.
-    pub bus: BusSpec,
+    /// The buses: one, or several of different kinds.
+    pub buses: Vec<Bus>,
+    /// The bus of each topic, by kind (an index into `buses`); a kind past
+    /// its end travels on the first bus.
+    pub topic_bus: Vec<u32>,
     /// The services, in declaration order.
     pub services: Vec<ServiceSpec>,
     /// The workload.
@@ -933,16 +936,61 @@ impl System {
     /// Every node's name, in node order: services in order, then their
     /// instances, then broker nodes.
     pub fn node_names(&self) -> Vec<String> {
-        let brokers = match &self.bus {
-            BusSpec::Log { brokers: Some(b), .. } => b.count,
-            // The queue broker, which can crash (partitions call it "bus").
-            BusSpec::Queue { .. } => 1,
-            _ => 0,
-        };
         self.services
             .iter()
             .flat_map(|s| (0..s.instances).map(move |i| s.node_name(i)))
-            .chain((1..=brokers).map(|i| format!("broker-{i}")))
+            .chain(self.broker_names())
             .collect()
+    }
+
+    /// The broker nodes that can crash, in broker order: the log's
+    /// (`name-1` ... of its bus), then the queue broker (`name-1`).
+    pub fn broker_names(&self) -> Vec<String> {
+        let log = self.buses.iter().find_map(|b| match &b.spec {
+            BusSpec::Log { brokers: Some(spec), .. } => Some((b, spec.count)),
+            _ => None,
+        });
+        // The queue broker, which can crash (partitions call it "bus").
+        let queue = self.buses.iter().find(|b| matches!(b.spec, BusSpec::Queue { .. })).map(|b| (b, 1));
+        log.into_iter().chain(queue).flat_map(|(b, n)| (1..=n).map(move |i| format!("{}-{i}", b.name))).collect()
+    }
+
+    /// The bus of topic `kind`.
+    pub fn bus_of(&self, kind: Kind) -> &BusSpec {
+        let i = self.topic_bus.get(kind.0 as usize).copied().unwrap_or(0);
+        &self.buses[i as usize].spec
+    }
+
+    /// Its Log bus, if any.
+    pub fn log(&self) -> Option<&BusSpec> {
+        self.buses.iter().map(|b| &b.spec).find(|b| matches!(b, BusSpec::Log { .. }))
+    }
+
+    /// Its Queue bus, if any.
+    pub fn queue(&self) -> Option<&BusSpec> {
+        self.buses.iter().map(|b| &b.spec).find(|b| matches!(b, BusSpec::Queue { .. }))
+    }
+
+    /// Its Ephemeral bus, if any.
+    pub fn ephemeral(&self) -> Option<&BusSpec> {
+        self.buses.iter().map(|b| &b.spec).find(|b| matches!(b, BusSpec::Ephemeral { .. }))
+    }
+}
+
+/// One bus of a system: its name (its broker nodes are `name-1`, ...) and
+/// its delivery semantics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bus {
+    /// Its name: its broker nodes are `name-1`, `name-2`, ...
+    pub name: String,
+    /// What it keeps and how it delivers.
+    pub spec: BusSpec,
+}
+
+impl Bus {
+    /// The only bus of a system, carrying every topic (named `broker`, so
+    /// its broker nodes are `broker-1`, ...).
+    pub fn only(spec: BusSpec) -> Vec<Bus> {
+        vec![Bus { name: "broker".to_string(), spec }]
     }
 }

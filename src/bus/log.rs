@@ -5,7 +5,7 @@
 use crate::sim::SimDuration;
 use crate::system::{BrokerSpec, BusSpec};
 
-/// A log bus's settings, from its spec (no partitions, for another bus).
+/// A log bus's settings, from its spec (no partitions without a log bus).
 #[derive(Clone, Debug)]
 pub(crate) struct LogSettings {
     /// Partitions per topic (0: not a log).
@@ -27,9 +27,9 @@ pub(crate) struct LogSettings {
 }
 
 impl LogSettings {
-    pub fn of(spec: &BusSpec) -> LogSettings {
+    pub fn of(spec: Option<&BusSpec>) -> LogSettings {
         match spec {
-            BusSpec::Log {
+            Some(BusSpec::Log {
                 partitions,
                 fetch_max,
                 retention,
@@ -39,7 +39,7 @@ impl LogSettings {
                 brokers,
                 delivery_timeout,
                 ..
-            } => LogSettings {
+            }) => LogSettings {
                 partitions: (*partitions).max(1),
                 fetch_max: (*fetch_max).max(1),
                 retention: *retention,
@@ -49,7 +49,7 @@ impl LogSettings {
                 delivery_timeout: *delivery_timeout,
                 brokers: brokers.clone(),
             },
-            BusSpec::Ephemeral { .. } | BusSpec::Queue { .. } => LogSettings {
+            _ => LogSettings {
                 partitions: 0,
                 fetch_max: 0,
                 retention: None,

@@ -21,7 +21,7 @@ use crate::sim::{SimDuration, SimTime};
 use crate::system::{BusSpec, QueueKind};
 
 /// A queue bus's settings, from its spec (the defaults of a classic queue
-/// that nothing reads, for another bus).
+/// that nothing reads, without a queue bus).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QueueSettings {
     /// The broker modelled.
@@ -46,9 +46,9 @@ pub(crate) struct QueueSettings {
 }
 
 impl QueueSettings {
-    pub fn of(spec: &BusSpec) -> QueueSettings {
+    pub fn of(spec: Option<&BusSpec>) -> QueueSettings {
         match spec {
-            BusSpec::Queue {
+            Some(BusSpec::Queue {
                 kind,
                 ack_timeout,
                 delivery_limit,
@@ -60,7 +60,7 @@ impl QueueSettings {
                 confirms,
                 max_len,
                 ..
-            } => QueueSettings {
+            }) => QueueSettings {
                 kind: *kind,
                 ack_timeout: *ack_timeout,
                 deliveries_allowed: delivery_limit.map(|l| kind.deliveries_allowed(l)),
@@ -72,7 +72,7 @@ impl QueueSettings {
                 max_len: *max_len,
                 heartbeat: *heartbeat,
             },
-            BusSpec::Ephemeral { .. } | BusSpec::Log { .. } => QueueSettings {
+            _ => QueueSettings {
                 kind: QueueKind::Classic,
                 ack_timeout: None,
                 deliveries_allowed: None,

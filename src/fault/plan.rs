@@ -82,10 +82,10 @@ pub(crate) struct Plan {
 }
 
 /// Where the plan's names point: the service instances' names, in node
-/// order, and how many broker nodes there are (`broker-1` ...).
+/// order, and the broker nodes' names, in broker order.
 pub(crate) struct Names<'a> {
     pub nodes: &'a [&'a str],
-    pub brokers: u32,
+    pub brokers: &'a [&'a str],
     /// A network fault naming `"bus"` covers the broker nodes too (the
     /// log's brokers stand behind it; the queue broker is the bus itself).
     pub bus_covers_brokers: bool,
@@ -97,7 +97,7 @@ impl Names<'_> {
         if let Some(n) = self.nodes.iter().position(|x| *x == name) {
             return Ok(Target::Node(n as u32));
         }
-        let broker = (1..=self.brokers).position(|i| name == format!("broker-{i}")).filter(|_| brokers_too);
+        let broker = self.brokers.iter().position(|b| *b == name).filter(|_| brokers_too);
         broker.map(|b| Target::Broker(b as u32)).ok_or_else(|| name.to_string())
     }
 

@@ -26,8 +26,16 @@ pub struct Scenario {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub warmup: Option<String>,
-    /// The bus.
-    pub bus: Bus,
+    /// The bus, when the system has one (it carries every topic).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub bus: Option<Bus>,
+    /// The buses, when the system has several (at most one of each kind):
+    /// each carries the topics it lists; the first also carries every topic
+    /// no bus lists.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub buses: Vec<Bus>,
     /// The services.
     pub services: Vec<Service>,
     /// The workload.
@@ -52,11 +60,29 @@ pub struct Scenario {
 pub enum Bus {
     /// Fire-and-forget pub/sub.
     Ephemeral {
+        /// Its name, under `buses` (default `"broker"`): its broker nodes
+        /// are `name-1`, `name-2`, ...
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        name: Option<String>,
+        /// The topics it carries, under `buses`.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        topics: Vec<String>,
         /// Delivery latency.
         latency: Dist,
     },
     /// A partitioned log with consumer groups and committed offsets.
     Log {
+        /// Its name, under `buses` (default `"broker"`): its broker nodes
+        /// are `name-1`, `name-2`, ...
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        name: Option<String>,
+        /// The topics it carries, under `buses`.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        topics: Vec<String>,
         /// Partitions per topic.
         #[serde(default = "one")]
         #[serde(skip_serializing_if = "is_one")]
@@ -95,6 +121,15 @@ pub enum Bus {
     },
     /// Durable queues with acknowledgements, as the broker `kind` keeps them.
     Queue {
+        /// Its name, under `buses` (default `"broker"`): its broker nodes
+        /// are `name-1`, `name-2`, ...
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        name: Option<String>,
+        /// The topics it carries, under `buses`.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        topics: Vec<String>,
         /// Delivery latency.
         latency: Dist,
         /// Which broker's queue this models: requeue position, delivery-limit
@@ -161,6 +196,65 @@ pub enum Bus {
         #[serde(skip_serializing_if = "is_default")]
         max_len: Option<u64>,
     },
+}
+
+impl Bus {
+    /// Its name and the topics it lists.
+    pub fn binding(&self) -> (Option<&str>, &[String]) {
+        match self {
+            Bus::Ephemeral { name, topics, .. } | Bus::Log { name, topics, .. } | Bus::Queue { name, topics, .. } => {
+                (name.as_deref(), topics)
+            }
+        }
+    }
+
+    /// Its kind, as the scenario spells it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Bus::Ephemeral { .. } => "Ephemeral",
+            Bus::Log { .. } => "Log",
+            Bus::Queue { .. } => "Queue",
+        }
+    }
+}
+
+impl Scenario {
+    /// The broker nodes that can crash, in broker order: the log's
+    /// (`name-1` ... of its bus, `broker-1` ... unnamed), then the queue
+    /// broker.
+    pub fn broker_names(&self) -> Vec<String> {
+        let named = |b: &Bus, n: u32| {
+            let name = b.binding().0.unwrap_or("broker").to_string();
+            (1..=n).map(move |i| format!("{name}-{i}"))
+        };
+        let log = self.log_bus().and_then(|b| match b {
+            Bus::Log { brokers: Some(spec), .. } => Some(named(b, spec.count.min(1_000))),
+            _ => None,
+        });
+        let queue = self.queue_broker_name();
+        log.into_iter().flatten().chain(queue).collect()
+    }
+
+    /// The queue broker's node, if the system has a Queue bus.
+    pub fn queue_broker_name(&self) -> Option<String> {
+        self.queue_bus().map(|b| format!("{}-1", b.binding().0.unwrap_or("broker")))
+    }
+
+    /// The bus that carries `topic`: the one that lists it, else the first.
+    pub fn bus_of(&self, topic: &str) -> Option<&Bus> {
+        let mut all = self.bus.iter().chain(&self.buses);
+        all.clone().find(|b| b.binding().1.iter().any(|t| t == topic)).or_else(|| all.next())
+    }
+
+    /// Its Log bus, if any.
+    pub fn log_bus(&self) -> Option<&Bus> {
+        self.bus.iter().chain(&self.buses).find(|b| matches!(b, Bus::Log { .. }))
+    }
+
+    /// Its Queue bus, if any.
+    pub fn queue_bus(&self) -> Option<&Bus> {
+        self.bus.iter().chain(&self.buses).find(|b| matches!(b, Bus::Queue { .. }))
+    }
 }
 
 /// The broker whose queues a Queue bus models.

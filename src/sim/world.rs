@@ -171,6 +171,14 @@ const EVENTS_PENDING_MAX: usize = 1_000_000;
 /// Samples of backlog and lag taken over a run.
 const SAMPLES: u64 = 100;
 
+/// `World::topic_parts` of a topic on another bus than the log.
+const NOT_ON_LOG: u32 = u32::MAX;
+
+/// Topic `kind` travels on the log (`topic_parts`: each topic's first partition).
+fn on_log(topic_parts: &[u32], kind: Kind) -> bool {
+    topic_parts.get(kind.0 as usize).is_some_and(|&p| p != NOT_ON_LOG)
+}
+
 /// `GroupPart::owner` of a partition no member holds.
 const NO_OWNER: u32 = u32::MAX;
 
@@ -557,8 +565,14 @@ struct World<'s, 't> {
     first_node: Vec<u32>,
     /// Services subscribing to each kind.
     subscribers: Vec<Vec<u32>>,
-    latency: Dist,
+    /// Each bus's latency to a consumer (a delivery, a fetch).
+    eph_latency: Dist,
+    log_latency: Dist,
+    queue_latency: Dist,
     partitions: Vec<Partition>,
+    /// The first partition of each topic on the log, by kind ([`NOT_ON_LOG`]
+    /// for a topic on another bus).
+    topic_parts: Vec<u32>,
     gparts: Vec<GroupPart>,
     inflight: Slab,
     /// The fault plan as drawn for this seed (and, for crash points, as it
@@ -575,8 +589,13 @@ struct World<'s, 't> {
     channels: Channels,
     /// Queue bus: the broker's queues and deliveries.
     broker: Broker,
-    /// The bus the messages travel on.
-    bus: BusKind,
+    /// The bus of each topic, by kind; `first_bus` for a kind past its end.
+    topic_bus: Vec<BusKind>,
+    first_bus: BusKind,
+    /// The queue broker's index among the brokers, with a queue bus.
+    queue_broker: Option<u32>,
+    /// The brokers' node names, in broker order.
+    broker_names: Vec<String>,
     /// Records can leave the log (retention, a truncation at an election):
     /// groups keep which records they processed, to tell a loss from a record
     /// whose effects happened.
@@ -596,13 +615,8 @@ struct World<'s, 't> {
     /// Backlog per queue and lag per (group, topic), sampled: name, samples.
     backlog: Vec<(String, Vec<u64>)>,
     sample_every: SimDuration,
-    /// Queue bus: the broker is up and its clients connected.
-    queue_reachable: bool,
-    /// Queue bus: stored messages whose confirm is on its way, by sequence.
-    unconfirmed: BTreeMap<u64, queue_broker::Unconfirmed>,
-    confirm_seq: u64,
-    /// Queue bus: what producers resend when the broker is back.
-    resend: Vec<queue_broker::Unconfirmed>,
+    /// Queue bus: the broker as its clients see it (reachable, confirms).
+    qlink: queue_broker::ClientLink,
     /// Publishes held on their producers' connections, not yet at the broker.
     held_publishes: u32,
     checker: Checker,
@@ -653,6 +667,36 @@ fn mix(key: u64) -> u64 {
     (key ^ (key >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16
 }
 
+/// Whether log groups keep which records they processed: records can
+/// leave the log (retention, compaction, a truncation at an election) or a
+/// commit policy can commit what is not processed yet, so a record's loss
+/// must be told from one whose effects happened.
+fn tracks_processed(sys: &System, log: &LogSettings) -> bool {
+    log.gc()
+        || log.brokers.is_some()
+        || sys.services.iter().any(|s| matches!(s.commit, CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. }))
+}
+
+/// The fault plan of `sys` for `seed` (`crate::fault::plan`), by the
+/// names of its nodes and brokers.
+fn draw_plan(
+    sys: &System,
+    seed: u64,
+    nodes: &[Node],
+    brokers: &[String],
+    log_brokers: bool,
+) -> Result<Plan, SetupError> {
+    let nodes: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    let brokers: Vec<&str> = brokers.iter().map(String::as_str).collect();
+    let names = Names { nodes: &nodes, brokers: &brokers, bus_covers_brokers: log_brokers };
+    Plan::draw(sys, seed, &names).map_err(SetupError::UnknownNode)
+}
+
+/// A bus's latency to a consumer (none without the bus).
+fn latency_of(bus: Option<&crate::system::BusSpec>) -> Dist {
+    bus.map_or(Dist::Const(SimDuration::ZERO), |b| b.latency().clone())
+}
+
 /// The services subscribing to each kind, in service order.
 fn subscribers(sys: &System) -> Vec<Vec<u32>> {
     let mut subscribers = vec![Vec::new(); sys.names.kind_count()];
@@ -668,19 +712,26 @@ fn subscribers(sys: &System) -> Vec<Vec<u32>> {
     subscribers
 }
 
-/// A log's partitions (kind-major: partition `p` of kind `k` is
-/// `k * partitions + p`), each subscribing service's view of each as a
-/// group partition, and each service's group partitions. Empty for
-/// another bus.
+/// A log's partitions (topic-major: partition `p` of topic `k` is
+/// `topic_parts[k] + p`), each subscribing service's view of each as a
+/// group partition, each service's group partitions, and each topic's
+/// first partition. Empty without a log bus.
+#[allow(clippy::type_complexity)]
 fn log_topology(
     sys: &System,
     subscribers: &[Vec<u32>],
+    topic_bus: &[BusKind],
     cfg: &LogSettings,
-) -> (Vec<Partition>, Vec<GroupPart>, Vec<Vec<u32>>) {
+) -> (Vec<Partition>, Vec<GroupPart>, Vec<Vec<u32>>, Vec<u32>) {
     let mut partitions = Vec::new();
     let mut gparts = Vec::new();
     let mut service_gps = vec![Vec::new(); sys.services.len()];
+    let mut topic_parts = vec![NOT_ON_LOG; subscribers.len()];
     for (kind, subs) in subscribers.iter().enumerate() {
+        if !matches!(topic_bus[kind], BusKind::Log { .. }) {
+            continue;
+        }
+        topic_parts[kind] = partitions.len() as u32;
         for p in 0..cfg.partitions {
             let part = partitions.len() as u32;
             let mut groups = Vec::new();
@@ -713,23 +764,31 @@ fn log_topology(
             });
         }
     }
-    (partitions, gparts, service_gps)
+    (partitions, gparts, service_gps, topic_parts)
 }
 
 /// The queue broker's queues, consumers and bindings: each consuming
 /// service reads its own queue, or the one it names (shared by every
-/// service naming it). Only the window is set for another bus.
-fn queue_topology(sys: &System, first_node: &[u32], bus: BusKind, cfg: &QueueSettings, nodes: usize) -> Broker {
+/// service naming it), bound to the topics it consumes that travel on the
+/// queue bus. Only the window is set without a queue bus.
+fn queue_topology(
+    sys: &System,
+    first_node: &[u32],
+    topic_bus: &[BusKind],
+    cfg: &QueueSettings,
+    nodes: usize,
+) -> Broker {
     let mut broker = Broker::new(nodes);
     broker.window = cfg.window;
-    if bus != BusKind::Queue {
+    if sys.queue().is_none() {
         return broker;
     }
     let kinds = sys.names.kind_count();
     broker.bindings = vec![Vec::new(); kinds];
     broker.appended = vec![0; kinds];
+    let on_queue = |k: &Kind| topic_bus.get(k.0 as usize) == Some(&BusKind::Queue);
     for (si, s) in sys.services.iter().enumerate() {
-        if s.consumes.is_empty() {
+        if !s.consumes.iter().any(on_queue) {
             continue;
         }
         let name = s.queue.clone().unwrap_or_else(|| s.name.clone());
@@ -745,7 +804,7 @@ fn queue_topology(sys: &System, first_node: &[u32], bus: BusKind, cfg: &QueueSet
             broker.queues[q].consumers.push(Consumer { node, auto_ack: s.auto_ack, prefetch: s.prefetch });
             broker.queue_of[node as usize] = Some(q as u32);
         }
-        for k in &s.consumes {
+        for k in s.consumes.iter().filter(|k| on_queue(k)) {
             let bound = &mut broker.bindings[k.0 as usize];
             if !bound.contains(&(q as u32)) {
                 bound.push(q as u32);
@@ -772,16 +831,15 @@ impl<'s, 't> World<'s, 't> {
             return Err(SetupError::UnknownTarget(sys.workload.target));
         }
         let subscribers = subscribers(sys);
-        let log_cfg = LogSettings::of(&sys.bus);
-        let queue_cfg = QueueSettings::of(&sys.bus);
-        let (partitions, gparts, service_gps) = log_topology(sys, &subscribers, &log_cfg);
-        let bus = BusKind::of(&sys.bus);
-        let broker = queue_topology(sys, &first_node, bus, &queue_cfg, nodes.len());
-        let broker_count = log_cfg.brokers.as_ref().map_or(u32::from(bus == BusKind::Queue), |b| b.count);
-        // The fault plan for this seed (`crate::fault::plan`).
-        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        let names = Names { nodes: &names, brokers: broker_count, bus_covers_brokers: log_cfg.brokers.is_some() };
-        let plan = Plan::draw(sys, seed, &names).map_err(SetupError::UnknownNode)?;
+        let log_cfg = LogSettings::of(sys.log());
+        let queue_cfg = QueueSettings::of(sys.queue());
+        let topic_bus: Vec<BusKind> = (0..sys.names.kind_count() as u32).map(|k| sys.bus_kind_of(k)).collect();
+        let (partitions, gparts, service_gps, topic_parts) = log_topology(sys, &subscribers, &topic_bus, &log_cfg);
+        let broker = queue_topology(sys, &first_node, &topic_bus, &queue_cfg, nodes.len());
+        // The log's brokers, then the queue broker.
+        let queue_broker = sys.queue().map(|_| log_cfg.brokers.as_ref().map_or(0, |b| b.count));
+        let broker_names = sys.broker_names();
+        let plan = draw_plan(sys, seed, &nodes, &broker_names, log_cfg.brokers.is_some())?;
         Ok(World {
             sys,
             now: SimTime::ZERO,
@@ -793,7 +851,11 @@ impl<'s, 't> World<'s, 't> {
             nodes,
             first_node,
             subscribers,
-            latency: sys.bus.latency().clone(),
+            eph_latency: latency_of(sys.ephemeral()),
+            log_latency: latency_of(sys.log()),
+            queue_latency: latency_of(sys.queue()),
+            first_bus: BusKind::of(&sys.buses[0].spec),
+            topic_parts,
             partitions,
             gparts,
             inflight: Slab::default(),
@@ -802,17 +864,14 @@ impl<'s, 't> World<'s, 't> {
             links: Vec::new(),
             channels: Channels::default(),
             broker,
-            bus,
-            track_processed: log_cfg.gc()
-                || log_cfg.brokers.is_some()
-                || sys
-                    .services
-                    .iter()
-                    .any(|s| matches!(s.commit, CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. })),
+            topic_bus,
+            queue_broker,
+            broker_names,
+            track_processed: tracks_processed(sys, &log_cfg),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
             service_gps,
             // The log's brokers, or the queue broker.
-            brokers: (0..broker_count)
+            brokers: (0..sys.broker_names().len())
                 .map(|_| BrokerNode { up: true, epoch: 0, down: Holds::default(), fenced: false, fence_generation: 0 })
                 .collect(),
             log_cfg,
@@ -821,10 +880,7 @@ impl<'s, 't> World<'s, 't> {
             produce_free: Vec::new(),
             backlog: Vec::new(),
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
-            queue_reachable: true,
-            unconfirmed: BTreeMap::new(),
-            confirm_seq: 0,
-            resend: Vec::new(),
+            qlink: queue_broker::ClientLink::new(),
             held_publishes: 0,
             dedup: sys
                 .services
@@ -892,7 +948,7 @@ impl<'s, 't> World<'s, 't> {
         }
         self.backlog = self.broker.queues.iter().map(|q| (format!("queue {}", q.name), Vec::new())).collect();
         for (si, gps) in self.service_gps.iter().enumerate() {
-            for k in &self.sys.services[si].consumes {
+            for k in self.sys.services[si].consumes.iter().filter(|k| on_log(&self.topic_parts, **k)) {
                 if !gps.is_empty() {
                     let name = format!("lag {}/{}", self.sys.services[si].name, self.sys.names.kind_name(*k));
                     self.backlog.push((name, Vec::new()));
@@ -1312,6 +1368,12 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// The bus that carries topic `kind`.
+    #[inline]
+    fn bus_of(&self, kind: Kind) -> BusKind {
+        self.topic_bus.get(kind.0 as usize).copied().unwrap_or(self.first_bus)
+    }
+
     /// A plan entry as the outcome lists it.
     fn applied(&self, e: &PlanEntry) -> AppliedFault {
         let (kind, node) = match e.kind {
@@ -1332,7 +1394,7 @@ impl<'s, 't> World<'s, 't> {
     fn target_name(&self, t: Target) -> String {
         match t {
             Target::Node(n) => self.nodes[n as usize].name.clone(),
-            Target::Broker(b) => format!("broker-{}", b + 1),
+            Target::Broker(b) => self.broker_names[b as usize].clone(),
         }
     }
 
@@ -1589,7 +1651,7 @@ impl<'s, 't> World<'s, 't> {
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
         // A queue broker and an ideal log broker are reached over the
         // producer's connection: faults on it hold, delay or lose what it sends.
-        if self.bus.connected()
+        if self.bus_of(msg.kind).connected()
             && (!self.links.is_empty() || self.held_publishes > 0)
             && self.held_on_connection(from, msg)
         {
@@ -1608,7 +1670,7 @@ impl<'s, 't> World<'s, 't> {
     fn held_on_connection(&mut self, from: u32, msg: Message) -> bool {
         let (c, block) = self.reliable(from, BUS);
         if let Some((began, heal)) = block {
-            let gives_up = match self.bus {
+            let gives_up = match self.bus_of(msg.kind) {
                 // The connection's heartbeat times out: it closes.
                 BusKind::Queue => heal - began > self.queue_cfg.heartbeat,
                 BusKind::Log { brokers: false } => heal - self.now > self.log_cfg.delivery_timeout,
@@ -1649,7 +1711,7 @@ impl<'s, 't> World<'s, 't> {
         if self.subscribers.get(msg.kind.0 as usize).is_none_or(Vec::is_empty) {
             self.checker.setback(msg.entity, crate::check::SETBACK_UNCONSUMED);
         }
-        match self.bus {
+        match self.bus_of(msg.kind) {
             BusKind::Ephemeral => self.ephemeral_publish(from, msg),
             BusKind::Log { brokers } => {
                 if self.subscribers.get(msg.kind.0 as usize).is_none() {
@@ -1711,10 +1773,9 @@ impl<'s, 't> World<'s, 't> {
         self.crash_log_consumer(n, &held);
         self.trace_node(RecordKind::Crash, n, 0);
         self.crash_timers(n);
-        match self.bus {
-            BusKind::Queue => self.crash_queue_consumer(n),
-            // Its log partitions were handed back above, before the crash record.
-            BusKind::Log { .. } | BusKind::Ephemeral => {}
+        // Its log partitions were handed back above, before the crash record.
+        if self.queue_broker.is_some() {
+            self.crash_queue_consumer(n);
         }
         self.drop_held(n, held);
     }
@@ -1830,12 +1891,12 @@ impl<'s, 't> World<'s, 't> {
             if gps.is_empty() {
                 continue;
             }
-            for k in &self.sys.services[si].consumes {
+            for k in self.sys.services[si].consumes.iter().filter(|k| on_log(&self.topic_parts, **k)) {
+                let first = self.topic_parts[k.0 as usize];
                 let lag: u64 = gps
                     .iter()
                     .map(|&g| &self.gparts[g as usize])
-                    // Partition `kind * partitions_per_topic + p` belongs to `kind`.
-                    .filter(|gp| gp.part / self.log_cfg.partitions == k.0)
+                    .filter(|gp| (first..first + self.log_cfg.partitions).contains(&gp.part))
                     .map(|gp| self.partitions[gp.part as usize].visible.saturating_sub(gp.committed))
                     .sum();
                 self.backlog[i].1.push(lag);
@@ -1961,7 +2022,7 @@ impl<'s, 't> World<'s, 't> {
             row.waiters.iter().for_each(|(_, _, j)| mark(&j.msg));
         }
         self.broker.in_flight().for_each(&mut mark);
-        self.resend.iter().for_each(|u| mark(&u.msg));
+        self.qlink.resend.iter().for_each(|u| mark(&u.msg));
         for gp in &self.gparts {
             let records = &self.partitions[gp.part as usize].records;
             records.iter().skip(gp.committed as usize).for_each(&mut mark);

@@ -14,7 +14,6 @@
 //! one is up, and acknowledged writes it lacks are gone.
 
 use super::{Ev, World};
-use crate::bus::BusKind;
 use crate::service::Message;
 use crate::sim::{SimDuration, SimTime};
 use crate::system::Acks;
@@ -109,7 +108,7 @@ impl World<'_, '_> {
         let c = self.cross(r.from, broker);
         if !c.lost {
             for _ in 0..1 + u32::from(c.duplicated) {
-                let latency = self.latency.sample(&mut self.network);
+                let latency = self.log_latency.sample(&mut self.network);
                 let at = self.arrive_on(r.from, broker, latency, &c);
                 self.queue.push(at, Ev::Produce { req, generation: r.generation });
             }
@@ -201,7 +200,7 @@ impl World<'_, '_> {
             return; // the producer times out and resends
         }
         self.produce_reqs[req as usize].acked = true;
-        let latency = self.latency.sample(&mut self.network);
+        let latency = self.log_latency.sample(&mut self.network);
         let at = self.arrive_on(broker, r.from, latency, &c);
         self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
     }
@@ -342,10 +341,8 @@ impl World<'_, '_> {
         if !self.brokers[b as usize].up {
             return;
         }
-        match self.bus {
-            BusKind::Queue => return self.queue_broker_crash(),
-            BusKind::Log { brokers: true } => {}
-            BusKind::Log { brokers: false } | BusKind::Ephemeral => unreachable!("no broker nodes to crash"),
+        if self.queue_broker == Some(b) {
+            return self.queue_broker_crash();
         }
         self.brokers[b as usize].up = false;
         self.brokers[b as usize].epoch += 1;
@@ -380,10 +377,8 @@ impl World<'_, '_> {
         if self.brokers[b as usize].up {
             return;
         }
-        match self.bus {
-            BusKind::Queue => return self.queue_broker_restart(),
-            BusKind::Log { brokers: true } => {}
-            BusKind::Log { brokers: false } | BusKind::Ephemeral => unreachable!("no broker nodes to restart"),
+        if self.queue_broker == Some(b) {
+            return self.queue_broker_restart();
         }
         self.brokers[b as usize].up = true;
         self.tracer.record(Record {

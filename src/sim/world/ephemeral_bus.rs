@@ -39,7 +39,7 @@ impl World<'_, '_> {
                     let c = Crossing { delay: up.delay + down.delay, held: up.held + down.held, ..up };
                     for _ in 0..copies {
                         let slot = self.inflight.insert(msg);
-                        let latency = self.latency.sample(&mut self.network);
+                        let latency = self.eph_latency.sample(&mut self.network);
                         let at = self.arrive_on(from, n, latency, &c);
                         let epoch = self.nodes[n as usize].epoch;
                         self.queue.push(at, Ev::Deliver { node: n, epoch, slot });

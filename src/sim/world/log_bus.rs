@@ -12,7 +12,7 @@ impl World<'_, '_> {
     /// The partition `msg` goes to: its topic's partition of its key.
     pub(super) fn partition_of(&self, msg: &Message) -> u32 {
         let p = (mix(msg.key) % u64::from(self.log_cfg.partitions)) as u32;
-        msg.kind.0 * self.log_cfg.partitions + p
+        self.topic_parts[msg.kind.0 as usize] + p
     }
 
     /// Node `n` processed record `offset` of group partition `gp`, fetched
@@ -146,7 +146,7 @@ impl World<'_, '_> {
             self.now,
             // A fetch across a faulty link arrives as if sent later.
             self.now + extra,
-            &self.latency,
+            &self.log_latency,
             &mut self.network,
             &mut self.queue,
         );

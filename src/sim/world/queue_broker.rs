@@ -18,7 +18,7 @@
 //! write, so a crash can also lose a stored, unconfirmed message, which a
 //! producer with confirms resends: with confirms, neither case loses it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Ev, World};
 use crate::service::Message;
@@ -36,17 +36,34 @@ pub(super) struct Unconfirmed {
     pub in_queue: bool,
 }
 
+/// The queue broker as its clients see it.
+pub(super) struct ClientLink {
+    /// The broker is up and its clients connected.
+    pub reachable: bool,
+    /// Stored messages whose confirm is on its way, by sequence.
+    pub unconfirmed: BTreeMap<u64, Unconfirmed>,
+    pub confirm_seq: u64,
+    /// What producers resend when the broker is back.
+    pub resend: Vec<Unconfirmed>,
+}
+
+impl ClientLink {
+    pub fn new() -> ClientLink {
+        ClientLink { reachable: true, unconfirmed: BTreeMap::new(), confirm_seq: 0, resend: Vec::new() }
+    }
+}
+
 impl World<'_, '_> {
     /// The queue broker crashes.
     pub(super) fn queue_broker_crash(&mut self) {
         self.brokers[0].up = false;
         self.brokers[0].epoch += 1;
-        self.queue_reachable = false;
+        self.qlink.reachable = false;
         let node = self.broker_node(0);
         self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node, msg: 0, entity: 0, aux: 0 });
         // What producers will resend: not lost, whatever the broker keeps.
         let kept = self.queue_cfg.durable && self.queue_cfg.persistent;
-        let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.unconfirmed).into_values().collect();
+        let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.qlink.unconfirmed).into_values().collect();
         resend.retain(|u| self.nodes[u.node as usize].epoch == u.epoch);
         resend.iter_mut().for_each(|u| u.in_queue = kept);
         let resent: BTreeSet<u64> = resend.iter().map(|u| u.msg.id.0).collect();
@@ -69,7 +86,7 @@ impl World<'_, '_> {
                 }
             }
         }
-        self.resend.extend(resend);
+        self.qlink.resend.extend(resend);
     }
 
     /// The queue broker restarts; its clients connect again `reconnect` later.
@@ -87,8 +104,8 @@ impl World<'_, '_> {
         if !self.brokers[0].up || self.brokers[0].epoch != epoch {
             return; // crashed again meanwhile
         }
-        self.queue_reachable = true;
-        for u in std::mem::take(&mut self.resend) {
+        self.qlink.reachable = true;
+        for u in std::mem::take(&mut self.qlink.resend) {
             if self.nodes[u.node as usize].epoch != u.epoch {
                 // The producer crashed holding it: its client's buffer died
                 // with it, and unless the broker kept it, so did the message.
@@ -120,7 +137,7 @@ impl World<'_, '_> {
     pub(super) fn queue_broker_unreachable(&mut self, from: u32, msg: Message) {
         if self.queue_cfg.confirms {
             let epoch = self.nodes[from as usize].epoch;
-            self.resend.push(Unconfirmed { node: from, epoch, msg, in_queue: false });
+            self.qlink.resend.push(Unconfirmed { node: from, epoch, msg, in_queue: false });
         } else {
             self.lose(from, &msg, LossReason::BrokerDown);
         }
@@ -129,16 +146,16 @@ impl World<'_, '_> {
     /// The broker stored `msg` from `from`: with confirms, the producer keeps
     /// it until the confirm reaches it.
     pub(super) fn await_confirm(&mut self, from: u32, msg: Message) {
-        self.confirm_seq += 1;
+        self.qlink.confirm_seq += 1;
         let epoch = self.nodes[from as usize].epoch;
-        self.unconfirmed.insert(self.confirm_seq, Unconfirmed { node: from, epoch, msg, in_queue: false });
-        let at = self.now + self.latency.sample(&mut self.network);
-        self.queue.push(at, Ev::QueueConfirm { seq: self.confirm_seq });
+        self.qlink.unconfirmed.insert(self.qlink.confirm_seq, Unconfirmed { node: from, epoch, msg, in_queue: false });
+        let at = self.now + self.queue_latency.sample(&mut self.network);
+        self.queue.push(at, Ev::QueueConfirm { seq: self.qlink.confirm_seq });
     }
 
     /// A confirm reaches its producer (unless the broker crashed first and
     /// the producer is resending it).
     pub(super) fn confirmed(&mut self, seq: u64) {
-        self.unconfirmed.remove(&seq);
+        self.qlink.unconfirmed.remove(&seq);
     }
 }

@@ -17,7 +17,7 @@ impl World<'_, '_> {
     /// delivers what its consumers have room for. An unreachable broker
     /// refuses it.
     pub(super) fn queue_publish(&mut self, from: u32, msg: Message) {
-        if !self.queue_reachable {
+        if !self.qlink.reachable {
             return self.queue_broker_unreachable(from, msg);
         }
         if self.queue_cfg.confirms {
@@ -33,7 +33,7 @@ impl World<'_, '_> {
     /// Sends queue `q`'s waiting messages to consumers that are up and have
     /// credit, while the broker is up and its clients connected.
     pub(super) fn dispatch(&mut self, q: u32) {
-        if !self.queue_reachable {
+        if !self.qlink.reachable {
             return;
         }
         loop {
@@ -58,7 +58,7 @@ impl World<'_, '_> {
             }
             // One channel from the queue to each consumer: deliveries arrive in order.
             let c = self.transit(d.node);
-            let sampled = self.now + self.latency.sample(&mut self.network) + c.delay;
+            let sampled = self.now + self.queue_latency.sample(&mut self.network) + c.delay;
             let node = &mut self.nodes[d.node as usize];
             node.queue_arrival = node.queue_arrival.max(sampled);
             let at = node.queue_arrival + c.held;
