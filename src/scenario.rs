@@ -1081,6 +1081,10 @@ impl Compiler<'_> {
                 let help = Some("use letters, digits, '_' and '-'".into());
                 self.err(&at("name"), format!("bus name {name:?} is not usable"), help);
             }
+            if s.services.iter().any(|sv| sv.name == name) {
+                let help = Some("its broker nodes would share the service's node names: rename one".into());
+                self.err(&at("name"), format!("a service is also called `{name}`"), help);
+            }
             if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
                 self.err(&at("name"), format!("two buses are called `{name}` (the other is a {other})"), None);
             }

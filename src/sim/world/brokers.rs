@@ -342,7 +342,7 @@ impl World<'_, '_> {
             return;
         }
         if self.queue_broker == Some(b) {
-            return self.queue_broker_crash();
+            return self.queue_broker_crash(b);
         }
         self.brokers[b as usize].up = false;
         self.brokers[b as usize].epoch += 1;
@@ -378,7 +378,7 @@ impl World<'_, '_> {
             return;
         }
         if self.queue_broker == Some(b) {
-            return self.queue_broker_restart();
+            return self.queue_broker_restart(b);
         }
         self.brokers[b as usize].up = true;
         self.tracer.record(Record {

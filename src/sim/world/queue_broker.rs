@@ -54,12 +54,12 @@ impl ClientLink {
 }
 
 impl World<'_, '_> {
-    /// The queue broker crashes.
-    pub(super) fn queue_broker_crash(&mut self) {
-        self.brokers[0].up = false;
-        self.brokers[0].epoch += 1;
+    /// The queue broker (broker `b`) crashes.
+    pub(super) fn queue_broker_crash(&mut self, b: u32) {
+        self.brokers[b as usize].up = false;
+        self.brokers[b as usize].epoch += 1;
         self.qlink.reachable = false;
-        let node = self.broker_node(0);
+        let node = self.broker_node(b);
         self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node, msg: 0, entity: 0, aux: 0 });
         // What producers will resend: not lost, whatever the broker keeps.
         let kept = self.queue_cfg.durable && self.queue_cfg.persistent;
@@ -89,19 +89,21 @@ impl World<'_, '_> {
         self.qlink.resend.extend(resend);
     }
 
-    /// The queue broker restarts; its clients connect again `reconnect` later.
-    pub(super) fn queue_broker_restart(&mut self) {
-        self.brokers[0].up = true;
-        let node = self.broker_node(0);
+    /// The queue broker (broker `b`) restarts; its clients connect again
+    /// `reconnect` later.
+    pub(super) fn queue_broker_restart(&mut self, b: u32) {
+        self.brokers[b as usize].up = true;
+        let node = self.broker_node(b);
         self.tracer.record(Record { time: self.now, kind: RecordKind::Restart, node, msg: 0, entity: 0, aux: 0 });
-        let epoch = self.brokers[0].epoch;
+        let epoch = self.brokers[b as usize].epoch;
         self.queue.push(self.now + self.queue_cfg.reconnect, Ev::QueueBrokerBack { epoch });
     }
 
     /// The clients are connected again: producers resend what they kept,
     /// consumers consume.
     pub(super) fn queue_broker_back(&mut self, epoch: u32) {
-        if !self.brokers[0].up || self.brokers[0].epoch != epoch {
+        let Some(b) = self.queue_broker else { return };
+        if !self.brokers[b as usize].up || self.brokers[b as usize].epoch != epoch {
             return; // crashed again meanwhile
         }
         self.qlink.reachable = true;
