@@ -33,7 +33,7 @@ use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, QueueKind, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -1906,6 +1906,12 @@ impl<'s, 't> World<'s, 't> {
         self.queue.push(self.now + self.sample_every, Ev::Sample);
     }
 
+    /// Node `n` restarts (a new incarnation, its epoch bumped at the crash).
+    /// Each component's restart hook runs in this order, which is part of
+    /// the trace: the restart record; its consumer group (unless it is
+    /// stalled inside a pause: it rejoins when it resumes) and its fetches;
+    /// its auto-commit timer; its outbox relay; its durable timers; its
+    /// queue connection.
     fn restart(&mut self, n: u32) {
         let node = &mut self.nodes[n as usize];
         if node.up || !node.joined {
@@ -1922,15 +1928,7 @@ impl<'s, 't> World<'s, 't> {
         self.schedule_auto_commit(n);
         self.schedule_relay(n);
         self.rearm_timers(n);
-        if let Some(q) = self.broker.queue_of[n as usize] {
-            // A new connection, whatever closed the last one.
-            self.broker.detached[n as usize] = false;
-            if self.queue_cfg.kind == QueueKind::RedisStream {
-                // It reads its own pending entries first (XREADGROUP from 0).
-                self.close_channel(n);
-            }
-            self.dispatch(q);
-        }
+        self.restart_queue_consumer(n);
     }
 
     /// Table `table` as service `service` holds it now: per row, the newest

@@ -9,6 +9,7 @@
 use super::{AUTO_ACKED, Ev, Source, World};
 use crate::service::Message;
 use crate::sim::SimTime;
+use crate::system::QueueKind;
 use crate::trace::{LossReason, RecordKind};
 
 impl World<'_, '_> {
@@ -193,6 +194,18 @@ impl World<'_, '_> {
             self.close_channel(n);
         }
         self.broker.detached[n as usize] = false;
+    }
+
+    /// Node `n` restarted: a queue consumer opens a new connection, whatever
+    /// closed the last one, and is sent what its credit allows.
+    pub(super) fn restart_queue_consumer(&mut self, n: u32) {
+        let Some(q) = self.broker.queue_of[n as usize] else { return };
+        self.broker.detached[n as usize] = false;
+        if self.queue_cfg.kind == QueueKind::RedisStream {
+            // It reads its own pending entries first (XREADGROUP from 0).
+            self.close_channel(n);
+        }
+        self.dispatch(q);
     }
 
     /// Messages on their way to node `n` with auto-ack, when its connection
