@@ -64,6 +64,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             retention: None,
             retention_records: None,
             compacted: vec![],
+            per_topic: vec![],
             session_timeout: SimDuration::from_secs(10),
             brokers: None,
             delivery_timeout: SimDuration::from_secs(120),

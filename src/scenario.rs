@@ -19,7 +19,7 @@ use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
     Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
-    QueueKind, RandomFault, Seam, ServiceSpec, StateKind, System, WorkloadSpec,
+    QueueKind, RandomFault, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
 };
 
 /// The queue kind a scenario names.
@@ -1094,6 +1094,7 @@ impl Compiler<'_> {
             }
             seen.push((name, b.kind_name()));
             self.bind_topics(&here, topics, i as u32, emitted, names, &mut topic_bus);
+            self.topics_carried(s, &here, b);
             let spec = self.bus(&here, b, names, emitted);
             buses.push(spec.map(|spec| Bus { name: name.to_string(), spec }));
         }
@@ -1104,6 +1105,18 @@ impl Compiler<'_> {
             }
         }
         Some((buses.into_iter().collect::<Option<Vec<_>>>()?, topic_bus))
+    }
+
+    /// The topics a log bus (at `here`) gives settings must travel on it.
+    fn topics_carried(&mut self, s: &Scenario, here: &[P], b: &schema::Bus) {
+        let schema::Bus::Log { per_topic, .. } = b else { return };
+        for (i, t) in per_topic.iter().enumerate() {
+            if let Some(other) = s.bus_of(&t.name).filter(|o| !matches!(o, schema::Bus::Log { .. })) {
+                let on = other.binding().0.unwrap_or("another bus");
+                let at = [here, &[P::F("per_topic"), P::I(i), P::F("name")]].concat();
+                self.err(&at, format!("topic `{}` travels on `{on}`, not on this log", t.name), None);
+            }
+        }
     }
 
     /// Bus `bus` (written at `here`) carries `topics`: each must be emitted
@@ -1272,6 +1285,7 @@ impl Compiler<'_> {
             session_timeout,
             brokers,
             delivery_timeout,
+            per_topic,
             ..
         } = b
         else {
@@ -1299,53 +1313,13 @@ impl Compiler<'_> {
             compacted_kinds.push(names.kind(topic));
         }
         let retention_records = *retention_records;
-        let brokers = brokers.as_ref().map(|b| {
-            let at = |f: &'static str| [here, &[P::F("brokers"), P::F(f)]].concat();
-            let count = self.bounded(&at("count"), "count", b.count, 1, 100);
-            let replication = self.bounded(&at("replication"), "replication", b.replication, 1, count.max(1));
-            let min_insync = self.bounded(&at("min_insync"), "min_insync", b.min_insync, 1, replication.max(1));
-            let flush_every = b.flush.as_deref().and_then(|f| self.duration(&at("flush"), f));
-            if flush_every == Some(SimDuration::ZERO) {
-                self.err(&at("flush"), "the flush interval must be above zero", None);
-            }
-            let replica_latency = match &b.replica_latency {
-                Some(d) => self.dist(&at("replica_latency"), d),
-                None => self.dist(&[here, &[P::F("latency")]].concat(), latency),
-            }
-            .unwrap_or(Dist::Const(SimDuration::ZERO));
-            let retry_after = match &b.retry_after {
-                Some(t) => self.duration(&at("retry_after"), t).unwrap_or(SimDuration::SECOND),
-                None => SimDuration::from_secs(5),
-            };
-            if retry_after == SimDuration::ZERO {
-                self.err(&at("retry_after"), "retry_after must be above zero", None);
-            }
-            let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
-            let broker_session = self.positive(&at("session_timeout"), &b.session_timeout, 9);
-            let replica_lag = self.positive(&at("replica_lag"), &b.replica_lag, 30);
-            BrokerSpec {
-                count,
-                replication,
-                min_insync,
-                acks: match b.acks {
-                    schema::AcksSchema::None => Acks::None,
-                    schema::AcksSchema::Leader => Acks::Leader,
-                    schema::AcksSchema::All => Acks::All,
-                },
-                unclean_election: b.unclean_election,
-                flush_every,
-                replica_latency,
-                retries,
-                retry_after,
-                idempotent: b.idempotent,
-                session_timeout: broker_session,
-                replica_lag,
-            }
-        });
+        let brokers = brokers.as_ref().map(|b| self.broker_spec(here, b, latency));
         let partitions =
             self.bounded(&[here, &[P::F("partitions")]].concat(), "partitions", *partitions, 1, bounds::PARTITIONS_MAX);
         let fetch_max =
             self.bounded(&[here, &[P::F("fetch_max")]].concat(), "fetch_max", *fetch_max, 1, bounds::FETCH_MAX);
+        let defaults = (partitions, retention, retention_records, brokers.as_ref().map(|b| b.count));
+        let per_topic = self.topic_specs(here, per_topic, defaults, names, emitted);
         self.dist(&[here, &[P::F("latency")]].concat(), latency).map(|latency| BusSpec::Log {
             partitions,
             latency,
@@ -1353,10 +1327,130 @@ impl Compiler<'_> {
             retention,
             retention_records,
             compacted: compacted_kinds,
+            per_topic,
             session_timeout,
             brokers,
             delivery_timeout,
         })
+    }
+
+    /// The log keeps every partition of every topic, each with its replicas,
+    /// and each consuming service (a group) its progress in every partition
+    /// it reads: refused when absurd.
+    fn log_size_bound(&mut self, s: &Scenario, names: &Names, consumed_topics: u64) {
+        if let Some(schema::Bus::Log { partitions, brokers, per_topic, .. }) = s.log_bus() {
+            // At most: the largest topic's partitions for every topic.
+            let largest = per_topic.iter().filter_map(|t| t.partitions).fold(*partitions, u32::max);
+            let partitions = u64::from(largest.min(bounds::PARTITIONS_MAX));
+            let replication = brokers.as_ref().map_or(1, |b| u64::from(b.replication.clamp(1, 100)));
+            let (topics, groups) = (names.kind_count() as u64, consumed_topics * partitions);
+            let kept = topics * partitions * (1 + replication);
+            if kept > bounds::LOG_PARTITIONS_MAX || groups > bounds::LOG_PARTITIONS_MAX {
+                self.err(
+                    &[P::F("bus"), P::F("partitions")],
+                    format!(
+                        "{topics} topics × {partitions} partitions: {kept} partition replicas to keep and {groups} \
+                         consumer positions to track"
+                    ),
+                    Some(format!("at most {} of each: fewer partitions or fewer topics", bounds::LOG_PARTITIONS_MAX)),
+                );
+            }
+        }
+    }
+
+    /// A log's broker nodes (the log at `here`; `latency`: its fetch
+    /// latency, the default between replicas).
+    fn broker_spec(&mut self, here: &[P], b: &schema::Brokers, latency: &schema::Dist) -> BrokerSpec {
+        let at = |f: &'static str| [here, &[P::F("brokers"), P::F(f)]].concat();
+        let count = self.bounded(&at("count"), "count", b.count, 1, 100);
+        let replication = self.bounded(&at("replication"), "replication", b.replication, 1, count.max(1));
+        let min_insync = self.bounded(&at("min_insync"), "min_insync", b.min_insync, 1, replication.max(1));
+        let flush_every = b.flush.as_deref().and_then(|f| self.duration(&at("flush"), f));
+        if flush_every == Some(SimDuration::ZERO) {
+            self.err(&at("flush"), "the flush interval must be above zero", None);
+        }
+        let replica_latency = match &b.replica_latency {
+            Some(d) => self.dist(&at("replica_latency"), d),
+            None => self.dist(&[here, &[P::F("latency")]].concat(), latency),
+        }
+        .unwrap_or(Dist::Const(SimDuration::ZERO));
+        let retry_after = match &b.retry_after {
+            Some(t) => self.duration(&at("retry_after"), t).unwrap_or(SimDuration::SECOND),
+            None => SimDuration::from_secs(5),
+        };
+        if retry_after == SimDuration::ZERO {
+            self.err(&at("retry_after"), "retry_after must be above zero", None);
+        }
+        let retries = self.bounded(&at("retries"), "retries", b.retries, 0, 1_000);
+        let broker_session = self.positive(&at("session_timeout"), &b.session_timeout, 9);
+        let replica_lag = self.positive(&at("replica_lag"), &b.replica_lag, 30);
+        BrokerSpec {
+            count,
+            replication,
+            min_insync,
+            acks: match b.acks {
+                schema::AcksSchema::None => Acks::None,
+                schema::AcksSchema::Leader => Acks::Leader,
+                schema::AcksSchema::All => Acks::All,
+            },
+            unclean_election: b.unclean_election,
+            flush_every,
+            replica_latency,
+            retries,
+            retry_after,
+            idempotent: b.idempotent,
+            session_timeout: broker_session,
+            replica_lag,
+        }
+    }
+
+    /// A log's topics with their own settings (at `here`), each taking what
+    /// it leaves out from its bus: (partitions, retention, size retention,
+    /// broker nodes).
+    fn topic_specs(
+        &mut self,
+        here: &[P],
+        topics: &[schema::Topic],
+        (partitions, retention, retention_records, brokers): (u32, Option<SimDuration>, Option<u64>, Option<u32>),
+        names: &mut Names,
+        emitted: &[&str],
+    ) -> Vec<TopicSpec> {
+        let mut out: Vec<TopicSpec> = Vec::new();
+        for (i, t) in topics.iter().enumerate() {
+            let at = |f: &'static str| [here, &[P::F("per_topic"), P::I(i), P::F(f)]].concat();
+            if !emitted.contains(&t.name.as_str()) {
+                let help = suggest(&t.name, emitted.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                self.err(&at("name"), format!("topic `{}` is never emitted by any service", t.name), help);
+                continue;
+            }
+            let kind = names.kind(&t.name);
+            if out.iter().any(|o| o.kind == kind) {
+                self.err(&at("name"), format!("topic `{}` has its settings twice", t.name), None);
+            }
+            let replication = t.replication.map(|r| match brokers {
+                Some(count) => self.bounded(&at("replication"), "replication", r, 1, count),
+                None => {
+                    let help = Some("replication needs broker nodes: `brokers: (count: N)`".into());
+                    self.err(&at("replication"), "an ideal broker keeps one copy", help);
+                    1
+                }
+            });
+            out.push(TopicSpec {
+                kind,
+                partitions: t.partitions.map_or(partitions, |p| {
+                    self.bounded(&at("partitions"), "partitions", p, 1, bounds::PARTITIONS_MAX)
+                }),
+                retention: t.retention.as_deref().and_then(|r| self.duration(&at("retention"), r)).or(retention),
+                retention_records: t
+                    .retention_records
+                    .map(|n| self.bounded(&at("retention_records"), "retention_records", n, 1, u64::MAX))
+                    .or(retention_records),
+                compacted: t.compacted,
+                replication,
+                round_robin: t.key == schema::TopicKey::RoundRobin,
+            });
+        }
+        out
     }
 
     /// The services, and which of them accept the workload's entity.
@@ -1673,25 +1767,7 @@ impl Compiler<'_> {
                 Some(format!("at most {}", bounds::NODES_MAX)),
             );
         }
-        // The log keeps every partition of every topic, each with its
-        // replicas, and each consuming service (a group) its progress in
-        // every partition it reads.
-        if let Some(schema::Bus::Log { partitions, brokers, .. }) = s.log_bus() {
-            let partitions = u64::from((*partitions).min(bounds::PARTITIONS_MAX));
-            let replication = brokers.as_ref().map_or(1, |b| u64::from(b.replication.clamp(1, 100)));
-            let (topics, groups) = (names.kind_count() as u64, consumed_topics * partitions);
-            let kept = topics * partitions * (1 + replication);
-            if kept > bounds::LOG_PARTITIONS_MAX || groups > bounds::LOG_PARTITIONS_MAX {
-                self.err(
-                    &[P::F("bus"), P::F("partitions")],
-                    format!(
-                        "{topics} topics × {partitions} partitions: {kept} partition replicas to keep and {groups} \
-                         consumer positions to track"
-                    ),
-                    Some(format!("at most {} of each: fewer partitions or fewer topics", bounds::LOG_PARTITIONS_MAX)),
-                );
-            }
-        }
+        self.log_size_bound(s, names, consumed_topics);
         (services, accepting)
     }
 

@@ -260,6 +260,8 @@ pub enum BusSpec {
         retention_records: Option<u64>,
         /// Compacted topics: a reader gets only the newest record of each key.
         compacted: Vec<Kind>,
+        /// Topics with their own settings (the others have the bus's).
+        per_topic: Vec<TopicSpec>,
         /// A crashed group member's partitions move to the live members this
         /// long after it stopped answering.
         session_timeout: SimDuration,
@@ -420,6 +422,26 @@ pub enum Acks {
     Leader,
     /// When every in-sync replica has it (and at least `min_insync` are in sync).
     All,
+}
+
+/// One log topic's settings, its bus's defaults applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicSpec {
+    /// The topic.
+    pub kind: Kind,
+    /// Its partitions.
+    pub partitions: u32,
+    /// Time retention.
+    pub retention: Option<SimDuration>,
+    /// Size retention, in records per partition.
+    pub retention_records: Option<u64>,
+    /// Compacted to the newest record per key.
+    pub compacted: bool,
+    /// Copies of each partition (with broker nodes).
+    pub replication: Option<u32>,
+    /// Producers spread its records over its partitions in turn, whatever
+    /// the key (else by key).
+    pub round_robin: bool,
 }
 
 /// Broker nodes, replication and the producers' settings (Kafka-like).

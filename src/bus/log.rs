@@ -3,7 +3,7 @@
 //! `brokers`, `quorum`).
 
 use crate::sim::SimDuration;
-use crate::system::{BrokerSpec, BusSpec};
+use crate::system::{BrokerSpec, BusSpec, TopicSpec};
 
 /// A log bus's settings, from its spec (no partitions without a log bus).
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub(crate) struct LogSettings {
     pub delivery_timeout: SimDuration,
     /// Broker nodes behind the log, if configured.
     pub brokers: Option<BrokerSpec>,
+    /// Topics with their own settings.
+    pub per_topic: Vec<TopicSpec>,
 }
 
 impl LogSettings {
@@ -38,6 +40,7 @@ impl LogSettings {
                 session_timeout,
                 brokers,
                 delivery_timeout,
+                per_topic,
                 ..
             }) => LogSettings {
                 partitions: (*partitions).max(1),
@@ -48,6 +51,7 @@ impl LogSettings {
                 session_timeout: *session_timeout,
                 delivery_timeout: *delivery_timeout,
                 brokers: brokers.clone(),
+                per_topic: per_topic.clone(),
             },
             _ => LogSettings {
                 partitions: 0,
@@ -58,17 +62,47 @@ impl LogSettings {
                 session_timeout: SimDuration::ZERO,
                 delivery_timeout: SimDuration::ZERO,
                 brokers: None,
+                per_topic: Vec::new(),
             },
         }
     }
 
     /// Records can leave the log by retention or compaction: fetches check.
     pub fn gc(&self) -> bool {
-        self.retention.is_some() || self.retention_records.is_some() || !self.compacted.is_empty()
+        self.retention.is_some()
+            || self.retention_records.is_some()
+            || !self.compacted.is_empty()
+            || self.per_topic.iter().any(|t| t.retention.is_some() || t.retention_records.is_some() || t.compacted)
+    }
+
+    /// Topic `kind`'s own settings, if it has any.
+    fn topic(&self, kind: u32) -> Option<&TopicSpec> {
+        self.per_topic.iter().find(|t| t.kind.0 == kind)
     }
 
     /// Whether topic `kind` is compacted.
     pub fn compacted(&self, kind: u32) -> bool {
-        self.compacted.contains(&kind)
+        self.compacted.contains(&kind) || self.topic(kind).is_some_and(|t| t.compacted)
+    }
+
+    /// Topic `kind`'s partitions.
+    pub fn partitions_of(&self, kind: u32) -> u32 {
+        self.topic(kind).map_or(self.partitions, |t| t.partitions.max(1))
+    }
+
+    /// Topic `kind`'s retention, in time and in records per partition.
+    pub fn retention_of(&self, kind: u32) -> (Option<SimDuration>, Option<u64>) {
+        self.topic(kind).map_or((self.retention, self.retention_records), |t| (t.retention, t.retention_records))
+    }
+
+    /// Copies of each of topic `kind`'s partitions, with broker nodes.
+    pub fn replication_of(&self, kind: u32) -> u32 {
+        let default = self.brokers.as_ref().map_or(1, |b| b.replication);
+        self.topic(kind).and_then(|t| t.replication).unwrap_or(default)
+    }
+
+    /// Producers spread topic `kind` over its partitions in turn.
+    pub fn round_robin(&self, kind: u32) -> bool {
+        self.topic(kind).is_some_and(|t| t.round_robin)
     }
 }

@@ -118,6 +118,10 @@ pub enum Bus {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         delivery_timeout: Option<String>,
+        /// Topics with their own settings; the others have the bus's.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        per_topic: Vec<Topic>,
     },
     /// Durable queues with acknowledgements, as the broker `kind` keeps them.
     Queue {
@@ -255,6 +259,49 @@ impl Scenario {
     pub fn queue_bus(&self) -> Option<&Bus> {
         self.bus.iter().chain(&self.buses).find(|b| matches!(b, Bus::Queue { .. }))
     }
+}
+
+/// One log topic's own settings: what it leaves out, it takes from its bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    /// The topic.
+    pub name: String,
+    /// Its partitions.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub partitions: Option<u32>,
+    /// Its records older than this are deleted.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub retention: Option<String>,
+    /// Only this many newest records per partition are kept.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub retention_records: Option<u64>,
+    /// Compacted to the newest record per key.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub compacted: bool,
+    /// Copies of each partition on the broker nodes.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub replication: Option<u32>,
+    /// How producers choose a record's partition.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub key: TopicKey,
+}
+
+/// How producers choose a record's partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum TopicKey {
+    /// By the message's key: one key, one partition, in order.
+    #[default]
+    Key,
+    /// In turn, whatever the key (Kafka's null key): no order per key.
+    RoundRobin,
 }
 
 /// The broker whose queues a Queue bus models.

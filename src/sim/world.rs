@@ -174,9 +174,10 @@ const SAMPLES: u64 = 100;
 /// `World::topic_parts` of a topic on another bus than the log.
 const NOT_ON_LOG: u32 = u32::MAX;
 
-/// Topic `kind` travels on the log (`topic_parts`: each topic's first partition).
-fn on_log(topic_parts: &[u32], kind: Kind) -> bool {
-    topic_parts.get(kind.0 as usize).is_some_and(|&p| p != NOT_ON_LOG)
+/// Topic `kind` travels on the log (`topic_parts`: each topic's first
+/// partition and how many it has).
+fn on_log(topic_parts: &[(u32, u32)], kind: Kind) -> bool {
+    topic_parts.get(kind.0 as usize).is_some_and(|&(p, _)| p != NOT_ON_LOG)
 }
 
 /// `GroupPart::owner` of a partition no member holds.
@@ -386,6 +387,11 @@ struct DedupStore {
 }
 
 impl DedupStore {
+    /// The durable dedup store of service `s`, if it has one.
+    fn durable_of(s: &crate::system::ServiceSpec) -> Option<DedupStore> {
+        s.dedup.filter(|d| d.durable).map(|d| DedupStore::new(d.window))
+    }
+
     fn new(window: u32) -> DedupStore {
         DedupStore { window: window as usize, ..DedupStore::default() }
     }
@@ -570,9 +576,12 @@ struct World<'s, 't> {
     log_latency: Dist,
     queue_latency: Dist,
     partitions: Vec<Partition>,
-    /// The first partition of each topic on the log, by kind ([`NOT_ON_LOG`]
-    /// for a topic on another bus).
-    topic_parts: Vec<u32>,
+    /// The first partition of each topic on the log and how many it has,
+    /// by kind ([`NOT_ON_LOG`] for a topic on another bus).
+    topic_parts: Vec<(u32, u32)>,
+    /// Per kind, for a topic producers spread over its partitions in turn:
+    /// the partition they used last (`None`: by key).
+    round_robin: Vec<Option<u32>>,
     gparts: Vec<GroupPart>,
     inflight: Slab,
     /// The fault plan as drawn for this seed (and, for crash points, as it
@@ -713,26 +722,21 @@ fn subscribers(sys: &System) -> Vec<Vec<u32>> {
 }
 
 /// A log's partitions (topic-major: partition `p` of topic `k` is
-/// `topic_parts[k] + p`), each subscribing service's view of each as a
+/// `topic_parts[k].0 + p`), each subscribing service's view of each as a
 /// group partition, each service's group partitions, and each topic's
 /// first partition. Empty without a log bus.
-#[allow(clippy::type_complexity)]
-fn log_topology(
-    sys: &System,
-    subscribers: &[Vec<u32>],
-    topic_bus: &[BusKind],
-    cfg: &LogSettings,
-) -> (Vec<Partition>, Vec<GroupPart>, Vec<Vec<u32>>, Vec<u32>) {
+fn log_topology(sys: &System, subscribers: &[Vec<u32>], topic_bus: &[BusKind], cfg: &LogSettings) -> LogTopology {
     let mut partitions = Vec::new();
     let mut gparts = Vec::new();
     let mut service_gps = vec![Vec::new(); sys.services.len()];
-    let mut topic_parts = vec![NOT_ON_LOG; subscribers.len()];
+    let mut topic_parts = vec![(NOT_ON_LOG, 0); subscribers.len()];
     for (kind, subs) in subscribers.iter().enumerate() {
         if !matches!(topic_bus[kind], BusKind::Log { .. }) {
             continue;
         }
-        topic_parts[kind] = partitions.len() as u32;
-        for p in 0..cfg.partitions {
+        let k = kind as u32;
+        topic_parts[kind] = (partitions.len() as u32, cfg.partitions_of(k));
+        for p in 0..cfg.partitions_of(k) {
             let part = partitions.len() as u32;
             let mut groups = Vec::new();
             for &si in subs {
@@ -741,11 +745,12 @@ fn log_topology(
                 gparts.push(GroupPart::new(part, p, si, sys.services[si as usize].commit));
             }
             let replicas: Vec<Replica> = match &cfg.brokers {
-                Some(b) => (0..b.replication).map(|i| Replica::on((part + i) % b.count)).collect(),
+                Some(b) => (0..cfg.replication_of(k)).map(|i| Replica::on((part + i) % b.count)).collect(),
                 None => Vec::new(),
             };
             // A compacted topic keeps each key's newest record however old.
-            let compacted = cfg.compacted(kind as u32);
+            let compacted = cfg.compacted(k);
+            let (retention, retention_records) = cfg.retention_of(k);
             partitions.push(Partition {
                 records: Vec::new(),
                 visible_at: Vec::new(),
@@ -757,14 +762,24 @@ fn log_topology(
                 pending_acks: VecDeque::new(),
                 appended_ids: BTreeMap::new(),
                 groups,
-                retention: cfg.retention.filter(|_| !compacted),
-                retention_records: cfg.retention_records.filter(|_| !compacted),
+                retention: retention.filter(|_| !compacted),
+                retention_records: retention_records.filter(|_| !compacted),
                 compacted,
                 newest_by_key: BTreeMap::new(),
             });
         }
     }
-    (partitions, gparts, service_gps, topic_parts)
+    let round_robin = (0..subscribers.len() as u32).map(|k| cfg.round_robin(k).then_some(0)).collect();
+    LogTopology { partitions, gparts, service_gps, topic_parts, round_robin }
+}
+
+/// What [`log_topology`] lays out (see the fields of [`World`] by these names).
+struct LogTopology {
+    partitions: Vec<Partition>,
+    gparts: Vec<GroupPart>,
+    service_gps: Vec<Vec<u32>>,
+    topic_parts: Vec<(u32, u32)>,
+    round_robin: Vec<Option<u32>>,
 }
 
 /// The queue broker's queues, consumers and bindings: each consuming
@@ -834,7 +849,7 @@ impl<'s, 't> World<'s, 't> {
         let log_cfg = LogSettings::of(sys.log());
         let queue_cfg = QueueSettings::of(sys.queue());
         let topic_bus: Vec<BusKind> = (0..sys.names.kind_count() as u32).map(|k| sys.bus_kind_of(k)).collect();
-        let (partitions, gparts, service_gps, topic_parts) = log_topology(sys, &subscribers, &topic_bus, &log_cfg);
+        let log = log_topology(sys, &subscribers, &topic_bus, &log_cfg);
         let broker = queue_topology(sys, &first_node, &topic_bus, &queue_cfg, nodes.len());
         // The log's brokers, then the queue broker.
         let queue_broker = sys.queue().map(|_| log_cfg.brokers.as_ref().map_or(0, |b| b.count));
@@ -855,9 +870,10 @@ impl<'s, 't> World<'s, 't> {
             log_latency: latency_of(sys.log()),
             queue_latency: latency_of(sys.queue()),
             first_bus: BusKind::of(&sys.buses[0].spec),
-            topic_parts,
-            partitions,
-            gparts,
+            round_robin: log.round_robin,
+            topic_parts: log.topic_parts,
+            partitions: log.partitions,
+            gparts: log.gparts,
             inflight: Slab::default(),
             plan,
             stock: BTreeMap::new(),
@@ -869,11 +885,9 @@ impl<'s, 't> World<'s, 't> {
             broker_names,
             track_processed: tracks_processed(sys, &log_cfg),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
-            service_gps,
+            service_gps: log.service_gps,
             // The log's brokers, or the queue broker.
-            brokers: (0..sys.broker_names().len())
-                .map(|_| BrokerNode { up: true, epoch: 0, down: Holds::default(), fenced: false, fence_generation: 0 })
-                .collect(),
+            brokers: (0..sys.broker_names().len()).map(|_| BrokerNode::up()).collect(),
             log_cfg,
             queue_cfg,
             produce_reqs: Vec::new(),
@@ -882,11 +896,7 @@ impl<'s, 't> World<'s, 't> {
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
             qlink: queue_broker::ClientLink::new(),
             held_publishes: 0,
-            dedup: sys
-                .services
-                .iter()
-                .map(|s| s.dedup.filter(|d| d.durable).map(|d| DedupStore::new(d.window)))
-                .collect(),
+            dedup: sys.services.iter().map(DedupStore::durable_of).collect(),
             checker: Checker::new(&sys.invariants, sys.names.effect_count()),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
@@ -1892,11 +1902,12 @@ impl<'s, 't> World<'s, 't> {
                 continue;
             }
             for k in self.sys.services[si].consumes.iter().filter(|k| on_log(&self.topic_parts, **k)) {
-                let first = self.topic_parts[k.0 as usize];
+                let (first, count) = self.topic_parts[k.0 as usize];
+                let parts = first..first + count;
                 let lag: u64 = gps
                     .iter()
                     .map(|&g| &self.gparts[g as usize])
-                    .filter(|gp| (first..first + self.log_cfg.partitions).contains(&gp.part))
+                    .filter(|gp| parts.contains(&gp.part))
                     .map(|gp| self.partitions[gp.part as usize].visible.saturating_sub(gp.committed))
                     .sum();
                 self.backlog[i].1.push(lag);

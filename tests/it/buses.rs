@@ -164,6 +164,14 @@ fn bad_bus_layouts_are_refused_where_they_are_written() {
             "7:25: error: two buses are called `kafka` (the other is a Log)",
         ),
         (good.replace(r#"name: "notify""#, r#"name: "mailer""#), "7:25: error: a service is also called `mailer`"),
+        // A log gives settings only to its own topics.
+        (
+            good.replace(
+                r#"Exp(mean: "2ms"), topics: ["OrderPlaced"]"#,
+                r#"Exp(mean: "2ms"), topics: ["OrderPlaced"], per_topic: [Topic(name: "ChargeCard")]"#,
+            ),
+            "error: topic `ChargeCard` travels on `rabbit`, not on this log",
+        ),
         // A lone bus carries everything.
         (
             good.replace(

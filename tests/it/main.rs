@@ -25,5 +25,6 @@ mod stories;
 mod support;
 mod sweep;
 mod tidy;
+mod topics;
 mod validation;
 mod verdicts;

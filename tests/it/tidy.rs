@@ -13,13 +13,12 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario.rs", "services", 333),
+    ("src/scenario.rs", "services", 315),
     ("src/scenario.rs", "faults", 313),
     ("src/scenario.rs", "queue_bus_spec", 111),
-    ("src/scenario.rs", "log_bus_spec", 97),
     ("src/scenario.rs", "invariants", 155),
     ("src/scenario.rs", "workload", 95),
-    ("src/sim/world.rs", "new", 84),
+    ("src/sim/world.rs", "new", 79),
     ("src/story.rs", "tell", 287),
     ("src/report.rs", "timeline_svg", 198),
     ("src/sim/world.rs", "done", 143),

@@ -50,6 +50,19 @@ pub(super) struct Replica {
     pub stalled: bool,
 }
 
+impl BrokerNode {
+    /// A broker node up, never crashed.
+    pub fn up() -> BrokerNode {
+        BrokerNode {
+            up: true,
+            epoch: 0,
+            down: crate::fault::compose::Holds::default(),
+            fenced: false,
+            fence_generation: 0,
+        }
+    }
+}
+
 impl Replica {
     /// An empty, in-sync copy on broker `broker`.
     pub fn on(broker: u32) -> Replica {

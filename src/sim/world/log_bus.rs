@@ -9,10 +9,19 @@
 use super::*;
 
 impl World<'_, '_> {
-    /// The partition `msg` goes to: its topic's partition of its key.
-    pub(super) fn partition_of(&self, msg: &Message) -> u32 {
-        let p = (mix(msg.key) % u64::from(self.log_cfg.partitions)) as u32;
-        self.topic_parts[msg.kind.0 as usize] + p
+    /// The partition `msg` goes to: its topic's partition of its key, or
+    /// the topic's next one in turn (a round-robin topic).
+    pub(super) fn partition_of(&mut self, msg: &Message) -> u32 {
+        let k = msg.kind.0 as usize;
+        let (first, count) = self.topic_parts[k];
+        let p = match &mut self.round_robin[k] {
+            Some(last) => {
+                *last = (*last + 1) % count;
+                *last
+            }
+            None => (mix(msg.key) % u64::from(count)) as u32,
+        };
+        first + p
     }
 
     /// Node `n` processed record `offset` of group partition `gp`, fetched
