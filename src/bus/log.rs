@@ -26,10 +26,21 @@ pub(crate) struct LogSettings {
     pub brokers: Option<BrokerSpec>,
     /// Topics with their own settings.
     pub per_topic: Vec<TopicSpec>,
+    /// Records can leave the log by retention or compaction ([`Self::gc`]).
+    gc: bool,
 }
 
 impl LogSettings {
     pub fn of(spec: Option<&BusSpec>) -> LogSettings {
+        let mut settings = LogSettings::from_spec(spec);
+        settings.gc = settings.retention.is_some()
+            || settings.retention_records.is_some()
+            || !settings.compacted.is_empty()
+            || settings.per_topic.iter().any(|t| t.retention.is_some() || t.retention_records.is_some() || t.compacted);
+        settings
+    }
+
+    fn from_spec(spec: Option<&BusSpec>) -> LogSettings {
         match spec {
             Some(BusSpec::Log {
                 partitions,
@@ -52,6 +63,7 @@ impl LogSettings {
                 delivery_timeout: *delivery_timeout,
                 brokers: brokers.clone(),
                 per_topic: per_topic.clone(),
+                gc: false,
             },
             _ => LogSettings {
                 partitions: 0,
@@ -63,16 +75,15 @@ impl LogSettings {
                 delivery_timeout: SimDuration::ZERO,
                 brokers: None,
                 per_topic: Vec::new(),
+                gc: false,
             },
         }
     }
 
     /// Records can leave the log by retention or compaction: fetches check.
+    #[inline]
     pub fn gc(&self) -> bool {
-        self.retention.is_some()
-            || self.retention_records.is_some()
-            || !self.compacted.is_empty()
-            || self.per_topic.iter().any(|t| t.retention.is_some() || t.retention_records.is_some() || t.compacted)
+        self.gc
     }
 
     /// Topic `kind`'s own settings, if it has any.
