@@ -1515,6 +1515,7 @@ impl<'s, 't> World<'s, 't> {
     /// call is answered; a queue delivery is acked (it leaves the queue and
     /// its credit frees up); a log record is processed, and committed by
     /// the policies that commit after processing.
+    #[inline]
     fn settle(&mut self, n: u32, job: &Job) {
         match job.source {
             Source::Call { .. } => self.reply(n, job.source, true),
@@ -1661,8 +1662,9 @@ impl<'s, 't> World<'s, 't> {
         self.trace(RecordKind::Published, from, &msg, u64::from(msg.kind.0));
         // A queue broker and an ideal log broker are reached over the
         // producer's connection: faults on it hold, delay or lose what it sends.
-        if self.bus_of(msg.kind).connected()
-            && (!self.links.is_empty() || self.held_publishes > 0)
+        // (No fault active, the usual case: nothing to ask.)
+        if (!self.links.is_empty() || self.held_publishes > 0)
+            && self.bus_of(msg.kind).connected()
             && self.held_on_connection(from, msg)
         {
             return;
