@@ -81,6 +81,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             keys: KeyDist::Uniform(10_000),
             start: SimTime::ZERO,
             stop: SimTime::ZERO + duration,
+            shape: crate::system::RateShape::Constant,
         },
         faults: vec![],
         invariants: vec![],

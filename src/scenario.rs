@@ -19,7 +19,7 @@ use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
     Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
-    QueueKind, RandomFault, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
+    QueueKind, RandomFault, RateShape, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
 };
 
 /// The queue kind a scenario names.
@@ -1781,8 +1781,8 @@ impl Compiler<'_> {
         request: Kind,
     ) -> Option<WorkloadSpec> {
         // The workload.
-        let (schema::Workload::Poisson { rate, entity, keys, start, stop }
-        | schema::Workload::Regular { rate, entity, keys, start, stop, .. }) = &s.workload;
+        let (schema::Workload::Poisson { rate, entity, keys, start, stop, shape }
+        | schema::Workload::Regular { rate, entity, keys, start, stop, shape, .. }) = &s.workload;
         let (regular, count) = match &s.workload {
             schema::Workload::Poisson { .. } => (false, None),
             schema::Workload::Regular { count, .. } => (true, *count),
@@ -1800,18 +1800,8 @@ impl Compiler<'_> {
             Some(t) => self.duration(&wat("stop"), t),
             None => duration,
         };
-        let keys = match keys {
-            schema::Keys::Uniform(0) => {
-                self.err(
-                    &[P::F("workload"), P::F("keys"), P::I(0)],
-                    "keys Uniform(0) has no keys",
-                    Some("expected at least 1".into()),
-                );
-                KeyDist::Uniform(1)
-            }
-            schema::Keys::Uniform(n) => KeyDist::Uniform(*n),
-            schema::Keys::Sequential => KeyDist::Sequential,
-        };
+        let keys = self.keys(keys);
+        let shape = self.shape(&[P::F("workload"), P::F("shape")], shape);
         let target = match accepting {
             [one] => Some(*one),
             [] => {
@@ -1842,7 +1832,9 @@ impl Compiler<'_> {
             self.err(&wat("stop"), "the workload stops before it starts", None);
         }
         if let (Some(gap), Some(a), Some(b)) = (gap, start, stop) {
-            let expected = (b.0.saturating_sub(a.0)) / gap.0.max(1);
+            // At most: the shape's largest factor all along.
+            let expected = ((b.0.saturating_sub(a.0)) / gap.0.max(1)) as f64 * shape.max();
+            let expected = expected as u64;
             if expected > limits.entities_max {
                 self.err(
                     &wat("rate"),
@@ -1865,7 +1857,87 @@ impl Compiler<'_> {
             keys,
             start: SimTime::ZERO + start,
             stop: SimTime::ZERO + stop.min(duration),
+            shape,
         })
+    }
+
+    /// The workload's keys.
+    fn keys(&mut self, keys: &schema::Keys) -> KeyDist {
+        match keys {
+            schema::Keys::Uniform(0) => {
+                self.err(
+                    &[P::F("workload"), P::F("keys"), P::I(0)],
+                    "keys Uniform(0) has no keys",
+                    Some("expected at least 1".into()),
+                );
+                KeyDist::Uniform(1)
+            }
+            schema::Keys::Uniform(n) => KeyDist::Uniform(*n),
+            schema::Keys::Sequential => KeyDist::Sequential,
+        }
+    }
+
+    /// A rate factor of a shape (at `at`): above zero and at most 1000.
+    fn factor(&mut self, at: &[P], f: f64) -> f64 {
+        if !(f.is_finite() && f > 0.0 && f <= 1000.0) {
+            let help = Some("expected a factor above 0 and at most 1000".into());
+            self.err(at, format!("factor {f} is out of range"), help);
+            return 1.0;
+        }
+        f
+    }
+
+    /// How the workload's rate changes over time (the shape at `here`).
+    fn shape(&mut self, here: &[P], shape: &schema::Shape) -> RateShape {
+        let at = |f: &'static str| [here, &[P::I(0), P::F(f)]].concat();
+        let time = |c: &mut Self, path: &[P], t: &Option<String>, default: SimDuration| match t {
+            Some(t) => c.duration(path, t).unwrap_or(default),
+            None => default,
+        };
+        match shape {
+            schema::Shape::Constant => RateShape::Constant,
+            schema::Shape::Burst { every, lasting, factor, at: first } => {
+                let every = self.positive(&at("every"), &Some(every.clone()), 1);
+                let lasting = self.duration(&at("lasting"), lasting).unwrap_or(SimDuration::ZERO);
+                if lasting >= every {
+                    self.err(&at("lasting"), "a burst lasts as long as the time between bursts", None);
+                }
+                let factor = self.factor(&at("factor"), *factor);
+                let first = time(self, &at("at"), first, every);
+                RateShape::Burst { every, lasting, factor, at: SimTime::ZERO + first }
+            }
+            schema::Shape::Steps(steps) => {
+                let mut out = Vec::new();
+                for (i, st) in steps.iter().enumerate() {
+                    let sat = |f: &'static str| [here, &[P::I(0), P::I(i), P::F(f)]].concat();
+                    let t = self.duration(&sat("at"), &st.at).unwrap_or(SimDuration::ZERO);
+                    if out.last().is_some_and(|(prev, _)| SimTime::ZERO + t <= *prev) {
+                        self.err(&sat("at"), "steps must be in time order", None);
+                    }
+                    out.push((SimTime::ZERO + t, self.factor(&sat("factor"), st.factor)));
+                }
+                RateShape::Steps(out)
+            }
+            schema::Shape::Ramp { to, over, from, at: start } => {
+                let over = self.positive(&at("over"), &Some(over.clone()), 1);
+                let to = self.factor(&at("to"), *to);
+                let from = from.map_or(1.0, |f| self.factor(&at("from"), f));
+                let start = time(self, &at("at"), start, SimDuration::ZERO);
+                RateShape::Ramp { from, to, at: SimTime::ZERO + start, over }
+            }
+            schema::Shape::Daily { low, high, peak_at, period } => {
+                let (low, high) = (self.factor(&at("low"), *low), self.factor(&at("high"), *high));
+                if low > high {
+                    self.err(&at("low"), format!("the trough ({low}) is above the peak ({high})"), None);
+                }
+                let period = time(self, &at("period"), period, SimDuration::from_secs(86_400));
+                if period == SimDuration::ZERO {
+                    self.err(&at("period"), "a cycle of no time", None);
+                }
+                let peak_at = time(self, &at("peak_at"), peak_at, SimDuration::from_secs(43_200));
+                RateShape::Daily { low, high, peak_at, period }
+            }
+        }
     }
 
     /// The fault plan, by node names.

@@ -509,6 +509,95 @@ pub struct WorkloadSpec {
     pub start: SimTime,
     /// No arrival at or after this.
     pub stop: SimTime,
+    /// How the rate changes over time.
+    pub shape: RateShape,
+}
+
+/// How a workload's rate changes over time: at time `t` it is the
+/// workload's rate times [`RateShape::factor`]`(t)`, a factor above zero.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum RateShape {
+    /// Factor 1 all along.
+    #[default]
+    Constant,
+    /// `factor` during `[at + k * every, at + k * every + lasting)`, else 1.
+    Burst {
+        /// Between two bursts' starts.
+        every: SimDuration,
+        /// A burst's length.
+        lasting: SimDuration,
+        /// The factor during a burst.
+        factor: f64,
+        /// The first burst's start.
+        at: SimTime,
+    },
+    /// 1 until the first step, then each step's factor from its time on
+    /// (sorted by time).
+    Steps(Vec<(SimTime, f64)>),
+    /// `from` until `at`, then linearly to `to` over `over`, then `to`.
+    Ramp {
+        /// The factor before.
+        from: f64,
+        /// The factor after.
+        to: f64,
+        /// The ramp's start.
+        at: SimTime,
+        /// Its length.
+        over: SimDuration,
+    },
+    /// `low + (high - low) * (1 + cos(2 pi (t - peak_at) / period)) / 2`.
+    Daily {
+        /// The factor at the trough.
+        low: f64,
+        /// The factor at the peak.
+        high: f64,
+        /// The peak's time within the period.
+        peak_at: SimDuration,
+        /// The cycle's length.
+        period: SimDuration,
+    },
+}
+
+impl RateShape {
+    /// The rate's factor at time `t`.
+    pub fn factor(&self, t: SimTime) -> f64 {
+        match self {
+            RateShape::Constant => 1.0,
+            RateShape::Burst { every, lasting, factor, at } => {
+                if t < *at {
+                    return 1.0;
+                }
+                let into = (t.0 - at.0) % every.0.max(1);
+                if into < lasting.0 { *factor } else { 1.0 }
+            }
+            RateShape::Steps(steps) => steps.iter().rev().find(|(at, _)| *at <= t).map_or(1.0, |s| s.1),
+            RateShape::Ramp { from, to, at, over } => {
+                if t <= *at {
+                    *from
+                } else if t.0 - at.0 >= over.0 {
+                    *to
+                } else {
+                    from + (to - from) * ((t.0 - at.0) as f64 / over.0.max(1) as f64)
+                }
+            }
+            RateShape::Daily { low, high, peak_at, period } => {
+                let period = period.0.max(1);
+                let phase = ((t.0 + period - peak_at.0 % period) % period) as f64 / period as f64;
+                low + (high - low) * (1.0 + libm::cos(2.0 * std::f64::consts::PI * phase)) / 2.0
+            }
+        }
+    }
+
+    /// The largest factor it ever takes (the thinning bound).
+    pub fn max(&self) -> f64 {
+        match self {
+            RateShape::Constant => 1.0,
+            RateShape::Burst { factor, .. } => factor.max(1.0),
+            RateShape::Steps(steps) => steps.iter().map(|s| s.1).fold(1.0, f64::max),
+            RateShape::Ramp { from, to, .. } => from.max(*to),
+            RateShape::Daily { low, high, .. } => low.max(*high),
+        }
+    }
 }
 
 /// A fault in the plan.

@@ -870,6 +870,10 @@ pub enum Workload {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         stop: Option<String>,
+        /// How the rate changes over time (default: constant).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        shape: Shape,
     },
     /// Arrivals exactly `1/rate` apart: a scripted load, or with `count` a
     /// batch of exactly that many (a backlog to drain).
@@ -892,7 +896,80 @@ pub enum Workload {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         count: Option<u64>,
+        /// How the rate changes over time (default: constant).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        shape: Shape,
     },
+}
+
+/// How a workload's rate changes over time: the rate at time `t` is the
+/// workload's `rate` times the shape's factor at `t`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Shape {
+    /// Factor 1 all along.
+    #[default]
+    Constant,
+    /// Factor `factor` for `lasting` every `every`, the first at `at`
+    /// (default: `every`); 1 between bursts.
+    Burst {
+        /// Time between the starts of two bursts.
+        every: String,
+        /// How long a burst lasts.
+        lasting: String,
+        /// The rate's factor during a burst.
+        factor: f64,
+        /// The first burst starts here (default: `every`).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        at: Option<String>,
+    },
+    /// Factor 1 until the first step, then each step's from its time on.
+    Steps(Vec<Step>),
+    /// Factor `from` (default 1) until `at` (default 0), then linearly to
+    /// `to` over `over`, then `to`.
+    Ramp {
+        /// The factor at the end of the ramp.
+        to: f64,
+        /// How long the ramp takes.
+        over: String,
+        /// The factor before the ramp (default 1).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        from: Option<f64>,
+        /// When the ramp starts (default 0).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        at: Option<String>,
+    },
+    /// A daily cycle: the factor goes from `low` to `high` and back once
+    /// per `period` (default 24h), a cosine peaking at `peak_at` (default
+    /// 12h).
+    Daily {
+        /// The factor at the trough.
+        low: f64,
+        /// The factor at the peak.
+        high: f64,
+        /// When the peak is, within the period (default 12h).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        peak_at: Option<String>,
+        /// The cycle's length (default 24h).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        period: Option<String>,
+    },
+}
+
+/// One step of a `Steps` shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// From this time on.
+    pub at: String,
+    /// The rate's factor.
+    pub factor: f64,
 }
 
 /// A transactional outbox and its relay.

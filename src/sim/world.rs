@@ -32,8 +32,9 @@ use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
+use crate::sim::dist::to_nanos;
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RateShape, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -1085,15 +1086,36 @@ impl<'s, 't> World<'s, 't> {
         if w.count.is_some_and(|c| self.next_entity > c) {
             return;
         }
-        let gap = if w.regular {
-            w.interarrival_mean
-        } else {
-            SimDuration(crate::sim::dist::to_nanos(self.workload.exp(w.interarrival_mean.0 as f64)))
-        };
-        let next = self.now + gap;
-        if next < w.stop {
+        if let Some(next) = self.next_arrival() {
             self.queue.push(next, Ev::Arrival);
         }
+    }
+
+    /// When the workload's next entity arrives, if before its stop. A
+    /// Poisson workload whose rate changes over time is thinned (Lewis and
+    /// Shedler): candidates at the shape's largest rate, each kept with
+    /// probability factor(t) / largest, one draw each; a constant one draws
+    /// only its gaps. A regular one's gap is divided by the factor now.
+    fn next_arrival(&mut self) -> Option<SimTime> {
+        let w = &self.sys.workload;
+        let mean = w.interarrival_mean.0 as f64;
+        let constant = w.shape == RateShape::Constant;
+        let next = match (w.regular, constant) {
+            (true, true) => self.now + w.interarrival_mean,
+            (true, false) => self.now + SimDuration(to_nanos(mean / w.shape.factor(self.now)).max(1)),
+            (false, true) => self.now + SimDuration(to_nanos(self.workload.exp(mean))),
+            (false, false) => {
+                let most = w.shape.max();
+                let mut t = self.now;
+                loop {
+                    t += SimDuration(to_nanos(self.workload.exp(mean / most)));
+                    if t >= w.stop || self.workload.unit() * most < w.shape.factor(t) {
+                        break t;
+                    }
+                }
+            }
+        };
+        (next < w.stop).then_some(next)
     }
 
     #[inline]

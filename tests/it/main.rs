@@ -28,3 +28,4 @@ mod tidy;
 mod topics;
 mod validation;
 mod verdicts;
+mod workloads;

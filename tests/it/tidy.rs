@@ -17,7 +17,7 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/scenario.rs", "faults", 313),
     ("src/scenario.rs", "queue_bus_spec", 111),
     ("src/scenario.rs", "invariants", 155),
-    ("src/scenario.rs", "workload", 95),
+    ("src/scenario.rs", "workload", 88),
     ("src/sim/world.rs", "new", 79),
     ("src/story.rs", "tell", 287),
     ("src/report.rs", "timeline_svg", 198),
