@@ -19,7 +19,7 @@ use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
     Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
-    QueueKind, RandomFault, RateShape, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
+    QueueKind, RandomFault, RateShape, Routing, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
 };
 
 /// The queue kind a scenario names.
@@ -271,6 +271,16 @@ fn link_semantics(s: &Scenario, from_bus: bool, to_bus: bool) -> (bool, bool) {
         }
     });
     semantics.fold((true, true), |(r, f), (r2, f2)| (r && r2, f && f2))
+}
+
+/// A service's load-balancing strategy.
+fn routing(r: schema::Routing) -> Routing {
+    match r {
+        schema::Routing::ByKey => Routing::ByKey,
+        schema::Routing::RoundRobin => Routing::RoundRobin,
+        schema::Routing::Random => Routing::Random,
+        schema::Routing::LeastLoaded => Routing::LeastLoaded,
+    }
 }
 
 /// A usable service or bus name: it makes node names (`name-1`).
@@ -1698,12 +1708,8 @@ impl Compiler<'_> {
                 }
                 spec.outbox = Some(poll.unwrap_or(SimDuration::SECOND));
             }
-            if let Some(t) = &sv.starts_at {
-                let at = [P::F("services"), P::I(i), P::F("starts_at")];
-                if let Some(d) = self.duration(&at, t) {
-                    spec.starts_at = SimTime::ZERO + d;
-                }
-            }
+            spec.starts_at = self.starts_at(i, sv);
+            spec.routing = routing(sv.routing);
             spec.auto_ack = matches!(sv.consume.ack, Some(schema::Ack::Auto));
             spec.prefetch = match sv.consume.prefetch {
                 Some(p) => self.bounded(&cat("prefetch"), "prefetch", p, 1, 1_000_000),
@@ -1769,6 +1775,13 @@ impl Compiler<'_> {
         }
         self.log_size_bound(s, names, consumed_topics);
         (services, accepting)
+    }
+
+    /// When service `i` is deployed (time zero unless `starts_at` says).
+    fn starts_at(&mut self, i: usize, sv: &schema::Service) -> SimTime {
+        let at = [P::F("services"), P::I(i), P::F("starts_at")];
+        let d = sv.starts_at.as_ref().and_then(|t| self.duration(&at, t));
+        SimTime::ZERO + d.unwrap_or(SimDuration::ZERO)
     }
 
     /// The workload: its arrivals, keys and entry service.

@@ -154,6 +154,8 @@ pub struct Dedup {
 pub struct ServiceSpec {
     /// Name, e.g. `inventory`; its instances are `inventory-1`, `inventory-2`, ...
     pub name: String,
+    /// Which instance takes a request, a call or a pushed message.
+    pub routing: Routing,
     /// Number of instances (nodes).
     pub instances: u32,
     /// Concurrent workers per instance.
@@ -204,6 +206,7 @@ impl ServiceSpec {
     pub fn new(name: &str) -> ServiceSpec {
         ServiceSpec {
             name: name.to_string(),
+            routing: Routing::ByKey,
             instances: 1,
             workers: 1,
             queue_capacity: 10_000,
@@ -511,6 +514,21 @@ pub struct WorkloadSpec {
     pub stop: SimTime,
     /// How the rate changes over time.
     pub shape: RateShape,
+}
+
+/// Which of a service's instances takes a request, a call or a pushed
+/// message; each skips instances that are down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Routing {
+    /// The key's home instance, else the next one up.
+    #[default]
+    ByKey,
+    /// Each instance in turn.
+    RoundRobin,
+    /// An instance drawn from the service's routing stream.
+    Random,
+    /// The instance with the fewest messages at work or waiting.
+    LeastLoaded,
 }
 
 /// How a workload's rate changes over time: at time `t` it is the

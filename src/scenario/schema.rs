@@ -477,6 +477,10 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub starts_at: Option<String>,
+    /// Which instance takes a request, a call or a pushed message.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub routing: Routing,
     /// A transactional outbox instead of publishing directly.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -901,6 +905,24 @@ pub enum Workload {
         #[serde(skip_serializing_if = "is_default")]
         shape: Shape,
     },
+}
+
+/// Which of a service's instances takes a request, a call or a pushed
+/// message (a load balancer's strategy). Each skips instances that are down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub enum Routing {
+    /// The key's home instance (`key mod instances`), else the next one up:
+    /// one key, one instance, while it is up.
+    #[default]
+    ByKey,
+    /// Each instance in turn.
+    RoundRobin,
+    /// An instance drawn at random (its own stream per service).
+    Random,
+    /// The instance with the fewest messages at work or waiting (the lowest
+    /// number among equals).
+    LeastLoaded,
 }
 
 /// How a workload's rate changes over time: the rate at time `t` is the

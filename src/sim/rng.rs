@@ -27,12 +27,21 @@ pub enum StreamKind {
     Faults = 3,
     /// One service instance's processing times (keyed by the instance name).
     Instance = 4,
+    /// A service's random routing (keyed by the service name).
+    Routing = 5,
 }
 
 /// A deterministic random stream.
 #[derive(Clone, Debug)]
 pub struct Stream {
     rng: ChaCha8Rng,
+}
+
+impl crate::system::ServiceSpec {
+    /// The stream random routing to this service draws from.
+    pub(crate) fn routing_stream(&self, seed: u64) -> Stream {
+        Stream::new(seed, StreamKind::Routing, &self.name)
+    }
 }
 
 impl Stream {

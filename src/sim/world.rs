@@ -34,7 +34,7 @@ use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, Servi
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
 use crate::sim::dist::to_nanos;
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RateShape, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RateShape, Routing, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -533,6 +533,33 @@ impl Node {
     }
 }
 
+/// A service's load balancer: the instance it used last in turn (at first
+/// the last instance, so the first turn is the first), and the stream
+/// random routing draws from.
+struct Route {
+    turn: u32,
+    stream: Stream,
+}
+
+impl Route {
+    fn new(s: &crate::system::ServiceSpec, seed: u64) -> Route {
+        Route { turn: s.instances.saturating_sub(1), stream: s.routing_stream(seed) }
+    }
+
+    /// The next instance in turn, of `n`.
+    fn next(&mut self, n: u32) -> u32 {
+        self.turn = (self.turn + 1) % n;
+        self.turn
+    }
+}
+
+/// Produce requests in flight, in slots reused once settled.
+#[derive(Default)]
+struct Produces {
+    reqs: Vec<ProduceReq>,
+    free: Vec<u32>,
+}
+
 /// Per-service measurements, fixed in size.
 #[derive(Clone, Default)]
 struct ServiceStats {
@@ -620,8 +647,8 @@ struct World<'s, 't> {
     log_cfg: LogSettings,
     /// The queue bus's settings.
     queue_cfg: QueueSettings,
-    produce_reqs: Vec<ProduceReq>,
-    produce_free: Vec<u32>,
+    /// The log's produce requests waiting for their acknowledgements.
+    produce: Produces,
     /// Backlog per queue and lag per (group, topic), sampled: name, samples.
     backlog: Vec<(String, Vec<u64>)>,
     sample_every: SimDuration,
@@ -642,6 +669,8 @@ struct World<'s, 't> {
     interrupt: Option<&'t std::sync::atomic::AtomicBool>,
     /// What happened, counted over the run.
     counts: Counts,
+    /// Per service, its load balancer's state.
+    routes: Vec<Route>,
     /// Synchronous calls in progress, and each caller's call sites.
     calls: Calls,
     seed: u64,
@@ -891,8 +920,7 @@ impl<'s, 't> World<'s, 't> {
             brokers: (0..sys.broker_names().len()).map(|_| BrokerNode::up()).collect(),
             log_cfg,
             queue_cfg,
-            produce_reqs: Vec::new(),
-            produce_free: Vec::new(),
+            produce: Produces::default(),
             backlog: Vec::new(),
             sample_every: SimDuration((sys.duration.0 / SAMPLES).max(1)),
             qlink: queue_broker::ClientLink::new(),
@@ -908,6 +936,7 @@ impl<'s, 't> World<'s, 't> {
             stop: StopReason::Completed,
             interrupt: None,
             counts: Counts::default(),
+            routes: sys.services.iter().map(|s| Route::new(s, seed)).collect(),
             seed,
             series: None,
         })
@@ -1049,14 +1078,34 @@ impl<'s, 't> World<'s, 't> {
         self.now = self.end;
     }
 
-    /// The instance of `service` that takes `key`: the key's home instance if
-    /// it is up, else the next one up, so routing is sticky but avoids the dead.
+    /// The instance of `service` that takes `key`, by the service's
+    /// routing, skipping instances that are down: by key, the key's home
+    /// instance if it is up, else the next one up (sticky, but avoiding the
+    /// dead); round robin, the next in turn; at random, one drawn from the
+    /// service's routing stream, else the next one up; least loaded, the
+    /// one with the fewest messages at work or waiting (the next in turn
+    /// among equals).
     #[inline]
-    fn pick_up(&self, service: u32, key: u64) -> Option<u32> {
-        let n = self.sys.services[service as usize].instances;
+    fn pick_up(&mut self, service: u32, key: u64) -> Option<u32> {
+        let s = &self.sys.services[service as usize];
+        let n = s.instances;
         let first = self.first_node[service as usize];
-        let home = (key % u64::from(n)) as u32;
-        (0..n).map(|i| first + (home + i) % n).find(|&x| self.nodes[x as usize].up)
+        let start = match s.routing {
+            Routing::ByKey => (key % u64::from(n)) as u32,
+            Routing::RoundRobin => self.routes[service as usize].next(n),
+            Routing::Random => self.routes[service as usize].stream.below(u64::from(n)) as u32,
+            Routing::LeastLoaded => {
+                // Among equals, the next in turn (so ties spread evenly).
+                let turn = self.routes[service as usize].next(n);
+                let load = |x: u32| {
+                    let node = &self.nodes[x as usize];
+                    node.busy.iter().filter(|b| b.is_some()).count() + node.fifo.len()
+                };
+                let up = (0..n).map(|i| first + (turn + i) % n).filter(|&x| self.nodes[x as usize].up);
+                return up.min_by_key(|&x| load(x));
+            }
+        };
+        (0..n).map(|i| first + (start + i) % n).find(|&x| self.nodes[x as usize].up)
     }
 
     fn arrival(&mut self) {
@@ -2060,7 +2109,7 @@ impl<'s, 't> World<'s, 't> {
             let records = &self.partitions[gp.part as usize].records;
             records.iter().skip(gp.committed as usize).for_each(&mut mark);
         }
-        self.produce_reqs.iter().filter(|r| r.live).for_each(|r| mark(&r.msg));
+        self.produce.reqs.iter().filter(|r| r.live).for_each(|r| mark(&r.msg));
         self.calls.in_flight().for_each(&mut mark);
         v
     }

@@ -19,6 +19,7 @@ mod patterns;
 mod props;
 mod queues;
 mod report;
+mod routing;
 mod scenarios;
 mod shrink;
 mod stories;

@@ -13,7 +13,7 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario.rs", "services", 315),
+    ("src/scenario.rs", "services", 311),
     ("src/scenario.rs", "faults", 313),
     ("src/scenario.rs", "queue_bus_spec", 111),
     ("src/scenario.rs", "invariants", 155),

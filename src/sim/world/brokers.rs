@@ -92,15 +92,15 @@ impl World<'_, '_> {
     pub(super) fn produce(&mut self, msg: Message, part: u32, from: u32) {
         let req =
             ProduceReq { msg, from, part, attempts: 0, live: true, generation: 0, appended_at: None, acked: false };
-        let id = match self.produce_free.pop() {
+        let id = match self.produce.free.pop() {
             Some(i) => {
-                let generation = self.produce_reqs[i as usize].generation.wrapping_add(1);
-                self.produce_reqs[i as usize] = ProduceReq { generation, ..req };
+                let generation = self.produce.reqs[i as usize].generation.wrapping_add(1);
+                self.produce.reqs[i as usize] = ProduceReq { generation, ..req };
                 i
             }
             None => {
-                self.produce_reqs.push(req);
-                self.produce_reqs.len() as u32 - 1
+                self.produce.reqs.push(req);
+                self.produce.reqs.len() as u32 - 1
             }
         };
         self.send_produce(id);
@@ -109,8 +109,8 @@ impl World<'_, '_> {
     fn send_produce(&mut self, req: u32) {
         let spec = self.log_cfg.brokers.as_ref().expect("brokers configured");
         let (retry_after, acks) = (spec.retry_after, spec.acks);
-        self.produce_reqs[req as usize].acked = false;
-        let r = self.produce_reqs[req as usize];
+        self.produce.reqs[req as usize].acked = false;
+        let r = self.produce.reqs[req as usize];
         // The request goes to the partition's leader as the producer knows
         // it; one lost on the way is found out by the timeout below.
         let part = &self.partitions[r.part as usize];
@@ -133,13 +133,13 @@ impl World<'_, '_> {
     }
 
     fn settle_produce(&mut self, req: u32) {
-        self.produce_reqs[req as usize].live = false;
-        self.produce_free.push(req);
+        self.produce.reqs[req as usize].live = false;
+        self.produce.free.push(req);
     }
 
     /// A produce request reaches the broker side.
     pub(super) fn produce_arrived(&mut self, req: u32, generation: u32) {
-        let r = self.produce_reqs[req as usize];
+        let r = self.produce.reqs[req as usize];
         if !r.live || r.generation != generation {
             return;
         }
@@ -164,7 +164,7 @@ impl World<'_, '_> {
                 offset
             }
         };
-        self.produce_reqs[req as usize].appended_at = Some(offset);
+        self.produce.reqs[req as usize].appended_at = Some(offset);
         match acks {
             Acks::None => self.settle_produce(req),
             Acks::Leader => self.send_ack(req),
@@ -205,21 +205,21 @@ impl World<'_, '_> {
     }
 
     fn send_ack(&mut self, req: u32) {
-        let r = self.produce_reqs[req as usize];
+        let r = self.produce.reqs[req as usize];
         let part = &self.partitions[r.part as usize];
         let broker = part.leader.map_or(super::BUS, |l| self.broker_node(part.replicas[l].broker));
         let c = self.cross(broker, r.from);
         if c.lost {
             return; // the producer times out and resends
         }
-        self.produce_reqs[req as usize].acked = true;
+        self.produce.reqs[req as usize].acked = true;
         let latency = self.log_latency.sample(&mut self.network);
         let at = self.arrive_on(broker, r.from, latency, &c);
         self.queue.push(at, Ev::ProduceAck { req, generation: r.generation });
     }
 
     pub(super) fn produce_acked(&mut self, req: u32, generation: u32) {
-        let r = self.produce_reqs[req as usize];
+        let r = self.produce.reqs[req as usize];
         if r.live && r.generation == generation {
             self.settle_produce(req);
         }
@@ -227,13 +227,13 @@ impl World<'_, '_> {
 
     /// No acknowledgement in time: resend, or give up.
     pub(super) fn produce_timed_out(&mut self, req: u32, generation: u32, attempt: u32) {
-        let r = self.produce_reqs[req as usize];
+        let r = self.produce.reqs[req as usize];
         if !r.live || r.generation != generation || r.attempts != attempt {
             return;
         }
         let retries = self.log_cfg.brokers.as_ref().map_or(0, |s| s.retries);
         if r.attempts < retries {
-            self.produce_reqs[req as usize].attempts += 1;
+            self.produce.reqs[req as usize].attempts += 1;
             self.send_produce(req);
         } else {
             self.settle_produce(req);
@@ -477,7 +477,7 @@ impl World<'_, '_> {
         for o in keep..len {
             let msg = self.partitions[p].records[o as usize];
             // Its producer still waits for an acknowledgement: it will send it again.
-            if self.produce_reqs.iter().any(|r| r.live && !r.acked && r.msg.id == msg.id) {
+            if self.produce.reqs.iter().any(|r| r.live && !r.acked && r.msg.id == msg.id) {
                 continue;
             }
             for k in 0..self.partitions[p].groups.len() {
