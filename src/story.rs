@@ -10,6 +10,50 @@ use crate::sim::SimTime;
 use crate::system::{InvariantSpec, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, split_partition_offset};
 
+/// The network faults (by their index in the plan) active at some time
+/// while the entity was under way (records `first_own..=last_own`), even if
+/// they began before it.
+fn network_faults_active(records: &[Record], first_own: Option<usize>, last_own: usize) -> Vec<u64> {
+    let mut began: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut active: Vec<u64> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        match r.kind {
+            RecordKind::FaultBegan if r.node == NO_NODE => {
+                began.insert(r.aux, i);
+            }
+            RecordKind::FaultHealed if r.node == NO_NODE => {
+                let from = began.remove(&r.aux).unwrap_or(0);
+                if first_own.is_some_and(|f| from <= last_own && i >= f) {
+                    active.push(r.aux);
+                }
+            }
+            _ => {}
+        }
+    }
+    active.extend(began.into_keys().filter(|_| first_own.is_some()));
+    active
+}
+
+/// The brokers (node numbers from `brokers_from` on) already down at record
+/// `start`, with the index of the crash that took each down: a crash that
+/// is part of the story when the entity's path begins during it (its
+/// restart, under way, would otherwise be told without it).
+fn brokers_down_at(records: &[Record], start: usize, brokers_from: u32) -> BTreeMap<u32, usize> {
+    let mut down: BTreeMap<u32, usize> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate().take(start) {
+        match r.kind {
+            RecordKind::Crash if r.node != NO_NODE && r.node >= brokers_from => {
+                down.insert(r.node, i);
+            }
+            RecordKind::Restart => {
+                down.remove(&r.node);
+            }
+            _ => {}
+        }
+    }
+    down
+}
+
 /// Tells the story of `entity` for the violated invariant `inv`, from the
 /// records a focused run collected (the entity's own, plus every crash and
 /// restart). `other` is a second entity the violation involves (the older
@@ -80,27 +124,10 @@ pub(crate) fn tell(
     let first_own = records.iter().position(|r| ours(r.entity));
     let mut after_last = 0;
     let mut previous: Option<&Record> = None;
-    // Network faults that were active at some time while the entity was
-    // under way, even if they began before it (by their index in the plan).
-    let mut began: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut active: Vec<u64> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        match r.kind {
-            RecordKind::FaultBegan if r.node == NO_NODE => {
-                began.insert(r.aux, i);
-            }
-            RecordKind::FaultHealed if r.node == NO_NODE => {
-                let from = began.remove(&r.aux).unwrap_or(0);
-                if first_own.is_some_and(|f| from <= last_own && i >= f) {
-                    active.push(r.aux);
-                }
-            }
-            _ => {}
-        }
-    }
-    active.extend(began.into_keys().filter(|_| first_own.is_some()));
+    let active = network_faults_active(records, first_own, last_own);
     // Broker nodes come after every service instance.
     let brokers_from: u32 = sys.services.iter().map(|s| s.instances).sum();
+    let down_at_start = brokers_down_at(records, first_own.unwrap_or(0), brokers_from);
     for (i, r) in records.iter().enumerate() {
         if focused.gap() == Some(i) {
             flush(&mut lines, &mut repeats, &mut keep);
@@ -118,7 +145,8 @@ pub(crate) fn tell(
         // brokers while the entity was under way.
         let under_way = first_own.is_some_and(|f| f <= i) && i <= last_own;
         let network = r.node == NO_NODE && (under_way || active.contains(&r.aux));
-        let broker = r.node != NO_NODE && r.node >= brokers_from && under_way;
+        let broker =
+            r.node != NO_NODE && r.node >= brokers_from && (under_way || down_at_start.get(&r.node) == Some(&i));
         let relevant = r.entity == 0 && (involved.contains(&r.node) || network || broker);
         if !ours(r.entity) && !relevant {
             continue;
