@@ -37,13 +37,6 @@ pub struct Stream {
     rng: ChaCha8Rng,
 }
 
-impl crate::system::ServiceSpec {
-    /// The stream random routing to this service draws from.
-    pub(crate) fn routing_stream(&self, seed: u64) -> Stream {
-        Stream::new(seed, StreamKind::Routing, &self.name)
-    }
-}
-
 impl Stream {
     /// The stream of `kind` for the run seeded with `seed`. `name` tells
     /// apart streams of one kind (an instance's name); it is hashed with a

@@ -543,7 +543,7 @@ struct Route {
 
 impl Route {
     fn new(s: &crate::system::ServiceSpec, seed: u64) -> Route {
-        Route { turn: s.instances.saturating_sub(1), stream: s.routing_stream(seed) }
+        Route { turn: s.instances.saturating_sub(1), stream: Stream::new(seed, StreamKind::Routing, &s.name) }
     }
 
     /// The next instance in turn, of `n`.
@@ -912,12 +912,12 @@ impl<'s, 't> World<'s, 't> {
             broker,
             topic_bus,
             queue_broker,
-            broker_names,
             track_processed: tracks_processed(sys, &log_cfg),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
             service_gps: log.service_gps,
             // The log's brokers, or the queue broker.
-            brokers: (0..sys.broker_names().len()).map(|_| BrokerNode::up()).collect(),
+            brokers: broker_names.iter().map(|_| BrokerNode::up()).collect(),
+            broker_names,
             log_cfg,
             queue_cfg,
             produce: Produces::default(),
@@ -1097,9 +1097,10 @@ impl<'s, 't> World<'s, 't> {
             Routing::LeastLoaded => {
                 // Among equals, the next in turn (so ties spread evenly).
                 let turn = self.routes[service as usize].next(n);
+                // Workers busy (those not free) and messages waiting.
                 let load = |x: u32| {
                     let node = &self.nodes[x as usize];
-                    node.busy.iter().filter(|b| b.is_some()).count() + node.fifo.len()
+                    node.busy.len() - node.free.len() + node.fifo.len()
                 };
                 let up = (0..n).map(|i| first + (turn + i) % n).filter(|&x| self.nodes[x as usize].up);
                 return up.min_by_key(|&x| load(x));
