@@ -71,7 +71,7 @@ pub fn pipeline(duration: SimDuration) -> System {
         }),
         topic_bus: Vec::new(),
         services,
-        workload: WorkloadSpec {
+        workloads: vec![WorkloadSpec {
             entity: "order".into(),
             request,
             target: 0,
@@ -82,7 +82,8 @@ pub fn pipeline(duration: SimDuration) -> System {
             start: SimTime::ZERO,
             stop: SimTime::ZERO + duration,
             shape: crate::system::RateShape::Constant,
-        },
+            replay: Vec::new(),
+        }],
         faults: vec![],
         invariants: vec![],
         duration,

@@ -31,6 +31,8 @@ struct EntityRec {
     /// ([`SETBACK_IGNORED`]), or a call that failed for good
     /// ([`SETBACK_CALL_FAILED`]); 0 for none.
     setback: u8,
+    /// Its kind: the index of the workload that created it.
+    kind: u8,
 }
 
 /// What a verdict says: the invariant held over what it judged, it was
@@ -176,8 +178,11 @@ pub struct Checker {
     reservations: BTreeMap<(usize, u64), u64>,
     oversold: BTreeMap<usize, Vec<EntityId>>,
     /// For each bounded-amplification invariant: (service, messages it
-    /// handled, the entity with most of them and how many).
-    amplification: Vec<(usize, u64, EntityId, u32)>,
+    /// handled, the entity with most of them and how many, the entity
+    /// kind it judges).
+    amplification: Vec<(usize, u64, EntityId, u32, Option<u8>)>,
+    /// Per invariant, in order: the entity kind it judges (`None`: all).
+    scopes: Vec<Option<u8>>,
     /// Messages the followed services handled per entity (index: entity - 1).
     per_entity: Vec<u32>,
     /// One per business rule, in invariant order: per entity, when its
@@ -213,13 +218,23 @@ struct Replication {
     staleness: Histogram,
 }
 
+impl Replication {
+    /// What a replica-convergence invariant follows; `None` for another.
+    fn of(inv: &InvariantSpec) -> Option<Replication> {
+        let InvariantSpec::ReplicaConvergence { source, replica, table } = *inv else { return None };
+        Some(Replication { source, replica, table, newest: BTreeMap::new(), staleness: Histogram::default() })
+    }
+}
+
 /// The rows of a table as one service holds them at the end of a run:
 /// row -> newest version held by any of its instances.
 pub type Rows = BTreeMap<u64, u64>;
 
 impl Checker {
-    /// A checker for `invariants`, with `effects` effect names interned.
-    pub fn new(invariants: &[InvariantSpec], effects: usize) -> Checker {
+    /// A checker for `invariants`, with `effects` effect names interned;
+    /// `entities` holds each workload's entity kind, in workload order.
+    pub fn new(invariants: &[InvariantSpec], effects: usize, entities: &[&str]) -> Checker {
+        let scopes = Self::scopes(invariants, entities);
         let mut effect_bits = vec![None; effects];
         let mut next = 0u8;
         for effect in invariants.iter().flat_map(InvariantSpec::followed_effects) {
@@ -237,7 +252,7 @@ impl Checker {
         for inv in invariants {
             let (first, second): (Vec<Event>, Vec<Event>) = match inv {
                 InvariantSpec::LeadsTo { from, to, .. } => (vec![*from], to.clone()),
-                InvariantSpec::NeverWithout { event, prior } => (vec![*prior], vec![*event]),
+                InvariantSpec::NeverWithout { event, prior, .. } => (vec![*prior], vec![*event]),
                 _ => continue,
             };
             let r = rules.len() as u16;
@@ -264,28 +279,18 @@ impl Checker {
             duplicates_by_bit: vec![(0, 0); usize::from(next)],
             first_dup_by_bit: vec![None; usize::from(next)],
             latency: Histogram::default(),
-            replications: invariants
-                .iter()
-                .filter_map(|inv| match *inv {
-                    InvariantSpec::ReplicaConvergence { source, replica, table } => Some(Replication {
-                        source,
-                        replica,
-                        table,
-                        newest: BTreeMap::new(),
-                        staleness: Histogram::default(),
-                    }),
-                    _ => None,
-                })
-                .collect(),
+            replications: invariants.iter().filter_map(Replication::of).collect(),
             reservations: BTreeMap::new(),
             oversold: BTreeMap::new(),
             amplification: invariants
                 .iter()
-                .filter_map(|inv| match *inv {
-                    InvariantSpec::BoundedAmplification { service, .. } => Some((service, 0, EntityId(0), 0)),
+                .zip(&scopes)
+                .filter_map(|(inv, scope)| match *inv {
+                    InvariantSpec::BoundedAmplification { service, .. } => Some((service, 0, EntityId(0), 0, *scope)),
                     _ => None,
                 })
                 .collect(),
+            scopes,
             per_entity: Vec::new(),
             rules,
             watches_kinds: !watch_kinds.is_empty(),
@@ -294,6 +299,20 @@ impl Checker {
             watch_states,
             watch_accepted,
         }
+    }
+
+    /// Per invariant: the entity kind it judges, by index in `entities`.
+    fn scopes(invariants: &[InvariantSpec], entities: &[&str]) -> Vec<Option<u8>> {
+        invariants
+            .iter()
+            .map(|inv| {
+                let scope = inv.scope()?;
+                let kind = entities.iter().position(|e| *e == scope);
+                debug_assert!(kind.is_some(), "the compiler checked that `{scope}` is some workload's");
+                // An unknown kind judges nothing (the compiler refuses it).
+                Some(kind.map_or(u8::MAX, |k| k as u8))
+            })
+            .collect()
     }
 
     /// The warm-up is over: entities created from now on are the ones
@@ -321,6 +340,17 @@ impl Checker {
     /// True if the entity at index `i` counts.
     fn counted_at(&self, i: usize) -> bool {
         self.entities.get(i).is_some_and(|r| self.counted(r))
+    }
+
+    /// True if `r` counts and is of the kind `scope` judges.
+    #[inline]
+    fn judged(&self, r: &EntityRec, scope: Option<u8>) -> bool {
+        self.counted(r) && scope.is_none_or(|k| r.kind == k)
+    }
+
+    /// True if the entity at index `i` counts and is of the kind `scope` judges.
+    fn judged_at(&self, i: usize, scope: Option<u8>) -> bool {
+        self.entities.get(i).is_some_and(|r| self.judged(r, scope))
     }
 
     /// Feeds the rules that watch an event of `entity` (found in `watch`).
@@ -365,11 +395,12 @@ impl Checker {
             return;
         }
         let i = (entity.0 as usize).wrapping_sub(1);
-        if !self.counted_at(i) {
+        let Some(&r) = self.entities.get(i) else { return };
+        if !self.counted(&r) {
             return;
         }
         for a in &mut self.amplification {
-            if a.0 != service {
+            if a.0 != service || a.4.is_some_and(|k| k != r.kind) {
                 continue;
             }
             a.1 += 1;
@@ -416,9 +447,10 @@ impl Checker {
         }
     }
 
-    /// A new entity exists (ids are dense and start at 1).
+    /// A new entity of kind `kind` (its workload's index) exists (ids are
+    /// dense and start at 1).
     #[inline]
-    pub fn created(&mut self, entity: EntityId, now: SimTime) {
+    pub fn created(&mut self, entity: EntityId, now: SimTime, kind: u8) {
         debug_assert_eq!(entity.0, self.entities.len() as u64 + 1);
         self.entities.push(EntityRec {
             created_at: now,
@@ -428,6 +460,7 @@ impl Checker {
             effects_dup: 0,
             dead_lettered: false,
             setback: 0,
+            kind,
         });
     }
 
@@ -545,45 +578,28 @@ impl Checker {
     ) -> Vec<Verdict> {
         let mut replications = self.replications.iter();
         let mut rules = self.rules.iter();
+        let mut amplification = self.amplification.iter();
         invariants
             .iter()
-            .map(|inv| match inv {
+            .zip(&self.scopes)
+            .map(|(inv, &scope)| match inv {
                 InvariantSpec::TerminalWithin { within, .. } => {
-                    self.judge_lost(inv.name(names), *within, last_heal, end, in_flight)
+                    self.judge_lost(inv.name(names), *within, last_heal, end, in_flight, scope)
                 }
-                InvariantSpec::SagaAtomicity { steps, deadline_after_heal } => {
-                    self.judge_saga(inv.name(names), steps, *deadline_after_heal, last_heal, end)
+                InvariantSpec::SagaAtomicity { steps, deadline_after_heal, .. } => {
+                    self.judge_saga(inv.name(names), steps, *deadline_after_heal, last_heal, end, scope)
                 }
                 InvariantSpec::LeadsTo { within, .. } => {
                     let rule = rules.next().expect("one rule per business rule");
-                    self.judge_leads_to(inv.name(names), rule, *within, last_heal, end)
+                    self.judge_leads_to(inv.name(names), rule, *within, last_heal, end, scope)
                 }
                 InvariantSpec::NeverWithout { .. } => {
                     let rule = rules.next().expect("one rule per business rule");
-                    self.judge_never_without(inv.name(names), rule)
+                    self.judge_never_without(inv.name(names), rule, scope)
                 }
-                InvariantSpec::BoundedAmplification { service, factor } => {
-                    let &(_, handled, worst, most) =
-                        self.amplification.iter().find(|a| a.0 == *service).expect("tracked");
-                    let accepted =
-                        self.entities.iter().filter(|r| self.counted(r) && r.accepted_at != SimTime::NEVER).count()
-                            as u64;
-                    let ratio = handled as f64 / accepted.max(1) as f64;
-                    let holds = ratio <= *factor;
-                    let mut counts = BTreeMap::new();
-                    counts.insert("handled", handled);
-                    counts.insert("accepted", accepted);
-                    counts.insert("per_entity_x1000", (ratio * 1000.0).round() as u64);
-                    counts.insert("most_for_one_entity", u64::from(most));
-                    let why = || {
-                        if accepted == 0 {
-                            "no entity was accepted".to_string()
-                        } else {
-                            "the service handled no message".to_string()
-                        }
-                    };
-                    let example = (!holds && worst.0 > 0).then_some(worst);
-                    Verdict::new(inv.name(names), u64::from(!holds), counts, accepted.min(handled), why, example)
+                InvariantSpec::BoundedAmplification { factor, .. } => {
+                    let a = amplification.next().expect("one per bounded-amplification");
+                    self.judge_amplification(inv.name(names), a, *factor, scope)
                 }
                 InvariantSpec::NoOversell { service } => {
                     let oversold = self.oversold.get(service).map_or(&[][..], Vec::as_slice);
@@ -601,7 +617,7 @@ impl Checker {
                     Self::judge_convergence(inv.name(names), &rows(*source, *table), &rows(*replica, *table), r)
                 }
                 InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
-                    self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end, in_flight)
+                    self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end, in_flight, scope)
                 }
                 InvariantSpec::NoDuplicateEffects { effect } => {
                     let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
@@ -619,6 +635,33 @@ impl Checker {
                 }
             })
             .collect()
+    }
+
+    fn judge_amplification(
+        &self,
+        name: String,
+        &(_, handled, worst, most, _): &(usize, u64, EntityId, u32, Option<u8>),
+        factor: f64,
+        scope: Option<u8>,
+    ) -> Verdict {
+        let accepted =
+            self.entities.iter().filter(|r| self.judged(r, scope) && r.accepted_at != SimTime::NEVER).count() as u64;
+        let ratio = handled as f64 / accepted.max(1) as f64;
+        let holds = ratio <= factor;
+        let mut counts = BTreeMap::new();
+        counts.insert("handled", handled);
+        counts.insert("accepted", accepted);
+        counts.insert("per_entity_x1000", (ratio * 1000.0).round() as u64);
+        counts.insert("most_for_one_entity", u64::from(most));
+        let why = || {
+            if accepted == 0 {
+                "no entity was accepted".to_string()
+            } else {
+                "the service handled no message".to_string()
+            }
+        };
+        let example = (!holds && worst.0 > 0).then_some(worst);
+        Verdict::new(name, u64::from(!holds), counts, accepted.min(handled), why, example)
     }
 
     fn judge_convergence(name: String, source: &Rows, replica: &Rows, r: &Replication) -> Verdict {
@@ -649,12 +692,13 @@ impl Checker {
         grace: SimDuration,
         last_heal: SimTime,
         end: SimTime,
+        scope: Option<u8>,
     ) -> Verdict {
         let bit = |e: EffectId| self.effect_bits.get(e.0 as usize).copied().flatten().map_or(0u16, |b| 1 << b);
         let (mut done, mut compensated, mut partial, mut unresolved) = (0, 0, 0, 0);
         let mut example = None;
         for (i, r) in self.entities.iter().enumerate() {
-            if r.accepted_at == SimTime::NEVER || !self.counted(r) {
+            if r.accepted_at == SimTime::NEVER || !self.judged(r, scope) {
                 continue;
             }
             let seen = r.effects_seen;
@@ -683,11 +727,12 @@ impl Checker {
         within: SimDuration,
         last_heal: SimTime,
         end: SimTime,
+        scope: Option<u8>,
     ) -> Verdict {
         let (mut started, mut followed, mut late, mut never, mut unresolved) = (0, 0, 0, 0, 0);
         let mut example = None;
         for (i, [first, second]) in rule.times.iter().enumerate() {
-            if *first == SimTime::NEVER || !self.counted_at(i) {
+            if *first == SimTime::NEVER || !self.judged_at(i, scope) {
                 continue;
             }
             started += 1;
@@ -710,11 +755,11 @@ impl Checker {
         Verdict::judged(name, late + never, &counts, followed + late + never, unresolved, example)
     }
 
-    fn judge_never_without(&self, name: String, rule: &Rule) -> Verdict {
+    fn judge_never_without(&self, name: String, rule: &Rule, scope: Option<u8>) -> Verdict {
         let (mut happened, mut alone) = (0, 0);
         let mut example = None;
         for (i, [prior, event]) in rule.times.iter().enumerate() {
-            if *event == SimTime::NEVER || !self.counted_at(i) {
+            if *event == SimTime::NEVER || !self.judged_at(i, scope) {
                 continue;
             }
             happened += 1;
@@ -759,6 +804,7 @@ impl Checker {
         last_heal: SimTime,
         end: SimTime,
         in_flight: &[bool],
+        scope: Option<u8>,
     ) -> Verdict {
         let (mut accepted, mut completed, mut lost, mut late, mut unresolved, mut parked) = (0, 0, 0, 0, 0, 0);
         let (mut stuck, mut unexplained) = (0, 0);
@@ -771,7 +817,7 @@ impl Checker {
         const STUCK: usize = 253;
         const UNEXPLAINED: usize = 252;
         for (i, r) in self.entities.iter().enumerate() {
-            if r.accepted_at == SimTime::NEVER || !self.counted(r) {
+            if r.accepted_at == SimTime::NEVER || !self.judged(r, scope) {
                 continue;
             }
             accepted += 1;
@@ -812,19 +858,20 @@ impl Checker {
         let judged = completed + lost + late + parked + stuck + unexplained;
         let violations = lost + late + stuck + unexplained;
         let mut v = Verdict::judged(name, violations, &counts, judged, unresolved, example);
-        if parked > 0 {
-            v.counts.insert("dead_lettered", parked);
-        }
-        if stuck > 0 {
-            v.counts.insert("stuck_at_end", stuck);
-        }
-        if unexplained > 0 {
-            v.counts.insert("unexplained", unexplained);
+        for (what, n) in [("dead_lettered", parked), ("stuck_at_end", stuck), ("unexplained", unexplained)] {
+            if n > 0 {
+                v.counts.insert(what, n);
+            }
         }
         if accepted == 0 {
             v.inconclusive = v.inconclusive.map(|_| "no entity was accepted".to_string());
         }
         v
+    }
+
+    /// The entity's kind: the index of the workload that created it.
+    pub fn kind_of(&self, entity: EntityId) -> usize {
+        self.entities.get((entity.0 as usize).wrapping_sub(1)).map_or(0, |r| usize::from(r.kind))
     }
 
     /// When the entity was accepted and reached a terminal state.
@@ -847,9 +894,9 @@ mod tests {
     fn duplicate_effects_are_counted_per_entity() {
         let (names, e) = names_with("invoice-sent");
         let invs = [InvariantSpec::NoDuplicateEffects { effect: e }];
-        let mut c = Checker::new(&invs, names.effect_count());
+        let mut c = Checker::new(&invs, names.effect_count(), &["order"]);
         for i in 1..=3 {
-            c.created(EntityId(i), SimTime::ZERO);
+            c.created(EntityId(i), SimTime::ZERO, 0);
         }
         for i in [1, 2, 2, 2, 3] {
             c.effect(EntityId(i), e, SimTime::ZERO);
@@ -867,9 +914,9 @@ mod tests {
         let names = Names::default();
         let grace = SimDuration(10);
         let invs = [InvariantSpec::NoLostEntities { entity: "order".into(), deadline_after_heal: grace }];
-        let mut c = Checker::new(&invs, 0);
+        let mut c = Checker::new(&invs, 0, &["order"]);
         for i in 1..=7 {
-            c.created(EntityId(i), SimTime::ZERO);
+            c.created(EntityId(i), SimTime::ZERO, 0);
         }
         let heal = SimTime(50);
         // 1: done in time (deadline 60). 2: never done, a message of it
@@ -887,7 +934,7 @@ mod tests {
         c.accepted(EntityId(7), SimTime(5));
         // 4 is still under way at the end: not judged. 8 has its deadline
         // past the end too, but nothing of it is left: it can never end.
-        c.created(EntityId(8), SimTime::ZERO);
+        c.created(EntityId(8), SimTime::ZERO, 0);
         c.accepted(EntityId(8), SimTime(96));
         c.setback(EntityId(8), 1);
         let in_flight = [false, false, false, true, false, true, false, false];
@@ -918,11 +965,12 @@ mod tests {
         let invs = [InvariantSpec::SagaAtomicity {
             steps: vec![(reserve, release), (charge, refund)],
             deadline_after_heal: grace,
+            entity: None,
         }];
-        let mut c = Checker::new(&invs, names.effect_count());
+        let mut c = Checker::new(&invs, names.effect_count(), &["order"]);
         let t = SimTime::ZERO;
         for i in 1..=6 {
-            c.created(EntityId(i), t);
+            c.created(EntityId(i), t, 0);
             c.accepted(EntityId(i), SimTime(1));
         }
         // 1 done; 2 compensated after a declined charge; 3 compensated after
@@ -960,13 +1008,14 @@ mod tests {
                 from: Event::Kind(placed),
                 to: vec![Event::Kind(shipped)],
                 within: SimDuration(10),
+                entity: None,
             },
-            InvariantSpec::NeverWithout { event: Event::Effect(refund), prior: Event::Effect(charge) },
+            InvariantSpec::NeverWithout { event: Event::Effect(refund), prior: Event::Effect(charge), entity: None },
         ];
-        let mut c = Checker::new(&invs, names.effect_count());
+        let mut c = Checker::new(&invs, names.effect_count(), &["order"]);
         assert!(c.watches_kinds);
         for i in 1..=5 {
-            c.created(EntityId(i), SimTime::ZERO);
+            c.created(EntityId(i), SimTime::ZERO, 0);
         }
         // Leads-to: 1 in time, 2 late, 3 never, 4 shipped before it was
         // placed (does not count) and never after, 5 placed near the end.
@@ -1001,5 +1050,44 @@ mod tests {
         assert_eq!(vs[1].counts, BTreeMap::from([("happened", 3), ("without_prior", 2)]));
         assert_eq!(vs[1].example_entity, Some(EntityId(2)));
         assert_eq!(c.rule_times(1, EntityId(3)), [SimTime(3), SimTime(2)]);
+    }
+
+    #[test]
+    fn a_rule_scoped_to_one_entity_kind_never_judges_another() {
+        let mut names = Names::default();
+        let charge = names.effect("charged");
+        let invs = [
+            InvariantSpec::NoLostEntities { entity: "order".into(), deadline_after_heal: SimDuration(10) },
+            InvariantSpec::LeadsTo {
+                from: Event::Accepted,
+                to: vec![Event::Effect(charge)],
+                within: SimDuration(10),
+                entity: Some("order".into()),
+            },
+            InvariantSpec::NoLostEntities { entity: "change".into(), deadline_after_heal: SimDuration(10) },
+            InvariantSpec::BoundedAmplification { service: 0, factor: 1.0, entity: Some("change".into()) },
+        ];
+        let mut c = Checker::new(&invs, names.effect_count(), &["order", "change"]);
+        // Orders 1 and 3 are charged and end; changes 2 and 4 never end.
+        for (e, kind) in [(1, 0), (2, 1), (3, 0), (4, 1)] {
+            c.created(EntityId(e), SimTime::ZERO, kind);
+            c.accepted(EntityId(e), SimTime(1));
+            c.handled_at(0, EntityId(e));
+        }
+        for e in [1, 3] {
+            c.effect(EntityId(e), charge, SimTime(2));
+            c.terminal(EntityId(e), SimTime(3));
+        }
+        c.handled_at(0, EntityId(1));
+        let v = c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new(), &[false; 4]);
+        assert!(v[0].holds(), "the orders all ended: {:?}", v[0].counts);
+        assert_eq!(v[0].counts["accepted"], 2);
+        assert!(v[1].holds(), "the changes are never charged, and not judged: {:?}", v[1].counts);
+        assert_eq!(v[1].counts["started"], 2);
+        assert_eq!(v[1].name, "order: accepted leads-to charged within 10ns");
+        assert!(v[2].violated());
+        assert_eq!(v[2].example_entity, Some(EntityId(2)));
+        assert_eq!((v[3].counts["handled"], v[3].counts["accepted"]), (2, 2), "only the changes' messages count");
+        assert_eq!(c.kind_of(EntityId(4)), 1);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod locate;
+pub mod replay;
 pub mod schema;
 
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub mod bounds {
     pub const STRING_MAX_CHARS: usize = 1_000;
     /// Services in a scenario.
     pub const SERVICES_MAX: usize = 1_000;
+    /// Workloads in a scenario.
+    pub const WORKLOADS_MAX: usize = 64;
     /// Instances of all services together.
     pub const NODES_MAX: u64 = 10_000;
     /// Workers of all instances together.
@@ -200,7 +203,8 @@ pub fn parse(file: &str, src: &str) -> Result<Loaded, ScenarioError> {
     }
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let scenario: Scenario = options.from_str(src).map_err(|e| invalid(vec![error::from_ron(src, &e)], 0))?;
-    let mut c = Compiler { src, problems: Vec::new(), warnings: Vec::new(), more: 0 };
+    let dir = std::path::Path::new(file).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let mut c = Compiler { src, dir, problems: Vec::new(), warnings: Vec::new(), more: 0 };
     let system = c.compile(&scenario);
     if !c.problems.is_empty() {
         let mut ds = c.problems;
@@ -241,6 +245,53 @@ fn all_buses(s: &Scenario) -> Vec<(Vec<P>, &schema::Bus)> {
     match &s.bus {
         Some(b) => vec![(vec![P::F("bus")], b)],
         None => s.buses.iter().enumerate().map(|(i, b)| (vec![P::F("buses"), P::I(i)], b)).collect(),
+    }
+}
+
+/// A scenario's workloads with where each is written: `workload` alone, or
+/// each of `workloads`.
+fn all_workloads(s: &Scenario) -> Vec<(Vec<P>, &schema::Workload)> {
+    match &s.workload {
+        Some(w) => vec![(vec![P::F("workload")], w)],
+        None => s.workloads.iter().enumerate().map(|(i, w)| (vec![P::F("workloads"), P::I(i)], w)).collect(),
+    }
+}
+
+/// How many workloads the scenario writes.
+fn workloads_written(s: &Scenario) -> usize {
+    s.workloads.len() + usize::from(s.workload.is_some())
+}
+
+/// How a workload's entities arrive, compiled.
+enum Arrivals {
+    /// Drawn: gaps of mean `gap` (exact when `regular`), keys from `keys`.
+    Drawn { gap: SimDuration, regular: bool, count: Option<u64>, keys: KeyDist, shape: RateShape },
+    /// Replayed from a file: (time, key), in order.
+    Replay(Vec<(SimDuration, u64)>),
+}
+
+impl Arrivals {
+    /// About how many arrivals fall in `[start, stop)`, at most.
+    fn expected(&self, start: SimDuration, stop: SimDuration) -> u64 {
+        match self {
+            Arrivals::Drawn { gap, count, shape, .. } => {
+                // At most: the shape's largest factor all along.
+                let n = ((stop.0.saturating_sub(start.0)) / gap.0.max(1)) as f64 * shape.max();
+                count.map_or(n as u64, |c| c.min(n as u64))
+            }
+            Arrivals::Replay(times) => {
+                times.iter().filter(|(t, _)| t.0.saturating_add(start.0) < stop.0).count() as u64
+            }
+        }
+    }
+
+    /// (mean gap, regular, count, keys, shape, replayed arrivals).
+    #[allow(clippy::type_complexity)]
+    fn into_parts(self) -> (SimDuration, bool, Option<u64>, KeyDist, RateShape, Vec<(SimDuration, u64)>) {
+        match self {
+            Arrivals::Drawn { gap, regular, count, keys, shape } => (gap, regular, count, keys, shape, Vec::new()),
+            Arrivals::Replay(times) => (SimDuration::ZERO, true, None, KeyDist::Sequential, RateShape::Constant, times),
+        }
     }
 }
 
@@ -345,6 +396,8 @@ fn effects_named(s: &Scenario) -> Vec<&str> {
 
 struct Compiler<'a> {
     src: &'a str,
+    /// The scenario file's directory: files it names are read from there.
+    dir: std::path::PathBuf,
     problems: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     /// Problems beyond the first [`error::ERRORS_SHOWN`]: counted, not located
@@ -653,7 +706,7 @@ impl Compiler<'_> {
                     used.push(from);
                     used.extend(to.iter().map(String::as_str));
                 }
-                schema::Invariant::NeverWithout { event, prior } => used.extend([event.as_str(), prior.as_str()]),
+                schema::Invariant::NeverWithout { event, prior, .. } => used.extend([event.as_str(), prior.as_str()]),
                 _ => {}
             }
         }
@@ -948,15 +1001,17 @@ impl Compiler<'_> {
         let emitted = emitted_kinds(s);
         let requests = call_requests(s);
         let buses = self.buses(s, &mut names, &emitted);
-        // Entity kind of the workload, needed to check Accept handlers.
-        let (schema::Workload::Poisson { entity: wl_entity, .. } | schema::Workload::Regular { entity: wl_entity, .. }) =
-            &s.workload;
-        let request = names.kind(&format!("{wl_entity} request"));
+        // The workloads' entity kinds and requests, needed to check Accept handlers.
+        let workloads_in = all_workloads(s);
+        self.one_or_several_workloads(s, &workloads_in);
+        let entry: Vec<(&str, Kind)> =
+            workloads_in.iter().map(|(_, w)| (w.entity(), names.kind(&format!("{} request", w.entity())))).collect();
         let effects = effects_named(s);
-        let (services, accepting) = self.services(s, &mut names, &emitted, &requests, request, wl_entity);
-        let workload = self.workload(s, duration, &limits, &accepting, request);
+        let (services, accepting) = self.services(s, &mut names, &emitted, &requests, &entry);
+        let workloads = self.workloads(s, &workloads_in, duration, &limits, &accepting, &entry);
         let faults = self.faults(s, &services, duration);
-        let invariants = self.invariants(s, &mut names, &effects, &emitted, wl_entity);
+        let entities: Vec<&str> = entry.iter().map(|e| e.0).collect();
+        let invariants = self.invariants(s, &mut names, &effects, &emitted, &entities);
         self.by_construction(s);
         self.network_faults_act(s);
 
@@ -973,7 +1028,7 @@ impl Compiler<'_> {
             );
         }
 
-        let (duration, (buses, topic_bus), workload) = (duration?, buses?, workload?);
+        let (duration, (buses, topic_bus), workloads) = (duration?, buses?, workloads?);
         if !self.problems.is_empty() {
             return None;
         }
@@ -983,7 +1038,7 @@ impl Compiler<'_> {
             buses,
             topic_bus,
             services,
-            workload,
+            workloads,
             faults,
             invariants,
             duration,
@@ -999,6 +1054,7 @@ impl Compiler<'_> {
         // Counts first: everything after is built from them.
         let counts = [
             ("services", s.services.len(), bounds::SERVICES_MAX),
+            ("workloads", s.workloads.len(), bounds::WORKLOADS_MAX),
             ("faults", s.faults.len(), bounds::FAULTS_MAX),
             ("invariants", s.invariants.len(), bounds::INVARIANTS_MAX),
         ];
@@ -1463,22 +1519,22 @@ impl Compiler<'_> {
         out
     }
 
-    /// The services, and which of them accept the workload's entity.
-    #[allow(clippy::too_many_arguments)]
+    /// The services, and which of them accept which workload's entity
+    /// (service, workload); `entry` holds each workload's entity kind and
+    /// request.
     fn services(
         &mut self,
         s: &Scenario,
         names: &mut Names,
         emitted: &[&str],
         requests: &[&str],
-        request: Kind,
-        wl_entity: &str,
-    ) -> (Vec<ServiceSpec>, Vec<usize>) {
+        entry: &[(&str, Kind)],
+    ) -> (Vec<ServiceSpec>, Vec<(usize, usize)>) {
         if s.services.is_empty() {
             self.err(&[P::F("services")], "a scenario needs at least one service", None);
         }
         let mut services = Vec::new();
-        let mut accepting: Vec<usize> = Vec::new();
+        let mut accepting: Vec<(usize, usize)> = Vec::new();
         let (mut node_count, mut worker_count, mut consumed_topics) = (0u64, 0u64, 0u64);
         for (i, sv) in s.services.iter().enumerate() {
             let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
@@ -1526,17 +1582,9 @@ impl Compiler<'_> {
                 let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
                 match handler {
                     schema::Handler::Accept { entity, work, emit, terminal, write, call, to } => {
-                        if entity != wl_entity {
-                            self.err(
-                                &hat("entity"),
-                                format!(
-                                    "service `{}` accepts `{entity}` but the workload creates `{wl_entity}`",
-                                    sv.name
-                                ),
-                                None,
-                            );
-                        }
-                        accepting.push(i);
+                        let w = self.accepted_workload(&hat("entity"), &sv.name, entity, entry);
+                        let request = entry.get(w).map_or(Kind(0), |e| e.1);
+                        accepting.push((i, w));
                         let work = self.dist(&hat("work"), work);
                         handlers.push(KHandler {
                             on: request,
@@ -1784,27 +1832,90 @@ impl Compiler<'_> {
         SimTime::ZERO + d.unwrap_or(SimDuration::ZERO)
     }
 
-    /// The workload: its arrivals, keys and entry service.
+    /// The workload of `entry` whose entity service `service` accepts (in a
+    /// handler at `at`); one is chosen when none creates it (an error).
+    fn accepted_workload(&mut self, at: &[P], service: &str, entity: &str, entry: &[(&str, Kind)]) -> usize {
+        let w = entry.iter().position(|e| e.0 == entity);
+        match (w, entry) {
+            (Some(_), _) => {}
+            (None, [(only, _)]) => {
+                let message = format!("service `{service}` accepts `{entity}` but the workload creates `{only}`");
+                self.err(at, message, None);
+            }
+            _ => {
+                let kinds: Vec<String> = entry.iter().map(|e| format!("`{}`", e.0)).collect();
+                let help = Some(format!("the workloads create {}", kinds.join(", ")));
+                self.err(at, format!("service `{service}` accepts `{entity}`, which no workload creates"), help);
+            }
+        }
+        w.unwrap_or(0)
+    }
+
+    /// The scenario has `workload` or `workloads`, not both, not neither,
+    /// and no two workloads create one entity kind.
+    fn one_or_several_workloads(&mut self, s: &Scenario, workloads: &[(Vec<P>, &schema::Workload)]) {
+        match (&s.workload, s.workloads.is_empty()) {
+            (None, true) => {
+                let help =
+                    "add `workload: Poisson(rate: ..., entity: ..., keys: ...)`, or `workloads: [...]` for several";
+                self.err(&[], "the scenario has no workload", Some(help.into()));
+            }
+            (Some(_), false) => {
+                let help = "one workload: `workload: ...`; several: `workloads: [...]` alone";
+                self.err(&[P::F("workloads")], "both `workload` and `workloads` are given", Some(help.into()));
+            }
+            _ => {}
+        }
+        for (i, (here, w)) in workloads.iter().enumerate() {
+            if workloads[..i].iter().any(|(_, o)| o.entity() == w.entity()) {
+                let at = [here.as_slice(), &[P::F("entity")]].concat();
+                let help = Some("each workload creates its own entity kind: merge them or rename one".into());
+                self.err(&at, format!("two workloads create `{}`", w.entity()), help);
+            }
+        }
+    }
+
+    /// Each workload: its arrivals, keys and entry service.
+    fn workloads(
+        &mut self,
+        s: &Scenario,
+        workloads: &[(Vec<P>, &schema::Workload)],
+        duration: Option<SimDuration>,
+        limits: &Limits,
+        accepting: &[(usize, usize)],
+        entry: &[(&str, Kind)],
+    ) -> Option<Vec<WorkloadSpec>> {
+        let mut out = Vec::new();
+        let mut expected_total = 0u64;
+        for (w, (here, wl)) in workloads.iter().enumerate() {
+            let serving: Vec<usize> = accepting.iter().filter(|a| a.1 == w).map(|a| a.0).collect();
+            out.push(self.workload(s, here, wl, duration, limits, &serving, entry[w].1, &mut expected_total));
+        }
+        out.into_iter().collect()
+    }
+
+    /// The workload `wl` written at `here`: its arrivals, keys and entry
+    /// service (the one of `serving`); adds the entities it is expected to
+    /// create to `expected_total`, which `entities_max` bounds.
+    #[allow(clippy::too_many_arguments)]
     fn workload(
         &mut self,
         s: &Scenario,
+        here: &[P],
+        wl: &schema::Workload,
         duration: Option<SimDuration>,
         limits: &Limits,
-        accepting: &[usize],
+        serving: &[usize],
         request: Kind,
+        expected_total: &mut u64,
     ) -> Option<WorkloadSpec> {
-        // The workload.
-        let (schema::Workload::Poisson { rate, entity, keys, start, stop, shape }
-        | schema::Workload::Regular { rate, entity, keys, start, stop, shape, .. }) = &s.workload;
-        let (regular, count) = match &s.workload {
-            schema::Workload::Poisson { .. } => (false, None),
-            schema::Workload::Regular { count, .. } => (true, *count),
+        let wat = |f: &'static str| [here, &[P::F(f)]].concat();
+        let entity = wl.entity();
+        let (start, stop) = match wl {
+            schema::Workload::Poisson { start, stop, .. }
+            | schema::Workload::Regular { start, stop, .. }
+            | schema::Workload::Replay { start, stop, .. } => (start, stop),
         };
-        let wat = |f: &'static str| [P::F("workload"), P::F(f)];
-        if count == Some(0) {
-            self.err(&wat("count"), "a workload of no arrivals", Some("expected at least 1".into()));
-        }
-        let gap = self.rate(&wat("rate"), rate);
         let start = match start {
             Some(t) => self.duration(&wat("start"), t),
             None => Some(SimDuration::ZERO),
@@ -1813,9 +1924,8 @@ impl Compiler<'_> {
             Some(t) => self.duration(&wat("stop"), t),
             None => duration,
         };
-        let keys = self.keys(keys);
-        let shape = self.shape(&[P::F("workload"), P::F("shape")], shape);
-        let target = match accepting {
+        let arrivals = self.arrivals(here, wl);
+        let target = match serving {
             [one] => Some(*one),
             [] => {
                 self.err(
@@ -1844,42 +1954,98 @@ impl Compiler<'_> {
         {
             self.err(&wat("stop"), "the workload stops before it starts", None);
         }
-        if let (Some(gap), Some(a), Some(b)) = (gap, start, stop) {
-            // At most: the shape's largest factor all along.
-            let expected = ((b.0.saturating_sub(a.0)) / gap.0.max(1)) as f64 * shape.max();
-            let expected = expected as u64;
-            if expected > limits.entities_max {
+        if let (Some(arrivals), Some(a), Some(b)) = (&arrivals, start, stop) {
+            *expected_total = expected_total.saturating_add(arrivals.expected(a, b));
+            if *expected_total > limits.entities_max {
+                let several = if workloads_written(s) > 1 { " (with the workloads before it)" } else { "" };
                 self.err(
-                    &wat("rate"),
+                    &wat(if matches!(wl, schema::Workload::Replay { .. }) { "file" } else { "rate" }),
                     format!(
-                        "this workload would create about {expected} entities, above entities_max ({})",
+                        "this workload would create about {expected_total} entities{several}, above entities_max ({})",
                         limits.entities_max
                     ),
                     Some("lower the rate or the duration, or raise limits.entities_max".into()),
                 );
             }
         }
-        let (duration, gap, start, stop, target) = (duration?, gap?, start?, stop?, target?);
+        let (duration, arrivals, start, stop, target) = (duration?, arrivals?, start?, stop?, target?);
+        let (interarrival_mean, regular, count, keys, shape, replay) = arrivals.into_parts();
         Some(WorkloadSpec {
-            entity: entity.clone(),
+            entity: entity.to_string(),
             request,
             target,
-            interarrival_mean: gap,
+            interarrival_mean,
             regular,
             count,
             keys,
             start: SimTime::ZERO + start,
             stop: SimTime::ZERO + stop.min(duration),
             shape,
+            replay,
         })
     }
 
-    /// The workload's keys.
-    fn keys(&mut self, keys: &schema::Keys) -> KeyDist {
+    /// How the workload written at `here` draws or replays its arrivals.
+    fn arrivals(&mut self, here: &[P], wl: &schema::Workload) -> Option<Arrivals> {
+        let wat = |f: &'static str| [here, &[P::F(f)]].concat();
+        match wl {
+            schema::Workload::Poisson { rate, keys, shape, .. }
+            | schema::Workload::Regular { rate, keys, shape, .. } => {
+                let (regular, count) = match wl {
+                    schema::Workload::Regular { count, .. } => (true, *count),
+                    _ => (false, None),
+                };
+                if count == Some(0) {
+                    self.err(&wat("count"), "a workload of no arrivals", Some("expected at least 1".into()));
+                }
+                let gap = self.rate(&wat("rate"), rate);
+                let keys = self.keys(here, keys);
+                let shape = self.shape(&wat("shape"), shape);
+                Some(Arrivals::Drawn { gap: gap?, regular, count, keys, shape })
+            }
+            schema::Workload::Replay { file, .. } => self.replay(&wat("file"), file).map(Arrivals::Replay),
+        }
+    }
+
+    /// The arrivals recorded in `file` (relative to the scenario's
+    /// directory); a problem in it is told at `at` with the file's own line
+    /// and column.
+    fn replay(&mut self, at: &[P], file: &str) -> Option<Vec<(SimDuration, u64)>> {
+        let path = self.dir.join(file);
+        let shown = path.display().to_string();
+        let text = match read_text(&shown) {
+            Ok(t) => t,
+            Err(e) => {
+                let message = match e {
+                    ScenarioError::Read { source, .. } => format!("cannot read {shown}: {source}"),
+                    ScenarioError::Unreadable { message, .. } => format!("cannot read {shown}: {message}"),
+                    ScenarioError::Invalid { diagnostics, .. } => {
+                        let d = diagnostics.first().map_or(String::new(), |d| d.message.clone());
+                        format!("cannot read {shown}: {d}")
+                    }
+                };
+                let help = Some("the file is found relative to the scenario file's directory".into());
+                self.err(at, message, help);
+                return None;
+            }
+        };
+        match replay::parse(&text) {
+            Ok(arrivals) => Some(arrivals),
+            Err(p) => {
+                let help =
+                    Some("each line is `time,key`: a time such as 1.5 or \"1500ms\", then an unsigned key".into());
+                self.err(at, format!("{shown}:{}:{}: {}", p.line, p.col, p.message), help);
+                None
+            }
+        }
+    }
+
+    /// The keys of the workload written at `here`.
+    fn keys(&mut self, here: &[P], keys: &schema::Keys) -> KeyDist {
         match keys {
             schema::Keys::Uniform(0) => {
                 self.err(
-                    &[P::F("workload"), P::F("keys"), P::I(0)],
+                    &[here, &[P::F("keys"), P::I(0)]].concat(),
                     "keys Uniform(0) has no keys",
                     Some("expected at least 1".into()),
                 );
@@ -2270,20 +2436,68 @@ impl Compiler<'_> {
 
     /// The invariants, by the names they judge.
     #[allow(clippy::too_many_arguments)]
+    /// The index of the service called `name` (written at `at`).
+    fn service_named(&mut self, at: &[P], s: &Scenario, name: &str) -> Option<usize> {
+        let found = s.services.iter().position(|x| x.name == name);
+        if found.is_none() {
+            let help =
+                suggest(name, s.services.iter().map(|x| x.name.as_str())).map(|x| format!("did you mean `{x}`?"));
+            self.err(at, format!("no service is called `{name}`"), help);
+        }
+        found
+    }
+
+    /// `e` is an entity kind some workload creates (of `entities`).
+    fn entity_kind(&mut self, at: &[P], e: &str, entities: &[&str]) {
+        match entities {
+            _ if entities.contains(&e) => {}
+            [only] => self.err(
+                at,
+                format!("the workload creates `{only}`, not `{e}`"),
+                Some(format!("did you mean `{only}`?")),
+            ),
+            _ => {
+                let help = suggest(e, entities.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                self.err(at, format!("no workload creates `{e}`"), help);
+            }
+        }
+    }
+
+    /// The entity kind a per-entity rule written at `here` judges: the one
+    /// it names, which must exist; with several workloads it must name one.
+    fn scope(&mut self, here: &[P], entity: &Option<String>, entities: &[&str]) -> Option<String> {
+        match entity {
+            Some(e) => {
+                self.entity_kind(&[here, &[P::F("entity")]].concat(), e, entities);
+                Some(e.clone())
+            }
+            None if entities.len() > 1 => {
+                let kinds: Vec<String> = entities.iter().map(|e| format!("`{e}`")).collect();
+                let help = Some(format!("add `entity: \"...\"`, one of {}", kinds.join(", ")));
+                self.err(here, "with several workloads, say which entity kind this rule judges", help);
+                None
+            }
+            None => None,
+        }
+    }
+
     fn invariants(
         &mut self,
         s: &Scenario,
         names: &mut Names,
         effects: &[&str],
         emitted: &[&str],
-        entity: &str,
+        entities: &[&str],
     ) -> Vec<InvariantSpec> {
         // Invariants.
         let mut invariants = Vec::new();
         for (i, inv) in s.invariants.iter().enumerate() {
             let iat = |f: &'static str| [P::F("invariants"), P::I(i), P::F(f)];
+            let scoped =
+                |this: &mut Self, entity: &Option<String>| this.scope(&[P::F("invariants"), P::I(i)], entity, entities);
             match inv {
-                schema::Invariant::SagaAtomicity { steps, deadline_after_heal } => {
+                schema::Invariant::SagaAtomicity { steps, deadline_after_heal, entity } => {
+                    let entity = scoped(self, entity);
                     if steps.is_empty() {
                         self.err(&iat("steps"), "a saga needs at least one step", None);
                     }
@@ -2302,10 +2516,11 @@ impl Compiler<'_> {
                         self.err(&iat("steps"), format!("{} steps", pairs.len()), Some("at most 8".into()));
                     }
                     if let Some(d) = self.duration(&iat("deadline_after_heal"), deadline_after_heal) {
-                        invariants.push(InvariantSpec::SagaAtomicity { steps: pairs, deadline_after_heal: d });
+                        invariants.push(InvariantSpec::SagaAtomicity { steps: pairs, deadline_after_heal: d, entity });
                     }
                 }
-                schema::Invariant::LeadsTo { from, to, within } => {
+                schema::Invariant::LeadsTo { from, to, within, entity } => {
+                    let entity = scoped(self, entity);
                     let from = self.event(&iat("from"), from, s, emitted, effects, names);
                     let to: Vec<Option<Event>> = to
                         .iter()
@@ -2317,25 +2532,20 @@ impl Compiler<'_> {
                         .collect();
                     let within = self.duration(&iat("within"), within);
                     if let (Some(from), Some(to), Some(within)) = (from, to.into_iter().collect(), within) {
-                        invariants.push(InvariantSpec::LeadsTo { from, to, within });
+                        invariants.push(InvariantSpec::LeadsTo { from, to, within, entity });
                     }
                 }
-                schema::Invariant::NeverWithout { event, prior } => {
+                schema::Invariant::NeverWithout { event, prior, entity } => {
+                    let entity = scoped(self, entity);
                     let event = self.event(&iat("event"), event, s, emitted, effects, names);
                     let prior = self.event(&iat("prior"), prior, s, emitted, effects, names);
                     if let (Some(event), Some(prior)) = (event, prior) {
-                        invariants.push(InvariantSpec::NeverWithout { event, prior });
+                        invariants.push(InvariantSpec::NeverWithout { event, prior, entity });
                     }
                 }
                 schema::Invariant::NoLostEntities { entity: e, deadline_after_heal: d }
                 | schema::Invariant::TerminalWithin { entity: e, within: d } => {
-                    if e != entity {
-                        self.err(
-                            &iat("entity"),
-                            format!("the workload creates `{entity}`, not `{e}`"),
-                            Some(format!("did you mean `{entity}`?")),
-                        );
-                    }
+                    self.entity_kind(&iat("entity"), e, entities);
                     let within = matches!(inv, schema::Invariant::TerminalWithin { .. });
                     let field = if within { "within" } else { "deadline_after_heal" };
                     if let Some(d) = self.duration(&iat(field), d) {
@@ -2357,39 +2567,23 @@ impl Compiler<'_> {
                     }
                     invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
                 }
-                schema::Invariant::BoundedAmplification { service, factor } => {
+                schema::Invariant::BoundedAmplification { service, factor, entity } => {
+                    let entity = scoped(self, entity);
                     if !(factor.is_finite() && *factor > 0.0) {
                         self.err(&iat("factor"), format!("factor {factor} must be above zero"), None);
                     }
-                    match s.services.iter().position(|x| &x.name == service) {
-                        Some(i) => invariants.push(InvariantSpec::BoundedAmplification { service: i, factor: *factor }),
-                        None => {
-                            let help = suggest(service, s.services.iter().map(|x| x.name.as_str()))
-                                .map(|x| format!("did you mean `{x}`?"));
-                            self.err(&iat("service"), format!("no service is called `{service}`"), help);
-                        }
+                    if let Some(i) = self.service_named(&iat("service"), s, service) {
+                        invariants.push(InvariantSpec::BoundedAmplification { service: i, factor: *factor, entity });
                     }
                 }
-                schema::Invariant::NoOversell { service } => match s.services.iter().position(|x| &x.name == service) {
-                    Some(i) => invariants.push(InvariantSpec::NoOversell { service: i }),
-                    None => {
-                        let help = suggest(service, s.services.iter().map(|x| x.name.as_str()))
-                            .map(|x| format!("did you mean `{x}`?"));
-                        self.err(&iat("service"), format!("no service is called `{service}`"), help);
+                schema::Invariant::NoOversell { service } => {
+                    if let Some(i) = self.service_named(&iat("service"), s, service) {
+                        invariants.push(InvariantSpec::NoOversell { service: i });
                     }
-                },
+                }
                 schema::Invariant::ReplicaConvergence { source, replica, table } => {
-                    let service_names: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
-                    let find = |this: &mut Self, field: &'static str, name: &str| {
-                        let found = s.services.iter().position(|x| x.name == name);
-                        if found.is_none() {
-                            let help =
-                                suggest(name, service_names.iter().copied()).map(|x| format!("did you mean `{x}`?"));
-                            this.err(&iat(field), format!("no service is called `{name}`"), help);
-                        }
-                        found
-                    };
-                    let (src, rep) = (find(self, "source", source), find(self, "replica", replica));
+                    let src = self.service_named(&iat("source"), s, source);
+                    let rep = self.service_named(&iat("replica"), s, replica);
                     let writers: Vec<&str> = s
                         .services
                         .iter()

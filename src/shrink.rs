@@ -163,9 +163,11 @@ impl Shrinker<'_> {
         let mut progress = false;
         loop {
             let mut c = self.best.clone();
-            let (Workload::Poisson { start, stop, .. } | Workload::Regular { start, stop, .. }) = &mut c.workload;
+            let duration = c.duration.clone();
+            let Some(w) = c.workload.as_mut().or(c.workloads.first_mut()) else { break };
+            let (start, stop) = w.window_mut();
             let from = start.as_deref().map_or(Some(SimDuration::ZERO), |t| parse_duration(t).ok());
-            let until = stop.as_deref().or(Some(c.duration.as_str())).and_then(|t| parse_duration(t).ok());
+            let until = stop.as_deref().or(Some(duration.as_str())).and_then(|t| parse_duration(t).ok());
             let (Some(from), Some(until)) = (from, until) else { break };
             if until.0 <= from.0 + 1_000_000_000 {
                 break;
@@ -179,7 +181,9 @@ impl Shrinker<'_> {
         }
         loop {
             let mut c = self.best.clone();
-            let (Workload::Poisson { rate, .. } | Workload::Regular { rate, .. }) = &mut c.workload;
+            let Some(rate) = c.workload.as_mut().or(c.workloads.first_mut()).and_then(Workload::rate_mut) else {
+                break;
+            };
             let Some(half) = halve_rate(rate) else { break };
             *rate = half.clone();
             if !self.try_keep(c, "rate", format!("workload rate down to {half}")) {

@@ -77,7 +77,7 @@ pub(crate) fn tell(
     let ours = |e: u64| e == entity.0 || other.is_some_and(|o| o.0 == e);
     let node_names = sys.node_names();
     let node = |n: u32| if n == NO_NODE { "client" } else { node_names.get(n as usize).map_or("?", String::as_str) };
-    let entity_name = &sys.workload.entity;
+    let entity_name = sys.entity_name(checker.kind_of(entity));
     // The kind of each message of the entity, from its first record.
     let mut kinds: Vec<(u64, u64)> = Vec::new();
     let mut involved: Vec<u32> = Vec::new();
@@ -493,7 +493,7 @@ fn conclusion(
     other: Option<EntityId>,
     end: SimTime,
 ) -> String {
-    let entity_name = &sys.workload.entity;
+    let entity_name = sys.entity_name(checker.kind_of(entity));
     let (accepted, terminal) = checker.times(entity).unwrap_or((SimTime::NEVER, SimTime::NEVER));
     match inv {
         InvariantSpec::NoLostEntities { deadline_after_heal, .. }
@@ -513,7 +513,7 @@ fn conclusion(
                 )
             }
         }
-        InvariantSpec::BoundedAmplification { service, factor } => format!(
+        InvariantSpec::BoundedAmplification { service, factor, .. } => format!(
             "=> {} handled more messages for {entity_name} {} than any other entity, and {} handled more than \
              {factor} messages per accepted {entity_name} in all",
             sys.services[*service].name, entity.0, sys.services[*service].name
@@ -566,7 +566,7 @@ fn conclusion(
                 parts.join("; ")
             )
         }
-        InvariantSpec::LeadsTo { from, to, within } => {
+        InvariantSpec::LeadsTo { from, to, within, .. } => {
             let rule = rule_index(sys, inv);
             let [first, second] = checker.rule_times(rule, entity);
             let to: Vec<String> = to.iter().map(|e| e.name(&sys.names)).collect();
@@ -589,7 +589,7 @@ fn conclusion(
                 )
             }
         }
-        InvariantSpec::NeverWithout { event, prior } => {
+        InvariantSpec::NeverWithout { event, prior, .. } => {
             let rule = rule_index(sys, inv);
             let [before, at] = checker.rule_times(rule, entity);
             let when = if before == SimTime::NEVER { "never".to_string() } else { format!("only at {before}") };

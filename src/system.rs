@@ -487,14 +487,15 @@ pub struct BrokerSpec {
 pub enum KeyDist {
     /// Uniform over `0..n`.
     Uniform(u64),
-    /// The entity's own number: every entity has its own key.
+    /// The entity's number among its workload's arrivals (1, 2, ...): every
+    /// entity has its own key.
     Sequential,
 }
 
 /// The workload: entities arriving at the service that accepts them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkloadSpec {
-    /// The entity kind, e.g. `order`.
+    /// The entity kind, e.g. `order` (each workload its own).
     pub entity: String,
     /// The request kind the entry service handles.
     pub request: Kind,
@@ -514,6 +515,9 @@ pub struct WorkloadSpec {
     pub stop: SimTime,
     /// How the rate changes over time.
     pub shape: RateShape,
+    /// Recorded arrivals (time after `start`, key), in order: when not
+    /// empty they replace the drawn ones (rate, keys and shape unused).
+    pub replay: Vec<(SimDuration, u64)>,
 }
 
 /// Which of a service's instances takes a request, a call or a pushed
@@ -877,6 +881,8 @@ pub enum InvariantSpec {
     /// entity: retries and redeliveries do not multiply its load (a retry
     /// storm breaks it).
     BoundedAmplification {
+        /// The entity kind it judges; `None`: every entity (one workload).
+        entity: Option<String>,
         /// Index of the downstream service.
         service: usize,
         /// Messages per accepted entity, at most.
@@ -904,6 +910,8 @@ pub enum InvariantSpec {
     /// terminal, or once `deadline_after_heal` has passed (see
     /// `no-lost-entities`); before that its saga may still be running.
     SagaAtomicity {
+        /// The entity kind it judges; `None`: every entity (one workload).
+        entity: Option<String>,
         /// The steps: (effect of the step, effect of its compensation).
         steps: Vec<(EffectId, EffectId)>,
         /// Grace after acceptance or the last heal.
@@ -913,6 +921,8 @@ pub enum InvariantSpec {
     /// one of `to` within `within` (counted from the later of `from` and
     /// the last heal).
     LeadsTo {
+        /// The entity kind it judges; `None`: every entity (one workload).
+        entity: Option<String>,
         /// What starts the clock.
         from: Event,
         /// What must follow.
@@ -922,6 +932,8 @@ pub enum InvariantSpec {
     },
     /// A business rule: no entity has `event` without an earlier `prior`.
     NeverWithout {
+        /// The entity kind it judges; `None`: every entity (one workload).
+        entity: Option<String>,
         /// What must not happen alone.
         event: Event,
         /// What must come first.
@@ -953,6 +965,32 @@ impl InvariantSpec {
 
     /// The invariant's name as users see it.
     pub fn name(&self, names: &Names) -> String {
+        let base = self.base_name(names);
+        match self.scope() {
+            Some(entity)
+                if !matches!(self, InvariantSpec::NoLostEntities { .. } | InvariantSpec::TerminalWithin { .. }) =>
+            {
+                format!("{entity}: {base}")
+            }
+            _ => base,
+        }
+    }
+
+    /// The entity kind it judges, if it judges one kind only.
+    pub fn scope(&self) -> Option<&str> {
+        match self {
+            InvariantSpec::NoLostEntities { entity, .. } | InvariantSpec::TerminalWithin { entity, .. } => Some(entity),
+            InvariantSpec::BoundedAmplification { entity, .. }
+            | InvariantSpec::SagaAtomicity { entity, .. }
+            | InvariantSpec::LeadsTo { entity, .. }
+            | InvariantSpec::NeverWithout { entity, .. } => entity.as_deref(),
+            InvariantSpec::NoDuplicateEffects { .. }
+            | InvariantSpec::NoOversell { .. }
+            | InvariantSpec::ReplicaConvergence { .. } => None,
+        }
+    }
+
+    fn base_name(&self, names: &Names) -> String {
         match self {
             InvariantSpec::NoLostEntities { entity, .. } => format!("no-lost-entities({entity})"),
             InvariantSpec::NoDuplicateEffects { effect } => {
@@ -963,17 +1001,17 @@ impl InvariantSpec {
             InvariantSpec::ReplicaConvergence { table, .. } => {
                 format!("replica-convergence({})", names.table_name(*table))
             }
-            InvariantSpec::TerminalWithin { entity, within } => format!("terminal-within({entity}, {within})"),
+            InvariantSpec::TerminalWithin { entity, within, .. } => format!("terminal-within({entity}, {within})"),
             InvariantSpec::SagaAtomicity { steps, .. } => {
                 let steps: Vec<String> =
                     steps.iter().map(|(d, u)| format!("{}/{}", names.effect_name(*d), names.effect_name(*u))).collect();
                 format!("saga-atomicity({})", steps.join(", "))
             }
-            InvariantSpec::LeadsTo { from, to, within } => {
+            InvariantSpec::LeadsTo { from, to, within, .. } => {
                 let to: Vec<String> = to.iter().map(|e| e.name(names)).collect();
                 format!("{} leads-to {} within {within}", from.name(names), to.join(" or "))
             }
-            InvariantSpec::NeverWithout { event, prior } => {
+            InvariantSpec::NeverWithout { event, prior, .. } => {
                 format!("never {} without {}", event.name(names), prior.name(names))
             }
         }
@@ -1036,8 +1074,8 @@ pub struct System {
     pub topic_bus: Vec<u32>,
     /// The services, in declaration order.
     pub services: Vec<ServiceSpec>,
-    /// The workload.
-    pub workload: WorkloadSpec,
+    /// The workloads: one or more, each of its own entity kind.
+    pub workloads: Vec<WorkloadSpec>,
     /// The fault plan.
     pub faults: Vec<FaultSpec>,
     /// The invariants.
@@ -1055,6 +1093,16 @@ pub struct System {
 }
 
 impl System {
+    /// The workload that creates entities of kind `entity`.
+    pub fn workload_of(&self, entity: &str) -> Option<usize> {
+        self.workloads.iter().position(|w| w.entity == entity)
+    }
+
+    /// The entity kind of workload `w` (`entity` when out of range).
+    pub fn entity_name(&self, w: usize) -> &str {
+        self.workloads.get(w).map_or("entity", |w| w.entity.as_str())
+    }
+
     /// When the last fault heals (time zero without faults).
     pub fn last_heal(&self) -> SimTime {
         self.faults.iter().map(FaultSpec::heals_at).max().unwrap_or(SimTime::ZERO)

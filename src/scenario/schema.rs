@@ -38,8 +38,15 @@ pub struct Scenario {
     pub buses: Vec<Bus>,
     /// The services.
     pub services: Vec<Service>,
-    /// The workload.
-    pub workload: Workload,
+    /// The workload, when the system has one.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub workload: Option<Workload>,
+    /// The workloads, when entities of several kinds arrive at once (each
+    /// its own entity kind, entry service and arrivals).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub workloads: Vec<Workload>,
     /// The fault plan.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -850,7 +857,7 @@ pub enum Control {
 pub enum Keys {
     /// Uniform over `0..n`.
     Uniform(u64),
-    /// One key per entity.
+    /// One key per entity: its number among the workload's arrivals (1, 2, ...).
     Sequential,
 }
 
@@ -905,6 +912,52 @@ pub enum Workload {
         #[serde(skip_serializing_if = "is_default")]
         shape: Shape,
     },
+    /// Arrivals replayed from a recorded file: a CSV of `time,key` lines,
+    /// times (`"1.5s"`, or seconds as a number) from the start of the run
+    /// in order, keys unsigned integers; a first line `time,key` is a
+    /// header.
+    Replay {
+        /// The CSV file, relative to the scenario file's directory.
+        file: String,
+        /// Entity kind.
+        entity: String,
+        /// Every recorded time is shifted by this much.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        start: Option<String>,
+        /// No arrivals from this time on (default: the duration).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        stop: Option<String>,
+    },
+}
+
+impl Workload {
+    /// The entity kind it creates.
+    pub fn entity(&self) -> &str {
+        match self {
+            Workload::Poisson { entity, .. } | Workload::Regular { entity, .. } | Workload::Replay { entity, .. } => {
+                entity
+            }
+        }
+    }
+
+    /// Its start and stop.
+    pub fn window_mut(&mut self) -> (&mut Option<String>, &mut Option<String>) {
+        match self {
+            Workload::Poisson { start, stop, .. }
+            | Workload::Regular { start, stop, .. }
+            | Workload::Replay { start, stop, .. } => (start, stop),
+        }
+    }
+
+    /// Its rate, unless it replays a file.
+    pub fn rate_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Workload::Poisson { rate, .. } | Workload::Regular { rate, .. } => Some(rate),
+            Workload::Replay { .. } => None,
+        }
+    }
 }
 
 /// Which of a service's instances takes a request, a call or a pushed
@@ -1263,6 +1316,10 @@ pub enum Invariant {
     },
     /// A service handles at most `factor` messages per accepted entity.
     BoundedAmplification {
+        /// The entity kind it judges (needed when there are several workloads).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        entity: Option<String>,
         /// The downstream service.
         service: String,
         /// Messages per accepted entity, at most.
@@ -1282,6 +1339,10 @@ pub enum Invariant {
     },
     /// Every saga ends fully done or fully compensated.
     SagaAtomicity {
+        /// The entity kind it judges (needed when there are several workloads).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        entity: Option<String>,
         /// The steps and their compensations.
         steps: Vec<StepSchema>,
         /// Grace after acceptance or the last heal before a running saga is judged.
@@ -1289,6 +1350,10 @@ pub enum Invariant {
     },
     /// Every `from` is followed by one of `to` within a bound.
     LeadsTo {
+        /// The entity kind it judges (needed when there are several workloads).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        entity: Option<String>,
         /// A kind, an effect, or `state NAME`.
         from: String,
         /// Kinds, effects, or states.
@@ -1298,6 +1363,10 @@ pub enum Invariant {
     },
     /// No `event` without an earlier `prior` for the same entity.
     NeverWithout {
+        /// The entity kind it judges (needed when there are several workloads).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        entity: Option<String>,
         /// A kind, an effect, or `state NAME`.
         event: String,
         /// A kind, an effect, or `state NAME`.

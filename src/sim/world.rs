@@ -16,8 +16,10 @@ use crate::bus::queue::{Broker, Consumer, Queue, QueueSettings};
 use crate::fault::compose::{Factors, Holds};
 use crate::fault::network::{ANY, BUS};
 use crate::fault::plan::{Names, Plan, PlanEntry, PlanKind, RANDOM_CRASHES_MAX, Target};
+use arrivals::Arrivals;
 use brokers::{BrokerNode, ProduceReq, Replica};
 
+mod arrivals;
 mod brokers;
 mod calls;
 mod channel;
@@ -32,9 +34,8 @@ use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
 use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
-use crate::sim::dist::to_nanos;
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, KeyDist, RateShape, Routing, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, Routing, Seam, StateKind, System};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -95,8 +96,8 @@ impl SeriesAcc {
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {
-    /// The workload's next entity arrives.
-    Arrival,
+    /// Workload `workload`'s next entity arrives.
+    Arrival { workload: u32 },
     /// An ephemeral message (in the in-flight slab) reaches a node.
     Deliver { node: u32, epoch: u32, slot: u32 },
     /// The next log record of group partition `gp` reaches the consumer
@@ -592,7 +593,8 @@ struct World<'s, 't> {
     now: SimTime,
     end: SimTime,
     queue: EventQueue<Ev>,
-    workload: Stream,
+    /// Each workload's stream and count.
+    arrivals: Vec<Arrivals>,
     network: Stream,
     nodes: Vec<Node>,
     /// First node of each service.
@@ -737,6 +739,11 @@ fn latency_of(bus: Option<&crate::system::BusSpec>) -> Dist {
 }
 
 /// The services subscribing to each kind, in service order.
+/// Each workload's entity kind, in workload order.
+fn entity_kinds(sys: &System) -> Vec<&str> {
+    sys.workloads.iter().map(|w| w.entity.as_str()).collect()
+}
+
 fn subscribers(sys: &System) -> Vec<Vec<u32>> {
     let mut subscribers = vec![Vec::new(); sys.names.kind_count()];
     for (si, s) in sys.services.iter().enumerate() {
@@ -872,8 +879,8 @@ impl<'s, 't> World<'s, 't> {
             first_node.push(nodes.len() as u32);
             nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed)));
         }
-        if sys.workload.target >= sys.services.len() {
-            return Err(SetupError::UnknownTarget(sys.workload.target));
+        if let Some(w) = sys.workloads.iter().find(|w| w.target >= sys.services.len()) {
+            return Err(SetupError::UnknownTarget(w.target));
         }
         let subscribers = subscribers(sys);
         let log_cfg = LogSettings::of(sys.log());
@@ -890,7 +897,7 @@ impl<'s, 't> World<'s, 't> {
             now: SimTime::ZERO,
             end: SimTime::ZERO + sys.duration,
             queue: EventQueue::new(),
-            workload: Stream::new(seed, StreamKind::Workload, ""),
+            arrivals: Arrivals::of(&sys.workloads, seed),
             network: Stream::new(seed, StreamKind::Network, ""),
             calls: Calls::new(nodes.len()),
             nodes,
@@ -926,7 +933,7 @@ impl<'s, 't> World<'s, 't> {
             qlink: queue_broker::ClientLink::new(),
             held_publishes: 0,
             dedup: sys.services.iter().map(DedupStore::durable_of).collect(),
-            checker: Checker::new(&sys.invariants, sys.names.effect_count()),
+            checker: Checker::new(&sys.invariants, sys.names.effect_count(), &entity_kinds(sys)),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
             out: Out::default(),
@@ -964,9 +971,10 @@ impl<'s, 't> World<'s, 't> {
     }
 
     fn setup(&mut self) {
-        let w = &self.sys.workload;
-        if w.start < w.stop {
-            self.queue.push(w.start, Ev::Arrival);
+        for (i, w) in self.sys.workloads.iter().enumerate() {
+            if let Some(at) = Arrivals::first(w) {
+                self.queue.push(at, Ev::Arrival { workload: i as u32 });
+            }
         }
         for (si, s) in self.sys.services.iter().enumerate() {
             if s.starts_at > SimTime::ZERO {
@@ -1034,7 +1042,7 @@ impl<'s, 't> World<'s, 't> {
             self.now = t;
             self.events += 1;
             match ev {
-                Ev::Arrival => self.arrival(),
+                Ev::Arrival { workload } => self.arrival(workload),
                 Ev::Deliver { node, epoch, slot } => self.deliver(node, epoch, slot),
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
@@ -1109,20 +1117,18 @@ impl<'s, 't> World<'s, 't> {
         (0..n).map(|i| first + (start + i) % n).find(|&x| self.nodes[x as usize].up)
     }
 
-    fn arrival(&mut self) {
+    /// Workload `wi`'s next entity arrives at its entry service.
+    fn arrival(&mut self, wi: u32) {
         let limit = self.sys.limits.entities_max;
         if self.next_entity > limit {
             self.stop = StopReason::EntitiesMax { limit };
             return;
         }
-        let w = &self.sys.workload;
+        let w = &self.sys.workloads[wi as usize];
         let entity = EntityId(self.next_entity);
         self.next_entity += 1;
-        self.checker.created(entity, self.now);
-        let key = match w.keys {
-            KeyDist::Uniform(n) => self.workload.below(n.max(1)),
-            KeyDist::Sequential => entity.0,
-        };
+        self.checker.created(entity, self.now, wi as u8);
+        let key = self.arrivals[wi as usize].key(w);
         let msg = self.new_message(w.request, key, entity, MsgId(0));
         self.counts.requests += 1;
         self.trace(RecordKind::Request, NO_NODE, &msg, key);
@@ -1133,39 +1139,9 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Rejected, NO_NODE, &msg, 0);
             }
         }
-        if w.count.is_some_and(|c| self.next_entity > c) {
-            return;
+        if let Some(next) = self.arrivals[wi as usize].next(w, self.now) {
+            self.queue.push(next, Ev::Arrival { workload: wi });
         }
-        if let Some(next) = self.next_arrival() {
-            self.queue.push(next, Ev::Arrival);
-        }
-    }
-
-    /// When the workload's next entity arrives, if before its stop. A
-    /// Poisson workload whose rate changes over time is thinned (Lewis and
-    /// Shedler): candidates at the shape's largest rate, each kept with
-    /// probability factor(t) / largest, one draw each; a constant one draws
-    /// only its gaps. A regular one's gap is divided by the factor now.
-    fn next_arrival(&mut self) -> Option<SimTime> {
-        let w = &self.sys.workload;
-        let mean = w.interarrival_mean.0 as f64;
-        let constant = w.shape == RateShape::Constant;
-        let next = match (w.regular, constant) {
-            (true, true) => self.now + w.interarrival_mean,
-            (true, false) => self.now + SimDuration(to_nanos(mean / w.shape.factor(self.now)).max(1)),
-            (false, true) => self.now + SimDuration(to_nanos(self.workload.exp(mean))),
-            (false, false) => {
-                let most = w.shape.max();
-                let mut t = self.now;
-                loop {
-                    t += SimDuration(to_nanos(self.workload.exp(mean / most)));
-                    if t >= w.stop || self.workload.unit() * most < w.shape.factor(t) {
-                        break t;
-                    }
-                }
-            }
-        };
-        (next < w.stop).then_some(next)
     }
 
     #[inline]
@@ -2117,7 +2093,14 @@ impl<'s, 't> World<'s, 't> {
 
     /// Where time-averages stop: when the workload stops, or the end.
     fn window_end(&self) -> SimTime {
-        self.sys.workload.stop.min(self.end).max(SimTime::ZERO + self.sys.warmup)
+        self.sys
+            .workloads
+            .iter()
+            .map(|w| w.stop)
+            .max()
+            .unwrap_or(SimTime::ZERO)
+            .min(self.end)
+            .max(SimTime::ZERO + self.sys.warmup)
     }
 
     /// The warm-up is over: every measurement starts again from zero (the

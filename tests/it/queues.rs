@@ -194,7 +194,7 @@ fn a_regular_workload_with_a_count_makes_exactly_that_many() {
     assert_eq!(count(&rs, RecordKind::Request), 200);
     let times: Vec<u64> = rs.iter().filter(|r| r.kind == RecordKind::Request).map(|r| r.time.0).collect();
     assert!(times.windows(2).all(|w| w[1] - w[0] == 1_000_000), "1000/s: exactly 1 ms apart");
-    assert_eq!(sys.workload.count, Some(200));
+    assert_eq!(sys.workloads[0].count, Some(200));
 }
 
 /// Conformance scenario `name`'s text.

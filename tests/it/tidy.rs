@@ -13,11 +13,11 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario.rs", "services", 311),
+    ("src/scenario.rs", "services", 302),
     ("src/scenario.rs", "faults", 313),
     ("src/scenario.rs", "queue_bus_spec", 111),
-    ("src/scenario.rs", "invariants", 155),
-    ("src/scenario.rs", "workload", 88),
+    ("src/scenario.rs", "invariants", 138),
+    ("src/scenario.rs", "workload", 86),
     ("src/sim/world.rs", "new", 79),
     ("src/story.rs", "tell", 271),
     ("src/report.rs", "timeline_svg", 198),
@@ -31,15 +31,13 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/sim/world.rs", "finish", 79),
     ("src/perfetto.rs", "write", 98),
     ("src/scenario.rs", "by_construction", 97),
-    ("src/check.rs", "verdicts", 86),
     ("src/scenario.rs", "call", 85),
     ("src/sim/world/calls.rs", "attempt", 83),
     ("src/cli.rs", "sweep", 81),
     ("src/service.rs", "handle", 81),
     ("src/report.rs", "line_chart", 79),
     ("src/cli.rs", "report_page", 78),
-    ("src/check.rs", "new", 76),
-    ("src/check.rs", "judge_lost", 74),
+    ("src/check.rs", "judge_lost", 71),
 ];
 
 /// Every function with a body in `text`: (name, lines from its `fn` line to

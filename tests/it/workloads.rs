@@ -102,9 +102,9 @@ fn a_daily_cycle_peaks_and_troughs_where_it_says() {
 
 #[test]
 fn a_constant_shape_is_the_default() {
-    let plain = system(&one_service("Poisson", "Constant", "1m")).workload.clone();
+    let plain = system(&one_service("Poisson", "Constant", "1m")).workloads.clone();
     let src = one_service("Poisson", "Constant", "1m").replace(", shape: Constant", "");
-    assert_eq!(system(&src).workload, plain);
+    assert_eq!(system(&src).workloads, plain);
     let a = faultline::sim::run(&system(&src), 5).unwrap();
     let b = faultline::sim::run(&system(&one_service("Poisson", "Constant", "1m")), 5).unwrap();
     assert_eq!(a.fingerprint, b.fingerprint);
@@ -130,4 +130,178 @@ fn bad_shapes_are_refused_where_they_are_written() {
         assert!(e.contains(expected), "expected {expected:?} in:\n{e}");
         assert!(e.starts_with("w.ron:7:"), "positioned on the workload's line: {e}");
     }
+}
+
+/// Orders and email changes arriving at once, each at its own entry
+/// service; billing (which finishes the changes) is down for 30 s on an
+/// ephemeral bus, so changes are lost while orders are not.
+const TWO: &str = r#"Scenario(
+    name: "two-workloads",
+    duration: "5m",
+    bus: Ephemeral(latency: Const("1ms")),
+    services: [
+        Service(name: "orders", workers: 8,
+            on: [Accept(entity: "order", work: Const("1ms"), emit: ["OrderPlaced"])]),
+        Service(name: "users", workers: 8,
+            on: [Accept(entity: "change", work: Const("1ms"), emit: ["EmailChanged"])]),
+        Service(name: "shipping", workers: 8, consume: (topics: ["OrderPlaced"]),
+            on: [Handle(event: "OrderPlaced", work: Const("1ms"), terminal: true)]),
+        Service(name: "billing", workers: 8, consume: (topics: ["EmailChanged"]),
+            on: [Handle(event: "EmailChanged", work: Const("1ms"), terminal: true)]),
+    ],
+    workloads: [
+        Poisson(rate: "20/s", entity: "order", keys: Uniform(100), stop: "4m"),
+        Regular(rate: "5/s", entity: "change", keys: Sequential, stop: "4m"),
+    ],
+    faults: [Crash(node: "billing-1", at: "1m", down_for: "30s")],
+    invariants: [
+        NoLostEntities(entity: "order", deadline_after_heal: "30s"),
+        NoLostEntities(entity: "change", deadline_after_heal: "30s"),
+        LeadsTo(entity: "order", from: "accepted", to: ["OrderPlaced"], within: "10s"),
+    ],
+)"#;
+
+/// (time, key) of every request sent.
+fn requests(src: &str, seed: u64) -> Vec<(u64, u64)> {
+    records(&system(src), seed).iter().filter(|r| r.kind == RecordKind::Request).map(|r| (r.time.0, r.aux)).collect()
+}
+
+#[test]
+fn several_workloads_arrive_at_once_each_at_its_own_entry() {
+    for seed in 0..5 {
+        let o = faultline::sim::run(&system(TWO), seed).unwrap();
+        let handled = |s: &str| o.metrics.services[s].handled;
+        // Regular: exactly 5/s for 240 s; Poisson: about 20/s.
+        assert_eq!(handled("users"), 1200, "seed {seed}");
+        assert!(near(handled("orders"), 4800.0, 0.08), "seed {seed}: {}", handled("orders"));
+        assert_eq!(handled("shipping"), handled("orders"), "seed {seed}: every order reaches shipping");
+        let [orders, changes, rule] = &o.invariants[..] else { panic!("three verdicts") };
+        // Each invariant judges its own kind only.
+        assert!(orders.holds(), "seed {seed}: {orders:?}");
+        assert_eq!(orders.counts["accepted"], handled("orders"));
+        assert!(changes.violated(), "seed {seed}: {changes:?}");
+        assert_eq!(changes.counts["accepted"], 1200);
+        // Billing is down for 30 s: 150 changes (one every 200 ms) are lost.
+        assert!((149..=151).contains(&changes.counts["lost"]), "seed {seed}: {changes:?}");
+        assert!(rule.holds(), "seed {seed}: {rule:?}");
+        assert_eq!(rule.counts["started"], handled("orders"), "the rule starts with orders only");
+        assert_eq!(rule.name, "order: accepted leads-to OrderPlaced within 10.000s");
+    }
+}
+
+#[test]
+fn a_second_workload_leaves_the_first_ones_draws_alone() {
+    let first_only = TWO
+        .replace(r#"Regular(rate: "5/s", entity: "change", keys: Sequential, stop: "4m"),"#, "")
+        .replace(r#"NoLostEntities(entity: "change", deadline_after_heal: "30s"),"#, "")
+        .replace(
+            r#"Service(name: "users", workers: 8,
+            on: [Accept(entity: "change", work: Const("1ms"), emit: ["EmailChanged"])]),"#,
+            "",
+        )
+        .replace(
+            r#"Service(name: "billing", workers: 8, consume: (topics: ["EmailChanged"]),
+            on: [Handle(event: "EmailChanged", work: Const("1ms"), terminal: true)]),"#,
+            "",
+        )
+        .replace(r#"faults: [Crash(node: "billing-1", at: "1m", down_for: "30s")],"#, "");
+    for seed in 0..3 {
+        let one = requests(&first_only, seed);
+        let mut both = requests(TWO, seed);
+        assert_eq!(both.len(), one.len() + 1200, "seed {seed}");
+        // Take out the changes (every 200 ms, keys 1..=1200 in order of
+        // their arrivals): what is left is the orders.
+        for i in 0..1200u64 {
+            let change = (i * 200_000_000, i + 1);
+            let k = both.iter().position(|r| *r == change).expect("change i + 1 at i * 200 ms, keyed i + 1");
+            both.remove(k);
+        }
+        assert_eq!(both, one, "seed {seed}: the orders arrive at the same times with the same keys");
+    }
+}
+
+#[test]
+fn several_workloads_are_refused_when_ambiguous() {
+    let refused = |src: &str, needle: &str| {
+        let e = faultline::scenario::parse("w.ron", src).expect_err("refused").to_string();
+        assert!(e.contains(needle), "expected {needle:?} in:\n{e}");
+    };
+    // A business rule must say which kind it judges.
+    refused(
+        &TWO.replace(r#"LeadsTo(entity: "order", "#, "LeadsTo("),
+        "with several workloads, say which entity kind this rule judges",
+    );
+    refused(&TWO.replace(r#"LeadsTo(entity: "order", "#, r#"LeadsTo(entity: "ordr", "#), "did you mean `order`?");
+    refused(
+        &TWO.replace(r#"NoLostEntities(entity: "change""#, r#"NoLostEntities(entity: "payment""#),
+        "no workload creates `payment`",
+    );
+    // Two workloads of one kind; both fields; neither.
+    refused(&TWO.replace(r#"entity: "change", keys"#, r#"entity: "order", keys"#), "two workloads create `order`");
+    refused(
+        &TWO.replace(
+            "    workloads: [",
+            "    workload: Poisson(rate: \"1/s\", entity: \"order\", keys: Sequential),\n    workloads: [",
+        ),
+        "both `workload` and `workloads` are given",
+    );
+    let start = TWO.find("    workloads:").unwrap();
+    let end = TWO.find("    faults:").unwrap();
+    refused(&format!("{}{}", &TWO[..start], &TWO[end..]), "the scenario has no workload");
+    // A service accepting a kind no workload creates.
+    refused(&TWO.replace(r#"Accept(entity: "change""#, r#"Accept(entity: "chnage""#), "which no workload creates");
+}
+
+/// A scenario in `dir` that replays `arrivals.csv` (shifted by `start`).
+fn replay_in(dir: &std::path::Path, csv: &str, start: &str) -> String {
+    std::fs::write(dir.join("arrivals.csv"), csv).unwrap();
+    let src = format!(
+        r#"Scenario(
+    name: "replay-test",
+    duration: "1m",
+    bus: Ephemeral(latency: Const("1ms")),
+    services: [Service(name: "order", workers: 4,
+        on: [Accept(entity: "order", work: Const("1ms"), terminal: true)])],
+    workload: Replay(file: "arrivals.csv", entity: "order", start: "{start}", stop: "50s"),
+    invariants: [NoLostEntities(entity: "order", deadline_after_heal: "5s")],
+)"#
+    );
+    let path = dir.join("replay.ron");
+    std::fs::write(&path, &src).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_replayed_workload_arrives_at_the_recorded_times_with_the_recorded_keys() {
+    let dir = crate::support::temp_dir("replay");
+    let csv = "time,key\n0.5,42\n1.25,7\n1.25,7\n10s,99\n49.5,1\n60,2\n";
+    let path = replay_in(&dir, csv, "500ms");
+    let sys = faultline::scenario::load(&path).unwrap_or_else(|e| panic!("{e}")).system;
+    let secs = |s: f64| (s * 1e9) as u64;
+    // Shifted by 500 ms; the arrival recorded at 49.5 s would come at 50 s,
+    // the stop, and the one at 60 s after it: neither arrives.
+    let expected = vec![(secs(1.0), 42), (secs(1.75), 7), (secs(1.75), 7), (secs(10.5), 99)];
+    for seed in [0, 1, 99] {
+        let got: Vec<(u64, u64)> =
+            records(&sys, seed).iter().filter(|r| r.kind == RecordKind::Request).map(|r| (r.time.0, r.aux)).collect();
+        assert_eq!(got, expected, "seed {seed}: a replay draws nothing");
+    }
+    let o = faultline::sim::run(&sys, 0).unwrap();
+    assert!(o.all_hold());
+    assert_eq!(o.invariants[0].counts["accepted"], 4);
+}
+
+#[test]
+fn a_bad_arrivals_file_is_told_with_its_own_line_and_column() {
+    let dir = crate::support::temp_dir("replay-bad");
+    let path = replay_in(&dir, "time,key\n1,5\n2,five\n", "0s");
+    let (code, _, err) = crate::support::parts(&crate::support::faultline(&["run", &path]));
+    assert_eq!(code, 2, "{err}");
+    // Where in the scenario (the `file` field), and where in the CSV.
+    assert!(err.contains("replay.ron:7:"), "{err}");
+    assert!(err.contains("arrivals.csv:3:3: key \"five\" is not an unsigned integer"), "{err}");
+    std::fs::remove_file(dir.join("arrivals.csv")).unwrap();
+    let e = faultline::scenario::load(&path).expect_err("no file").to_string();
+    assert!(e.contains("cannot read") && e.contains("arrivals.csv"), "{e}");
+    assert!(e.contains("relative to the scenario file's directory"), "{e}");
 }
