@@ -46,6 +46,7 @@ pub fn pipeline(duration: SimDuration) -> System {
                 ..Handler::new(on, Dist::Exp { mean: SimDuration(work) })
             }],
             machine: None,
+            version: None,
         });
         s
     };
@@ -83,6 +84,8 @@ pub fn pipeline(duration: SimDuration) -> System {
             stop: SimTime::ZERO + duration,
             shape: crate::system::RateShape::Constant,
             replay: Vec::new(),
+            fields: Vec::new(),
+            version: 1,
         }],
         faults: vec![],
         invariants: vec![],

@@ -227,8 +227,9 @@ impl Replication {
 }
 
 /// The rows of a table as one service holds them at the end of a run:
-/// row -> newest version held by any of its instances.
-pub type Rows = BTreeMap<u64, u64>;
+/// row -> (newest version held by any of its instances, the value written
+/// with it).
+pub type Rows = BTreeMap<u64, (u64, i64)>;
 
 impl Checker {
     /// A checker for `invariants`, with `effects` effect names interned;
@@ -665,13 +666,18 @@ impl Checker {
     }
 
     fn judge_convergence(name: String, source: &Rows, replica: &Rows, r: &Replication) -> Verdict {
-        let diverged: Vec<(u64, u64)> =
+        let diverged: Vec<(u64, (u64, i64))> =
             source.iter().filter(|(k, v)| replica.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+        let wrong_value = diverged.iter().filter(|(k, v)| replica.get(k).is_some_and(|r| r.0 == v.0)).count();
         let ms = |ns: f64| (ns / 1e6).round() as u64;
         let mut counts = BTreeMap::new();
         counts.insert("rows", source.len() as u64);
         counts.insert("converged", (source.len() - diverged.len()) as u64);
         counts.insert("diverged", diverged.len() as u64);
+        if wrong_value > 0 {
+            // The newest version, with another value: misread, not late.
+            counts.insert("diverged_same_version", wrong_value as u64);
+        }
         counts.insert("staleness_mean_ms", ms(r.staleness.mean()));
         counts.insert(
             "staleness_max_ms",
@@ -679,9 +685,9 @@ impl Checker {
         );
         let why = || "the source wrote no row of the table".to_string();
         // The version is the id of the change that wrote it.
-        let example = diverged.first().map(|&(_, version)| EntityId(version));
+        let example = diverged.first().map(|&(_, (version, _))| EntityId(version));
         let mut v = Verdict::new(name, diverged.len() as u64, counts, source.len() as u64, why, example);
-        v.example_other = diverged.first().and_then(|(row, _)| replica.get(row)).map(|&held| EntityId(held));
+        v.example_other = diverged.first().and_then(|(row, _)| replica.get(row)).map(|&(held, _)| EntityId(held));
         v
     }
 

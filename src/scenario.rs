@@ -13,14 +13,14 @@ use locate::{Seg, locate, suggest};
 use schema::Scenario;
 
 use crate::service::{
-    Backoff, Breaker, Call, Control, Declarative, Decline, Handler as KHandler, Kind, Machine, RateLimit, Reserve,
-    Timeout,
+    Backoff, Breaker, Call, Control, Declarative, Decline, FIELDS, Handler as KHandler, Kind, Machine, RateLimit,
+    Reserve, SetTo, Timeout,
 };
 use crate::sim::time::{ScaledError, parse_scaled};
 use crate::sim::{Dist, SimDuration, SimTime, parse_duration};
 use crate::system::{
-    Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, InvariantSpec, KeyDist, Limits, Names,
-    QueueKind, RandomFault, RateShape, Routing, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
+    Acks, BrokerSpec, Bus, BusSpec, CommitPolicy, Dedup, Event, FaultSpec, FieldValue, InvariantSpec, KeyDist, Limits,
+    Names, QueueKind, RandomFault, RateShape, Routing, Seam, ServiceSpec, StateKind, System, TopicSpec, WorkloadSpec,
 };
 
 /// The queue kind a scenario names.
@@ -260,6 +260,16 @@ fn all_workloads(s: &Scenario) -> Vec<(Vec<P>, &schema::Workload)> {
 /// How many workloads the scenario writes.
 fn workloads_written(s: &Scenario) -> usize {
     s.workloads.len() + usize::from(s.workload.is_some())
+}
+
+/// A handler's stock reservation.
+fn reserve_of(r: &schema::ReserveSchema) -> Reserve {
+    let control = match r.control {
+        schema::Control::None => Control::None,
+        schema::Control::Lock => Control::Lock,
+        schema::Control::Optimistic => Control::Optimistic,
+    };
+    Reserve { initial: r.initial, control }
 }
 
 /// How a workload's entities arrive, compiled.
@@ -1008,7 +1018,7 @@ impl Compiler<'_> {
             workloads_in.iter().map(|(_, w)| (w.entity(), names.kind(&format!("{} request", w.entity())))).collect();
         let effects = effects_named(s);
         let (services, accepting) = self.services(s, &mut names, &emitted, &requests, &entry);
-        let workloads = self.workloads(s, &workloads_in, duration, &limits, &accepting, &entry);
+        let workloads = self.workloads(s, &workloads_in, (duration, &limits), &accepting, &entry, &mut names);
         let faults = self.faults(s, &services, duration);
         let entities: Vec<&str> = entry.iter().map(|e| e.0).collect();
         let invariants = self.invariants(s, &mut names, &effects, &emitted, &entities);
@@ -1579,125 +1589,21 @@ impl Compiler<'_> {
             let mut reserves = false;
             let mut spec_flaky = false;
             for (h, handler) in sv.on.iter().enumerate() {
-                let hat = |f: &'static str| [P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(f)];
-                match handler {
-                    schema::Handler::Accept { entity, work, emit, terminal, write, call, to } => {
-                        let w = self.accepted_workload(&hat("entity"), &sv.name, entity, entry);
-                        let request = entry.get(w).map_or(Kind(0), |e| e.1);
+                let here = [P::F("services"), P::I(i), P::F("on"), P::I(h)];
+                let handler = match handler {
+                    schema::Handler::Accept { entity, .. } => {
+                        let w =
+                            self.accepted_workload(&[&here[..], &[P::F("entity")]].concat(), &sv.name, entity, entry);
                         accepting.push((i, w));
-                        let work = self.dist(&hat("work"), work);
-                        handlers.push(KHandler {
-                            on: request,
-                            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
-                            accept: true,
-                            emit: emit.iter().map(|k| names.kind(k)).collect(),
-                            effect: None,
-                            terminal: *terminal,
-                            fail_keys: Vec::new(),
-                            write: write.as_deref().map(|t| names.table(t)),
-                            reserve: None,
-                            rejected: Vec::new(),
-                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
-                            decline: None,
-                            flaky: 0.0,
-                            from: Vec::new(),
-                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
-                        });
+                        self.accept_handler(&here, s, sv, handler, entry.get(w).map_or(Kind(0), |e| e.1), names)
                     }
-                    schema::Handler::Handle {
-                        event,
-                        work,
-                        emit,
-                        effect,
-                        terminal,
-                        fail_keys,
-                        write,
-                        reserve,
-                        rejected,
-                        call,
-                        decline,
-                        flaky,
-                        from,
-                        to,
-                    } => {
-                        // A misspelt consume topic is reported once, at the topic.
-                        let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
-                        if topics_valid && !sv.consume.topics.contains(event) && !requests.contains(&event.as_str()) {
-                            let help = match suggest(event, sv.consume.topics.iter().map(String::as_str)) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => format!("add `{event}` to this service's consume topics"),
-                            };
-                            self.err(
-                                &hat("event"),
-                                format!("service `{}` handles `{event}` but does not consume it", sv.name),
-                                Some(help),
-                            );
-                        }
-                        let kind = names.kind(event);
-                        // With a machine, one handler per state is fine.
-                        let states: Vec<u16> = from.iter().map(|st| names.state(st)).collect();
-                        let overlaps = |x: &KHandler| {
-                            sv.machine.is_none()
-                                || x.from.is_empty()
-                                || states.is_empty()
-                                || x.from.iter().any(|st| states.contains(st))
-                        };
-                        if handlers.iter().any(|x: &KHandler| x.on == kind && overlaps(x)) {
-                            self.err(
-                                &hat("event"),
-                                format!("service `{}` has two handlers for `{event}`", sv.name),
-                                None,
-                            );
-                        }
-                        let work = self.dist(&hat("work"), work);
-                        handlers.push(KHandler {
-                            on: kind,
-                            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
-                            accept: false,
-                            emit: emit.iter().map(|k| names.kind(k)).collect(),
-                            effect: effect.as_deref().map(|e| names.effect(e)),
-                            terminal: *terminal,
-                            fail_keys: fail_keys.clone(),
-                            write: write.as_deref().map(|t| names.table(t)),
-                            reserve: reserve.as_ref().map(|r| Reserve {
-                                initial: r.initial,
-                                control: match r.control {
-                                    schema::Control::None => Control::None,
-                                    schema::Control::Lock => Control::Lock,
-                                    schema::Control::Optimistic => Control::Optimistic,
-                                },
-                            }),
-                            rejected: rejected.iter().map(|k| names.kind(k)).collect(),
-                            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
-                            decline: decline.as_ref().map(|d| {
-                                let p = d.probability;
-                                if !(0.0..=1.0).contains(&p) {
-                                    let at = [&hat("decline")[..], &[P::F("probability")]].concat();
-                                    self.err(&at, format!("probability {p} is not in [0, 1]"), None);
-                                }
-                                Decline { probability: p, emit: d.emit.iter().map(|k| names.kind(k)).collect() }
-                            }),
-                            flaky: {
-                                if !(0.0..1.0).contains(flaky) {
-                                    let help = Some("below 1, or the handler never succeeds".to_string());
-                                    self.err(&hat("flaky"), format!("probability {flaky} is not in [0, 1)"), help);
-                                }
-                                *flaky
-                            },
-                            from: from
-                                .iter()
-                                .enumerate()
-                                .map(|(k, st)| {
-                                    let at = [&hat("from")[..], &[P::I(k)]].concat();
-                                    self.state(&at, sv, st, names)
-                                })
-                                .collect(),
-                            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
-                        });
-                        spec_flaky |= *flaky > 0.0;
-                        reserves |= reserve.is_some();
+                    schema::Handler::Handle { .. } => {
+                        self.handle_handler(&here, s, sv, handler, names, emitted, requests, &handlers)
                     }
-                }
+                };
+                spec_flaky |= handler.flaky > 0.0;
+                reserves |= handler.reserve.is_some();
+                handlers.push(handler);
             }
             let mut spec = ServiceSpec::new(&sv.name);
             spec.instances = instances;
@@ -1777,39 +1683,9 @@ impl Compiler<'_> {
                 Dedup { durable, window }
             });
             spec.calls = handlers.iter().any(|h| h.call.is_some());
-            let machine = sv.machine.as_ref().map(|m| {
-                let mat = |f: &'static str| [P::F("services"), P::I(i), P::F("machine"), P::F(f)];
-                let terminal: Vec<u16> = m.terminal.iter().map(|t| names.state(t)).collect();
-                let mut timeouts = Vec::new();
-                for (k, t) in m.timeouts.iter().enumerate() {
-                    let tat = |f: &'static str| [&mat("timeouts")[..], &[P::I(k), P::F(f)]].concat();
-                    let state = usize::from(names.state(&t.state));
-                    let to = names.state(&t.to);
-                    let after = self.duration(&tat("after"), &t.after);
-                    if after == Some(SimDuration::ZERO) {
-                        self.err(&tat("after"), "a deadline must be above zero", None);
-                    }
-                    if timeouts.len() <= state {
-                        timeouts.resize(state + 1, None);
-                    }
-                    if timeouts[state].is_some() {
-                        self.err(&tat("state"), format!("state `{}` has two deadlines", t.state), None);
-                    }
-                    timeouts[state] = Some(Timeout {
-                        after: after.unwrap_or(SimDuration::SECOND),
-                        to,
-                        emit: t.emit.iter().map(|k| names.kind(k)).collect(),
-                        effect: t.effect.as_deref().map(|e| names.effect(e)),
-                    });
-                }
-                let mut term = vec![false; names.state_count()];
-                for t in terminal {
-                    term[usize::from(t)] = true;
-                }
-                Machine { terminal: term, timeouts, durable: matches!(sv.state, schema::State::Durable) }
-            });
+            let machine = self.machine(i, sv, names);
             spec.durable_timers = matches!(sv.timers, schema::State::Durable);
-            spec.behaviour = Arc::new(Declarative { handlers, machine });
+            spec.behaviour = Arc::new(Declarative { handlers, machine, version: sv.version });
             spec.reserves = reserves;
             spec.flaky = spec_flaky;
             services.push(spec);
@@ -1823,6 +1699,253 @@ impl Compiler<'_> {
         }
         self.log_size_bound(s, names, consumed_topics);
         (services, accepting)
+    }
+
+    /// Service `i`'s state machine, if it has one.
+    fn machine(&mut self, i: usize, sv: &schema::Service, names: &mut Names) -> Option<Machine> {
+        sv.machine.as_ref().map(|m| {
+            let mat = |f: &'static str| [P::F("services"), P::I(i), P::F("machine"), P::F(f)];
+            let terminal: Vec<u16> = m.terminal.iter().map(|t| names.state(t)).collect();
+            let mut timeouts = Vec::new();
+            for (k, t) in m.timeouts.iter().enumerate() {
+                let tat = |f: &'static str| [&mat("timeouts")[..], &[P::I(k), P::F(f)]].concat();
+                let state = usize::from(names.state(&t.state));
+                let to = names.state(&t.to);
+                let after = self.duration(&tat("after"), &t.after);
+                if after == Some(SimDuration::ZERO) {
+                    self.err(&tat("after"), "a deadline must be above zero", None);
+                }
+                if timeouts.len() <= state {
+                    timeouts.resize(state + 1, None);
+                }
+                if timeouts[state].is_some() {
+                    self.err(&tat("state"), format!("state `{}` has two deadlines", t.state), None);
+                }
+                timeouts[state] = Some(Timeout {
+                    after: after.unwrap_or(SimDuration::SECOND),
+                    to,
+                    emit: t.emit.iter().map(|k| names.kind(k)).collect(),
+                    effect: t.effect.as_deref().map(|e| names.effect(e)),
+                });
+            }
+            let mut term = vec![false; names.state_count()];
+            for t in terminal {
+                term[usize::from(t)] = true;
+            }
+            Machine { terminal: term, timeouts, durable: matches!(sv.state, schema::State::Durable) }
+        })
+    }
+
+    /// The fields a handler at `here` sets on what it publishes, and the
+    /// field its `write` puts in the row.
+    fn payload_of(
+        &mut self,
+        here: &[P],
+        set: &[schema::Set],
+        write: &Option<String>,
+        write_value: &Option<String>,
+        names: &mut Names,
+    ) -> (Vec<(u8, SetTo)>, Option<u8>) {
+        let mut out = Vec::new();
+        for (k, st) in set.iter().enumerate() {
+            let at = |f: &'static str| [here, &[P::F("set"), P::I(k), P::F(f)]].concat();
+            let slot = self.field(&at("field"), &st.field, names);
+            let to = match &st.to {
+                schema::SetTo::Const(v) => SetTo::Const(*v),
+                schema::SetTo::Copy(from) => SetTo::Copy(self.field(&at("to"), from, names)),
+                schema::SetTo::Add(by) => SetTo::Add(*by),
+            };
+            if set[..k].iter().any(|o| o.field == st.field) {
+                self.err(&at("field"), format!("field `{}` is set twice", st.field), None);
+            }
+            out.push((slot, to));
+        }
+        let value = write_value.as_ref().map(|f| {
+            let at = [here, &[P::F("write_value")]].concat();
+            if write.is_none() {
+                let help = Some("add `write: \"table\"`, or remove `write_value`".into());
+                self.err(&at, "`write_value` names the value a `write` puts in its row, and there is no `write`", help);
+            }
+            self.field(&at, f, names)
+        });
+        (out, value)
+    }
+
+    /// The slot of message field `name` (written at `at`): at most
+    /// [`FIELDS`] distinct fields in a scenario.
+    fn field(&mut self, at: &[P], name: &str, names: &mut Names) -> u8 {
+        if !valid_name(name) {
+            self.err(at, format!("field name {name:?} is not usable"), Some("use letters, digits, '_' and '-'".into()));
+        }
+        let slot = names.field(name);
+        if usize::from(slot) >= FIELDS {
+            let named: Vec<String> = (0..FIELDS as u8).map(|f| format!("`{}`", names.field_name(f))).collect();
+            let help =
+                Some(format!("messages carry at most {FIELDS} fields; this scenario names {} first", named.join(", ")));
+            self.err(at, format!("field `{name}` is one field too many"), help);
+        }
+        slot
+    }
+
+    /// The entry handler `handler` (an `Accept`, at `here`) of service `sv`,
+    /// for the workload whose requests are `request`.
+    fn accept_handler(
+        &mut self,
+        here: &[P],
+        s: &Scenario,
+        sv: &schema::Service,
+        handler: &schema::Handler,
+        request: Kind,
+        names: &mut Names,
+    ) -> KHandler {
+        let schema::Handler::Accept { work, emit, terminal, write, call, to, set, write_value, .. } = handler else {
+            unreachable!("an Accept handler")
+        };
+        let hat = |f: &'static str| [here, &[P::F(f)]].concat();
+        let work = self.dist(&hat("work"), work);
+        let (set, write_value) = self.payload_of(here, set, write, write_value, names);
+        KHandler {
+            on: request,
+            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
+            accept: true,
+            emit: emit.iter().map(|k| names.kind(k)).collect(),
+            effect: None,
+            terminal: *terminal,
+            fail_keys: Vec::new(),
+            write: write.as_deref().map(|t| names.table(t)),
+            write_value,
+            set,
+            reserve: None,
+            rejected: Vec::new(),
+            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
+            decline: None,
+            flaky: 0.0,
+            from: Vec::new(),
+            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
+        }
+    }
+
+    /// The handler `handler` (a `Handle`, at `here`) of service `sv`, after
+    /// its handlers so far, `handlers`.
+    #[allow(clippy::too_many_arguments)]
+    fn handle_handler(
+        &mut self,
+        here: &[P],
+        s: &Scenario,
+        sv: &schema::Service,
+        handler: &schema::Handler,
+        names: &mut Names,
+        emitted: &[&str],
+        requests: &[&str],
+        handlers: &[KHandler],
+    ) -> KHandler {
+        let schema::Handler::Handle {
+            event,
+            work,
+            emit,
+            effect,
+            terminal,
+            fail_keys,
+            write,
+            reserve,
+            rejected,
+            call,
+            decline,
+            flaky,
+            from,
+            to,
+            set,
+            write_value,
+        } = handler
+        else {
+            unreachable!("a Handle handler")
+        };
+        let hat = |f: &'static str| [here, &[P::F(f)]].concat();
+        let kind = self.handled_kind(&hat("event"), sv, event, from, names, (emitted, requests), handlers);
+        let work = self.dist(&hat("work"), work);
+        let (set, write_value) = self.payload_of(here, set, write, write_value, names);
+        KHandler {
+            on: kind,
+            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
+            accept: false,
+            emit: emit.iter().map(|k| names.kind(k)).collect(),
+            effect: effect.as_deref().map(|e| names.effect(e)),
+            terminal: *terminal,
+            fail_keys: fail_keys.clone(),
+            write: write.as_deref().map(|t| names.table(t)),
+            write_value,
+            set,
+            reserve: reserve.as_ref().map(reserve_of),
+            rejected: rejected.iter().map(|k| names.kind(k)).collect(),
+            call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
+            decline: decline.as_ref().map(|d| self.decline(&hat("decline"), d, names)),
+            flaky: self.flaky(&hat("flaky"), *flaky),
+            from: from
+                .iter()
+                .enumerate()
+                .map(|(k, st)| {
+                    let at = [&hat("from")[..], &[P::I(k)]].concat();
+                    self.state(&at, sv, st, names)
+                })
+                .collect(),
+            to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
+        }
+    }
+
+    /// The kind a `Handle(event, from)` of service `sv` handles (at `at`):
+    /// one the service consumes (or a call's request, of `known`), and not
+    /// handled twice in one state by `handlers`.
+    #[allow(clippy::too_many_arguments)]
+    fn handled_kind(
+        &mut self,
+        at: &[P],
+        sv: &schema::Service,
+        event: &str,
+        from: &[String],
+        names: &mut Names,
+        (emitted, requests): (&[&str], &[&str]),
+        handlers: &[KHandler],
+    ) -> Kind {
+        // A misspelt consume topic is reported once, at the topic.
+        let topics_valid = sv.consume.topics.iter().all(|t| emitted.contains(&t.as_str()));
+        if topics_valid && !sv.consume.topics.iter().any(|t| t == event) && !requests.contains(&event) {
+            let help = match suggest(event, sv.consume.topics.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("add `{event}` to this service's consume topics"),
+            };
+            self.err(at, format!("service `{}` handles `{event}` but does not consume it", sv.name), Some(help));
+        }
+        let kind = names.kind(event);
+        // With a machine, one handler per state is fine.
+        let states: Vec<u16> = from.iter().map(|st| names.state(st)).collect();
+        let overlaps = |x: &KHandler| {
+            sv.machine.is_none()
+                || x.from.is_empty()
+                || states.is_empty()
+                || x.from.iter().any(|st| states.contains(st))
+        };
+        if handlers.iter().any(|x: &KHandler| x.on == kind && overlaps(x)) {
+            self.err(at, format!("service `{}` has two handlers for `{event}`", sv.name), None);
+        }
+        kind
+    }
+
+    /// A handler's business refusal (at `at`).
+    fn decline(&mut self, at: &[P], d: &schema::DeclineSchema, names: &mut Names) -> Decline {
+        let p = d.probability;
+        if !(0.0..=1.0).contains(&p) {
+            self.err(&[at, &[P::F("probability")]].concat(), format!("probability {p} is not in [0, 1]"), None);
+        }
+        Decline { probability: p, emit: d.emit.iter().map(|k| names.kind(k)).collect() }
+    }
+
+    /// A handler's probability of failing for a passing reason (at `at`).
+    fn flaky(&mut self, at: &[P], flaky: f64) -> f64 {
+        if !(0.0..1.0).contains(&flaky) {
+            let help = Some("below 1, or the handler never succeeds".to_string());
+            self.err(at, format!("probability {flaky} is not in [0, 1)"), help);
+        }
+        flaky
     }
 
     /// When service `i` is deployed (time zero unless `starts_at` says).
@@ -1880,18 +2003,50 @@ impl Compiler<'_> {
         &mut self,
         s: &Scenario,
         workloads: &[(Vec<P>, &schema::Workload)],
-        duration: Option<SimDuration>,
-        limits: &Limits,
+        (duration, limits): (Option<SimDuration>, &Limits),
         accepting: &[(usize, usize)],
         entry: &[(&str, Kind)],
+        names: &mut Names,
     ) -> Option<Vec<WorkloadSpec>> {
         let mut out = Vec::new();
         let mut expected_total = 0u64;
         for (w, (here, wl)) in workloads.iter().enumerate() {
             let serving: Vec<usize> = accepting.iter().filter(|a| a.1 == w).map(|a| a.0).collect();
-            out.push(self.workload(s, here, wl, duration, limits, &serving, entry[w].1, &mut expected_total));
+            let spec = self.workload(s, here, wl, duration, limits, &serving, entry[w].1, &mut expected_total);
+            let (fields, version) = self.request_fields(here, wl, names);
+            out.push(spec.map(|spec| WorkloadSpec { fields, version, ..spec }));
         }
         out.into_iter().collect()
+    }
+
+    /// The fields of the requests of the workload `wl` (at `here`) and
+    /// their schema version.
+    fn request_fields(&mut self, here: &[P], wl: &schema::Workload, names: &mut Names) -> (Vec<(u8, FieldValue)>, u16) {
+        let (fields, version) = wl.payload();
+        let mut out = Vec::new();
+        for (k, f) in fields.iter().enumerate() {
+            let at = |x: &'static str| [here, &[P::F("fields"), P::I(k), P::F(x)]].concat();
+            let slot = self.field(&at("name"), &f.name, names);
+            if fields[..k].iter().any(|o| o.name == f.name) {
+                self.err(&at("name"), format!("field `{}` is given twice", f.name), None);
+            }
+            let value = match f.value {
+                schema::FieldValue::Const(v) => FieldValue::Const(v),
+                schema::FieldValue::Uniform(lo, hi) => {
+                    if lo > hi {
+                        self.err(&at("value"), format!("Uniform({lo}, {hi}) is empty"), Some("lo <= hi".into()));
+                    }
+                    FieldValue::Uniform(lo, hi.max(lo))
+                }
+                schema::FieldValue::Sequential => FieldValue::Sequential,
+                schema::FieldValue::Key => FieldValue::Key,
+            };
+            out.push((slot, value));
+        }
+        if version == Some(0) {
+            self.err(&[here, &[P::F("version")]].concat(), "schema versions start at 1", None);
+        }
+        (out, version.unwrap_or(1))
     }
 
     /// The workload `wl` written at `here`: its arrivals, keys and entry
@@ -1916,14 +2071,8 @@ impl Compiler<'_> {
             | schema::Workload::Regular { start, stop, .. }
             | schema::Workload::Replay { start, stop, .. } => (start, stop),
         };
-        let start = match start {
-            Some(t) => self.duration(&wat("start"), t),
-            None => Some(SimDuration::ZERO),
-        };
-        let stop = match stop {
-            Some(t) => self.duration(&wat("stop"), t),
-            None => duration,
-        };
+        let start = start.as_ref().map_or(Some(SimDuration::ZERO), |t| self.duration(&wat("start"), t));
+        let stop = stop.as_ref().map_or(duration, |t| self.duration(&wat("stop"), t));
         let arrivals = self.arrivals(here, wl);
         let target = match serving {
             [one] => Some(*one),
@@ -1982,6 +2131,8 @@ impl Compiler<'_> {
             stop: SimTime::ZERO + stop.min(duration),
             shape,
             replay,
+            fields: Vec::new(),
+            version: 1,
         })
     }
 

@@ -39,7 +39,29 @@ pub struct MsgId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct EntityId(pub u64);
 
-/// A message as it travels: small and `Copy`, so the hot path never allocates.
+/// Integer fields a message carries: named by the scenario, at most this
+/// many in one scenario (slot `i` of every message is the same field).
+pub const FIELDS: usize = 2;
+
+/// What a message carries for its handlers: its schema version and its
+/// fields (slots named by [`crate::system::Names::field`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Payload {
+    /// The schema version it was written in.
+    pub version: u16,
+    /// Its fields' values.
+    pub fields: [i64; FIELDS],
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload { version: 1, fields: [0; FIELDS] }
+    }
+}
+
+/// A message as it travels: small and `Copy`, so the hot path never
+/// allocates. The payload's parts are fields of their own so that the
+/// message stays 64 bytes (a `Payload` inside it would be padded).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Message {
     /// Unique id.
@@ -55,6 +77,27 @@ pub struct Message {
     pub cause: MsgId,
     /// When it was created.
     pub sent_at: SimTime,
+    /// The schema version it was written in.
+    pub version: u16,
+    /// Its fields' values.
+    pub fields: [i64; FIELDS],
+}
+
+impl Message {
+    /// Its schema version and fields.
+    #[inline]
+    pub fn payload(&self) -> Payload {
+        Payload { version: self.version, fields: self.fields }
+    }
+}
+
+/// A 64-bit mix of `seed`, `a` and `b` (splitmix64's finaliser): how a
+/// per-entity value is chosen without drawing from a stream.
+pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut x = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
 }
 
 /// What a handler sees besides the message.
@@ -94,12 +137,7 @@ impl Context<'_> {
     /// property of the entity, so a redelivered or retried message meets the
     /// same outcome, and the outcome does not depend on timing.
     pub fn chance(&self, entity: EntityId, salt: u64) -> f64 {
-        let mut x = self.seed ^ entity.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xD1B5_4A32_D192_ED03);
-        // splitmix64's finaliser.
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        (x >> 11) as f64 / (1u64 << 53) as f64
+        (mix(self.seed, entity.0, salt) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -115,6 +153,8 @@ pub enum Command {
         kind: Kind,
         /// Its routing key.
         key: u64,
+        /// What it carries.
+        payload: Payload,
     },
     /// Apply an external side effect once (send an invoice, charge a card).
     Effect(EffectId),
@@ -156,6 +196,8 @@ pub enum Command {
         key: u64,
         /// The version written; a newer write has a higher version.
         version: u64,
+        /// The value written.
+        value: i64,
     },
 }
 
@@ -164,18 +206,40 @@ pub enum Command {
 #[derive(Default, Debug)]
 pub struct Out {
     pub(crate) commands: Vec<Command>,
+    /// The payload of the message handled: what [`Out::emit`] publishes.
+    pub(crate) carry: Payload,
     pub(crate) failed: bool,
     pub(crate) ignored: bool,
 }
 
 impl Out {
+    /// Empties it for a handler of a message carrying `carry`.
+    #[inline]
+    pub(crate) fn reset(&mut self, carry: Payload) {
+        self.commands.clear();
+        self.failed = false;
+        self.ignored = false;
+        self.carry = carry;
+    }
+
     /// Accept the message's entity.
     pub fn accept(&mut self) {
         self.commands.push(Command::Accept);
     }
-    /// Publish a message of `kind` with routing key `key`.
+    /// Publish a message of `kind` with routing key `key`, carrying the
+    /// payload of the message handled.
     pub fn emit(&mut self, kind: Kind, key: u64) {
-        self.commands.push(Command::Emit { kind, key });
+        self.commands.push(Command::Emit { kind, key, payload: self.carry });
+    }
+    /// Publish a message of `kind` with routing key `key` carrying `payload`.
+    pub fn emit_with(&mut self, kind: Kind, key: u64, payload: Payload) {
+        self.commands.push(Command::Emit { kind, key, payload });
+    }
+    /// Write row `key` of `table` (durable or volatile as the service's
+    /// state is): `value` under `version` (a newer write has a higher one).
+    /// Replica-convergence invariants compare such rows across services.
+    pub fn write(&mut self, table: u16, key: u64, version: u64, value: i64) {
+        self.commands.push(Command::Write { table, key, version, value });
     }
     /// Apply an external side effect.
     pub fn effect(&mut self, effect: EffectId) {
@@ -374,6 +438,10 @@ pub struct Handler {
     pub fail_keys: Vec<u64>,
     /// Record the entity (its id is the version) under the message's key in this table.
     pub write: Option<u16>,
+    /// With `write`: the field whose value the row holds (else the entity's id).
+    pub write_value: Option<u8>,
+    /// Fields of what it publishes: (field slot, new value); the rest are copied.
+    pub set: Vec<(u8, SetTo)>,
     /// Take a unit of stock per message key; `emit` on success, `rejected` when none is left.
     pub reserve: Option<Reserve>,
     /// Kinds to publish when the reservation finds no stock.
@@ -391,7 +459,55 @@ pub struct Handler {
     pub to: Option<u16>,
 }
 
+/// A published field's new value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTo {
+    /// This value.
+    Const(i64),
+    /// The value of this field of the message handled.
+    Copy(u8),
+    /// Its value in the message handled, plus this.
+    Add(i64),
+}
+
 impl Handler {
+    /// The payload of what it publishes for `msg`: its fields set, the rest
+    /// copied; stamped with `version` when the service has one.
+    pub fn payload(&self, msg: &Message, version: Option<u16>) -> Payload {
+        let mut p = msg.payload();
+        for &(slot, to) in &self.set {
+            let i = usize::from(slot) % FIELDS;
+            p.fields[i] = match to {
+                SetTo::Const(v) => v,
+                SetTo::Copy(from) => msg.fields[usize::from(from) % FIELDS],
+                SetTo::Add(by) => msg.fields[i].wrapping_add(by),
+            };
+        }
+        if let Some(v) = version {
+            p.version = v;
+        }
+        p
+    }
+
+    /// Writes its table's row for `msg`: the entity's id is the version,
+    /// the value is `write_value`'s field (else the id).
+    fn write_row(&self, msg: &Message, out: &mut Out) {
+        if let Some(table) = self.write {
+            let value = self.write_value.map_or(msg.entity.0 as i64, |f| msg.fields[usize::from(f) % FIELDS]);
+            out.write(table, msg.key, msg.entity.0, value);
+        }
+    }
+
+    /// Publishes its `emit` kinds for `msg`, keyed like it.
+    fn publish(&self, msg: &Message, version: Option<u16>, out: &mut Out) {
+        if !self.emit.is_empty() {
+            let payload = self.payload(msg, version);
+            for &kind in &self.emit {
+                out.emit_with(kind, msg.key, payload);
+            }
+        }
+    }
+
     /// A handler of `on` that takes `work` and does nothing else.
     pub fn new(on: Kind, work: Dist) -> Handler {
         Handler {
@@ -403,6 +519,8 @@ impl Handler {
             terminal: false,
             fail_keys: Vec::new(),
             write: None,
+            write_value: None,
+            set: Vec::new(),
             reserve: None,
             rejected: Vec::new(),
             call: None,
@@ -517,6 +635,9 @@ pub struct Declarative {
     pub handlers: Vec<Handler>,
     /// A state machine per entity, if the handlers move one.
     pub machine: Option<Machine>,
+    /// The schema version it stamps on what it publishes (else the
+    /// handled message's).
+    pub version: Option<u16>,
 }
 
 static NO_WORK: Dist = Dist::Const(SimDuration::ZERO);
@@ -608,17 +729,13 @@ impl Service for Declarative {
             }
             return;
         }
-        if let Some(table) = h.write {
-            out.commands.push(Command::Write { table, key: msg.key, version: msg.entity.0 });
-        }
+        h.write_row(msg, out);
         // The state is written first, then published: a crash between the
         // two (the dual-write gap) keeps the one without the other.
         if let (Some(m), Some(to)) = (&self.machine, h.to) {
             m.enter(msg.entity, msg.key, current, to, out);
         }
-        for &kind in &h.emit {
-            out.emit(kind, msg.key);
-        }
+        h.publish(msg, self.version, out);
         if let Some(e) = h.effect {
             out.effect(e);
         }

@@ -523,20 +523,7 @@ fn conclusion(
             sys.services[*service].name, entity.0
         ),
         InvariantSpec::ReplicaConvergence { source, replica, table } => {
-            let (source, replica) = (&sys.services[*source].name, &sys.services[*replica].name);
-            let table = sys.names.table_name(*table);
-            match other {
-                Some(older) => format!(
-                    "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
-                     {replica}'s copy holds {entity_name} {}'s version instead, written last",
-                    entity.0, older.0
-                ),
-                None => format!(
-                    "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
-                     {replica}'s copy does not hold it",
-                    entity.0
-                ),
-            }
+            diverged(sys, (*source, *replica, *table), entity_name, entity, other)
         }
         InvariantSpec::SagaAtomicity { steps, .. } => {
             let (mut done, mut undone, mut missing) = (Vec::new(), Vec::new(), Vec::new());
@@ -607,6 +594,37 @@ fn conclusion(
                 entity.0
             )
         }
+    }
+}
+
+/// The conclusion of a replica-convergence story: `entity` made the row's
+/// newest change at the source; the replica holds `other`'s, or that
+/// version with another value, or nothing.
+fn diverged(
+    sys: &System,
+    (source, replica, table): (usize, usize, u16),
+    entity_name: &str,
+    entity: EntityId,
+    other: Option<EntityId>,
+) -> String {
+    let (source, replica) = (&sys.services[source].name, &sys.services[replica].name);
+    let table = sys.names.table_name(table);
+    match other {
+        Some(same) if same == entity => format!(
+            "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
+             {replica}'s copy holds that version with another value: the change was misread, not missed",
+            entity.0
+        ),
+        Some(older) => format!(
+            "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
+             {replica}'s copy holds {entity_name} {}'s version instead, written last",
+            entity.0, older.0
+        ),
+        None => format!(
+            "=> {entity_name} {} was the last change {source} made to its row in `{table}`; after the run \
+             {replica}'s copy does not hold it",
+            entity.0
+        ),
     }
 }
 

@@ -14,6 +14,7 @@ pub struct Names {
     effects: Vec<String>,
     tables: Vec<String>,
     states: Vec<String>,
+    fields: Vec<String>,
 }
 
 impl Names {
@@ -48,6 +49,27 @@ impl Names {
         }
         self.tables.push(name.to_string());
         self.tables.len() as u16 - 1
+    }
+
+    /// The message field called `name`, interned on first use: its slot in
+    /// every message's payload (the compiler allows at most
+    /// [`crate::service::FIELDS`]).
+    pub fn field(&mut self, name: &str) -> u8 {
+        if let Some(i) = self.fields.iter().position(|k| k == name) {
+            return i as u8;
+        }
+        self.fields.push(name.to_string());
+        self.fields.len() as u8 - 1
+    }
+
+    /// The name of field slot `slot`.
+    pub fn field_name(&self, slot: u8) -> &str {
+        self.fields.get(usize::from(slot)).map_or("?", String::as_str)
+    }
+
+    /// How many fields are named.
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
     }
 
     /// The state-machine state called `name`, interned on first use. State
@@ -518,6 +540,41 @@ pub struct WorkloadSpec {
     /// Recorded arrivals (time after `start`, key), in order: when not
     /// empty they replace the drawn ones (rate, keys and shape unused).
     pub replay: Vec<(SimDuration, u64)>,
+    /// The fields of its requests (slot, value per entity); the others are 0.
+    pub fields: Vec<(u8, FieldValue)>,
+    /// The schema version of its requests.
+    pub version: u16,
+}
+
+/// A request field's value per entity: drawn from no stream, so adding a
+/// field changes no arrival, and the same for every redelivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValue {
+    /// This value.
+    Const(i64),
+    /// Uniform over `lo..=hi`: a hash of the seed, the entity and the slot.
+    Uniform(i64, i64),
+    /// The entity's number among its workload's arrivals (1, 2, ...).
+    Sequential,
+    /// The request's key.
+    Key,
+}
+
+impl FieldValue {
+    /// The value for the `nth` arrival (from 1), entity `entity`, with
+    /// `key`, in slot `slot`, under `seed`.
+    pub fn of(self, seed: u64, entity: u64, nth: u64, key: u64, slot: u8) -> i64 {
+        match self {
+            FieldValue::Const(v) => v,
+            FieldValue::Uniform(lo, hi) => {
+                let span = (hi as i128 - lo as i128 + 1) as u128;
+                let x = crate::service::mix(seed, entity, 0xF1E1_D000 | u64::from(slot));
+                (lo as i128 + (u128::from(x) % span) as i128) as i64
+            }
+            FieldValue::Sequential => nth as i64,
+            FieldValue::Key => key as i64,
+        }
+    }
 }
 
 /// Which of a service's instances takes a request, a call or a pushed

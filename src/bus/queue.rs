@@ -347,7 +347,16 @@ mod tests {
     use crate::service::{EntityId, Kind, MsgId};
 
     fn msg(id: u64) -> Message {
-        Message { id: MsgId(id), kind: Kind(0), key: id, entity: EntityId(id), cause: MsgId(0), sent_at: SimTime::ZERO }
+        Message {
+            id: MsgId(id),
+            kind: Kind(0),
+            key: id,
+            entity: EntityId(id),
+            cause: MsgId(0),
+            sent_at: SimTime::ZERO,
+            version: 1,
+            fields: [0; crate::service::FIELDS],
+        }
     }
 
     fn broker(consumers: &[Consumer]) -> Broker {

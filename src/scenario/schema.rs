@@ -500,6 +500,11 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub timers: State,
+    /// The schema version of the messages it publishes (default: the
+    /// version of the message handled).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub version: Option<u16>,
     /// Its handlers.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -613,6 +618,16 @@ pub enum Handler {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         write: Option<String>,
+        /// Fields of what it publishes, set from constants or other fields
+        /// (the rest are copied from the message handled).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        set: Vec<Set>,
+        /// With `write`: the field whose value the row holds (default: the
+        /// entity's id, which is also the row's version).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        write_value: Option<String>,
         /// A synchronous call to another service before completing.
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
@@ -648,6 +663,16 @@ pub enum Handler {
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
         write: Option<String>,
+        /// Fields of what it publishes, set from constants or other fields
+        /// (the rest are copied from the message handled).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        set: Vec<Set>,
+        /// With `write`: the field whose value the row holds (default: the
+        /// entity's id, which is also the row's version).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        write_value: Option<String>,
         /// Take one unit of stock per message key.
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
@@ -678,6 +703,55 @@ pub enum Handler {
         #[serde(skip_serializing_if = "is_default")]
         to: Option<String>,
     },
+}
+
+/// A field of the messages a handler publishes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Set {
+    /// The field.
+    pub field: String,
+    /// Its new value.
+    pub to: SetTo,
+}
+
+/// A field's new value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum SetTo {
+    /// This value.
+    Const(i64),
+    /// The value of another field of the message handled.
+    Copy(String),
+    /// Its value in the message handled, plus this.
+    Add(i64),
+}
+
+/// A field of a workload's requests and its value per entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// Its name, e.g. `email`.
+    pub name: String,
+    /// Its value per entity.
+    pub value: FieldValue,
+}
+
+/// A field's value in a workload's requests: the same for every seed and
+/// every redelivery of an entity, and drawn from no random stream (adding a
+/// field changes no arrival).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum FieldValue {
+    /// This value.
+    Const(i64),
+    /// Uniform over `lo..=hi`, per entity (a hash of the seed and the entity).
+    Uniform(i64, i64),
+    /// The entity's number among its workload's arrivals (1, 2, ...): a new
+    /// value per entity (a new email address per change).
+    Sequential,
+    /// The request's key.
+    Key,
 }
 
 /// Messages held back on a link.
@@ -871,6 +945,14 @@ pub enum Workload {
         rate: String,
         /// Entity kind.
         entity: String,
+        /// Fields of its requests, and their values.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        fields: Vec<Field>,
+        /// The schema version of its requests (default 1).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        version: Option<u16>,
         /// Keys.
         keys: Keys,
         /// First arrival no earlier than this.
@@ -893,6 +975,14 @@ pub enum Workload {
         rate: String,
         /// Entity kind.
         entity: String,
+        /// Fields of its requests, and their values.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        fields: Vec<Field>,
+        /// The schema version of its requests (default 1).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        version: Option<u16>,
         /// Keys.
         keys: Keys,
         /// First arrival at this time.
@@ -921,6 +1011,14 @@ pub enum Workload {
         file: String,
         /// Entity kind.
         entity: String,
+        /// Fields of its requests, and their values.
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        fields: Vec<Field>,
+        /// The schema version of its requests (default 1).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        version: Option<u16>,
         /// Every recorded time is shifted by this much.
         #[serde(default)]
         #[serde(skip_serializing_if = "is_default")]
@@ -939,6 +1037,15 @@ impl Workload {
             Workload::Poisson { entity, .. } | Workload::Regular { entity, .. } | Workload::Replay { entity, .. } => {
                 entity
             }
+        }
+    }
+
+    /// The fields of its requests and their schema version.
+    pub fn payload(&self) -> (&[Field], Option<u16>) {
+        match self {
+            Workload::Poisson { fields, version, .. }
+            | Workload::Regular { fields, version, .. }
+            | Workload::Replay { fields, version, .. } => (fields, *version),
         }
     }
 

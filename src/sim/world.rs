@@ -33,9 +33,9 @@ mod quorum;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
-use crate::service::{Command, Context, Control, EntityId, Kind, Message, MsgId, Out};
+use crate::service::{Command, Context, Control, EntityId, FIELDS, Kind, Message, MsgId, Out, Payload};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, Routing, Seam, StateKind, System};
+use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, Routing, Seam, StateKind, System, WorkloadSpec};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
 use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
 use channel::Channels;
@@ -185,9 +185,12 @@ fn on_log(topic_parts: &[(u32, u32)], kind: Kind) -> bool {
 /// `GroupPart::owner` of a partition no member holds.
 const NO_OWNER: u32 = u32::MAX;
 
-/// Table rows live in an instance's state under `table << ROW_BITS | row`.
+/// Table rows live in an instance's state: the version under
+/// `table << ROW_BITS | row`, the value under the same key with
+/// [`ROW_VALUE`] set.
 const ROW_BITS: u32 = 48;
 const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
+const ROW_VALUE: u64 = 1 << 63;
 
 /// `Source::Queue` slot of an auto-ack delivery: already settled on arrival.
 const AUTO_ACKED: u32 = u32::MAX;
@@ -1117,6 +1120,16 @@ impl<'s, 't> World<'s, 't> {
         (0..n).map(|i| first + (start + i) % n).find(|&x| self.nodes[x as usize].up)
     }
 
+    /// The payload of the request that creates `entity` (the `nth` of
+    /// workload `w`, keyed `key`).
+    fn request_payload(&self, w: &WorkloadSpec, entity: EntityId, key: u64, nth: u64) -> Payload {
+        let mut p = Payload { version: w.version, ..Payload::default() };
+        for &(slot, value) in &w.fields {
+            p.fields[usize::from(slot) % FIELDS] = value.of(self.seed, entity.0, nth, key, slot);
+        }
+        p
+    }
+
     /// Workload `wi`'s next entity arrives at its entry service.
     fn arrival(&mut self, wi: u32) {
         let limit = self.sys.limits.entities_max;
@@ -1129,7 +1142,8 @@ impl<'s, 't> World<'s, 't> {
         self.next_entity += 1;
         self.checker.created(entity, self.now, wi as u8);
         let key = self.arrivals[wi as usize].key(w);
-        let msg = self.new_message(w.request, key, entity, MsgId(0));
+        let payload = self.request_payload(w, entity, key, self.arrivals[wi as usize].arrived);
+        let msg = self.new_message(w.request, key, entity, MsgId(0), payload);
         self.counts.requests += 1;
         self.trace(RecordKind::Request, NO_NODE, &msg, key);
         match self.pick_up(w.target as u32, key) {
@@ -1145,10 +1159,11 @@ impl<'s, 't> World<'s, 't> {
     }
 
     #[inline]
-    fn new_message(&mut self, kind: Kind, key: u64, entity: EntityId, cause: MsgId) -> Message {
+    fn new_message(&mut self, kind: Kind, key: u64, entity: EntityId, cause: MsgId, payload: Payload) -> Message {
         let id = MsgId(self.next_msg);
         self.next_msg += 1;
-        Message { id, kind, key, entity, cause, sent_at: self.now }
+        let Payload { version, fields } = payload;
+        Message { id, kind, key, entity, cause, sent_at: self.now, version, fields }
     }
 
     /// A message arrives at node `n`: start it on a free worker, or queue it.
@@ -1284,9 +1299,7 @@ impl<'s, 't> World<'s, 't> {
         };
         let node = &self.nodes[n as usize];
         let mut out = std::mem::take(&mut self.out);
-        out.commands.clear();
-        out.failed = false;
-        out.ignored = false;
+        out.reset(job.msg.payload());
         if flaked {
             out.fail();
         } else if !duplicate {
@@ -1346,8 +1359,8 @@ impl<'s, 't> World<'s, 't> {
                 if seam == Some(Seam::AfterStateWrite) && !outbox && matches!(cmd, Command::Emit { .. }) {
                     // Every message the handler meant to publish is never sent.
                     for &rest in &out.commands[k..] {
-                        if let Command::Emit { kind, key } = rest {
-                            let msg = self.new_message(kind, key, job.msg.entity, job.msg.id);
+                        if let Command::Emit { kind, key, payload } = rest {
+                            let msg = self.new_message(kind, key, job.msg.entity, job.msg.id, payload);
                             self.lose(n, &msg, LossReason::Unpublished);
                         }
                     }
@@ -1645,11 +1658,11 @@ impl<'s, 't> World<'s, 't> {
                 self.checker.accepted(input.entity, self.now);
                 self.trace(RecordKind::Accepted, n, input, 0);
             }
-            Command::Emit { kind, key } => {
+            Command::Emit { kind, key, payload } => {
                 if self.checker.watches_kinds {
                     self.checker.emitted(input.entity, kind, self.now);
                 }
-                let msg = self.new_message(kind, key, input.entity, input.id);
+                let msg = self.new_message(kind, key, input.entity, input.id, payload);
                 if self.sys.services[self.nodes[n as usize].service as usize].outbox.is_some() {
                     self.nodes[n as usize].outbox.push_back(msg);
                     self.trace(RecordKind::Outboxed, n, &msg, u64::from(msg.kind.0));
@@ -1675,7 +1688,7 @@ impl<'s, 't> World<'s, 't> {
                 let store = if durable { &mut node.durable } else { &mut node.volatile };
                 store.insert(key, value);
             }
-            Command::Write { table, key, version } => {
+            Command::Write { table, key, version, value } => {
                 let node = &mut self.nodes[n as usize];
                 let si = node.service as usize;
                 let store = if self.sys.services[si].state == StateKind::Durable {
@@ -1684,12 +1697,14 @@ impl<'s, 't> World<'s, 't> {
                     &mut node.volatile
                 };
                 // Last write wins, as a plain replica applies what it receives.
-                store.insert(u64::from(table) << ROW_BITS | (key & ROW_MASK), version as i64);
+                let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
+                store.insert(row, version as i64);
+                store.insert(ROW_VALUE | row, value);
                 self.checker.write(si, table, key & ROW_MASK, version, self.now);
             }
             Command::Timer { after, tag } => {
                 let after = self.skewed(n, after);
-                let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id);
+                let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id, input.payload());
                 let slot = self.inflight.insert(msg);
                 // Kept until it fires: durable ones are set again at a
                 // restart, those in memory are lost with a crash.
@@ -1993,7 +2008,7 @@ impl<'s, 't> World<'s, 't> {
     }
 
     /// Table `table` as service `service` holds it now: per row, the newest
-    /// version any of its instances has.
+    /// version any of its instances has, and the value written with it.
     fn table_rows(&self, service: usize, table: u16) -> Rows {
         let durable = self.sys.services[service].state == StateKind::Durable;
         let lo = u64::from(table) << ROW_BITS;
@@ -2002,9 +2017,11 @@ impl<'s, 't> World<'s, 't> {
         for node in self.nodes.iter().filter(|n| n.service as usize == service) {
             let store = if durable { &node.durable } else { &node.volatile };
             for (&k, &v) in store.range(lo..=hi) {
-                let v = v as u64;
-                let row = rows.entry(k & ROW_MASK).or_insert(v);
-                *row = (*row).max(v);
+                let held = (v as u64, store.get(&(ROW_VALUE | k)).copied().unwrap_or(v));
+                let row = rows.entry(k & ROW_MASK).or_insert(held);
+                if held.0 > row.0 {
+                    *row = held;
+                }
             }
         }
         rows

@@ -16,6 +16,7 @@ mod kernel;
 mod metrics;
 mod network;
 mod patterns;
+mod payloads;
 mod props;
 mod queues;
 mod report;

@@ -141,7 +141,7 @@ impl<'s> World<'s, '_> {
     /// calls another service: send the first attempt and keep the worker.
     pub(super) fn begin_call(&mut self, n: u32, worker: u32, mut job: Job) {
         let request = self.call_spec(n, &job.msg).request;
-        let msg = self.new_message(request, job.msg.key, job.msg.entity, job.msg.id);
+        let msg = self.new_message(request, job.msg.key, job.msg.entity, job.msg.id, job.msg.payload());
         job.called = CALL_PENDING;
         self.nodes[n as usize].busy[worker as usize] = Some(job);
         let state = CallState {
