@@ -55,6 +55,9 @@ pub const SETBACK_IGNORED: u8 = 100;
 pub const SETBACK_CALL_FAILED: u8 = 101;
 /// [`Checker::setback`]: a message of the entity went to a topic nobody consumes.
 pub const SETBACK_UNCONSUMED: u8 = 102;
+/// [`Checker::setback`]: the entity's state machine moved on an instance
+/// while another instance held its state (state per instance, split).
+pub const SETBACK_SPLIT_STATE: u8 = 103;
 
 /// The verdict on one invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -100,6 +100,14 @@ impl<W: Write> Perfetto<W> {
     }
 }
 
+impl<W: Write> Perfetto<W> {
+    /// Record `r` as an instant named after its kind and message.
+    fn instant_of(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
+        let name = format!("{:?}", r.kind).to_lowercase();
+        self.instant(pid, ts, format!("{name} #{}", r.msg), json!({"entity": r.entity, "aux": r.aux}))
+    }
+}
+
 impl<W: Write> TraceSink for Perfetto<W> {
     fn write(&mut self, _seq: u64, r: &Record) -> io::Result<()> {
         let ts = r.time.0 as f64 / 1e3;
@@ -186,10 +194,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::ChannelClosed
             | RecordKind::Reconnected
             | RecordKind::Resent
-            | RecordKind::Transition => {
-                let name = format!("{:?}", r.kind).to_lowercase();
-                self.instant(pid, ts, format!("{name} #{msg}"), json!({"entity": r.entity, "aux": r.aux}))?;
-            }
+            | RecordKind::SplitState
+            | RecordKind::Transition => self.instant_of(pid, ts, r)?,
             // Bookkeeping that would only crowd the view.
             RecordKind::Appended
             | RecordKind::Committed

@@ -262,6 +262,15 @@ fn workloads_written(s: &Scenario) -> usize {
     s.workloads.len() + usize::from(s.workload.is_some())
 }
 
+/// Where a service's state lives.
+fn state_kind(state: schema::State) -> StateKind {
+    match state {
+        schema::State::Volatile => StateKind::Volatile,
+        schema::State::Durable => StateKind::Durable,
+        schema::State::Shared => StateKind::Shared,
+    }
+}
+
 /// A handler's stock reservation.
 fn reserve_of(r: &schema::ReserveSchema) -> Reserve {
     let control = match r.control {
@@ -1609,10 +1618,7 @@ impl Compiler<'_> {
             spec.instances = instances;
             spec.workers = workers;
             spec.queue_capacity = queue;
-            spec.state = match sv.state {
-                schema::State::Volatile => StateKind::Volatile,
-                schema::State::Durable => StateKind::Durable,
-            };
+            spec.state = state_kind(sv.state);
             spec.consumes = consumes;
             spec.commit = match &sv.consume.commit {
                 schema::Commit::AfterProcess => CommitPolicy::AfterProcess,
@@ -1684,7 +1690,7 @@ impl Compiler<'_> {
             });
             spec.calls = handlers.iter().any(|h| h.call.is_some());
             let machine = self.machine(i, sv, names);
-            spec.durable_timers = matches!(sv.timers, schema::State::Durable);
+            spec.durable_timers = sv.timers != schema::State::Volatile;
             spec.behaviour = Arc::new(Declarative { handlers, machine, version: sv.version });
             spec.reserves = reserves;
             spec.flaky = spec_flaky;
@@ -1732,7 +1738,7 @@ impl Compiler<'_> {
             for t in terminal {
                 term[usize::from(t)] = true;
             }
-            Machine { terminal: term, timeouts, durable: matches!(sv.state, schema::State::Durable) }
+            Machine { terminal: term, timeouts, durable: sv.state != schema::State::Volatile }
         })
     }
 

@@ -570,6 +570,11 @@ const MACHINE_STATE: u64 = 0xFFFE << 48;
 const MACHINE_KEY: u64 = 0xFFFD << 48;
 const ENTITY_MASK: u64 = (1 << 48) - 1;
 
+/// Where an entity's machine state lives in its instance's state.
+pub(crate) fn machine_state_key(entity: EntityId) -> u64 {
+    MACHINE_STATE | (entity.0 & ENTITY_MASK)
+}
+
 impl Machine {
     /// The entity's state: visits << 16 | state id (0, the initial state, before any move).
     fn current(&self, ctx: &Context<'_>, entity: EntityId) -> u64 {

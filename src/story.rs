@@ -76,7 +76,6 @@ pub(crate) fn tell(
     let records = focused.records.as_slice();
     let ours = |e: u64| e == entity.0 || other.is_some_and(|o| o.0 == e);
     let node_names = sys.node_names();
-    let node = |n: u32| if n == NO_NODE { "client" } else { node_names.get(n as usize).map_or("?", String::as_str) };
     let entity_name = sys.entity_name(checker.kind_of(entity));
     // The kind of each message of the entity, from its first record.
     let mut kinds: Vec<(u64, u64)> = Vec::new();
@@ -94,11 +93,7 @@ pub(crate) fn tell(
             involved.push(r.node);
         }
     }
-    let msg_name = |msg: u64| {
-        let kind = kinds.iter().find(|(m, _)| *m == msg).map_or(u64::MAX, |(_, k)| *k);
-        let name = if kind == u64::MAX { "message" } else { sys.names.kind_name(Kind(kind as u32)) };
-        format!("{name}#{msg}")
-    };
+    let teller = Teller { sys, faults, node_names: &node_names, kinds: &kinds, entity_name };
     let mut lines = Vec::new();
     // Per line: 2 the entity's decisive step, 1 a node's, 0 neither.
     let mut keep: Vec<u8> = Vec::new();
@@ -197,112 +192,8 @@ pub(crate) fn tell(
         }
         flush(&mut lines, &mut repeats, &mut keep);
         let mut line = format!("{:>12}  ", r.time.to_string());
-        let who = node(r.node);
-        let _ = match r.kind {
-            RecordKind::Request => write!(line, "client sent {entity_name} {} (key {})", r.entity, r.aux),
-            RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
-            RecordKind::Enqueued => write!(line, "{who} received {}", msg_name(r.msg)),
-            RecordKind::Handled => write!(line, "{who} handled {}", msg_name(r.msg)),
-            RecordKind::Failed => write!(line, "{who} FAILED on {}", msg_name(r.msg)),
-            RecordKind::DeadLettered => {
-                write!(line, "{} dead-lettered after {} deliveries", msg_name(r.msg), r.aux)
-            }
-            RecordKind::Redelivered => write!(line, "{} redelivered to {who} (delivery {})", msg_name(r.msg), r.aux),
-            RecordKind::Ignored if r.aux == u64::from(u32::MAX) => {
-                write!(
-                    line,
-                    "{who} ignored {}: {entity_name} {} had left the state it was set for",
-                    msg_name(r.msg),
-                    r.entity
-                )
-            }
-            RecordKind::Ignored => {
-                write!(
-                    line,
-                    "{who} ignored {}: nothing expects it in {entity_name} {}'s state",
-                    msg_name(r.msg),
-                    r.entity
-                )
-            }
-            RecordKind::Skipped => {
-                write!(line, "{who} skipped {}: already handled (idempotent consumer)", msg_name(r.msg))
-            }
-            RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", r.entity),
-            RecordKind::Published => write!(line, "{who} published {}", msg_name(r.msg)),
-            RecordKind::Appended => {
-                let (p, o) = split_partition_offset(r.aux);
-                write!(line, "{} appended to partition {p} at offset {o}", msg_name(r.msg))
-            }
-            RecordKind::Lost => {
-                let reason = crate::trace::loss_of(r.aux).0;
-                write!(line, "{} LOST: {}", msg_name(r.msg), explain_loss(faults, &node_names, reason, r.node, r.time))
-            }
-            RecordKind::Effect => {
-                write!(line, "{who} applied effect {}", sys.names.effect_name(crate::service::EffectId(r.aux as u16)))
-            }
-            RecordKind::Terminal => write!(line, "{who} completed {entity_name} {} (terminal)", r.entity),
-            RecordKind::Committed => continue,
-            RecordKind::Crash => write!(line, "{who} CRASHED"),
-            RecordKind::Restart => write!(line, "{who} restarted"),
-            RecordKind::Joined => write!(line, "{who} started (deployed)"),
-            RecordKind::Assigned | RecordKind::Revoked => continue, // told above
-            RecordKind::CrashPoint => {
-                let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
-                write!(line, "{who} CRASHED at seam {seam} while handling {}", msg_name(r.msg))
-            }
-            RecordKind::Paused => write!(line, "{who} PAUSED (stalled, still reachable)"),
-            RecordKind::Fenced => {
-                write!(line, "{who} FENCED: cut off from the controller quorum, it leads nothing")
-            }
-            RecordKind::Unfenced => write!(line, "{who} back in the controller quorum"),
-            RecordKind::ChannelClosed => write!(
-                line,
-                "{who}'s CHANNEL CLOSED by the broker (consumer timeout): {} unacknowledged back in the queue",
-                r.aux
-            ),
-            RecordKind::Reconnected => write!(line, "{who} reconnected to the broker"),
-            RecordKind::Resent => write!(
-                line,
-                "{who} resent {}: the broker never confirmed it before going down (publisher confirms)",
-                msg_name(r.msg)
-            ),
-            RecordKind::Resumed => write!(line, "{who} resumed"),
-            RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", msg_name(r.msg)),
-            RecordKind::Dropped => {
-                write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", r.entity)
-            }
-            RecordKind::CallSent => write!(line, "{who} called with {} (attempt {})", msg_name(r.msg), r.aux >> 32),
-            RecordKind::CallRefused => {
-                let why = crate::sim::refusal_label(r.aux);
-                write!(line, "{who} did not send {}: {why}", msg_name(r.msg))
-            }
-            RecordKind::CallTimedOut => {
-                write!(line, "{who} TIMED OUT waiting for the reply to {} (attempt {})", msg_name(r.msg), r.aux)
-            }
-            RecordKind::CallReplied => {
-                let how = if r.aux == 1 { "success" } else { "an error" };
-                write!(line, "{who} got {how} as the reply to {}", msg_name(r.msg))
-            }
-            RecordKind::CallFailed => {
-                write!(line, "{who} GAVE UP on the call {} after {} attempts", msg_name(r.msg), r.aux)
-            }
-            RecordKind::FaultBegan | RecordKind::FaultHealed => {
-                let f = faults.get(r.aux as usize);
-                let what = f.map_or("a fault".to_string(), |f| format!("{} {}", f.kind, f.node));
-                let verb = if r.kind == RecordKind::FaultBegan { "began" } else { "healed" };
-                write!(line, "{what} {verb}")
-            }
-            RecordKind::Transition => {
-                let (from, to) = ((r.aux >> 32) as u16, r.aux as u16);
-                let (from, to) = (sys.names.state_name(from), sys.names.state_name(to));
-                let why = if kinds.iter().any(|(m, k)| *m == r.msg && *k == u64::from(u32::MAX)) {
-                    " (deadline passed)"
-                } else {
-                    ""
-                };
-                write!(line, "{who} moved {entity_name} {} from {from} to {to}{why}", r.entity)
-            }
-        };
+        let Some(text) = teller.describe(r) else { continue };
+        line.push_str(&text);
         let decisive = matches!(
             r.kind,
             RecordKind::Lost
@@ -311,6 +202,7 @@ pub(crate) fn tell(
                 | RecordKind::Effect
                 | RecordKind::DeadLettered
                 | RecordKind::Ignored
+                | RecordKind::SplitState
                 | RecordKind::Skipped
                 | RecordKind::Redelivered
                 | RecordKind::CallFailed
@@ -594,6 +486,235 @@ fn conclusion(
                 entity.0
             )
         }
+    }
+}
+
+/// What one story needs to put a record into words.
+struct Teller<'a> {
+    sys: &'a System,
+    faults: &'a [AppliedFault],
+    node_names: &'a [String],
+    /// The kind of each message of the story, from its first record.
+    kinds: &'a [(u64, u64)],
+    entity_name: &'a str,
+}
+
+impl Teller<'_> {
+    /// A node's name (`client` for none).
+    fn node(&self, n: u32) -> &str {
+        if n == NO_NODE { "client" } else { self.node_names.get(n as usize).map_or("?", String::as_str) }
+    }
+
+    /// A message's name: its kind and id, e.g. `OrderPlaced#12`.
+    fn msg_name(&self, msg: u64) -> String {
+        let kind = self.kinds.iter().find(|(m, _)| *m == msg).map_or(u64::MAX, |(_, k)| *k);
+        let name = if kind == u64::MAX { "message" } else { self.sys.names.kind_name(Kind(kind as u32)) };
+        format!("{name}#{msg}")
+    }
+
+    /// Record `r` in words, after its time; `None` for a record a story
+    /// does not tell on its own line.
+    fn describe(&self, r: &Record) -> Option<String> {
+        let who = self.node(r.node);
+        let entity_name = self.entity_name;
+        let mut line = String::new();
+        let _ = match r.kind {
+            RecordKind::Request => write!(line, "client sent {entity_name} {} (key {})", r.entity, r.aux),
+            RecordKind::Rejected => write!(line, "request refused: no instance of the entry service could take it"),
+            RecordKind::Enqueued => write!(line, "{who} received {}", self.msg_name(r.msg)),
+            RecordKind::Handled => write!(line, "{who} handled {}", self.msg_name(r.msg)),
+            RecordKind::Published => write!(line, "{who} published {}", self.msg_name(r.msg)),
+            RecordKind::Appended => {
+                let (p, o) = split_partition_offset(r.aux);
+                write!(line, "{} appended to partition {p} at offset {o}", self.msg_name(r.msg))
+            }
+            RecordKind::Committed => return None,
+            RecordKind::Failed
+            | RecordKind::DeadLettered
+            | RecordKind::Redelivered
+            | RecordKind::Ignored
+            | RecordKind::Skipped
+            | RecordKind::Lost => return self.trouble_step(r),
+            RecordKind::Accepted
+            | RecordKind::Effect
+            | RecordKind::Terminal
+            | RecordKind::SplitState
+            | RecordKind::Dropped
+            | RecordKind::Transition => return self.entity_step(r),
+            RecordKind::Assigned | RecordKind::Revoked => return None, // told by `tell`
+            RecordKind::Crash
+            | RecordKind::Restart
+            | RecordKind::Joined
+            | RecordKind::CrashPoint
+            | RecordKind::Paused
+            | RecordKind::Fenced
+            | RecordKind::Unfenced
+            | RecordKind::ChannelClosed
+            | RecordKind::Reconnected
+            | RecordKind::Resent
+            | RecordKind::Resumed
+            | RecordKind::CallSent
+            | RecordKind::CallRefused
+            | RecordKind::CallTimedOut
+            | RecordKind::CallReplied
+            | RecordKind::CallFailed
+            | RecordKind::FaultBegan
+            | RecordKind::FaultHealed => return self.node_step(r),
+            RecordKind::Outboxed => write!(line, "{who} wrote {} to its outbox", self.msg_name(r.msg)),
+        };
+        Some(line)
+    }
+
+    /// A message that failed, went back, was passed over or was lost (see [`Teller::describe`]).
+    fn trouble_step(&self, r: &Record) -> Option<String> {
+        let who = self.node(r.node);
+        let entity_name = self.entity_name;
+        let mut line = String::new();
+        let _ = match r.kind {
+            RecordKind::Failed => write!(line, "{who} FAILED on {}", self.msg_name(r.msg)),
+            RecordKind::DeadLettered => {
+                write!(line, "{} dead-lettered after {} deliveries", self.msg_name(r.msg), r.aux)
+            }
+            RecordKind::Redelivered => {
+                write!(line, "{} redelivered to {who} (delivery {})", self.msg_name(r.msg), r.aux)
+            }
+            RecordKind::Ignored if r.aux == u64::from(u32::MAX) => {
+                write!(
+                    line,
+                    "{who} ignored {}: {entity_name} {} had left the state it was set for",
+                    self.msg_name(r.msg),
+                    r.entity
+                )
+            }
+            RecordKind::Ignored => {
+                write!(
+                    line,
+                    "{who} ignored {}: nothing expects it in {entity_name} {}'s state",
+                    self.msg_name(r.msg),
+                    r.entity
+                )
+            }
+            RecordKind::Skipped => {
+                write!(line, "{who} skipped {}: already handled (idempotent consumer)", self.msg_name(r.msg))
+            }
+            RecordKind::Lost => {
+                let reason = crate::trace::loss_of(r.aux).0;
+                write!(
+                    line,
+                    "{} LOST: {}",
+                    self.msg_name(r.msg),
+                    explain_loss(self.faults, self.node_names, reason, r.node, r.time)
+                )
+            }
+            _ => {
+                debug_assert!(false, "{:?} is told by `describe`", r.kind);
+                return None;
+            }
+        };
+        Some(line)
+    }
+
+    /// A step of the entity itself: accepted, an effect, an end, a move of its state (see [`Teller::describe`]).
+    fn entity_step(&self, r: &Record) -> Option<String> {
+        let who = self.node(r.node);
+        let entity_name = self.entity_name;
+        let mut line = String::new();
+        let _ = match r.kind {
+            RecordKind::Accepted => write!(line, "{who} accepted {entity_name} {}", r.entity),
+            RecordKind::Effect => {
+                write!(
+                    line,
+                    "{who} applied effect {}",
+                    self.sys.names.effect_name(crate::service::EffectId(r.aux as u16))
+                )
+            }
+            RecordKind::Terminal => write!(line, "{who} completed {entity_name} {} (terminal)", r.entity),
+            RecordKind::SplitState => write!(
+                line,
+                "{who} moved {entity_name} {} in its own database while {} holds its state: \
+             state per instance, split between them",
+                r.entity,
+                self.node(r.aux as u32)
+            ),
+            RecordKind::Dropped => {
+                write!(line, "{who} crashed holding the request; {entity_name} {} was never accepted", r.entity)
+            }
+            RecordKind::Transition => {
+                let (from, to) = ((r.aux >> 32) as u16, r.aux as u16);
+                let (from, to) = (self.sys.names.state_name(from), self.sys.names.state_name(to));
+                let why = if self.kinds.iter().any(|(m, k)| *m == r.msg && *k == u64::from(u32::MAX)) {
+                    " (deadline passed)"
+                } else {
+                    ""
+                };
+                write!(line, "{who} moved {entity_name} {} from {from} to {to}{why}", r.entity)
+            }
+            _ => {
+                debug_assert!(false, "{:?} is told by `describe`", r.kind);
+                return None;
+            }
+        };
+        Some(line)
+    }
+
+    /// A step of a node, a fault or a call (see [`Teller::describe`]).
+    fn node_step(&self, r: &Record) -> Option<String> {
+        let who = self.node(r.node);
+        let mut line = String::new();
+        let _ = match r.kind {
+            RecordKind::Crash => write!(line, "{who} CRASHED"),
+            RecordKind::Restart => write!(line, "{who} restarted"),
+            RecordKind::Joined => write!(line, "{who} started (deployed)"),
+            RecordKind::CrashPoint => {
+                let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
+                write!(line, "{who} CRASHED at seam {seam} while handling {}", self.msg_name(r.msg))
+            }
+            RecordKind::Paused => write!(line, "{who} PAUSED (stalled, still reachable)"),
+            RecordKind::Fenced => {
+                write!(line, "{who} FENCED: cut off from the controller quorum, it leads nothing")
+            }
+            RecordKind::Unfenced => write!(line, "{who} back in the controller quorum"),
+            RecordKind::ChannelClosed => write!(
+                line,
+                "{who}'s CHANNEL CLOSED by the broker (consumer timeout): {} unacknowledged back in the queue",
+                r.aux
+            ),
+            RecordKind::Reconnected => write!(line, "{who} reconnected to the broker"),
+            RecordKind::Resent => write!(
+                line,
+                "{who} resent {}: the broker never confirmed it before going down (publisher confirms)",
+                self.msg_name(r.msg)
+            ),
+            RecordKind::Resumed => write!(line, "{who} resumed"),
+            RecordKind::CallSent => {
+                write!(line, "{who} called with {} (attempt {})", self.msg_name(r.msg), r.aux >> 32)
+            }
+            RecordKind::CallRefused => {
+                let why = crate::sim::refusal_label(r.aux);
+                write!(line, "{who} did not send {}: {why}", self.msg_name(r.msg))
+            }
+            RecordKind::CallTimedOut => {
+                write!(line, "{who} TIMED OUT waiting for the reply to {} (attempt {})", self.msg_name(r.msg), r.aux)
+            }
+            RecordKind::CallReplied => {
+                let how = if r.aux == 1 { "success" } else { "an error" };
+                write!(line, "{who} got {how} as the reply to {}", self.msg_name(r.msg))
+            }
+            RecordKind::CallFailed => {
+                write!(line, "{who} GAVE UP on the call {} after {} attempts", self.msg_name(r.msg), r.aux)
+            }
+            RecordKind::FaultBegan | RecordKind::FaultHealed => {
+                let f = self.faults.get(r.aux as usize);
+                let what = f.map_or("a fault".to_string(), |f| format!("{} {}", f.kind, f.node));
+                let verb = if r.kind == RecordKind::FaultBegan { "began" } else { "healed" };
+                write!(line, "{what} {verb}")
+            }
+            _ => {
+                debug_assert!(false, "{:?} is told by `describe`", r.kind);
+                return None;
+            }
+        };
+        Some(line)
     }
 }
 

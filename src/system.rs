@@ -133,8 +133,19 @@ pub enum StateKind {
     /// In memory: gone when the instance crashes.
     #[default]
     Volatile,
-    /// In a database: survives crashes.
+    /// In a database per instance: survives crashes.
     Durable,
+    /// In the service's database, shared by its instances: survives
+    /// crashes, and every instance reads what any of them wrote (an
+    /// entity's state follows it when its partition moves).
+    Shared,
+}
+
+impl StateKind {
+    /// It survives a crash.
+    pub fn durable(self) -> bool {
+        self != StateKind::Volatile
+    }
 }
 
 /// When a log consumer commits its offsets, and so what a crash costs.

@@ -106,6 +106,10 @@ pub enum RecordKind {
     /// A producer with publisher confirms resent a message the queue broker
     /// never confirmed before going down (aux: kind).
     Resent = 39,
+    /// A node moved an entity's state machine in its own database while
+    /// another instance of its service (aux: its node) holds a state for the
+    /// entity: state per instance, split by a rebalance or a re-route.
+    SplitState = 40,
 }
 
 /// Why a message was lost.

@@ -446,8 +446,10 @@ pub enum State {
     /// Lost on crash.
     #[default]
     Volatile,
-    /// Survives crashes.
+    /// Survives crashes (a database per instance).
     Durable,
+    /// Survives crashes, in one database the service's instances share.
+    Shared,
 }
 
 /// A service.

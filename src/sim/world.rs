@@ -1307,7 +1307,7 @@ impl<'s, 't> World<'s, 't> {
                 now: self.now,
                 node: &node.name,
                 instance: node.instance,
-                durable: &node.durable,
+                durable: &self.nodes[self.durable_home(n) as usize].durable,
                 volatile: &node.volatile,
                 reserved,
                 called: match job.called {
@@ -1684,24 +1684,12 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Terminal, n, input, 0);
             }
             Command::Put { durable, key, value } => {
-                let node = &mut self.nodes[n as usize];
-                let store = if durable { &mut node.durable } else { &mut node.volatile };
+                let home = self.durable_home(n);
+                let store =
+                    if durable { &mut self.nodes[home as usize].durable } else { &mut self.nodes[n as usize].volatile };
                 store.insert(key, value);
             }
-            Command::Write { table, key, version, value } => {
-                let node = &mut self.nodes[n as usize];
-                let si = node.service as usize;
-                let store = if self.sys.services[si].state == StateKind::Durable {
-                    &mut node.durable
-                } else {
-                    &mut node.volatile
-                };
-                // Last write wins, as a plain replica applies what it receives.
-                let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
-                store.insert(row, version as i64);
-                store.insert(ROW_VALUE | row, value);
-                self.checker.write(si, table, key & ROW_MASK, version, self.now);
-            }
+            Command::Write { table, key, version, value } => self.write_row(n, table, key, (version, value)),
             Command::Timer { after, tag } => {
                 let after = self.skewed(n, after);
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id, input.payload());
@@ -1716,6 +1704,10 @@ impl<'s, 't> World<'s, 't> {
             Command::Transition { from, to } => {
                 self.checker.state(input.entity, to, self.now);
                 self.trace(RecordKind::Transition, n, input, u64::from(from) << 32 | u64::from(to));
+                if let Some(other) = self.state_elsewhere(n, input.entity) {
+                    self.checker.setback(input.entity, crate::check::SETBACK_SPLIT_STATE);
+                    self.trace(RecordKind::SplitState, n, input, u64::from(other));
+                }
             }
         }
     }
@@ -2007,10 +1999,52 @@ impl<'s, 't> World<'s, 't> {
         self.restart_queue_consumer(n);
     }
 
+    /// Node `n` writes `version` and `value` to row `key` of `table`, in
+    /// its service's state (last write wins, as a plain replica applies what
+    /// it receives).
+    fn write_row(&mut self, n: u32, table: u16, key: u64, (version, value): (u64, i64)) {
+        let si = self.nodes[n as usize].service as usize;
+        let home = self.durable_home(n);
+        let store = if self.sys.services[si].state.durable() {
+            &mut self.nodes[home as usize].durable
+        } else {
+            &mut self.nodes[n as usize].volatile
+        };
+        let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
+        store.insert(row, version as i64);
+        store.insert(ROW_VALUE | row, value);
+        self.checker.write(si, table, key & ROW_MASK, version, self.now);
+    }
+
+    /// Another instance of node `n`'s service that holds a machine state
+    /// for `entity` in its own state (never when the state is shared).
+    fn state_elsewhere(&self, n: u32, entity: EntityId) -> Option<u32> {
+        let si = self.nodes[n as usize].service as usize;
+        let s = &self.sys.services[si];
+        if s.instances == 1 || s.state == StateKind::Shared {
+            return None;
+        }
+        let key = crate::service::machine_state_key(entity);
+        let first = self.first_node[si];
+        (first..first + s.instances).filter(|&o| o != n).find(|&o| {
+            let node = &self.nodes[o as usize];
+            node.durable.contains_key(&key) || node.volatile.contains_key(&key)
+        })
+    }
+
+    /// The node whose durable store node `n` uses: its own, or, when its
+    /// service's state is shared, its service's first instance's (the
+    /// service's database).
+    #[inline]
+    fn durable_home(&self, n: u32) -> u32 {
+        let si = self.nodes[n as usize].service as usize;
+        if self.sys.services[si].state == StateKind::Shared { self.first_node[si] } else { n }
+    }
+
     /// Table `table` as service `service` holds it now: per row, the newest
     /// version any of its instances has, and the value written with it.
     fn table_rows(&self, service: usize, table: u16) -> Rows {
-        let durable = self.sys.services[service].state == StateKind::Durable;
+        let durable = self.sys.services[service].state.durable();
         let lo = u64::from(table) << ROW_BITS;
         let hi = lo | ROW_MASK;
         let mut rows = Rows::new();

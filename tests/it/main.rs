@@ -23,6 +23,7 @@ mod report;
 mod routing;
 mod scenarios;
 mod shrink;
+mod state;
 mod stories;
 mod support;
 mod sweep;

@@ -13,13 +13,13 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario.rs", "services", 168),
+    ("src/scenario.rs", "services", 165),
     ("src/scenario.rs", "faults", 313),
     ("src/scenario.rs", "queue_bus_spec", 111),
     ("src/scenario.rs", "invariants", 138),
     ("src/scenario.rs", "workload", 82),
     ("src/sim/world.rs", "new", 79),
-    ("src/story.rs", "tell", 271),
+    ("src/story.rs", "tell", 163),
     ("src/report.rs", "timeline_svg", 198),
     ("src/sim/world.rs", "done", 141),
     ("src/report.rs", "write_page", 147),
@@ -29,7 +29,7 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/story.rs", "conclusion", 112),
     ("src/sweep.rs", "render", 101),
     ("src/sim/world.rs", "finish", 79),
-    ("src/perfetto.rs", "write", 98),
+    ("src/perfetto.rs", "write", 96),
     ("src/scenario.rs", "by_construction", 97),
     ("src/scenario.rs", "call", 85),
     ("src/sim/world/calls.rs", "attempt", 83),
