@@ -76,6 +76,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod builder;
 mod bus;
 pub mod check;
 pub mod cli;

@@ -110,6 +110,8 @@ pub struct Context<'a> {
     pub instance: u32,
     pub(crate) durable: &'a BTreeMap<u64, i64>,
     pub(crate) volatile: &'a BTreeMap<u64, i64>,
+    pub(crate) user_durable: &'a BTreeMap<u64, i64>,
+    pub(crate) user_volatile: &'a BTreeMap<u64, i64>,
     /// For a handler that reserves stock ([`Service::reserve`]): whether it
     /// got a unit.
     pub reserved: Option<bool>,
@@ -122,14 +124,21 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A value in the instance's durable state (survives crashes).
+    /// A value the service put ([`Out::put`]) in its durable state
+    /// (survives crashes; shared by the instances under `state: Shared`).
+    /// Any key is the service's own: faultline's rows live apart.
     pub fn durable(&self, key: u64) -> Option<i64> {
-        self.durable.get(&key).copied()
+        self.user_durable.get(&key).copied()
     }
 
-    /// A value in the instance's volatile state (lost on crash).
+    /// A value the service put in the instance's volatile state (lost on crash).
     pub fn volatile(&self, key: u64) -> Option<i64> {
-        self.volatile.get(&key).copied()
+        self.user_volatile.get(&key).copied()
+    }
+
+    /// One of faultline's own rows (a machine's state), durable or not.
+    fn own(&self, durable: bool, key: u64) -> Option<i64> {
+        if durable { self.durable.get(&key).copied() } else { self.volatile.get(&key).copied() }
     }
 
     /// A number in `[0, 1)` fixed by the seed, the entity and `salt`: a
@@ -160,7 +169,18 @@ pub enum Command {
     Effect(EffectId),
     /// The entity reached a terminal state.
     Terminal,
-    /// Write `value` under `key` in durable or volatile state.
+    /// One of faultline's own rows (a state machine's state), apart from
+    /// the service's keys; only faultline's declarative services write it.
+    Row {
+        /// Durable or volatile.
+        durable: bool,
+        /// The key.
+        key: u64,
+        /// The value.
+        value: i64,
+    },
+    /// Write `value` under the service's own `key` in durable or volatile
+    /// state (never one of faultline's rows, whatever the key).
     Put {
         /// Durable (survives crashes) or volatile.
         durable: bool,
@@ -179,7 +199,7 @@ pub enum Command {
     },
     /// The entity's state machine moves from state `from` to state `to`
     /// (ids from [`crate::system::Names::state`]); traced, and followed by
-    /// business rules. The state itself is written with a [`Command::Put`].
+    /// business rules. Declarative machines keep the state in a [`Command::Row`].
     Transition {
         /// The state left.
         from: u16,
@@ -249,9 +269,21 @@ impl Out {
     pub fn terminal(&mut self) {
         self.commands.push(Command::Terminal);
     }
-    /// Write durable (`true`) or volatile state.
+    /// Write durable (`true`) or volatile state, under the service's own
+    /// key (read back with [`Context::durable`] and [`Context::volatile`]).
     pub fn put(&mut self, durable: bool, key: u64, value: i64) {
         self.commands.push(Command::Put { durable, key, value });
+    }
+    /// The entity's state machine moved from state `from` to `to` (ids from
+    /// [`crate::system::Names::state`]): traced, told in stories, and
+    /// followed by business rules (`state NAME` events). Where the state
+    /// itself lives is the service's business ([`Out::put`]).
+    pub fn transition(&mut self, from: u16, to: u16) {
+        self.commands.push(Command::Transition { from, to });
+    }
+    /// One of faultline's own rows.
+    fn row(&mut self, durable: bool, key: u64, value: i64) {
+        self.commands.push(Command::Row { durable, key, value });
     }
     /// Set a timer.
     pub fn timer(&mut self, after: SimDuration, tag: u64) {
@@ -579,8 +611,7 @@ impl Machine {
     /// The entity's state: visits << 16 | state id (0, the initial state, before any move).
     fn current(&self, ctx: &Context<'_>, entity: EntityId) -> u64 {
         let key = MACHINE_STATE | (entity.0 & ENTITY_MASK);
-        let v = if self.durable { ctx.durable(key) } else { ctx.volatile(key) };
-        v.unwrap_or(0) as u64
+        ctx.own(self.durable, key).unwrap_or(0) as u64
     }
 
     /// Moves the entity from `current` to `to`: writes the state, ends the
@@ -588,8 +619,8 @@ impl Machine {
     fn enter(&self, entity: EntityId, key: u64, current: u64, to: u16, out: &mut Out) {
         let next = ((current >> 16) + 1) << 16 | u64::from(to);
         let e = entity.0 & ENTITY_MASK;
-        out.put(self.durable, MACHINE_STATE | e, next as i64);
-        out.put(self.durable, MACHINE_KEY | e, key as i64);
+        out.row(self.durable, MACHINE_STATE | e, next as i64);
+        out.row(self.durable, MACHINE_KEY | e, key as i64);
         out.commands.push(Command::Transition { from: current as u16, to });
         if self.terminal.get(usize::from(to)).copied().unwrap_or(false) {
             out.terminal();
@@ -608,7 +639,7 @@ impl Machine {
         }
         let Some(Some(t)) = self.timeouts.get((current & 0xFFFF) as usize) else { return };
         let e = msg.entity.0 & ENTITY_MASK;
-        let stored = if self.durable { ctx.durable(MACHINE_KEY | e) } else { ctx.volatile(MACHINE_KEY | e) };
+        let stored = ctx.own(self.durable, MACHINE_KEY | e);
         let key = stored.unwrap_or(0) as u64;
         self.enter(msg.entity, key, current, t.to, out);
         for &kind in &t.emit {

@@ -263,8 +263,14 @@ struct Node {
     fifo_since: SimTime,
     capacity: usize,
     stream: Stream,
+    /// faultline's own rows (machine states, table rows), in its database
+    /// and in memory.
     durable: BTreeMap<u64, i64>,
     volatile: BTreeMap<u64, i64>,
+    /// A custom service's own keys ([`Out::put`]), apart from faultline's
+    /// so that they can never collide.
+    user_durable: BTreeMap<u64, i64>,
+    user_volatile: BTreeMap<u64, i64>,
     /// Group partitions this node consumes (log bus).
     owned: Vec<u32>,
     /// An idempotent consumer's in-memory store (volatile dedup).
@@ -511,6 +517,8 @@ impl Node {
             capacity: s.queue_capacity as usize,
             durable: BTreeMap::new(),
             volatile: BTreeMap::new(),
+            user_durable: BTreeMap::new(),
+            user_volatile: BTreeMap::new(),
             owned: Vec::new(),
             dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
             outbox: VecDeque::new(),
@@ -1297,27 +1305,17 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         };
-        let node = &self.nodes[n as usize];
         let mut out = std::mem::take(&mut self.out);
         out.reset(job.msg.payload());
         if flaked {
             out.fail();
         } else if !duplicate {
-            let ctx = Context {
-                now: self.now,
-                node: &node.name,
-                instance: node.instance,
-                durable: &self.nodes[self.durable_home(n) as usize].durable,
-                volatile: &node.volatile,
-                reserved,
-                called: match job.called {
-                    CALL_OK => Some(true),
-                    CALL_FAILED => Some(false),
-                    _ => None,
-                },
-                seed: self.seed,
+            let called = match job.called {
+                CALL_OK => Some(true),
+                CALL_FAILED => Some(false),
+                _ => None,
             };
-            service.behaviour.handle(&ctx, &job.msg, &mut out);
+            service.behaviour.handle(&self.context(n, reserved, called), &job.msg, &mut out);
         }
         self.counts.handled += 1;
         self.checker.handled_at(si, job.msg.entity);
@@ -1684,9 +1682,17 @@ impl<'s, 't> World<'s, 't> {
                 self.trace(RecordKind::Terminal, n, input, 0);
             }
             Command::Put { durable, key, value } => {
-                let home = self.durable_home(n);
-                let store =
-                    if durable { &mut self.nodes[home as usize].durable } else { &mut self.nodes[n as usize].volatile };
+                let home = self.durable_home(n) as usize;
+                let store = if durable {
+                    &mut self.nodes[home].user_durable
+                } else {
+                    &mut self.nodes[n as usize].user_volatile
+                };
+                store.insert(key, value);
+            }
+            Command::Row { durable, key, value } => {
+                let home = self.durable_home(n) as usize;
+                let store = if durable { &mut self.nodes[home].durable } else { &mut self.nodes[n as usize].volatile };
                 store.insert(key, value);
             }
             Command::Write { table, key, version, value } => self.write_row(n, table, key, (version, value)),
@@ -1874,6 +1880,7 @@ impl<'s, 't> World<'s, 't> {
         held.extend(node.fifo.drain(..));
         node.free = (0..node.busy.len() as u32).rev().collect();
         node.volatile.clear();
+        node.user_volatile.clear();
         self.calls.sites[n as usize].clear();
         let node = &mut self.nodes[n as usize];
         if let Some(d) = &mut node.dedup {
@@ -2014,6 +2021,24 @@ impl<'s, 't> World<'s, 't> {
         store.insert(row, version as i64);
         store.insert(ROW_VALUE | row, value);
         self.checker.write(si, table, key & ROW_MASK, version, self.now);
+    }
+
+    /// What a handler on node `n` sees besides its message.
+    fn context(&self, n: u32, reserved: Option<bool>, called: Option<bool>) -> Context<'_> {
+        let node = &self.nodes[n as usize];
+        let home = &self.nodes[self.durable_home(n) as usize];
+        Context {
+            now: self.now,
+            node: &node.name,
+            instance: node.instance,
+            durable: &home.durable,
+            volatile: &node.volatile,
+            user_durable: &home.user_durable,
+            user_volatile: &node.user_volatile,
+            reserved,
+            called,
+            seed: self.seed,
+        }
     }
 
     /// Another instance of node `n`'s service that holds a machine state

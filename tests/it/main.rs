@@ -3,6 +3,7 @@
 
 mod accounting;
 mod bad_input;
+mod builder;
 mod buses;
 mod channels;
 mod claims;
