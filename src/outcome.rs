@@ -130,6 +130,22 @@ pub struct ServiceMetrics {
     /// (summed over instances), over the measurement window: from the
     /// warm-up to the workload's stop, leaving out the drain after it.
     pub queue_len_mean: f64,
+    /// Each instance's share, in instance order.
+    pub instances: Vec<InstanceMetrics>,
+}
+
+/// What one instance of a service did, over the same measurement window.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct InstanceMetrics {
+    /// Its node, e.g. `inventory-2`.
+    pub node: String,
+    /// Messages it handled.
+    pub handled: u64,
+    /// Time-average fraction of its workers held (at work, or waiting for
+    /// a call's reply): the M/M/c utilisation `rho` in steady state.
+    pub utilisation: f64,
+    /// Time-average number of messages waiting in its FIFO.
+    pub queue_len_mean: f64,
 }
 
 /// A fault as it was applied.

@@ -100,6 +100,15 @@ pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// An instance's state of one durability: faultline's own rows (machine
+/// states, table rows) and, apart, a custom service's keys ([`Out::put`]),
+/// so that the two can never collide.
+#[derive(Debug, Default)]
+pub(crate) struct Stores {
+    pub(crate) rows: BTreeMap<u64, i64>,
+    pub(crate) user: BTreeMap<u64, i64>,
+}
+
 /// What a handler sees besides the message.
 pub struct Context<'a> {
     /// Virtual time at which the handler's work completes.
@@ -108,10 +117,8 @@ pub struct Context<'a> {
     pub node: &'a str,
     /// The instance's index within its service, from 0.
     pub instance: u32,
-    pub(crate) durable: &'a BTreeMap<u64, i64>,
-    pub(crate) volatile: &'a BTreeMap<u64, i64>,
-    pub(crate) user_durable: &'a BTreeMap<u64, i64>,
-    pub(crate) user_volatile: &'a BTreeMap<u64, i64>,
+    pub(crate) durable: &'a Stores,
+    pub(crate) volatile: &'a Stores,
     /// For a handler that reserves stock ([`Service::reserve`]): whether it
     /// got a unit.
     pub reserved: Option<bool>,
@@ -128,17 +135,17 @@ impl Context<'_> {
     /// (survives crashes; shared by the instances under `state: Shared`).
     /// Any key is the service's own: faultline's rows live apart.
     pub fn durable(&self, key: u64) -> Option<i64> {
-        self.user_durable.get(&key).copied()
+        self.durable.user.get(&key).copied()
     }
 
     /// A value the service put in the instance's volatile state (lost on crash).
     pub fn volatile(&self, key: u64) -> Option<i64> {
-        self.user_volatile.get(&key).copied()
+        self.volatile.user.get(&key).copied()
     }
 
     /// One of faultline's own rows (a machine's state), durable or not.
     fn own(&self, durable: bool, key: u64) -> Option<i64> {
-        if durable { self.durable.get(&key).copied() } else { self.volatile.get(&key).copied() }
+        if durable { self.durable.rows.get(&key).copied() } else { self.volatile.rows.get(&key).copied() }
     }
 
     /// A number in `[0, 1)` fixed by the seed, the entity and `salt`: a

@@ -32,8 +32,10 @@ mod queue_bus;
 mod quorum;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
-use crate::outcome::{AppliedFault, Backlog, CallMetrics, Metrics, Outcome, ServiceMetrics, StopReason};
-use crate::service::{Command, Context, Control, EntityId, FIELDS, Kind, Message, MsgId, Out, Payload};
+use crate::outcome::{
+    AppliedFault, Backlog, CallMetrics, InstanceMetrics, Metrics, Outcome, ServiceMetrics, StopReason,
+};
+use crate::service::{Command, Context, Control, EntityId, FIELDS, Kind, Message, MsgId, Out, Payload, Stores};
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, Routing, Seam, StateKind, System, WorkloadSpec};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
@@ -260,17 +262,25 @@ struct Node {
     fifo_area: u128,
     /// `fifo_area` when the measurement window closed (the workload stopped).
     fifo_area_window: Option<u128>,
+    /// Time-integral of the workers held (at work, or waiting for a call's
+    /// reply), in worker-nanoseconds since the warm-up, of the workers
+    /// given back (see [`Node::busy_until`]), and its value when the
+    /// measurement window closed; when each worker was taken.
+    busy_area: u128,
+    taken_at: Vec<SimTime>,
+    busy_area_window: Option<u128>,
+    /// Messages it handled since the warm-up.
+    handled: u64,
     fifo_since: SimTime,
     capacity: usize,
     stream: Stream,
-    /// faultline's own rows (machine states, table rows), in its database
-    /// and in memory.
-    durable: BTreeMap<u64, i64>,
-    volatile: BTreeMap<u64, i64>,
-    /// A custom service's own keys ([`Out::put`]), apart from faultline's
-    /// so that they can never collide.
-    user_durable: BTreeMap<u64, i64>,
-    user_volatile: BTreeMap<u64, i64>,
+    /// Its state in its database and in memory.
+    durable: Stores,
+    volatile: Stores,
+    /// The node whose durable stores it uses: itself, or, when its
+    /// service's state is shared, its service's first instance (the
+    /// service's database).
+    home: u32,
     /// Group partitions this node consumes (log bus).
     owned: Vec<u32>,
     /// An idempotent consumer's in-memory store (volatile dedup).
@@ -495,8 +505,9 @@ impl Slab {
 }
 
 impl Node {
-    /// Instance `i` of service `s` (number `si`), before the run.
-    fn new(s: &crate::system::ServiceSpec, si: u32, i: u32, seed: u64) -> Node {
+    /// Instance `i` of service `s` (number `si`, its first node `first`),
+    /// before the run.
+    fn new(s: &crate::system::ServiceSpec, si: u32, i: u32, seed: u64, first: u32) -> Node {
         let name = s.node_name(i);
         let deployed = s.starts_at == SimTime::ZERO;
         Node {
@@ -513,12 +524,15 @@ impl Node {
             fifo: VecDeque::new(),
             fifo_area: 0,
             fifo_area_window: None,
+            busy_area: 0,
+            taken_at: vec![SimTime::ZERO; s.workers as usize],
+            busy_area_window: None,
+            handled: 0,
             fifo_since: SimTime::ZERO,
             capacity: s.queue_capacity as usize,
-            durable: BTreeMap::new(),
-            volatile: BTreeMap::new(),
-            user_durable: BTreeMap::new(),
-            user_volatile: BTreeMap::new(),
+            durable: Stores::default(),
+            volatile: Stores::default(),
+            home: if s.state == StateKind::Shared { first } else { first + i },
             owned: Vec::new(),
             dedup: s.dedup.filter(|d| !d.durable).map(|d| DedupStore::new(d.window)),
             outbox: VecDeque::new(),
@@ -536,12 +550,37 @@ impl Node {
         }
     }
 
-    /// Adds the FIFO's length since the last change to its time integral;
-    /// call before every change of the FIFO.
+    /// Adds the time since the last change to the time-averages of its
+    /// queue's length and of its busy workers: called before either changes.
     #[inline]
     fn account_fifo(&mut self, now: SimTime) {
         self.fifo_area += self.fifo.len() as u128 * u128::from((now - self.fifo_since).0);
         self.fifo_since = now;
+    }
+
+    /// A free worker, taken now.
+    #[inline]
+    fn take_worker(&mut self, now: SimTime) -> Option<u32> {
+        let w = self.free.pop()?;
+        self.taken_at[w as usize] = now;
+        Some(w)
+    }
+
+    /// Worker `w` is free again.
+    #[inline]
+    fn free_worker(&mut self, w: u32, now: SimTime) {
+        self.busy_area += u128::from((now - self.taken_at[w as usize]).0);
+        self.free.push(w);
+    }
+
+    /// The workers held (not free) now.
+    fn held(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.busy.len()).filter(|w| !self.free.contains(&(*w as u32)))
+    }
+
+    /// Worker-time held so far, up to `now` (those still held counted to now).
+    fn busy_until(&self, now: SimTime) -> u128 {
+        self.busy_area + self.held().map(|w| u128::from((now - self.taken_at[w]).0)).sum::<u128>()
     }
 }
 
@@ -888,7 +927,7 @@ impl<'s, 't> World<'s, 't> {
                 return Err(SetupError::EmptyService(s.name.clone()));
             }
             first_node.push(nodes.len() as u32);
-            nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed)));
+            nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed, first_node[si])));
         }
         if let Some(w) = sys.workloads.iter().find(|w| w.target >= sys.services.len()) {
             return Err(SetupError::UnknownTarget(w.target));
@@ -1087,6 +1126,7 @@ impl<'s, 't> World<'s, 't> {
                     for node in &mut self.nodes {
                         node.account_fifo(self.now);
                         node.fifo_area_window = Some(node.fifo_area);
+                        node.busy_area_window = Some(node.busy_until(self.now));
                     }
                 }
             }
@@ -1188,7 +1228,7 @@ impl<'s, 't> World<'s, 't> {
         let node = &mut self.nodes[n as usize];
         // A paused process takes messages into its buffers but works on none.
         if !node.paused
-            && let Some(w) = node.free.pop()
+            && let Some(w) = node.take_worker(self.now)
         {
             self.start(n, w, job);
             return;
@@ -1227,7 +1267,7 @@ impl<'s, 't> World<'s, 't> {
                     node.account_fifo(self.now);
                     match node.fifo.pop_front() {
                         Some(next) => self.start(n, worker, next),
-                        None => node.free.push(worker),
+                        None => node.free_worker(worker, self.now),
                     }
                     return;
                 }
@@ -1317,11 +1357,7 @@ impl<'s, 't> World<'s, 't> {
             };
             service.behaviour.handle(&self.context(n, reserved, called), &job.msg, &mut out);
         }
-        self.counts.handled += 1;
-        self.checker.handled_at(si, job.msg.entity);
-        let stats = &mut self.stats[si];
-        stats.latency.record((self.now - job.arrived).0);
-        stats.handled += 1;
+        self.count_handled(n, si, &job);
         let failed = out.failed;
         if failed && service.dedup.is_some() {
             // The handler's transaction rolls back, the id's record with it.
@@ -1385,7 +1421,7 @@ impl<'s, 't> World<'s, 't> {
                 self.start(n, worker, next);
                 self.refill(n);
             }
-            None => node.free.push(worker),
+            None => node.free_worker(worker, self.now),
         }
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
@@ -1426,7 +1462,7 @@ impl<'s, 't> World<'s, 't> {
                 continue; // died waiting
             }
             let node = &mut self.nodes[n as usize];
-            match node.free.pop() {
+            match node.take_worker(self.now) {
                 Some(w) => self.start(n, w, job),
                 None => {
                     node.account_fifo(self.now);
@@ -1681,20 +1717,8 @@ impl<'s, 't> World<'s, 't> {
                 }
                 self.trace(RecordKind::Terminal, n, input, 0);
             }
-            Command::Put { durable, key, value } => {
-                let home = self.durable_home(n) as usize;
-                let store = if durable {
-                    &mut self.nodes[home].user_durable
-                } else {
-                    &mut self.nodes[n as usize].user_volatile
-                };
-                store.insert(key, value);
-            }
-            Command::Row { durable, key, value } => {
-                let home = self.durable_home(n) as usize;
-                let store = if durable { &mut self.nodes[home].durable } else { &mut self.nodes[n as usize].volatile };
-                store.insert(key, value);
-            }
+            Command::Put { durable, key, value } => self.put(n, (durable, false), key, value),
+            Command::Row { durable, key, value } => self.put(n, (durable, true), key, value),
             Command::Write { table, key, version, value } => self.write_row(n, table, key, (version, value)),
             Command::Timer { after, tag } => {
                 let after = self.skewed(n, after);
@@ -1878,9 +1902,9 @@ impl<'s, 't> World<'s, 't> {
         let node = &mut self.nodes[n as usize];
         node.account_fifo(self.now);
         held.extend(node.fifo.drain(..));
+        node.busy_area = node.busy_until(self.now);
         node.free = (0..node.busy.len() as u32).rev().collect();
-        node.volatile.clear();
-        node.user_volatile.clear();
+        node.volatile = Stores::default();
         self.calls.sites[n as usize].clear();
         let node = &mut self.nodes[n as usize];
         if let Some(d) = &mut node.dedup {
@@ -2006,6 +2030,15 @@ impl<'s, 't> World<'s, 't> {
         self.restart_queue_consumer(n);
     }
 
+    /// Node `n` puts `value` under `key`: in its database or its memory
+    /// (`durable`), among faultline's rows or the service's own keys (`row`).
+    fn put(&mut self, n: u32, (durable, row): (bool, bool), key: u64, value: i64) {
+        let home = self.durable_home(n) as usize;
+        let stores = if durable { &mut self.nodes[home].durable } else { &mut self.nodes[n as usize].volatile };
+        let store = if row { &mut stores.rows } else { &mut stores.user };
+        store.insert(key, value);
+    }
+
     /// Node `n` writes `version` and `value` to row `key` of `table`, in
     /// its service's state (last write wins, as a plain replica applies what
     /// it receives).
@@ -2013,9 +2046,9 @@ impl<'s, 't> World<'s, 't> {
         let si = self.nodes[n as usize].service as usize;
         let home = self.durable_home(n);
         let store = if self.sys.services[si].state.durable() {
-            &mut self.nodes[home as usize].durable
+            &mut self.nodes[home as usize].durable.rows
         } else {
-            &mut self.nodes[n as usize].volatile
+            &mut self.nodes[n as usize].volatile.rows
         };
         let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
         store.insert(row, version as i64);
@@ -2023,7 +2056,20 @@ impl<'s, 't> World<'s, 't> {
         self.checker.write(si, table, key & ROW_MASK, version, self.now);
     }
 
+    /// Node `n` (of service `si`) handled `job`: counted for the run, the
+    /// service, the instance and the checks.
+    #[inline]
+    fn count_handled(&mut self, n: u32, si: usize, job: &Job) {
+        self.counts.handled += 1;
+        self.checker.handled_at(si, job.msg.entity);
+        let stats = &mut self.stats[si];
+        stats.latency.record((self.now - job.arrived).0);
+        stats.handled += 1;
+        self.nodes[n as usize].handled += 1;
+    }
+
     /// What a handler on node `n` sees besides its message.
+    #[inline]
     fn context(&self, n: u32, reserved: Option<bool>, called: Option<bool>) -> Context<'_> {
         let node = &self.nodes[n as usize];
         let home = &self.nodes[self.durable_home(n) as usize];
@@ -2033,8 +2079,6 @@ impl<'s, 't> World<'s, 't> {
             instance: node.instance,
             durable: &home.durable,
             volatile: &node.volatile,
-            user_durable: &home.user_durable,
-            user_volatile: &node.user_volatile,
             reserved,
             called,
             seed: self.seed,
@@ -2053,7 +2097,7 @@ impl<'s, 't> World<'s, 't> {
         let first = self.first_node[si];
         (first..first + s.instances).filter(|&o| o != n).find(|&o| {
             let node = &self.nodes[o as usize];
-            node.durable.contains_key(&key) || node.volatile.contains_key(&key)
+            node.durable.rows.contains_key(&key) || node.volatile.rows.contains_key(&key)
         })
     }
 
@@ -2062,8 +2106,7 @@ impl<'s, 't> World<'s, 't> {
     /// service's database).
     #[inline]
     fn durable_home(&self, n: u32) -> u32 {
-        let si = self.nodes[n as usize].service as usize;
-        if self.sys.services[si].state == StateKind::Shared { self.first_node[si] } else { n }
+        self.nodes[n as usize].home
     }
 
     /// Table `table` as service `service` holds it now: per row, the newest
@@ -2074,7 +2117,7 @@ impl<'s, 't> World<'s, 't> {
         let hi = lo | ROW_MASK;
         let mut rows = Rows::new();
         for node in self.nodes.iter().filter(|n| n.service as usize == service) {
-            let store = if durable { &node.durable } else { &node.volatile };
+            let store = if durable { &node.durable.rows } else { &node.volatile.rows };
             for (&k, &v) in store.range(lo..=hi) {
                 let held = (v as u64, store.get(&(ROW_VALUE | k)).copied().unwrap_or(v));
                 let row = rows.entry(k & ROW_MASK).or_insert(held);
@@ -2191,7 +2234,10 @@ impl<'s, 't> World<'s, 't> {
         let now = self.now;
         for node in &mut self.nodes {
             node.account_fifo(now);
-            node.fifo_area = 0;
+            (node.fifo_area, node.busy_area, node.handled) = (0, 0, 0);
+            for w in node.held().collect::<Vec<_>>() {
+                node.taken_at[w] = now;
+            }
         }
         self.checker.warm_up(now);
     }
@@ -2206,12 +2252,21 @@ impl<'s, 't> World<'s, 't> {
             .sum();
         let window = (self.window_end().min(self.now) - (SimTime::ZERO + self.sys.warmup)).0;
         let started = st.wait.count();
+        let per_window = |area: u128| if window == 0 { 0.0 } else { area as f64 / window as f64 };
+        let workers = f64::from(self.sys.services[i].workers);
+        let instances = self.nodes.iter().filter(|n| n.service as usize == i).map(|n| InstanceMetrics {
+            node: n.name.clone(),
+            handled: n.handled,
+            utilisation: per_window(n.busy_area_window.unwrap_or_else(|| n.busy_until(self.now))) / workers,
+            queue_len_mean: per_window(n.fifo_area_window.unwrap_or(n.fifo_area)),
+        });
         ServiceMetrics {
             handled: st.handled,
             latency_s: st.latency.summary_s(),
             wait_s: st.wait.summary_s(),
             waited_fraction: if started == 0 { 0.0 } else { st.waited as f64 / started as f64 },
-            queue_len_mean: if window == 0 { 0.0 } else { area as f64 / window as f64 },
+            queue_len_mean: per_window(area),
+            instances: instances.collect(),
         }
     }
 

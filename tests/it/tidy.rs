@@ -21,7 +21,7 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/sim/world.rs", "new", 79),
     ("src/story.rs", "tell", 163),
     ("src/report.rs", "timeline_svg", 198),
-    ("src/sim/world.rs", "done", 131),
+    ("src/sim/world.rs", "done", 127),
     ("src/report.rs", "write_page", 147),
     ("src/cli.rs", "render", 146),
     ("src/fuzz.rs", "mutate_once", 144),

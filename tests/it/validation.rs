@@ -4,10 +4,10 @@
 //! value lies inside a 95% confidence interval of the measured mean, and
 //! that the interval is narrow enough for that to mean something.
 //!
-//! There are fourteen such checks. With plain 95% intervals one of them
+//! There are sixteen such checks. With plain 95% intervals one of them
 //! would fail by chance about every other time the random draws change, so
-//! the intervals are simultaneous (Bonferroni): all fourteen hold together
-//! with 95% confidence, each at 1 - 0.05/14. The README reports the
+//! the intervals are simultaneous (Bonferroni): all sixteen hold together
+//! with 95% confidence, each at 1 - 0.05/16. The README reports the
 //! individual 95% intervals.
 
 use faultline::outcome::{Outcome, ServiceMetrics};
@@ -17,8 +17,8 @@ use crate::support::root;
 
 /// Independent seeds per model.
 const SEEDS: u64 = 20;
-/// Two-sided Student t quantile, 19 degrees of freedom, at 1 - 0.05/(2 x 14 checks).
-const T_19_SIMULTANEOUS: f64 = 3.323;
+/// Two-sided Student t quantile, 19 degrees of freedom, at 1 - 0.05/(2 x 16 checks).
+const T_19_SIMULTANEOUS: f64 = 3.383;
 /// Two-sided 95% Student t quantile for 19 degrees of freedom.
 const T_19: f64 = 2.093;
 
@@ -91,6 +91,10 @@ fn mmc_with_four_workers_matches_erlang_c() {
     assert_inside("mmc4.ron", "probability of waiting", p_wait, 0.05, |o| station(o).waited_fraction);
     let wq = p_wait / (f64::from(c) * mu - lambda);
     assert_inside("mmc4.ron", "mean wait", wq, 0.05, |o| station(o).wait_s.mean);
+    // The instance's utilisation is rho = lambda / (c mu).
+    let rho = lambda / (f64::from(c) * mu);
+    assert_inside("mmc4.ron", "utilisation", rho, 0.05, |o| station(o).instances[0].utilisation);
+    assert_inside("mmc4.ron", "mean queue length", lambda * wq, 0.05, |o| station(o).instances[0].queue_len_mean);
 }
 
 #[test]
@@ -157,13 +161,15 @@ fn a_bounded_queue_blocks_as_mm1k_predicts() {
 #[ignore = "prints the figures recorded in the README: cargo test --release -- --ignored validation_figures --nocapture"]
 fn validation_figures() {
     type Stat = fn(&Outcome) -> f64;
-    let rows: [(&str, &str, Stat); 14] = [
+    let rows: [(&str, &str, Stat); 16] = [
         ("mm1-rho05.ron", "W", sojourn),
         ("mm1-rho05.ron", "Lq", |o| station(o).queue_len_mean),
         ("mm1-rho09.ron", "W", sojourn),
         ("mm1-rho09.ron", "Lq", |o| station(o).queue_len_mean),
         ("mmc4.ron", "P(wait)", |o| station(o).waited_fraction),
         ("mmc4.ron", "Wq", |o| station(o).wait_s.mean),
+        ("mmc4.ron", "rho", |o| station(o).instances[0].utilisation),
+        ("mmc4.ron", "Lq", |o| station(o).instances[0].queue_len_mean),
         ("md1.ron", "Wq", |o| station(o).wait_s.mean),
         ("tandem.ron", "W", sojourn),
         ("ff-loss.ron", "lost", |o| o.metrics.lost as f64 / o.metrics.accepted as f64),

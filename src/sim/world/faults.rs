@@ -124,7 +124,7 @@ impl World<'_, '_> {
                 break;
             }
             node.account_fifo(self.now);
-            let (Some(w), Some(job)) = (node.free.pop(), node.fifo.pop_front()) else { break };
+            let (Some(w), Some(job)) = (node.take_worker(self.now), node.fifo.pop_front()) else { break };
             self.start(n, w, job);
         }
         self.try_fetch(n);
