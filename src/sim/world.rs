@@ -559,7 +559,7 @@ impl Node {
     }
 
     /// A free worker, taken now.
-    #[inline]
+    #[inline(always)]
     fn take_worker(&mut self, now: SimTime) -> Option<u32> {
         let w = self.free.pop()?;
         self.taken_at[w as usize] = now;
@@ -567,7 +567,7 @@ impl Node {
     }
 
     /// Worker `w` is free again.
-    #[inline]
+    #[inline(always)]
     fn free_worker(&mut self, w: u32, now: SimTime) {
         self.busy_area += u128::from((now - self.taken_at[w as usize]).0);
         self.free.push(w);
@@ -712,7 +712,9 @@ struct World<'s, 't> {
     /// Per service: latency, waiting and queue figures.
     stats: Vec<ServiceStats>,
     tracer: Tracer<'t>,
-    out: Out,
+    /// The handlers' out-buffer, reused (boxed, so that lending it to a
+    /// handler moves a pointer, not the buffer).
+    out: Option<Box<Out>>,
     next_msg: u64,
     next_entity: u64,
     events: u64,
@@ -986,7 +988,7 @@ impl<'s, 't> World<'s, 't> {
             checker: Checker::new(&sys.invariants, sys.names.effect_count(), &entity_kinds(sys)),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
-            out: Out::default(),
+            out: Some(Box::default()),
             next_msg: 1,
             next_entity: 1,
             events: 0,
@@ -1345,7 +1347,7 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
         };
-        let mut out = std::mem::take(&mut self.out);
+        let mut out = self.out.take().expect("the out-buffer is back after each handler");
         out.reset(job.msg.payload());
         if flaked {
             out.fail();
@@ -1384,7 +1386,7 @@ impl<'s, 't> World<'s, 't> {
         let hit = if self.plan.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
         let seam = hit.map(|h| h.0);
         if seam == Some(Seam::AfterDedup) {
-            self.out = out;
+            self.out = Some(out);
             return self.crash_at(n, hit, &job.msg);
         }
         if !duplicate && !failed {
@@ -1398,13 +1400,13 @@ impl<'s, 't> World<'s, 't> {
                             self.lose(n, &msg, LossReason::Unpublished);
                         }
                     }
-                    self.out = out;
+                    self.out = Some(out);
                     return self.crash_at(n, hit, &job.msg);
                 }
                 self.apply(n, &job.msg, cmd);
             }
         }
-        self.out = out;
+        self.out = Some(out);
         if seam.is_some() {
             // After the state change with nothing published, or after
             // everything: either way before the input is acknowledged.
