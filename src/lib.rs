@@ -68,10 +68,17 @@
 //! assert!(!outcome.all_hold());
 //! ```
 //!
+//! ## Building a system without RON
+//!
+//! [`builder::Builder`] puts a system together from the scenario schema's
+//! typed parts, compiles it with the same checks a file gets, and puts
+//! custom services in place (see its module docs for an example).
+//!
 //! ## Layout
 //! [`sim`] is the kernel (time, queue, streams, the loop); [`service`] the
 //! handler interface; [`check`] the invariants; [`trace`] the event log and
-//! fingerprint; [`scenario`] the RON files; [`cli`] the command line.
+//! fingerprint; [`scenario`] the RON files; [`builder`] systems built in
+//! Rust; [`cli`] the command line.
 
 #![warn(missing_docs)]
 

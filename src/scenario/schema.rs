@@ -1,6 +1,6 @@
 //! The RON schema of scenario files, exactly as users write them.
 //!
-//! Durations, rates and names stay strings here; [`super::compile`] checks
+//! Durations, rates and names stay strings here; [`super::parse`] checks
 //! them so that every error can point at the value in the file. No
 //! `untagged` or `flatten`: they would ruin serde's error messages.
 

@@ -289,6 +289,10 @@ fn a_replayed_workload_arrives_at_the_recorded_times_with_the_recorded_keys() {
     let o = faultline::sim::run(&sys, 0).unwrap();
     assert!(o.all_hold());
     assert_eq!(o.invariants[0].counts["accepted"], 4);
+    // A first arrival shifted onto the stop does not arrive either.
+    let path = replay_in(&dir, "49.5,1\n", "500ms");
+    let sys = faultline::scenario::load(&path).unwrap_or_else(|e| panic!("{e}")).system;
+    assert!(records(&sys, 0).iter().all(|r| r.kind != RecordKind::Request));
 }
 
 #[test]
