@@ -168,6 +168,18 @@ impl Handler {
     }
 }
 
+/// Adds `x` as a scenario writes one part (`one`) or several (`several`):
+/// the first alone, and from the second on all of them in the list.
+fn one_or_several<T>(one: &mut Option<T>, several: &mut Vec<T>, x: T) {
+    match one.take() {
+        None if several.is_empty() => *one = Some(x),
+        first => {
+            several.extend(first);
+            several.push(x);
+        }
+    }
+}
+
 impl Builder {
     /// A system called `name` that runs for `duration` (e.g. `"10m"`).
     pub fn new(name: &str, duration: &str) -> Builder {
@@ -179,13 +191,7 @@ impl Builder {
     /// With this bus; a second bus makes them several (`buses`), each then
     /// needing a name and its topics.
     pub fn bus(mut self, bus: Bus) -> Builder {
-        match self.scenario.bus.take() {
-            None if self.scenario.buses.is_empty() => self.scenario.bus = Some(bus),
-            first => {
-                self.scenario.buses.extend(first);
-                self.scenario.buses.push(bus);
-            }
-        }
+        one_or_several(&mut self.scenario.bus, &mut self.scenario.buses, bus);
         self
     }
 
@@ -197,13 +203,7 @@ impl Builder {
 
     /// With this workload; a second one makes them several (`workloads`).
     pub fn workload(mut self, workload: Workload) -> Builder {
-        match self.scenario.workload.take() {
-            None if self.scenario.workloads.is_empty() => self.scenario.workload = Some(workload),
-            first => {
-                self.scenario.workloads.extend(first);
-                self.scenario.workloads.push(workload);
-            }
-        }
+        one_or_several(&mut self.scenario.workload, &mut self.scenario.workloads, workload);
         self
     }
 

@@ -1811,23 +1811,15 @@ impl Compiler<'_> {
         let work = self.dist(&hat("work"), work);
         let (set, write_value) = self.payload_of(here, set, write, write_value, names);
         KHandler {
-            on: request,
-            work: work.unwrap_or(Dist::Const(SimDuration::ZERO)),
             accept: true,
             emit: emit.iter().map(|k| names.kind(k)).collect(),
-            effect: None,
             terminal: *terminal,
-            fail_keys: Vec::new(),
             write: write.as_deref().map(|t| names.table(t)),
             write_value,
             set,
-            reserve: None,
-            rejected: Vec::new(),
             call: call.as_ref().and_then(|c| self.call(&hat("call"), c, s, names)),
-            decline: None,
-            flaky: 0.0,
-            from: Vec::new(),
             to: to.as_deref().map(|t| self.state(&hat("to"), sv, t, names)),
+            ..KHandler::new(request, work.unwrap_or(Dist::Const(SimDuration::ZERO)))
         }
     }
 

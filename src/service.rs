@@ -262,7 +262,8 @@ impl Out {
     pub fn emit_with(&mut self, kind: Kind, key: u64, payload: Payload) {
         self.commands.push(Command::Emit { kind, key, payload });
     }
-    /// Write row `key` of `table` (durable or volatile as the service's
+    /// Write row `key` of `table` (an id from
+    /// [`crate::system::Names::table`]; durable or volatile as the service's
     /// state is): `value` under `version` (a newer write has a higher one).
     /// Replica-convergence invariants compare such rows across services.
     pub fn write(&mut self, table: u16, key: u64, version: u64, value: i64) {
@@ -617,8 +618,7 @@ pub(crate) fn machine_state_key(entity: EntityId) -> u64 {
 impl Machine {
     /// The entity's state: visits << 16 | state id (0, the initial state, before any move).
     fn current(&self, ctx: &Context<'_>, entity: EntityId) -> u64 {
-        let key = MACHINE_STATE | (entity.0 & ENTITY_MASK);
-        ctx.own(self.durable, key).unwrap_or(0) as u64
+        ctx.own(self.durable, machine_state_key(entity)).unwrap_or(0) as u64
     }
 
     /// Moves the entity from `current` to `to`: writes the state, ends the

@@ -573,14 +573,19 @@ impl Node {
         self.free.push(w);
     }
 
-    /// The workers held (not free) now.
-    fn held(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.busy.len()).filter(|w| !self.free.contains(&(*w as u32)))
+    /// The workers held (not free) now (not on the hot path: at a crash,
+    /// the warm-up and the window's end; linear in the workers).
+    fn held(&self) -> Vec<usize> {
+        let mut free = vec![false; self.busy.len()];
+        for &w in &self.free {
+            free[w as usize] = true;
+        }
+        (0..free.len()).filter(|&w| !free[w]).collect()
     }
 
     /// Worker-time held so far, up to `now` (those still held counted to now).
     fn busy_until(&self, now: SimTime) -> u128 {
-        self.busy_area + self.held().map(|w| u128::from((now - self.taken_at[w]).0)).sum::<u128>()
+        self.busy_area + self.held().into_iter().map(|w| u128::from((now - self.taken_at[w]).0)).sum::<u128>()
     }
 }
 
@@ -790,12 +795,12 @@ fn latency_of(bus: Option<&crate::system::BusSpec>) -> Dist {
     bus.map_or(Dist::Const(SimDuration::ZERO), |b| b.latency().clone())
 }
 
-/// The services subscribing to each kind, in service order.
 /// Each workload's entity kind, in workload order.
 fn entity_kinds(sys: &System) -> Vec<&str> {
     sys.workloads.iter().map(|w| w.entity.as_str()).collect()
 }
 
+/// The services subscribing to each kind, in service order.
 fn subscribers(sys: &System) -> Vec<Vec<u32>> {
     let mut subscribers = vec![Vec::new(); sys.names.kind_count()];
     for (si, s) in sys.services.iter().enumerate() {
@@ -2052,9 +2057,16 @@ impl<'s, 't> World<'s, 't> {
         } else {
             &mut self.nodes[n as usize].volatile.rows
         };
+        debug_assert!(table < 0x7FFD, "table ids come from Names::table, and stay below the machine rows");
         let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
         store.insert(row, version as i64);
-        store.insert(ROW_VALUE | row, value);
+        // The value is kept only when it is not the version (the default):
+        // most rows hold their writer's id and need one entry.
+        if value == version as i64 {
+            store.remove(&(ROW_VALUE | row));
+        } else {
+            store.insert(ROW_VALUE | row, value);
+        }
         self.checker.write(si, table, key & ROW_MASK, version, self.now);
     }
 
@@ -2237,7 +2249,7 @@ impl<'s, 't> World<'s, 't> {
         for node in &mut self.nodes {
             node.account_fifo(now);
             (node.fifo_area, node.busy_area, node.handled) = (0, 0, 0);
-            for w in node.held().collect::<Vec<_>>() {
+            for w in node.held() {
                 node.taken_at[w] = now;
             }
         }
