@@ -336,7 +336,7 @@ impl<'a> Tracer<'a> {
     }
 
     /// Records one step.
-    #[inline]
+    #[inline(always)]
     pub fn record(&mut self, r: Record) {
         if self.len + RECORD_BYTES > BUF_BYTES {
             self.hasher.update(&self.buf[..self.len]);

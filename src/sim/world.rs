@@ -1006,7 +1006,7 @@ impl<'s, 't> World<'s, 't> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn trace(&mut self, kind: RecordKind, node: u32, msg: &Message, aux: u64) {
         self.tracer.record(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
     }
