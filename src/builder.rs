@@ -134,6 +134,22 @@ impl Service {
         self.consume.topics.extend(topics.iter().map(|t| t.to_string()));
         self
     }
+    /// Autoscaled between `min` and `max` instances at `target`
+    /// utilisation, with the HPA's defaults for the rest; its `instances`
+    /// (at least `min`) is the count it starts with.
+    pub fn autoscale(mut self, min: u32, max: u32, target: f64) -> Service {
+        self.instances = self.instances.max(min);
+        self.autoscale = Some(crate::scenario::schema::Autoscale {
+            min,
+            max,
+            target,
+            every: None,
+            startup: None,
+            stabilization: None,
+            tolerance: None,
+        });
+        self
+    }
 }
 
 impl Handler {

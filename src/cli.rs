@@ -906,6 +906,47 @@ fn expand(paths: &[PathBuf], suffix: &str, none_here: &str) -> Result<Vec<PathBu
 
 pub use crate::format::{secs, thousands};
 
+/// Each station's latency, the backlogs and the autoscalers' work, as `render` shows them.
+fn render_stations(s: &mut String, m: &crate::outcome::Metrics) {
+    for (name, sm) in &m.services {
+        let (l, w) = (&sm.latency_s, &sm.wait_s);
+        if l.count > 0 {
+            let _ = writeln!(
+                s,
+                "            at {name}: mean {}, p50 {}, p99 {}; waited {:.0}%, mean wait {}, {:.2} queued on average",
+                secs(l.mean),
+                secs(l.p50),
+                secs(l.p99),
+                sm.waited_fraction * 100.0,
+                secs(w.mean),
+                sm.queue_len_mean
+            );
+        }
+    }
+    for (name, b) in &m.backlog {
+        if b.max > 0 {
+            let _ = writeln!(s, "backlog     {name}: max {}, mean {:.1}", thousands(b.max), b.mean);
+        }
+    }
+    for (name, sc) in m.services.iter().filter_map(|(n, sm)| Some((n, sm.scaling.as_ref()?))) {
+        const SHOWN: usize = 6;
+        let steps: Vec<String> =
+            sc.changes.iter().take(SHOWN).map(|c| format!("{} at {}", c.instances, secs(c.at_s))).collect();
+        let more = sc.changes.len().saturating_sub(SHOWN);
+        let more = if more > 0 { format!(", {more} more") } else { String::new() };
+        let _ = writeln!(
+            s,
+            "scaling     {name}: {} to {} instances, {:.2} on average; {} changes{}{}{more}",
+            sc.instances_min,
+            sc.instances_max,
+            sc.instances_mean,
+            sc.changes.len(),
+            if steps.is_empty() { "" } else { ": " },
+            steps.join(", ")
+        );
+    }
+}
+
 /// The human summary of a run. Without `wall` it holds nothing that depends
 /// on the machine, so it can be pinned in a snapshot.
 pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -> String {
@@ -999,26 +1040,7 @@ pub fn render(o: &Outcome, question: &str, file: &str, wall: Option<Duration>) -
     } else if m.accepted > 0 {
         let _ = writeln!(s, "latency     end to end: none of the {} accepted completed", thousands(m.accepted));
     }
-    for (name, sm) in &m.services {
-        let (l, w) = (&sm.latency_s, &sm.wait_s);
-        if l.count > 0 {
-            let _ = writeln!(
-                s,
-                "            at {name}: mean {}, p50 {}, p99 {}; waited {:.0}%, mean wait {}, {:.2} queued on average",
-                secs(l.mean),
-                secs(l.p50),
-                secs(l.p99),
-                sm.waited_fraction * 100.0,
-                secs(w.mean),
-                sm.queue_len_mean
-            );
-        }
-    }
-    for (name, b) in &m.backlog {
-        if b.max > 0 {
-            let _ = writeln!(s, "backlog     {name}: max {}, mean {:.1}", thousands(b.max), b.mean);
-        }
-    }
+    render_stations(&mut s, m);
     s.push('\n');
     for v in &o.invariants {
         let counts: Vec<String> = v.counts.iter().map(|(k, n)| format!("{k} {}", thousands(*n))).collect();

@@ -132,6 +132,34 @@ pub struct ServiceMetrics {
     pub queue_len_mean: f64,
     /// Each instance's share, in instance order.
     pub instances: Vec<InstanceMetrics>,
+    /// What its autoscaler did, if it autoscales.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<ScalingMetrics>,
+}
+
+/// What a service's autoscaler did over the measurement window.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScalingMetrics {
+    /// Time-average of the instances running (starting, ready or
+    /// draining): what the service costs, in instances.
+    pub instances_mean: f64,
+    /// The fewest instances running at once.
+    pub instances_min: u32,
+    /// The most instances running at once.
+    pub instances_max: u32,
+    /// Decisions that raised the count asked for.
+    pub scale_ups: u32,
+    /// Each change of the count asked for, in time order.
+    pub changes: Vec<ScaleChange>,
+}
+
+/// A change of an autoscaled service's instance count.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct ScaleChange {
+    /// When (seconds).
+    pub at_s: f64,
+    /// The instances asked for from then on.
+    pub instances: u32,
 }
 
 /// What one instance of a service did, over the same measurement window.

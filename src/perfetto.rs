@@ -102,6 +102,36 @@ impl<W: Write> Perfetto<W> {
 
 impl<W: Write> Perfetto<W> {
     /// Record `r` as an instant named after its kind and message.
+    /// A publish: an instant, and the start of the message's flow arrow.
+    fn published(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
+        let msg = r.msg;
+        let name = format!("publish {}#{msg}", self.kind(r.aux));
+        self.emit(json!({"name": name, "cat": "publish", "ph": "X", "ts": ts, "dur": 0.001, "pid": pid,
+                         "tid": MESSAGES_TID}))?;
+        self.emit(json!({"name": "message", "cat": "flow", "ph": "s", "id": msg, "ts": ts, "pid": pid,
+                         "tid": MESSAGES_TID}))?;
+        self.flowing.insert(msg);
+        Ok(())
+    }
+
+    /// A message received: an instant, the end of its flow arrow, and its
+    /// slice on the node opened until it is handled.
+    fn enqueued(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
+        let msg = r.msg;
+        let name = format!("{}#{msg}", self.kind(r.aux));
+        self.emit(json!({"name": format!("receive {name}"), "cat": "receive", "ph": "X", "ts": ts,
+                         "dur": 0.001, "pid": pid, "tid": MESSAGES_TID}))?;
+        if self.flowing.remove(&msg) {
+            self.emit(json!({"name": "message", "cat": "flow", "ph": "f", "bp": "e", "id": msg, "ts": ts,
+                             "pid": pid, "tid": MESSAGES_TID}))?;
+        }
+        if self.open.insert((pid, msg), name.clone()).is_none() {
+            self.emit(json!({"name": name, "cat": "message", "ph": "b", "id": msg, "ts": ts, "pid": pid,
+                             "tid": MESSAGES_TID, "args": {"entity": r.entity}}))?;
+        }
+        Ok(())
+    }
+
     fn instant_of(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
         let name = format!("{:?}", r.kind).to_lowercase();
         self.instant(pid, ts, format!("{name} #{}", r.msg), json!({"entity": r.entity, "aux": r.aux}))
@@ -115,27 +145,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
         let pid = Self::pid(r.node);
         let msg = r.msg;
         match r.kind {
-            RecordKind::Published => {
-                let name = format!("publish {}#{msg}", self.kind(r.aux));
-                self.emit(json!({"name": name, "cat": "publish", "ph": "X", "ts": ts, "dur": 0.001, "pid": pid,
-                                 "tid": MESSAGES_TID}))?;
-                self.emit(json!({"name": "message", "cat": "flow", "ph": "s", "id": msg, "ts": ts, "pid": pid,
-                                 "tid": MESSAGES_TID}))?;
-                self.flowing.insert(msg);
-            }
-            RecordKind::Enqueued => {
-                let name = format!("{}#{msg}", self.kind(r.aux));
-                self.emit(json!({"name": format!("receive {name}"), "cat": "receive", "ph": "X", "ts": ts,
-                                 "dur": 0.001, "pid": pid, "tid": MESSAGES_TID}))?;
-                if self.flowing.remove(&msg) {
-                    self.emit(json!({"name": "message", "cat": "flow", "ph": "f", "bp": "e", "id": msg, "ts": ts,
-                                     "pid": pid, "tid": MESSAGES_TID}))?;
-                }
-                if self.open.insert((pid, msg), name.clone()).is_none() {
-                    self.emit(json!({"name": name, "cat": "message", "ph": "b", "id": msg, "ts": ts, "pid": pid,
-                                     "tid": MESSAGES_TID, "args": {"entity": r.entity}}))?;
-                }
-            }
+            RecordKind::Published => self.published(pid, ts, r)?,
+            RecordKind::Enqueued => self.enqueued(pid, ts, r)?,
             RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped | RecordKind::Ignored => {
                 if let Some(name) = self.open.remove(&(pid, msg)) {
                     let end = match r.kind {
@@ -195,6 +206,10 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::Reconnected
             | RecordKind::Resent
             | RecordKind::SplitState
+            | RecordKind::Provisioned
+            | RecordKind::ScaledUp
+            | RecordKind::Draining
+            | RecordKind::ScaledDown
             | RecordKind::Transition => self.instant_of(pid, ts, r)?,
             // Bookkeeping that would only crowd the view.
             RecordKind::Appended

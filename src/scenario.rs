@@ -1567,7 +1567,7 @@ impl Compiler<'_> {
             if s.services[..i].iter().any(|o| o.name == sv.name) {
                 self.err(&at("name"), format!("service `{}` is declared twice", sv.name), None);
             }
-            let instances = self.bounded(&at("instances"), "instances", sv.instances, 1, bounds::INSTANCES_MAX);
+            let (instances, autoscale) = self.instances(i, sv);
             let workers = self.bounded(&at("workers"), "workers", sv.workers, 1, bounds::WORKERS_MAX);
             // A queue of 0 is a loss system: what finds every worker busy is refused.
             let queue = self.bounded(&at("queue"), "queue", sv.queue, 0, bounds::QUEUE_MAX);
@@ -1615,24 +1615,12 @@ impl Compiler<'_> {
                 handlers.push(handler);
             }
             let mut spec = ServiceSpec::new(&sv.name);
-            spec.instances = instances;
+            (spec.instances, spec.autoscale) = (instances, autoscale);
             spec.workers = workers;
             spec.queue_capacity = queue;
             spec.state = state_kind(sv.state);
             spec.consumes = consumes;
-            spec.commit = match &sv.consume.commit {
-                schema::Commit::AfterProcess => CommitPolicy::AfterProcess,
-                schema::Commit::BeforeProcess => CommitPolicy::BeforeProcess,
-                schema::Commit::Transactional => CommitPolicy::Transactional,
-                schema::Commit::Auto { every } => {
-                    let at = [P::F("services"), P::I(i), P::F("consume"), P::F("commit"), P::F("every")];
-                    let every = self.duration(&at, every).unwrap_or(SimDuration::SECOND);
-                    if every == SimDuration::ZERO {
-                        self.err(&at, "the auto-commit interval must be above zero", None);
-                    }
-                    CommitPolicy::Auto { every }
-                }
-            };
+            spec.commit = self.commit_policy(i, sv);
             let is_log = reads_from(s, sv, true);
             if spec.commit != CommitPolicy::AfterProcess && !is_log {
                 self.err(
@@ -1947,6 +1935,60 @@ impl Compiler<'_> {
     }
 
     /// When service `i` is deployed (time zero unless `starts_at` says).
+    /// Service `i`'s commit policy.
+    fn commit_policy(&mut self, i: usize, sv: &schema::Service) -> CommitPolicy {
+        match &sv.consume.commit {
+            schema::Commit::AfterProcess => CommitPolicy::AfterProcess,
+            schema::Commit::BeforeProcess => CommitPolicy::BeforeProcess,
+            schema::Commit::Transactional => CommitPolicy::Transactional,
+            schema::Commit::Auto { every } => {
+                let at = [P::F("services"), P::I(i), P::F("consume"), P::F("commit"), P::F("every")];
+                let every = self.duration(&at, every).unwrap_or(SimDuration::SECOND);
+                if every == SimDuration::ZERO {
+                    self.err(&at, "the auto-commit interval must be above zero", None);
+                }
+                CommitPolicy::Auto { every }
+            }
+        }
+    }
+
+    /// Service `i`'s nodes (its most instances) and its autoscaler, if any.
+    fn instances(&mut self, i: usize, sv: &schema::Service) -> (u32, Option<crate::system::Autoscale>) {
+        let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
+        let instances = self.bounded(&at("instances"), "instances", sv.instances, 1, bounds::INSTANCES_MAX);
+        let Some(a) = &sv.autoscale else { return (instances, None) };
+        let here = |f: &'static str| [P::F("services"), P::I(i), P::F("autoscale"), P::F(f)];
+        let min = self.bounded(&here("min"), "min", a.min, 1, bounds::INSTANCES_MAX);
+        let max = self.bounded(&here("max"), "max", a.max, min.max(1), bounds::INSTANCES_MAX);
+        if !(min..=max).contains(&instances) {
+            self.err(
+                &at("instances"),
+                format!("an autoscaled service starts with {instances} instances, outside its {min}..={max}"),
+                Some("`instances` is the count it starts with, between `min` and `max`".into()),
+            );
+        }
+        if !(a.target > 0.0 && a.target <= 1.0) {
+            self.err(&here("target"), format!("target utilisation {} is not in (0, 1]", a.target), None);
+        }
+        let tolerance = a.tolerance.unwrap_or(0.1);
+        if !(0.0..1.0).contains(&tolerance) {
+            self.err(&here("tolerance"), format!("tolerance {tolerance} is not in [0, 1)"), None);
+        }
+        let mut duration = |f: &'static str, v: &Option<String>, default: SimDuration| {
+            v.as_ref().and_then(|t| self.duration(&here(f), t)).unwrap_or(default)
+        };
+        let every = duration("every", &a.every, SimDuration::from_secs(15));
+        let startup = duration("startup", &a.startup, SimDuration::from_secs(10));
+        let stabilization = duration("stabilization", &a.stabilization, SimDuration::from_secs(300));
+        if every == SimDuration::ZERO {
+            self.err(&here("every"), "the autoscaler's period must be above zero", None);
+        }
+        let initial = instances.clamp(min, max);
+        let scale =
+            crate::system::Autoscale { min, initial, target: a.target, every, startup, stabilization, tolerance };
+        (max, Some(scale))
+    }
+
     fn starts_at(&mut self, i: usize, sv: &schema::Service) -> SimTime {
         let at = [P::F("services"), P::I(i), P::F("starts_at")];
         let d = sv.starts_at.as_ref().and_then(|t| self.duration(&at, t));

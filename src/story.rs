@@ -332,6 +332,10 @@ fn explain_loss(
         Some(LossReason::Trimmed) => {
             format!("the stream was trimmed (MAXLEN) past it before {name} read it or claimed it back")
         }
+        Some(LossReason::ScaledIn) => format!(
+            "the autoscaler removed {name} while it held it (a timer in its memory) or while it was on its way \
+             to {name}"
+        ),
         Some(LossReason::BrokerRestart) => "the queue broker restarted, and it was a transient message or in a \
              transient queue"
             .to_string(),
@@ -545,6 +549,10 @@ impl Teller<'_> {
             RecordKind::Crash
             | RecordKind::Restart
             | RecordKind::Joined
+            | RecordKind::Provisioned
+            | RecordKind::ScaledUp
+            | RecordKind::Draining
+            | RecordKind::ScaledDown
             | RecordKind::CrashPoint
             | RecordKind::Paused
             | RecordKind::Fenced
@@ -665,6 +673,16 @@ impl Teller<'_> {
             RecordKind::Crash => write!(line, "{who} CRASHED"),
             RecordKind::Restart => write!(line, "{who} restarted"),
             RecordKind::Joined => write!(line, "{who} started (deployed)"),
+            RecordKind::Provisioned => {
+                write!(line, "{who} asked for by the autoscaler ({} instances), starting", r.aux)
+            }
+            RecordKind::ScaledUp => {
+                write!(line, "{who} ready (scaled up to {}): it takes work from now on", r.aux)
+            }
+            RecordKind::Draining => {
+                write!(line, "{who} DRAINING (scaled down to {}): takes nothing new, finishes what it holds", r.aux)
+            }
+            RecordKind::ScaledDown => write!(line, "{who} gone (scaled down to {}), out of its consumer group", r.aux),
             RecordKind::CrashPoint => {
                 let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", self.msg_name(r.msg))

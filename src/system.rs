@@ -230,8 +230,37 @@ pub struct ServiceSpec {
     /// a relay publishes them this often; `None` publishes directly (a dual
     /// write).
     pub outbox: Option<SimDuration>,
+    /// Horizontal autoscaling; `instances` is then its most instances
+    /// (the nodes there are), of which `initial` start.
+    pub autoscale: Option<Autoscale>,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
+}
+
+/// A horizontal autoscaler (see `scenario::schema::Autoscale`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Autoscale {
+    /// Fewest instances.
+    pub min: u32,
+    /// Instances at the start.
+    pub initial: u32,
+    /// Target utilisation of the workers, in (0, 1].
+    pub target: f64,
+    /// How often it decides.
+    pub every: SimDuration,
+    /// From the decision to a new instance taking work.
+    pub startup: SimDuration,
+    /// Scale-in goes no lower than the highest recommendation this recent.
+    pub stabilization: SimDuration,
+    /// Relative change in utilisation ignored.
+    pub tolerance: f64,
+}
+
+impl ServiceSpec {
+    /// The instances it starts with: all of them, unless it autoscales.
+    pub fn initial_instances(&self) -> u32 {
+        self.autoscale.map_or(self.instances, |a| a.initial)
+    }
 }
 
 impl ServiceSpec {
@@ -257,6 +286,7 @@ impl ServiceSpec {
             calls: false,
             flaky: false,
             durable_timers: false,
+            autoscale: None,
             behaviour: Arc::new(Declarative::default()),
         }
     }

@@ -110,6 +110,18 @@ pub enum RecordKind {
     /// another instance of its service (aux: its node) holds a state for the
     /// entity: state per instance, split by a rebalance or a re-route.
     SplitState = 40,
+    /// The autoscaler asked for this instance: it starts, and is ready
+    /// after its start-up (aux: the instances asked for now).
+    Provisioned = 41,
+    /// The instance is ready: it takes requests and joins its consumer
+    /// groups and queues (aux: the instances asked for now).
+    ScaledUp = 42,
+    /// The autoscaler removes this instance: it takes nothing new and
+    /// finishes what it holds (aux: the instances asked for now).
+    Draining = 43,
+    /// The instance left after its drain (or was removed while down),
+    /// leaving its consumer group (aux: the instances asked for now).
+    ScaledDown = 44,
 }
 
 /// Why a message was lost.
@@ -162,6 +174,9 @@ pub enum LossReason {
     /// Redis stream: trimmed (`MAXLEN`) before a consumer read it, or while
     /// it was pending with a consumer that never acknowledged it.
     Trimmed = 18,
+    /// The autoscaler removed its instance: a timer in its memory, or a
+    /// pushed message still on its way to it.
+    ScaledIn = 19,
 }
 
 /// The aux of a `Lost` record: the reason and the lost message's kind.
@@ -176,7 +191,7 @@ pub fn loss_of(aux: u64) -> (Option<LossReason>, u64) {
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 18] = [
+    pub const ALL: [LossReason; 19] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -195,6 +210,7 @@ impl LossReason {
         LossReason::BrokerDown,
         LossReason::BrokerRestart,
         LossReason::Trimmed,
+        LossReason::ScaledIn,
     ];
 
     /// The reason with code `code`.
@@ -223,6 +239,7 @@ impl LossReason {
             LossReason::BrokerDown => "broker-down",
             LossReason::BrokerRestart => "broker-restart",
             LossReason::Trimmed => "trimmed",
+            LossReason::ScaledIn => "scaled-in",
         }
     }
 }
@@ -382,6 +399,9 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Unfenced
                         | RecordKind::ChannelClosed
                         | RecordKind::Reconnected
+                        | RecordKind::ScaledUp
+                        | RecordKind::Draining
+                        | RecordKind::ScaledDown
                 ))
         {
             if self.story.len() < STORY_HEAD {

@@ -507,6 +507,11 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub version: Option<u16>,
+    /// Add and remove instances on utilisation, as Kubernetes' horizontal
+    /// pod autoscaler does; `instances` is then the count it starts with.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub autoscale: Option<Autoscale>,
     /// Its handlers.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -1154,6 +1159,42 @@ pub struct Step {
     pub at: String,
     /// The rate's factor.
     pub factor: f64,
+}
+
+/// A horizontal autoscaler (Kubernetes' HPA on CPU): every `every` it
+/// sets the instances to `ceil(sum of the ready instances' utilisation /
+/// target)` within `min..=max`, unless that is within `tolerance` of the
+/// count now; it scales in only to the highest count it asked for over the
+/// last `stabilization`. A new instance is ready `startup` after it is
+/// asked for: it then takes requests, joins its consumer groups (a
+/// rebalance) and its queues. An instance removed drains: it takes nothing
+/// new, finishes what it holds, commits, and leaves its group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscale {
+    /// Fewest instances.
+    pub min: u32,
+    /// Most instances (the service's nodes are `name-1` to `name-max`).
+    pub max: u32,
+    /// Target utilisation of the workers, in (0, 1], e.g. `0.6`.
+    pub target: f64,
+    /// How often it decides (default `"15s"`, the HPA's sync period).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub every: Option<String>,
+    /// From the decision to a new instance taking work (default `"10s"`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub startup: Option<String>,
+    /// Scale-in waits for this long a window of lower recommendations
+    /// (default `"5m"`, the HPA's).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub stabilization: Option<String>,
+    /// Relative change in utilisation ignored (default `0.1`, the HPA's).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub tolerance: Option<f64>,
 }
 
 /// A transactional outbox and its relay.

@@ -20,6 +20,7 @@ use arrivals::Arrivals;
 use brokers::{BrokerNode, ProduceReq, Replica};
 
 mod arrivals;
+mod autoscale;
 mod brokers;
 mod calls;
 mod channel;
@@ -39,7 +40,7 @@ use crate::service::{Command, Context, Control, EntityId, FIELDS, Kind, Message,
 use crate::sim::{Dist, EventQueue, SimDuration, SimTime, Stream, StreamKind};
 use crate::system::{CommitPolicy, FaultSpec, InvariantSpec, Routing, Seam, StateKind, System, WorkloadSpec};
 use crate::trace::{Focused, LossReason, NO_NODE, Record, RecordKind, TraceSink, Tracer};
-use calls::{CALL_FAILED, CALL_NONE, CALL_OK, Calls};
+use calls::{CALL_NONE, Calls};
 use channel::Channels;
 
 /// What a run should produce besides its outcome.
@@ -161,6 +162,13 @@ enum Ev {
     /// Broker `broker`, cut off from the controller quorum, is fenced
     /// unless it has reconnected (or been checked again: `generation`).
     BrokerFence { broker: u32, generation: u32 },
+    /// Service `service`'s autoscaler decides.
+    Autoscale { service: u32 },
+    /// An instance the autoscaler asked for is ready (its start-up is over).
+    ScaledUp { node: u32, epoch: u32 },
+    /// Service `service`'s consumer group rebalances for the members that
+    /// joined at this instant (one rebalance for them all).
+    Rebalance { service: u32 },
     /// The warm-up is over: measurements start again from zero.
     Warmup,
     /// The workload has stopped: time-averages end here (the drain that
@@ -314,6 +322,16 @@ struct Node {
     /// The last arrival of a delivery from its queue: the channel (queue,
     /// this consumer) delivers in order.
     queue_arrival: SimTime,
+    /// Autoscaling: asked for and starting (not yet ready).
+    starting: bool,
+    /// Autoscaling: being removed; it takes nothing new and leaves once
+    /// it holds nothing.
+    draining: bool,
+    /// Autoscaling: worker-time held (`busy_until`) at the autoscaler's last
+    /// look, and when that was (or when it became ready, if later).
+    scale_mark: (SimTime, i128),
+    /// The epoch whose auto-commit timer is set, if one is.
+    auto_commit_armed: Option<u32>,
 }
 
 /// A consumer group's view of one partition.
@@ -509,7 +527,7 @@ impl Node {
     /// before the run.
     fn new(s: &crate::system::ServiceSpec, si: u32, i: u32, seed: u64, first: u32) -> Node {
         let name = s.node_name(i);
-        let deployed = s.starts_at == SimTime::ZERO;
+        let deployed = s.starts_at == SimTime::ZERO && i < s.initial_instances();
         Node {
             service: si,
             instance: i,
@@ -547,6 +565,10 @@ impl Node {
             fetch_blocked: false,
             cursor: 0,
             queue_arrival: SimTime::ZERO,
+            starting: false,
+            draining: false,
+            scale_mark: (SimTime::ZERO, 0),
+            auto_commit_armed: None,
         }
     }
 
@@ -735,6 +757,10 @@ struct World<'s, 't> {
     seed: u64,
     /// Measurements over time, when asked for.
     series: Option<SeriesAcc>,
+    /// Per service, its autoscaler's state, if it autoscales.
+    scalers: Vec<Option<autoscale::Scaler>>,
+    /// Per service, a rebalance for members that just joined is due now.
+    rebalance_pending: Vec<bool>,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -749,6 +775,12 @@ pub enum SetupError {
     /// A service has no instances or no workers.
     #[error("service `{0}` needs at least one instance and one worker")]
     EmptyService(String),
+    /// A service's autoscaler cannot work: its bounds, target, tolerance or
+    /// period.
+    #[error(
+        "service `{0}`'s autoscaler needs 1 <= min <= initial <= instances, a target in (0, 1], a tolerance in [0, 1) and a period above zero"
+    )]
+    BadAutoscale(String),
     /// Writing the trace failed.
     #[error("writing the trace failed: {0}")]
     Trace(#[from] io::Error),
@@ -791,6 +823,31 @@ fn draw_plan(
 }
 
 /// A bus's latency to a consumer (none without the bus).
+/// Every service's instances, in service order, and each service's first.
+fn nodes_of(sys: &System, seed: u64) -> Result<(Vec<Node>, Vec<u32>), SetupError> {
+    let mut nodes = Vec::new();
+    let mut first_node = Vec::new();
+    for (si, s) in sys.services.iter().enumerate() {
+        if s.instances == 0 || s.workers == 0 {
+            return Err(SetupError::EmptyService(s.name.clone()));
+        }
+        if let Some(a) = s.autoscale
+            && !(a.min >= 1
+                && a.min <= a.initial
+                && a.initial <= s.instances
+                && a.target > 0.0
+                && a.target <= 1.0
+                && (0.0..1.0).contains(&a.tolerance)
+                && a.every > SimDuration::ZERO)
+        {
+            return Err(SetupError::BadAutoscale(s.name.clone()));
+        }
+        first_node.push(nodes.len() as u32);
+        nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed, first_node[si])));
+    }
+    Ok((nodes, first_node))
+}
+
 fn latency_of(bus: Option<&crate::system::BusSpec>) -> Dist {
     bus.map_or(Dist::Const(SimDuration::ZERO), |b| b.latency().clone())
 }
@@ -927,15 +984,7 @@ impl<'s, 't> World<'s, 't> {
     /// The world of `sys` under `seed`, before anything happens: its nodes,
     /// the bus's topology, the fault plan drawn, nothing scheduled.
     fn new(sys: &'s System, seed: u64, tracer: Tracer<'t>) -> Result<Self, SetupError> {
-        let mut nodes = Vec::new();
-        let mut first_node = Vec::new();
-        for (si, s) in sys.services.iter().enumerate() {
-            if s.instances == 0 || s.workers == 0 {
-                return Err(SetupError::EmptyService(s.name.clone()));
-            }
-            first_node.push(nodes.len() as u32);
-            nodes.extend((0..s.instances).map(|i| Node::new(s, si as u32, i, seed, first_node[si])));
-        }
+        let (nodes, first_node) = nodes_of(sys, seed)?;
         if let Some(w) = sys.workloads.iter().find(|w| w.target >= sys.services.len()) {
             return Err(SetupError::UnknownTarget(w.target));
         }
@@ -1003,6 +1052,8 @@ impl<'s, 't> World<'s, 't> {
             routes: sys.services.iter().map(|s| Route::new(s, seed)).collect(),
             seed,
             series: None,
+            scalers: sys.services.iter().map(autoscale::Scaler::of).collect(),
+            rebalance_pending: vec![false; sys.services.len()],
         })
     }
 
@@ -1036,6 +1087,9 @@ impl<'s, 't> World<'s, 't> {
         for (si, s) in self.sys.services.iter().enumerate() {
             if s.starts_at > SimTime::ZERO {
                 self.queue.push(s.starts_at, Ev::Join { service: si as u32 });
+            }
+            if let Some(a) = s.autoscale {
+                self.queue.push(s.starts_at + a.every, Ev::Autoscale { service: si as u32 });
             }
         }
         for (i, e) in self.plan.entries.iter().enumerate() {
@@ -1128,14 +1182,11 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Publish { node, epoch, slot } => self.publish_arrived(node, epoch, slot),
                 Ev::IsrCheck { part, replica } => self.isr_check(part, replica),
                 Ev::BrokerFence { broker, generation } => self.broker_fence(broker, generation),
+                Ev::Autoscale { service } => self.autoscale(service),
+                Ev::ScaledUp { node, epoch } => self.scaled_up(node, epoch),
+                Ev::Rebalance { service } => self.joined_rebalance(service),
                 Ev::Warmup => self.warmed_up(),
-                Ev::WindowEnd => {
-                    for node in &mut self.nodes {
-                        node.account_fifo(self.now);
-                        node.fifo_area_window = Some(node.fifo_area);
-                        node.busy_area_window = Some(node.busy_until(self.now));
-                    }
-                }
+                Ev::WindowEnd => self.window_ended(),
             }
             if !matches!(self.stop, StopReason::Completed) {
                 return;
@@ -1154,6 +1205,9 @@ impl<'s, 't> World<'s, 't> {
     #[inline]
     fn pick_up(&mut self, service: u32, key: u64) -> Option<u32> {
         let s = &self.sys.services[service as usize];
+        if s.autoscale.is_some() {
+            return self.pick_scaled(service, key);
+        }
         let n = s.instances;
         let first = self.first_node[service as usize];
         let start = match s.routing {
@@ -1357,11 +1411,7 @@ impl<'s, 't> World<'s, 't> {
         if flaked {
             out.fail();
         } else if !duplicate {
-            let called = match job.called {
-                CALL_OK => Some(true),
-                CALL_FAILED => Some(false),
-                _ => None,
-            };
+            let called = calls::outcome(job.called);
             service.behaviour.handle(&self.context(n, reserved, called), &job.msg, &mut out);
         }
         self.count_handled(n, si, &job);
@@ -1430,8 +1480,21 @@ impl<'s, 't> World<'s, 't> {
             }
             None => node.free_worker(worker, self.now),
         }
+        let node = &self.nodes[n as usize];
+        if node.fetch_blocked | node.draining {
+            self.room_freed(n);
+        }
+    }
+
+    /// A worker of node `n` is free and a fetch was blocked on room, or
+    /// the node drains: fetch again, or leave if nothing is left.
+    #[inline(never)]
+    fn room_freed(&mut self, n: u32) {
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
+        }
+        if self.nodes[n as usize].draining {
+            self.try_retire(n);
         }
     }
 
@@ -1611,6 +1674,9 @@ impl<'s, 't> World<'s, 't> {
             self.nodes[n as usize].outbox.pop_front();
         }
         self.schedule_relay(n);
+        if self.nodes[n as usize].draining {
+            self.try_retire(n);
+        }
     }
 
     /// The handler finished `job`: the ack verb, by where it came from. A
@@ -1882,6 +1948,10 @@ impl<'s, 't> World<'s, 't> {
             self.crash_queue_consumer(n);
         }
         self.drop_held(n, held);
+        if self.nodes[n as usize].draining {
+            // Removed while it drained: it never comes back.
+            self.retired(n);
+        }
     }
 
     /// The process of node `n` dies: returns the jobs it was working on and
@@ -1966,7 +2036,7 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         self.group_started[service as usize] = true;
-        for n in first..first + self.sys.services[service as usize].instances {
+        for n in first..first + self.sys.services[service as usize].initial_instances() {
             let node = &mut self.nodes[n as usize];
             node.joined = true;
             // A crash that holds it now keeps it down until its heal.
@@ -1975,7 +2045,7 @@ impl<'s, 't> World<'s, 't> {
             self.trace_node(RecordKind::Joined, n, 0);
         }
         self.rebalance(service);
-        for n in first..first + self.sys.services[service as usize].instances {
+        for n in first..first + self.sys.services[service as usize].initial_instances() {
             self.try_fetch(n);
             self.schedule_auto_commit(n);
             if let Some(q) = self.broker.queue_of[n as usize] {
@@ -2236,6 +2306,15 @@ impl<'s, 't> World<'s, 't> {
             .max(SimTime::ZERO + self.sys.warmup)
     }
 
+    /// The workload has stopped: the time-averages end here.
+    fn window_ended(&mut self) {
+        for node in &mut self.nodes {
+            node.account_fifo(self.now);
+            node.fifo_area_window = Some(node.fifo_area);
+            node.busy_area_window = Some(node.busy_until(self.now));
+        }
+    }
+
     /// The warm-up is over: every measurement starts again from zero (the
     /// checker leaves out the entities created before now).
     fn warmed_up(&mut self) {
@@ -2248,10 +2327,15 @@ impl<'s, 't> World<'s, 't> {
         let now = self.now;
         for node in &mut self.nodes {
             node.account_fifo(now);
+            // The autoscaler's window goes on across the reset.
+            node.scale_mark.1 -= node.busy_until(now) as i128;
             (node.fifo_area, node.busy_area, node.handled) = (0, 0, 0);
             for w in node.held() {
                 node.taken_at[w] = now;
             }
+        }
+        for sc in self.scalers.iter_mut().flatten() {
+            sc.warmed_up(now);
         }
         self.checker.warm_up(now);
     }
@@ -2281,6 +2365,7 @@ impl<'s, 't> World<'s, 't> {
             waited_fraction: if started == 0 { 0.0 } else { st.waited as f64 / started as f64 },
             queue_len_mean: per_window(area),
             instances: instances.collect(),
+            scaling: self.scalers[i].as_ref().map(|sc| sc.metrics(self.window_end().min(self.now))),
         }
     }
 

@@ -2,6 +2,7 @@
 //! CLI and kernel properties that need a whole system.
 
 mod accounting;
+mod autoscale;
 mod bad_input;
 mod builder;
 mod buses;

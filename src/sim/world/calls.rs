@@ -25,6 +25,15 @@ pub(super) const CALL_OK: u8 = 2;
 /// The call failed for good.
 pub(super) const CALL_FAILED: u8 = 3;
 
+/// A job's call outcome as its handler sees it ([`crate::service::Context::called`]).
+pub(super) fn outcome(called: u8) -> Option<bool> {
+    match called {
+        CALL_OK => Some(true),
+        CALL_FAILED => Some(false),
+        _ => None,
+    }
+}
+
 /// Why an attempt was refused by the caller itself (trace aux).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]

@@ -54,7 +54,8 @@ impl World<'_, '_> {
         let msg = self.inflight.take(slot);
         let node = &self.nodes[n as usize];
         if node.epoch != epoch || !node.up {
-            self.lose(n, &msg, LossReason::ReceiverCrashed);
+            let reason = if node.joined { LossReason::ReceiverCrashed } else { LossReason::ScaledIn };
+            self.lose(n, &msg, reason);
             return;
         }
         self.enqueue(n, msg, Source::Push);

@@ -67,7 +67,8 @@ impl World<'_, '_> {
     /// Fetch records for node `n` while it has room, round-robin over its
     /// partitions (after a restart, or when room frees up after a block).
     pub(super) fn try_fetch(&mut self, n: u32) {
-        if !self.nodes[n as usize].up || self.nodes[n as usize].paused {
+        let node = &self.nodes[n as usize];
+        if !node.up || node.paused || node.draining {
             return;
         }
         self.nodes[n as usize].fetch_blocked = false;
@@ -123,8 +124,9 @@ impl World<'_, '_> {
             return false;
         }
         let node = &mut self.nodes[n as usize];
-        // A node not yet deployed is down too; a paused one does not poll.
-        if !node.up || node.paused || gp.position >= self.partitions[gp.part as usize].visible {
+        // A node not yet deployed is down too; a paused or draining one
+        // does not poll.
+        if !node.up || node.paused || node.draining || gp.position >= self.partitions[gp.part as usize].visible {
             return false;
         }
         if node.outstanding >= self.log_cfg.fetch_max {
@@ -268,10 +270,11 @@ impl World<'_, '_> {
 
     /// An auto-committing consumer's timer: commit every fetch position.
     pub(super) fn auto_commit(&mut self, n: u32, epoch: u32) {
-        let node = &self.nodes[n as usize];
+        let node = &mut self.nodes[n as usize];
         if node.epoch != epoch || !node.up {
             return;
         }
+        node.auto_commit_armed = None;
         for i in 0..node.owned.len() {
             let g = self.nodes[n as usize].owned[i];
             let gp = &mut self.gparts[g as usize];
@@ -289,15 +292,20 @@ impl World<'_, '_> {
         self.schedule_auto_commit(n);
     }
 
-    /// Sets node `n`'s next auto-commit, if it has an auto-committing partition.
+    /// Sets node `n`'s next auto-commit, if it has an auto-committing
+    /// partition and none is set.
     pub(super) fn schedule_auto_commit(&mut self, n: u32) {
         let node = &self.nodes[n as usize];
+        if node.auto_commit_armed == Some(node.epoch) {
+            return;
+        }
         let every = node.owned.iter().find_map(|&g| match self.gparts[g as usize].policy {
             CommitPolicy::Auto { every } => Some(every),
             _ => None,
         });
         if let Some(every) = every {
             let epoch = node.epoch;
+            self.nodes[n as usize].auto_commit_armed = Some(epoch);
             self.queue.push(self.now + every.max(SimDuration::NANOSECOND), Ev::AutoCommit { node: n, epoch });
         }
     }

@@ -39,7 +39,8 @@ impl World<'_, '_> {
         }
         loop {
             let nodes = &self.nodes;
-            let up = |n: u32| nodes[n as usize].up;
+            // A draining consumer has cancelled: it finishes what it holds.
+            let up = |n: u32| nodes[n as usize].up && !nodes[n as usize].draining;
             let buffered = |n: u32| nodes[n as usize].fifo.len() as u32;
             let Some(slot) = self.broker.deliver_next(q, up, buffered) else { return };
             self.broker.sent(slot, self.now);
