@@ -168,3 +168,26 @@ fn a_crash_point_at_any_seam_hits_every_seam_the_handler_has() {
     // After the dedup write, after the state write, after the publish.
     assert_eq!(seams, [1, 2, 3]);
 }
+
+#[test]
+fn a_consumer_that_gains_its_first_partition_starts_auto_committing() {
+    // Three auto-committing instances on two partitions: inventory-3 owns
+    // none until inventory-1's session times out (40 s); from then it must
+    // commit every second like the others, or the rebalance at inventory-1's
+    // restart (60 s) hands back a partition 20 s behind.
+    let src = TWO_CONSUMERS
+        .replace("partitions: 4", "partitions: 2")
+        .replace("instances: 2,", "instances: 3,")
+        .replace(
+            r#"consume: (topics: ["OrderCreated"])"#,
+            r#"consume: (topics: ["OrderCreated"], commit: Auto(every: "1s"))"#,
+        )
+        .replace("FAULTS", r#"Crash(node: "inventory-1", at: "30s", down_for: "30s")"#);
+    let sys = system(&src);
+    let rs = records(&sys, 1);
+    let inventory_3 = 3;
+    let assigned = at(&rs, RecordKind::Assigned, inventory_3);
+    assert_eq!(assigned.first(), Some(&40), "{assigned:?}");
+    let commits = at(&rs, RecordKind::Committed, inventory_3);
+    assert!(commits.iter().filter(|&&t| (40..60).contains(&t)).count() >= 15, "{commits:?}");
+}

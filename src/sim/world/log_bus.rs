@@ -479,6 +479,10 @@ impl World<'_, '_> {
         }
         for n in gained {
             self.try_fetch(n);
+            // One that owned no auto-committing partition had no timer set.
+            if self.nodes[n as usize].up {
+                self.schedule_auto_commit(n);
+            }
         }
     }
 }
