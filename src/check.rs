@@ -14,6 +14,7 @@ use crate::metrics::Histogram;
 use crate::service::{EffectId, EntityId, Kind};
 use crate::sim::{SimDuration, SimTime};
 use crate::system::{Event, InvariantSpec, Names};
+use crate::trace::{Record, RecordKind};
 
 #[derive(Clone, Copy)]
 struct EntityRec {
@@ -198,6 +199,9 @@ pub struct Checker {
     watch_accepted: Vec<Vec<(u16, u8)>>,
     /// Some rule watches published kinds (the kernel asks before reporting them).
     pub watches_kinds: bool,
+    /// The service of each node (index: the records' `node`), for the
+    /// checks that follow a service's work.
+    node_services: Vec<usize>,
 }
 
 /// A business rule's observations: per entity (index: entity - 1), when
@@ -235,6 +239,57 @@ impl Replication {
 pub type Rows = BTreeMap<u64, (u64, i64)>;
 
 impl Checker {
+    /// One step of the run, as the trace records it: every record the
+    /// kernel emits comes here, in trace order, so a check whose facts are
+    /// traced reads them here and needs nothing from the kernel (and the
+    /// story, told from the same records, shows what the verdict saw).
+    /// The facts the trace does not carry come through the few methods
+    /// below that the kernel calls itself: an entity created and of which
+    /// workload (`created`), its end and latency (`terminal`, whose answer
+    /// the kernel's series needs), a kind meant to be published
+    /// (`emitted`, at the handler's step, not the relay's), a stock unit
+    /// handed out (`reserved`), a row written (`write`) and a topic nobody
+    /// consumes (`setback`).
+    #[inline(always)]
+    pub fn observe(&mut self, r: &Record) {
+        let entity = EntityId(r.entity);
+        match r.kind {
+            RecordKind::Accepted => self.accepted(entity, r.time),
+            RecordKind::Effect => self.effect(entity, EffectId(r.aux as u16), r.time),
+            RecordKind::Transition => self.state(entity, (r.aux & 0xFFFF_FFFF) as u16, r.time),
+            RecordKind::Lost => self.setback(entity, (r.aux & 0xFF) as u8),
+            RecordKind::SplitState => self.setback(entity, SETBACK_SPLIT_STATE),
+            RecordKind::CallFailed => self.setback(entity, SETBACK_CALL_FAILED),
+            RecordKind::DeadLettered => self.dead_lettered(entity),
+            RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped => self.handled_on(r.node, entity),
+            RecordKind::Ignored => {
+                self.handled_on(r.node, entity);
+                // A stale deadline (the entity moved on) explains nothing; a
+                // message nothing expected may be why an entity never ends.
+                if r.aux != u64::from(Kind::TIMER.0) {
+                    self.setback(entity, SETBACK_IGNORED);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The checker of a run whose node `n` belongs to service `services[n]`.
+    pub fn with_nodes(mut self, services: Vec<usize>) -> Checker {
+        self.node_services = services;
+        self
+    }
+
+    /// Node `node` handled (or failed, skipped or ignored) a message of `entity`.
+    #[inline]
+    fn handled_on(&mut self, node: u32, entity: EntityId) {
+        if !self.amplification.is_empty()
+            && let Some(&service) = self.node_services.get(node as usize)
+        {
+            self.handled_at(service, entity);
+        }
+    }
+
     /// A checker for `invariants`, with `effects` effect names interned;
     /// `entities` holds each workload's entity kind, in workload order.
     pub fn new(invariants: &[InvariantSpec], effects: usize, entities: &[&str]) -> Checker {
@@ -302,6 +357,7 @@ impl Checker {
             watch_effects,
             watch_states,
             watch_accepted,
+            node_services: Vec::new(),
         }
     }
 
@@ -358,7 +414,7 @@ impl Checker {
     }
 
     /// Feeds the rules that watch an event of `entity` (found in `watch`).
-    fn observe(rules: &mut [Rule], watch: &[Vec<(u16, u8)>], i: usize, entity: EntityId, now: SimTime) {
+    fn feed_rules(rules: &mut [Rule], watch: &[Vec<(u16, u8)>], i: usize, entity: EntityId, now: SimTime) {
         let Some(slots) = watch.get(i) else { return };
         let e = (entity.0 as usize).wrapping_sub(1);
         for &(r, slot) in slots {
@@ -384,12 +440,12 @@ impl Checker {
     /// A message of `kind` was published for `entity`.
     #[inline]
     pub fn emitted(&mut self, entity: EntityId, kind: Kind, now: SimTime) {
-        Self::observe(&mut self.rules, &self.watch_kinds, kind.0 as usize, entity, now);
+        Self::feed_rules(&mut self.rules, &self.watch_kinds, kind.0 as usize, entity, now);
     }
 
     /// The entity's state machine entered `state`.
     pub fn state(&mut self, entity: EntityId, state: u16, now: SimTime) {
-        Self::observe(&mut self.rules, &self.watch_states, usize::from(state), entity, now);
+        Self::feed_rules(&mut self.rules, &self.watch_states, usize::from(state), entity, now);
     }
 
     /// A node of service `service` handled a message of `entity`.
@@ -481,7 +537,7 @@ impl Checker {
         {
             r.accepted_at = now;
             if !self.watch_accepted.is_empty() {
-                Self::observe(&mut self.rules, &self.watch_accepted, 0, entity, now);
+                Self::feed_rules(&mut self.rules, &self.watch_accepted, 0, entity, now);
             }
         }
     }
@@ -530,7 +586,7 @@ impl Checker {
     #[inline]
     pub fn effect(&mut self, entity: EntityId, effect: EffectId, now: SimTime) {
         if !self.watch_effects.is_empty() {
-            Self::observe(&mut self.rules, &self.watch_effects, effect.0 as usize, entity, now);
+            Self::feed_rules(&mut self.rules, &self.watch_effects, effect.0 as usize, entity, now);
         }
         let Some(Some(bit)) = self.effect_bits.get(effect.0 as usize).copied() else { return };
         let mask = 1u16 << bit;
@@ -1098,5 +1154,47 @@ mod tests {
         assert_eq!(v[2].example_entity, Some(EntityId(2)));
         assert_eq!((v[3].counts["handled"], v[3].counts["accepted"]), (2, 2), "only the changes' messages count");
         assert_eq!(c.kind_of(EntityId(4)), 1);
+    }
+
+    #[test]
+    fn the_checker_reads_its_facts_from_the_records() {
+        use crate::trace::{LossReason, Record, RecordKind, loss_aux};
+        let (names, e) = names_with("invoice-sent");
+        let invs = [
+            InvariantSpec::NoLostEntities { entity: "order".into(), deadline_after_heal: SimDuration(10) },
+            InvariantSpec::NoDuplicateEffects { effect: e },
+            InvariantSpec::BoundedAmplification { entity: None, service: 1, factor: 1.0 },
+        ];
+        // Node 0 is service 0's; nodes 1 and 2 are service 1's.
+        let mut c = Checker::new(&invs, names.effect_count(), &["order"]).with_nodes(vec![0, 1, 1]);
+        for i in 1..=3 {
+            c.created(EntityId(i), SimTime::ZERO, 0);
+        }
+        let rec = |kind, node, entity, aux| Record { time: SimTime(5), kind, node, msg: 0, entity, aux };
+        let stream = [
+            rec(RecordKind::Accepted, 0, 1, 0),
+            rec(RecordKind::Accepted, 0, 2, 0),
+            rec(RecordKind::Accepted, 0, 3, 0),
+            // Entity 1's invoice twice, at service 1 on both its nodes.
+            rec(RecordKind::Handled, 1, 1, 0),
+            rec(RecordKind::Effect, 1, 1, u64::from(e.0)),
+            rec(RecordKind::Skipped, 2, 1, 0),
+            rec(RecordKind::Effect, 2, 1, u64::from(e.0)),
+            // Work at service 0 is not service 1's.
+            rec(RecordKind::Handled, 0, 1, 0),
+            // Entity 2 lost: its setback; entity 3 ignored a stale timer only.
+            rec(RecordKind::Lost, 1, 2, loss_aux(LossReason::CrashedWhileHeld, 0)),
+            rec(RecordKind::Ignored, 1, 3, u64::from(Kind::TIMER.0)),
+            rec(RecordKind::Published, 1, 3, 0),
+        ];
+        for r in &stream {
+            c.observe(r);
+        }
+        c.terminal(EntityId(1), SimTime(6));
+        let v = c.verdicts(&invs, &names, SimTime::ZERO, SimTime(100), &|_, _| Rows::new(), &[]);
+        assert_eq!((v[0].counts["lost"], v[0].counts["unexplained"]), (1, 1), "{:?}", v[0].counts);
+        assert_eq!((v[1].violations, v[1].example_entity), (1, Some(EntityId(1))));
+        assert_eq!(v[2].counts["handled"], 3, "handled, skipped and ignored on service 1's nodes");
+        assert_eq!(v[2].counts["most_for_one_entity"], 2);
     }
 }

@@ -823,8 +823,12 @@ fn draw_plan(
 }
 
 /// A bus's latency to a consumer (none without the bus).
-/// Every service's instances, in service order, and each service's first.
+/// Every service's instances, in service order, and each service's first;
+/// refused if a service or a workload's target cannot run.
 fn nodes_of(sys: &System, seed: u64) -> Result<(Vec<Node>, Vec<u32>), SetupError> {
+    if let Some(w) = sys.workloads.iter().find(|w| w.target >= sys.services.len()) {
+        return Err(SetupError::UnknownTarget(w.target));
+    }
     let mut nodes = Vec::new();
     let mut first_node = Vec::new();
     for (si, s) in sys.services.iter().enumerate() {
@@ -985,9 +989,7 @@ impl<'s, 't> World<'s, 't> {
     /// the bus's topology, the fault plan drawn, nothing scheduled.
     fn new(sys: &'s System, seed: u64, tracer: Tracer<'t>) -> Result<Self, SetupError> {
         let (nodes, first_node) = nodes_of(sys, seed)?;
-        if let Some(w) = sys.workloads.iter().find(|w| w.target >= sys.services.len()) {
-            return Err(SetupError::UnknownTarget(w.target));
-        }
+        let node_services = nodes.iter().map(|n| n.service as usize).collect();
         let subscribers = subscribers(sys);
         let log_cfg = LogSettings::of(sys.log());
         let queue_cfg = QueueSettings::of(sys.queue());
@@ -1039,7 +1041,8 @@ impl<'s, 't> World<'s, 't> {
             qlink: queue_broker::ClientLink::new(),
             held_publishes: 0,
             dedup: sys.services.iter().map(DedupStore::durable_of).collect(),
-            checker: Checker::new(&sys.invariants, sys.names.effect_count(), &entity_kinds(sys)),
+            checker: Checker::new(&sys.invariants, sys.names.effect_count(), &entity_kinds(sys))
+                .with_nodes(node_services),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
             out: Some(Box::default()),
@@ -1059,7 +1062,14 @@ impl<'s, 't> World<'s, 't> {
 
     #[inline(always)]
     fn trace(&mut self, kind: RecordKind, node: u32, msg: &Message, aux: u64) {
-        self.tracer.record(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
+        self.emit(Record { time: self.now, kind, node, msg: msg.id.0, entity: msg.entity.0, aux });
+    }
+
+    /// Every record goes to the trace and to the checker, in the same order.
+    #[inline(always)]
+    fn emit(&mut self, r: Record) {
+        self.tracer.record(r);
+        self.checker.observe(&r);
     }
 
     /// Traces the start or the heal of plan entry `fault`, for the kinds
@@ -1075,7 +1085,7 @@ impl<'s, 't> World<'s, 't> {
 
     /// Traces a step of a node that concerns no message (crash, restart, commit).
     fn trace_node(&mut self, kind: RecordKind, node: u32, aux: u64) {
-        self.tracer.record(Record { time: self.now, kind, node, msg: 0, entity: 0, aux });
+        self.emit(Record { time: self.now, kind, node, msg: 0, entity: 0, aux });
     }
 
     fn setup(&mut self) {
@@ -1353,7 +1363,6 @@ impl<'s, 't> World<'s, 't> {
 
     fn lose(&mut self, n: u32, msg: &Message, reason: LossReason) {
         self.counts.lost[reason as usize] += 1;
-        self.checker.setback(msg.entity, reason as u8);
         if let Some(s) = self.series.as_mut() {
             let i = s.slot(self.now);
             s.lost[i] += 1;
@@ -1427,11 +1436,7 @@ impl<'s, 't> World<'s, 't> {
         } else if failed {
             self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
         } else if out.ignored {
-            // A stale deadline (the entity moved on) explains nothing; a
-            // message nothing expected may be why an entity never ends.
-            if job.msg.kind != Kind::TIMER {
-                self.checker.setback(job.msg.entity, crate::check::SETBACK_IGNORED);
-            }
+            // A stale deadline explains nothing: the checker tells them apart.
             self.trace(RecordKind::Ignored, n, &job.msg, u64::from(job.msg.kind.0));
         } else {
             self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
@@ -1762,7 +1767,6 @@ impl<'s, 't> World<'s, 't> {
     fn apply(&mut self, n: u32, input: &Message, cmd: Command) {
         match cmd {
             Command::Accept => {
-                self.checker.accepted(input.entity, self.now);
                 self.trace(RecordKind::Accepted, n, input, 0);
             }
             Command::Emit { kind, key, payload } => {
@@ -1778,7 +1782,6 @@ impl<'s, 't> World<'s, 't> {
                 }
             }
             Command::Effect(e) => {
-                self.checker.effect(input.entity, e, self.now);
                 self.trace(RecordKind::Effect, n, input, u64::from(e.0));
             }
             Command::Terminal => {
@@ -1805,10 +1808,8 @@ impl<'s, 't> World<'s, 't> {
                 self.queue.push(self.now + after, Ev::Timer { node: n, epoch, slot });
             }
             Command::Transition { from, to } => {
-                self.checker.state(input.entity, to, self.now);
                 self.trace(RecordKind::Transition, n, input, u64::from(from) << 32 | u64::from(to));
                 if let Some(other) = self.state_elsewhere(n, input.entity) {
-                    self.checker.setback(input.entity, crate::check::SETBACK_SPLIT_STATE);
                     self.trace(RecordKind::SplitState, n, input, u64::from(other));
                 }
             }
@@ -2145,7 +2146,6 @@ impl<'s, 't> World<'s, 't> {
     #[inline]
     fn count_handled(&mut self, n: u32, si: usize, job: &Job) {
         self.counts.handled += 1;
-        self.checker.handled_at(si, job.msg.entity);
         let stats = &mut self.stats[si];
         stats.latency.record((self.now - job.arrived).0);
         stats.handled += 1;

@@ -359,7 +359,7 @@ impl World<'_, '_> {
         }
         self.brokers[b as usize].up = false;
         self.brokers[b as usize].epoch += 1;
-        self.tracer.record(Record {
+        self.emit(Record {
             time: self.now,
             kind: RecordKind::Crash,
             node: self.broker_node(b),
@@ -394,7 +394,7 @@ impl World<'_, '_> {
             return self.queue_broker_restart(b);
         }
         self.brokers[b as usize].up = true;
-        self.tracer.record(Record {
+        self.emit(Record {
             time: self.now,
             kind: RecordKind::Restart,
             node: self.broker_node(b),

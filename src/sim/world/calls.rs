@@ -417,7 +417,6 @@ impl<'s> World<'s, '_> {
         self.free_call(slot);
         if !ok {
             self.calls.failed += 1;
-            self.checker.setback(c.msg.entity, crate::check::SETBACK_CALL_FAILED);
             self.trace(RecordKind::CallFailed, c.node, &c.msg, u64::from(c.attempt));
         }
         let node = &mut self.nodes[c.node as usize];

@@ -60,7 +60,7 @@ impl World<'_, '_> {
         self.brokers[b as usize].epoch += 1;
         self.qlink.reachable = false;
         let node = self.broker_node(b);
-        self.tracer.record(Record { time: self.now, kind: RecordKind::Crash, node, msg: 0, entity: 0, aux: 0 });
+        self.emit(Record { time: self.now, kind: RecordKind::Crash, node, msg: 0, entity: 0, aux: 0 });
         // What producers will resend: not lost, whatever the broker keeps.
         let kept = self.queue_cfg.durable && self.queue_cfg.persistent;
         let mut resend: Vec<Unconfirmed> = std::mem::take(&mut self.qlink.unconfirmed).into_values().collect();
@@ -94,7 +94,7 @@ impl World<'_, '_> {
     pub(super) fn queue_broker_restart(&mut self, b: u32) {
         self.brokers[b as usize].up = true;
         let node = self.broker_node(b);
-        self.tracer.record(Record { time: self.now, kind: RecordKind::Restart, node, msg: 0, entity: 0, aux: 0 });
+        self.emit(Record { time: self.now, kind: RecordKind::Restart, node, msg: 0, entity: 0, aux: 0 });
         let epoch = self.brokers[b as usize].epoch;
         self.queue.push(self.now + self.queue_cfg.reconnect, Ev::QueueBrokerBack { epoch });
     }

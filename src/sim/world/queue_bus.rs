@@ -178,7 +178,6 @@ impl World<'_, '_> {
     pub(super) fn give_back(&mut self, d: &crate::bus::queue::Delivery) {
         if self.queue_cfg.deliveries_allowed.is_some_and(|m| d.pending.deliveries >= m) {
             self.counts.dead_lettered += 1;
-            self.checker.dead_lettered(d.pending.msg.entity);
             self.trace(RecordKind::DeadLettered, d.node, &d.pending.msg, u64::from(d.pending.deliveries));
         } else {
             self.broker.requeue(d, self.queue_cfg.kind.requeue_at_head());
