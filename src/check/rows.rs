@@ -1,0 +1,65 @@
+//! State that must agree: `replica-convergence` (a replica ends with the
+//! source's newest version of each row, and how stale it was on the way)
+//! and `no-oversell` (a key's stock never hands out more units than it
+//! started with).
+
+use super::*;
+
+impl Checker {
+    /// Service `service` wrote `version` to row `key` of `table`.
+    pub fn write(&mut self, service: usize, table: u16, key: u64, version: u64, now: SimTime) {
+        for r in &mut self.replications {
+            if r.table != table {
+                continue;
+            }
+            if service == r.source {
+                let newest = r.newest.entry(key).or_insert((version, now));
+                if version >= newest.0 {
+                    *newest = (version, now);
+                }
+            } else if service == r.replica
+                && now >= self.warmup
+                && let Some(&(v, t)) = r.newest.get(&key)
+                && v == version
+            {
+                r.staleness.record((now - t).0);
+            }
+        }
+    }
+
+    /// Service `service` handed out a unit of `key`'s stock (of `initial`) to `entity`.
+    pub fn reserved(&mut self, service: usize, key: u64, initial: u32, entity: EntityId) {
+        let counted = self.counted_at((entity.0 as usize).wrapping_sub(1));
+        let n = self.reservations.entry((service, key)).or_insert(0);
+        *n += 1;
+        if *n > u64::from(initial) && counted {
+            self.oversold.entry(service).or_default().push(entity);
+        }
+    }
+
+    pub(super) fn judge_convergence(name: String, source: &Rows, replica: &Rows, r: &Replication) -> Verdict {
+        let diverged: Vec<(u64, (u64, i64))> =
+            source.iter().filter(|(k, v)| replica.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+        let wrong_value = diverged.iter().filter(|(k, v)| replica.get(k).is_some_and(|r| r.0 == v.0)).count();
+        let ms = |ns: f64| (ns / 1e6).round() as u64;
+        let mut counts = BTreeMap::new();
+        counts.insert("rows", source.len() as u64);
+        counts.insert("converged", (source.len() - diverged.len()) as u64);
+        counts.insert("diverged", diverged.len() as u64);
+        if wrong_value > 0 {
+            // The newest version, with another value: misread, not late.
+            counts.insert("diverged_same_version", wrong_value as u64);
+        }
+        counts.insert("staleness_mean_ms", ms(r.staleness.mean()));
+        counts.insert(
+            "staleness_max_ms",
+            ms(if r.staleness.count() == 0 { 0.0 } else { r.staleness.quantile(1.0) as f64 }),
+        );
+        let why = || "the source wrote no row of the table".to_string();
+        // The version is the id of the change that wrote it.
+        let example = diverged.first().map(|&(_, (version, _))| EntityId(version));
+        let mut v = Verdict::new(name, diverged.len() as u64, counts, source.len() as u64, why, example);
+        v.example_other = diverged.first().and_then(|(row, _)| replica.get(row)).map(|&(held, _)| EntityId(held));
+        v
+    }
+}
