@@ -1,6 +1,10 @@
 //! The command line: parse arguments, call the library, map errors to exit
 //! codes.
 //!
+//! Why it is over 800 lines: it holds every command's arguments and its
+//! human output (the run summary, the sweep table); the work behind each
+//! command lives in its own module (`sweep`, `shrink`, `report`, `bench`).
+//!
 //! Exit codes: [`exit::OK`] (0) every invariant held and judged something,
 //! [`exit::VIOLATION`] (1) an invariant was violated, [`exit::INPUT`] (2)
 //! the input or the environment was wrong (a bad scenario, an unwritable

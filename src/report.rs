@@ -2,6 +2,9 @@
 //! and the message timeline inline, PNG charts beside it), and an index
 //! that puts several designs side by side on the same seeds.
 //!
+//! Why it is over 800 lines: the page, its comparison table and its charts
+//! are one output format; the numbers come from `sweep` and `outcome`.
+//!
 //! Nothing in a page refers to the network, and every name that comes from
 //! a scenario file is escaped. Charts are drawn by plotters with a bundled
 //! font, so they render on a machine with no fonts installed.

@@ -1,5 +1,8 @@
 //! The RON schema of scenario files, exactly as users write them.
 //!
+//! Why it is over 800 lines: it is the whole file format in one place, each
+//! field with its doc comment (what the reference documents); types only.
+//!
 //! Durations, rates and names stay strings here; [`super::parse`] checks
 //! them so that every error can point at the value in the file. No
 //! `untagged` or `flatten`: they would ruin serde's error messages.

@@ -1,6 +1,11 @@
 //! The event loop and the world it runs: nodes, the bus, the workload and
 //! the fault plan.
 //!
+//! Why it is over 800 lines: it is the kernel's loop and a node's life (a
+//! handler's completion, its commands, crash and restart as fixed sequences
+//! of hooks), which every bus and pattern hooks into; each bus, the calls,
+//! the faults, the links and the autoscaler are files in `world/`.
+//!
 //! One loop pops the earliest event (time, then insertion order; see
 //! [`EventQueue`]) and dispatches it. Every random draw comes from a stream
 //! of the concern that makes it ([`StreamKind`]). Events aimed at a node

@@ -1,0 +1,293 @@
+//! Compiling the invariants (each per-entity rule scoped to its entity
+//! kind) and the static checks of what cannot work by construction.
+
+use super::*;
+
+impl Compiler<'_> {
+    /// The invariants, by the names they judge.
+    #[allow(clippy::too_many_arguments)]
+    /// The index of the service called `name` (written at `at`).
+    pub(super) fn service_named(&mut self, at: &[P], s: &Scenario, name: &str) -> Option<usize> {
+        let found = s.services.iter().position(|x| x.name == name);
+        if found.is_none() {
+            let help =
+                suggest(name, s.services.iter().map(|x| x.name.as_str())).map(|x| format!("did you mean `{x}`?"));
+            self.err(at, format!("no service is called `{name}`"), help);
+        }
+        found
+    }
+
+    /// `e` is an entity kind some workload creates (of `entities`).
+    pub(super) fn entity_kind(&mut self, at: &[P], e: &str, entities: &[&str]) {
+        match entities {
+            _ if entities.contains(&e) => {}
+            [only] => self.err(
+                at,
+                format!("the workload creates `{only}`, not `{e}`"),
+                Some(format!("did you mean `{only}`?")),
+            ),
+            _ => {
+                let help = suggest(e, entities.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                self.err(at, format!("no workload creates `{e}`"), help);
+            }
+        }
+    }
+
+    /// The entity kind a per-entity rule written at `here` judges: the one
+    /// it names, which must exist; with several workloads it must name one.
+    pub(super) fn scope(&mut self, here: &[P], entity: &Option<String>, entities: &[&str]) -> Option<String> {
+        match entity {
+            Some(e) => {
+                self.entity_kind(&[here, &[P::F("entity")]].concat(), e, entities);
+                Some(e.clone())
+            }
+            None if entities.len() > 1 => {
+                let kinds: Vec<String> = entities.iter().map(|e| format!("`{e}`")).collect();
+                let help = Some(format!("add `entity: \"...\"`, one of {}", kinds.join(", ")));
+                self.err(here, "with several workloads, say which entity kind this rule judges", help);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub(super) fn invariants(
+        &mut self,
+        s: &Scenario,
+        names: &mut Names,
+        effects: &[&str],
+        emitted: &[&str],
+        entities: &[&str],
+    ) -> Vec<InvariantSpec> {
+        // Invariants.
+        let mut invariants = Vec::new();
+        for (i, inv) in s.invariants.iter().enumerate() {
+            let iat = |f: &'static str| [P::F("invariants"), P::I(i), P::F(f)];
+            let scoped =
+                |this: &mut Self, entity: &Option<String>| this.scope(&[P::F("invariants"), P::I(i)], entity, entities);
+            match inv {
+                schema::Invariant::SagaAtomicity { steps, deadline_after_heal, entity } => {
+                    let entity = scoped(self, entity);
+                    if steps.is_empty() {
+                        self.err(&iat("steps"), "a saga needs at least one step", None);
+                    }
+                    let mut pairs = Vec::new();
+                    for (k, st) in steps.iter().enumerate() {
+                        for (field, e) in [("effect", &st.effect), ("compensation", &st.compensation)] {
+                            if !effects.contains(&e.as_str()) {
+                                let help = suggest(e, effects.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                                let at = [P::F("invariants"), P::I(i), P::F("steps"), P::I(k), P::F(field)];
+                                self.err(&at, format!("no handler applies effect `{e}`"), help);
+                            }
+                        }
+                        pairs.push((names.effect(&st.effect), names.effect(&st.compensation)));
+                    }
+                    if pairs.len() > 8 {
+                        self.err(&iat("steps"), format!("{} steps", pairs.len()), Some("at most 8".into()));
+                    }
+                    if let Some(d) = self.duration(&iat("deadline_after_heal"), deadline_after_heal) {
+                        invariants.push(InvariantSpec::SagaAtomicity { steps: pairs, deadline_after_heal: d, entity });
+                    }
+                }
+                schema::Invariant::LeadsTo { from, to, within, entity } => {
+                    let entity = scoped(self, entity);
+                    let from = self.event(&iat("from"), from, s, emitted, effects, names);
+                    let to: Vec<Option<Event>> = to
+                        .iter()
+                        .enumerate()
+                        .map(|(k, e)| {
+                            let at = [P::F("invariants"), P::I(i), P::F("to"), P::I(k)];
+                            self.event(&at, e, s, emitted, effects, names)
+                        })
+                        .collect();
+                    let within = self.duration(&iat("within"), within);
+                    if let (Some(from), Some(to), Some(within)) = (from, to.into_iter().collect(), within) {
+                        invariants.push(InvariantSpec::LeadsTo { from, to, within, entity });
+                    }
+                }
+                schema::Invariant::NeverWithout { event, prior, entity } => {
+                    let entity = scoped(self, entity);
+                    let event = self.event(&iat("event"), event, s, emitted, effects, names);
+                    let prior = self.event(&iat("prior"), prior, s, emitted, effects, names);
+                    if let (Some(event), Some(prior)) = (event, prior) {
+                        invariants.push(InvariantSpec::NeverWithout { event, prior, entity });
+                    }
+                }
+                schema::Invariant::NoLostEntities { entity: e, deadline_after_heal: d }
+                | schema::Invariant::TerminalWithin { entity: e, within: d } => {
+                    self.entity_kind(&iat("entity"), e, entities);
+                    let within = matches!(inv, schema::Invariant::TerminalWithin { .. });
+                    let field = if within { "within" } else { "deadline_after_heal" };
+                    if let Some(d) = self.duration(&iat(field), d) {
+                        invariants.push(if within {
+                            InvariantSpec::TerminalWithin { entity: e.clone(), within: d }
+                        } else {
+                            InvariantSpec::NoLostEntities { entity: e.clone(), deadline_after_heal: d }
+                        });
+                    }
+                }
+                schema::Invariant::NoDuplicateEffects { effect } => {
+                    if !effects.contains(&effect.as_str()) {
+                        let help = suggest(effect, effects.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                        self.err(
+                            &iat("effect"),
+                            format!("no handler applies effect `{effect}`"),
+                            help.or_else(|| Some("effects come from Handle(..., effect: \"name\")".into())),
+                        );
+                    }
+                    invariants.push(InvariantSpec::NoDuplicateEffects { effect: names.effect(effect) });
+                }
+                schema::Invariant::BoundedAmplification { service, factor, entity } => {
+                    let entity = scoped(self, entity);
+                    if !(factor.is_finite() && *factor > 0.0) {
+                        self.err(&iat("factor"), format!("factor {factor} must be above zero"), None);
+                    }
+                    if let Some(i) = self.service_named(&iat("service"), s, service) {
+                        invariants.push(InvariantSpec::BoundedAmplification { service: i, factor: *factor, entity });
+                    }
+                }
+                schema::Invariant::NoOversell { service } => {
+                    if let Some(i) = self.service_named(&iat("service"), s, service) {
+                        invariants.push(InvariantSpec::NoOversell { service: i });
+                    }
+                }
+                schema::Invariant::ReplicaConvergence { source, replica, table } => {
+                    let src = self.service_named(&iat("source"), s, source);
+                    let rep = self.service_named(&iat("replica"), s, replica);
+                    let writers: Vec<&str> = s
+                        .services
+                        .iter()
+                        .flat_map(|x| x.on.iter())
+                        .filter_map(|h| match h {
+                            schema::Handler::Accept { write, .. } | schema::Handler::Handle { write, .. } => {
+                                write.as_deref()
+                            }
+                        })
+                        .collect();
+                    if !writers.contains(&table.as_str()) {
+                        let help = suggest(table, writers.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                        self.err(
+                            &iat("table"),
+                            format!("no handler writes table `{table}`"),
+                            help.or_else(|| {
+                                Some(
+                                    "tables come from Accept(..., write: \"name\") or Handle(..., write: \"name\")"
+                                        .into(),
+                                )
+                            }),
+                        );
+                    }
+                    if let (Some(source), Some(replica)) = (src, rep) {
+                        invariants.push(InvariantSpec::ReplicaConvergence {
+                            source,
+                            replica,
+                            table: names.table(table),
+                        });
+                    }
+                }
+            }
+        }
+        invariants
+    }
+
+    /// The static checks of what cannot work by construction: invariants
+    /// that judge something no handler produces, settings with no effect,
+    /// topics that go nowhere.
+    pub(super) fn by_construction(&mut self, s: &Scenario) {
+        let consumed: Vec<&str> =
+            s.services.iter().flat_map(|sv| sv.consume.topics.iter()).map(String::as_str).collect();
+        // A kind a compacted topic keeps or a business rule watches is used
+        // even when no service consumes it.
+        let mut used: Vec<&str> = match s.log_bus() {
+            Some(schema::Bus::Log { compacted, .. }) => compacted.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for inv in &s.invariants {
+            match inv {
+                schema::Invariant::LeadsTo { from, to, .. } => {
+                    used.push(from);
+                    used.extend(to.iter().map(String::as_str));
+                }
+                schema::Invariant::NeverWithout { event, prior, .. } => used.extend([event.as_str(), prior.as_str()]),
+                _ => {}
+            }
+        }
+        let mut ends = false;
+        for (i, sv) in s.services.iter().enumerate() {
+            let terminal_states: Vec<&str> = sv.machine.iter().flat_map(|m| &m.terminal).map(String::as_str).collect();
+            let ends_in = |to: &Option<String>| to.as_deref().is_some_and(|t| terminal_states.contains(&t));
+            for (h, handler) in sv.on.iter().enumerate() {
+                let (terminal, to, lists): (bool, &Option<String>, Vec<EmitList<'_>>) = match handler {
+                    schema::Handler::Accept { terminal, to, emit, .. } => (*terminal, to, vec![("emit", emit)]),
+                    schema::Handler::Handle { terminal, to, emit, rejected, decline, .. } => {
+                        let mut l = vec![("emit", emit), ("rejected", rejected)];
+                        if let Some(d) = decline {
+                            l.push(("decline", &d.emit));
+                        }
+                        (*terminal, to, l)
+                    }
+                };
+                ends |= terminal || ends_in(to);
+                for (field, kinds) in lists {
+                    for (k, kind) in kinds.iter().enumerate() {
+                        if consumed.contains(&kind.as_str()) || used.contains(&kind.as_str()) {
+                            continue;
+                        }
+                        let mut at = vec![P::F("services"), P::I(i), P::F("on"), P::I(h), P::F(field)];
+                        if field == "decline" {
+                            at.push(P::F("emit"));
+                        }
+                        at.push(P::I(k));
+                        self.warn(
+                            &at,
+                            format!("`{kind}` is published but no service consumes it: its messages go nowhere"),
+                            Some(format!("add `{kind}` to a service's consume topics, or stop emitting it")),
+                        );
+                    }
+                }
+            }
+            if let Some(m) = &sv.machine {
+                ends |= m.timeouts.iter().any(|t| terminal_states.contains(&t.to.as_str()));
+            }
+            if matches!(sv.consume.ack, Some(schema::Ack::Auto)) && sv.consume.prefetch.is_some() {
+                self.err(
+                    &[P::F("services"), P::I(i), P::F("consume"), P::F("prefetch")],
+                    "`prefetch` has no effect with `ack: Auto`: the broker pushes without waiting for acks",
+                    Some("remove `prefetch`, or use `ack: Manual`".into()),
+                );
+            }
+        }
+        for (i, inv) in s.invariants.iter().enumerate() {
+            match inv {
+                schema::Invariant::NoLostEntities { entity, .. } | schema::Invariant::TerminalWithin { entity, .. }
+                    if !ends =>
+                {
+                    self.err(
+                        &[P::F("invariants"), P::I(i), P::F("entity")],
+                        format!("no handler ever ends entity `{entity}`: this invariant could never hold"),
+                        Some("mark the last handler `terminal: true`, or move a machine to a terminal state".into()),
+                    );
+                }
+                schema::Invariant::ReplicaConvergence { source, replica, table } => {
+                    for (field, name) in [("source", source), ("replica", replica)] {
+                        let Some(sv) = s.services.iter().find(|x| &x.name == name) else { continue };
+                        let writes = sv.on.iter().any(|h| match h {
+                            schema::Handler::Accept { write, .. } | schema::Handler::Handle { write, .. } => {
+                                write.as_deref() == Some(table.as_str())
+                            }
+                        });
+                        if !writes {
+                            let what = if field == "source" { "nothing to copy" } else { "a copy that never changes" };
+                            self.err(
+                                &[P::F("invariants"), P::I(i), P::F(field)],
+                                format!("`{name}` never writes table `{table}`: {what}"),
+                                Some(format!("give one of `{name}`'s handlers `write: \"{table}\"`")),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
