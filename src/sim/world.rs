@@ -116,10 +116,11 @@ enum Ev {
     Done { node: u32, epoch: u32, worker: u32 },
     /// A timer (its message in the slab) fires.
     Timer { node: u32, epoch: u32, slot: u32 },
-    /// Fault `fault` starts.
-    Crash { fault: u32 },
+    /// Plan entry `fault` begins (a crash, a pause, a slowdown, a skew, a
+    /// network fault).
+    FaultBegins { fault: u32 },
     /// Fault `fault` heals.
-    Restart { fault: u32 },
+    FaultHeals { fault: u32 },
     /// A consumer with auto-commit commits its fetch positions.
     AutoCommit { node: u32, epoch: u32 },
     /// A queue's delivery (broker slot and generation) reaches its consumer.
@@ -1108,8 +1109,8 @@ impl<'s, 't> World<'s, 't> {
             }
         }
         for (i, e) in self.plan.entries.iter().enumerate() {
-            self.queue.push(e.at, Ev::Crash { fault: i as u32 });
-            self.queue.push(e.heal, Ev::Restart { fault: i as u32 });
+            self.queue.push(e.at, Ev::FaultBegins { fault: i as u32 });
+            self.queue.push(e.heal, Ev::FaultHeals { fault: i as u32 });
         }
         for n in 0..self.nodes.len() as u32 {
             self.schedule_relay(n);
@@ -1173,8 +1174,8 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Fetch { node, gp, generation } => self.fetched(node, gp, generation),
                 Ev::Done { node, epoch, worker } => self.done(node, epoch, worker),
                 Ev::Timer { node, epoch, slot } => self.timer(node, epoch, slot),
-                Ev::Crash { fault } => self.fault_began(fault),
-                Ev::Restart { fault } => self.fault_healed(fault),
+                Ev::FaultBegins { fault } => self.fault_began(fault),
+                Ev::FaultHeals { fault } => self.fault_healed(fault),
                 Ev::Produce { req, generation } => self.produce_arrived(req, generation),
                 Ev::ProduceTimeout { req, generation, attempt } => self.produce_timed_out(req, generation, attempt),
                 Ev::ProduceAck { req, generation } => self.produce_acked(req, generation),
@@ -1652,7 +1653,7 @@ impl<'s, 't> World<'s, 't> {
         let fault = self.plan.entries.len() as u32;
         let (at, heal) = (self.now, self.now + down_for);
         self.plan.entries.push(PlanEntry { at, heal, kind: PlanKind::CrashAt(n, seam), spec });
-        self.queue.push(self.now + down_for, Ev::Restart { fault });
+        self.queue.push(self.now + down_for, Ev::FaultHeals { fault });
     }
 
     /// Sets node `n`'s next outbox poll, if its service has an outbox.
