@@ -132,6 +132,22 @@ impl<W: Write> Perfetto<W> {
         Ok(())
     }
 
+    /// A message's handling ended: its slice on the node closes.
+    fn ended(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
+        let msg = r.msg;
+        if let Some(name) = self.open.remove(&(pid, msg)) {
+            let end = match r.kind {
+                RecordKind::Handled => "handled",
+                RecordKind::Failed => "failed",
+                RecordKind::Ignored => "ignored (stale)",
+                _ => "skipped (duplicate)",
+            };
+            self.emit(json!({"name": name, "cat": "message", "ph": "e", "id": msg, "ts": ts, "pid": pid,
+                             "tid": MESSAGES_TID, "args": {"end": end}}))?;
+        }
+        Ok(())
+    }
+
     fn instant_of(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
         let name = format!("{:?}", r.kind).to_lowercase();
         self.instant(pid, ts, format!("{name} #{}", r.msg), json!({"entity": r.entity, "aux": r.aux}))
@@ -148,16 +164,7 @@ impl<W: Write> TraceSink for Perfetto<W> {
             RecordKind::Published => self.published(pid, ts, r)?,
             RecordKind::Enqueued => self.enqueued(pid, ts, r)?,
             RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped | RecordKind::Ignored => {
-                if let Some(name) = self.open.remove(&(pid, msg)) {
-                    let end = match r.kind {
-                        RecordKind::Handled => "handled",
-                        RecordKind::Failed => "failed",
-                        RecordKind::Ignored => "ignored (stale)",
-                        _ => "skipped (duplicate)",
-                    };
-                    self.emit(json!({"name": name, "cat": "message", "ph": "e", "id": msg, "ts": ts, "pid": pid,
-                                     "tid": MESSAGES_TID, "args": {"end": end}}))?;
-                }
+                self.ended(pid, ts, r)?;
             }
             RecordKind::Lost => {
                 let reason = crate::trace::loss_of(r.aux).0.map_or("unknown", LossReason::label);
@@ -210,6 +217,7 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::ScaledUp
             | RecordKind::Draining
             | RecordKind::ScaledDown
+            | RecordKind::Rewound
             | RecordKind::Transition => self.instant_of(pid, ts, r)?,
             // Bookkeeping that would only crowd the view.
             RecordKind::Appended

@@ -332,6 +332,7 @@ fn describe(f: &Fault) -> String {
         Fault::ClockSkew { node, at, .. } => format!("ClockSkew({node} at {at})"),
         Fault::Slow { node, at, .. } => format!("Slow({node} at {at})"),
         Fault::Pause { node, at, .. } => format!("Pause({node} at {at})"),
+        Fault::Rewind { service, at, .. } => format!("Rewind({service} at {at})"),
         Fault::RandomCrashes { nodes, .. } => format!("RandomCrashes({})", nodes.join(", ")),
         Fault::RandomPauses { nodes, .. } => format!("RandomPauses({})", nodes.join(", ")),
         Fault::RandomSlowdowns { nodes, .. } => format!("RandomSlowdowns({})", nodes.join(", ")),
@@ -345,6 +346,7 @@ fn describe(f: &Fault) -> String {
 fn duration_of(f: &mut Fault) -> Option<(&'static str, &mut String)> {
     match f {
         Fault::Crash { down_for, .. } | Fault::CrashAt { down_for, .. } => Some(("down_for", down_for)),
+        Fault::Rewind { .. } => None,
         Fault::Partition { lasting, .. }
         | Fault::Link { lasting, .. }
         | Fault::ClockSkew { lasting, .. }

@@ -332,10 +332,8 @@ fn explain_loss(
         Some(LossReason::Trimmed) => {
             format!("the stream was trimmed (MAXLEN) past it before {name} read it or claimed it back")
         }
-        Some(LossReason::ScaledIn) => format!(
-            "the autoscaler removed {name} while it held it (a timer in its memory) or while it was on its way \
-             to {name}"
-        ),
+        Some(LossReason::ScaledIn) => format!("the autoscaler removed {name} while it held it or it was on its way"),
+        Some(LossReason::RewoundPast) => REWOUND_PAST.to_string(),
         Some(LossReason::BrokerRestart) => "the queue broker restarted, and it was a transient message or in a \
              transient queue"
             .to_string(),
@@ -553,6 +551,7 @@ impl Teller<'_> {
             | RecordKind::ScaledUp
             | RecordKind::Draining
             | RecordKind::ScaledDown
+            | RecordKind::Rewound
             | RecordKind::CrashPoint
             | RecordKind::Paused
             | RecordKind::Fenced
@@ -673,16 +672,11 @@ impl Teller<'_> {
             RecordKind::Crash => write!(line, "{who} CRASHED"),
             RecordKind::Restart => write!(line, "{who} restarted"),
             RecordKind::Joined => write!(line, "{who} started (deployed)"),
-            RecordKind::Provisioned => {
-                write!(line, "{who} asked for by the autoscaler ({} instances), starting", r.aux)
-            }
-            RecordKind::ScaledUp => {
-                write!(line, "{who} ready (scaled up to {}): it takes work from now on", r.aux)
-            }
-            RecordKind::Draining => {
-                write!(line, "{who} DRAINING (scaled down to {}): takes nothing new, finishes what it holds", r.aux)
-            }
-            RecordKind::ScaledDown => write!(line, "{who} gone (scaled down to {}), out of its consumer group", r.aux),
+            RecordKind::Provisioned
+            | RecordKind::ScaledUp
+            | RecordKind::Draining
+            | RecordKind::ScaledDown
+            | RecordKind::Rewound => return Some(operated(who, r)),
             RecordKind::CrashPoint => {
                 let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", self.msg_name(r.msg))
@@ -766,6 +760,28 @@ fn diverged(
         ),
     }
 }
+
+/// A step an operator or the autoscaler took on node `who` (see
+/// [`Teller::describe`]).
+fn operated(who: &str, r: &Record) -> String {
+    match r.kind {
+        RecordKind::Provisioned => format!("{who} asked for by the autoscaler ({} instances), starting", r.aux),
+        RecordKind::ScaledUp => format!("{who} ready (scaled up to {}): it takes work from now on", r.aux),
+        RecordKind::Draining => {
+            format!("{who} DRAINING (scaled down to {}): takes nothing new, finishes what it holds", r.aux)
+        }
+        RecordKind::ScaledDown => format!("{who} gone (scaled down to {}), out of its consumer group", r.aux),
+        _ => format!(
+            "{who}'s group REWOUND by an operator: partition {} resumes at offset {}",
+            r.aux >> 40,
+            r.aux & ((1 << 40) - 1)
+        ),
+    }
+}
+
+/// Why a message skipped by an offset reset is lost.
+const REWOUND_PAST: &str =
+    "an operator rewound its consumer group forward past it (an offset reset) before it was processed";
 
 #[cfg(test)]
 mod tests {

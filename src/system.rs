@@ -241,6 +241,33 @@ pub struct ServiceSpec {
     pub behaviour: Arc<dyn Service>,
 }
 
+/// Where a rewound consumer group resumes, per partition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RewindTarget {
+    /// Offset 0: the first record the log still has (retention skips the rest).
+    Earliest,
+    /// The log's end (its high watermark).
+    Latest,
+    /// This offset, or the end if past it.
+    Offset(u64),
+    /// The first record visible at or after this time.
+    Time(SimTime),
+}
+
+impl RewindTarget {
+    /// How a summary names it, e.g. `earliest`, `offset 40`, `1m30.000s`.
+    pub fn label(&self) -> String {
+        match self {
+            RewindTarget::Earliest => "earliest".into(),
+            RewindTarget::Latest => "latest".into(),
+            RewindTarget::Offset(o) => format!("offset {o}"),
+            RewindTarget::Time(t) => {
+                format!("the records of {}", crate::format::secs((*t - SimTime::ZERO).as_secs_f64()))
+            }
+        }
+    }
+}
+
 /// A horizontal autoscaler (see `scenario::schema::Autoscale`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Autoscale {
@@ -776,6 +803,20 @@ pub enum FaultSpec {
         /// For how long.
         lasting: SimDuration,
     },
+    /// An operator resets service `service`'s consumer group at `at`: each
+    /// partition's committed offset and its consumer's position go to `to`
+    /// (records skipped forward and never processed are lost; records
+    /// rewound over are delivered again).
+    Rewind {
+        /// The consuming service (index).
+        service: usize,
+        /// Its name (the group's).
+        group: String,
+        /// Where each partition resumes.
+        to: RewindTarget,
+        /// When.
+        at: SimTime,
+    },
     /// Node `node`'s clock runs off from `at` for `lasting`: a timer it sets
     /// for `d` fires after `d * factor` (below 1, deadlines fire early;
     /// above 1, late).
@@ -859,6 +900,7 @@ impl FaultSpec {
             FaultSpec::Slow { node, .. } => format!("Slow({node})"),
             FaultSpec::Pause { node, .. } => format!("Pause({node})"),
             FaultSpec::ClockSkew { node, .. } => format!("ClockSkew({node})"),
+            FaultSpec::Rewind { group, .. } => format!("Rewind({group})"),
             FaultSpec::Partition { groups, one_way, .. } => {
                 let arrow = if *one_way { "->" } else { "<->" };
                 format!("Partition({} {arrow} {})", groups[0].join(","), groups[1].join(","))
@@ -883,6 +925,7 @@ impl FaultSpec {
     pub fn heals_at(&self) -> SimTime {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
+            FaultSpec::Rewind { at, .. } => *at,
             FaultSpec::Slow { at, lasting, .. }
             | FaultSpec::Pause { at, lasting, .. }
             | FaultSpec::Partition { at, lasting, .. }

@@ -122,6 +122,9 @@ pub enum RecordKind {
     /// The instance left after its drain (or was removed while down),
     /// leaving its consumer group (aux: the instances asked for now).
     ScaledDown = 44,
+    /// An operator reset the node's group on a partition (aux: the
+    /// partition << 40 | the offset it resumes from).
+    Rewound = 45,
 }
 
 /// Why a message was lost.
@@ -177,6 +180,9 @@ pub enum LossReason {
     /// The autoscaler removed its instance: a timer in its memory, or a
     /// pushed message still on its way to it.
     ScaledIn = 19,
+    /// Log: an operator rewound its consumer group forward past it before
+    /// the group processed it.
+    RewoundPast = 20,
 }
 
 /// The aux of a `Lost` record: the reason and the lost message's kind.
@@ -191,7 +197,7 @@ pub fn loss_of(aux: u64) -> (Option<LossReason>, u64) {
 
 impl LossReason {
     /// All reasons, in code order.
-    pub const ALL: [LossReason; 19] = [
+    pub const ALL: [LossReason; 20] = [
         LossReason::NoSubscriberUp,
         LossReason::ReceiverCrashed,
         LossReason::QueueFull,
@@ -211,6 +217,7 @@ impl LossReason {
         LossReason::BrokerRestart,
         LossReason::Trimmed,
         LossReason::ScaledIn,
+        LossReason::RewoundPast,
     ];
 
     /// The reason with code `code`.
@@ -240,6 +247,7 @@ impl LossReason {
             LossReason::BrokerRestart => "broker-restart",
             LossReason::Trimmed => "trimmed",
             LossReason::ScaledIn => "scaled-in",
+            LossReason::RewoundPast => "rewound-past",
         }
     }
 }
@@ -402,6 +410,7 @@ impl<'a> Tracer<'a> {
                         | RecordKind::ScaledUp
                         | RecordKind::Draining
                         | RecordKind::ScaledDown
+                        | RecordKind::Rewound
                 ))
         {
             if self.story.len() < STORY_HEAD {

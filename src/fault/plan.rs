@@ -11,7 +11,7 @@
 
 use super::network::{ANY, BUS, NetworkFault};
 use crate::sim::{Dist, SimDuration, SimTime, Stream, StreamKind};
-use crate::system::{FaultSpec, RandomFault, Seam, System};
+use crate::system::{FaultSpec, RandomFault, RewindTarget, Seam, System};
 
 /// Crashes one random plan may draw per node, at most.
 pub(crate) const RANDOM_CRASHES_MAX: usize = 10_000;
@@ -38,6 +38,9 @@ pub(crate) enum PlanKind {
     Network(u32),
     /// The node's timers last this many times what they ask.
     Skew(u32, f64),
+    /// An operator resets this service's consumer group (at the entry's
+    /// start; its heal is the same instant and does nothing).
+    Rewind(u32, RewindTarget),
 }
 
 /// One fault of the plan: when it begins and heals, and what it was.
@@ -172,6 +175,9 @@ impl Plan {
             }
             FaultSpec::ClockSkew { node, at, lasting, factor } => {
                 self.push(*at, *at + *lasting, PlanKind::Skew(names.node(node)?, *factor), spec);
+            }
+            FaultSpec::Rewind { service, to, at, .. } => {
+                self.push(*at, *at, PlanKind::Rewind(*service as u32, *to), spec)
             }
             FaultSpec::Pause { node, at, lasting } => {
                 self.push(*at, *at + *lasting, PlanKind::Pause(names.node(node)?), spec);

@@ -3,6 +3,7 @@
 //! network faults that could not act on what they name.
 
 use super::*;
+use crate::system::RewindTarget;
 
 impl Compiler<'_> {
     /// The fault plan, by node names.
@@ -16,17 +17,17 @@ impl Compiler<'_> {
         let brokers = s.broker_names();
         let queue_broker = s.queue_broker_name();
         let is_queue_broker = |node: &str| queue_broker.as_deref() == Some(node);
-        let node_names: Vec<String> = services
-            .iter()
-            .flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i)))
-            .chain(brokers.iter().cloned())
-            .collect();
+        let node_names: Vec<String> = all_node_names(services, &brokers);
         let mut faults = Vec::new();
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
             let (node, down_for) = match f {
                 schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
                     (node, down_for)
+                }
+                schema::Fault::Rewind { service, to, at } => {
+                    faults.extend(self.rewind(i, s, services, (service, to, at), duration));
+                    continue;
                 }
                 schema::Fault::Slow { node, at, lasting, .. }
                 | schema::Fault::Pause { node, at, lasting }
@@ -260,17 +261,12 @@ impl Compiler<'_> {
                 | schema::Fault::Slow { .. }
                 | schema::Fault::Pause { .. }
                 | schema::Fault::Partition { .. }
+                | schema::Fault::Rewind { .. }
                 | schema::Fault::Link { .. } => {
                     continue; // handled above
                 }
                 schema::Fault::CrashAt { seam, nth, probability, .. } => {
-                    let seam = match seam {
-                        schema::Seam::AfterDedup => Seam::AfterDedup,
-                        schema::Seam::AfterStateWrite => Seam::AfterStateWrite,
-                        schema::Seam::AfterPublish => Seam::AfterPublish,
-                        schema::Seam::InOutboxRelay => Seam::InOutboxRelay,
-                        schema::Seam::Any => Seam::Any,
-                    };
+                    let seam = seam_of(seam);
                     let service = services.iter().find(|sv| (0..sv.instances).any(|k| sv.node_name(k) == *node));
                     if service.is_none() && node_names.contains(node) {
                         let help = Some(format!("crash it with Crash(node: \"{node}\", at: ..., down_for: ...)"));
@@ -447,5 +443,56 @@ impl Compiler<'_> {
                 _ => {}
             }
         }
+    }
+
+    /// Fault `i`, a rewind of `service`'s consumer group: the service must
+    /// consume from a Log bus.
+    fn rewind(
+        &mut self,
+        i: usize,
+        s: &Scenario,
+        services: &[ServiceSpec],
+        (service, to, at): (&String, &schema::RewindTo, &String),
+        duration: Option<SimDuration>,
+    ) -> Option<FaultSpec> {
+        let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
+        let si = services.iter().position(|sv| sv.name == *service);
+        let log_consumer = |sv: &&schema::Service| !sv.consume.topics.is_empty() && reads_from(s, sv, true);
+        let on_log = s.services.iter().find(|sv| sv.name == *service).is_some_and(|sv| log_consumer(&sv));
+        if si.is_none() || !on_log {
+            let help = suggest(service, s.services.iter().filter(log_consumer).map(|sv| sv.name.as_str()))
+                .map(|x| format!("did you mean `{x}`?"))
+                .or_else(|| Some("a rewind resets a consumer group of a Log bus".into()));
+            self.err(&fat("service"), format!("no service called `{service}` consumes from a Log bus"), help);
+        }
+        let at_t = self.duration(&fat("at"), at);
+        self.not_after_end(&fat("at"), at_t, duration, s);
+        let to = match to {
+            schema::RewindTo::Earliest => RewindTarget::Earliest,
+            schema::RewindTo::Latest => RewindTarget::Latest,
+            schema::RewindTo::Offset(o) => RewindTarget::Offset(*o),
+            schema::RewindTo::Time(t) => RewindTarget::Time(SimTime::ZERO + self.duration(&fat("to"), t)?),
+        };
+        Some(FaultSpec::Rewind { service: si?, group: service.clone(), to, at: SimTime::ZERO + at_t? })
+    }
+}
+
+/// Every node's name: each service's instances, then the brokers.
+fn all_node_names(services: &[ServiceSpec], brokers: &[String]) -> Vec<String> {
+    services
+        .iter()
+        .flat_map(|sv| (0..sv.instances).map(move |i| sv.node_name(i)))
+        .chain(brokers.iter().cloned())
+        .collect()
+}
+
+/// A crash point's seam, as the kernel names it.
+fn seam_of(seam: &schema::Seam) -> Seam {
+    match seam {
+        schema::Seam::AfterDedup => Seam::AfterDedup,
+        schema::Seam::AfterStateWrite => Seam::AfterStateWrite,
+        schema::Seam::AfterPublish => Seam::AfterPublish,
+        schema::Seam::InOutboxRelay => Seam::InOutboxRelay,
+        schema::Seam::Any => Seam::Any,
     }
 }

@@ -1164,6 +1164,20 @@ pub struct Step {
     pub factor: f64,
 }
 
+/// Where a rewound consumer group resumes, per partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum RewindTo {
+    /// The first record the log still has (`--to-earliest`).
+    Earliest,
+    /// The end of the log (`--to-latest`): what is not processed is skipped.
+    Latest,
+    /// This offset, or the log's end if it is past it (`--to-offset`).
+    Offset(u64),
+    /// The first record appended at or after this time (`--to-datetime`).
+    Time(String),
+}
+
 /// A horizontal autoscaler (Kubernetes' HPA on CPU): every `every` it
 /// sets the instances to `ceil(sum of the ready instances' utilisation /
 /// target)` within `min..=max`, unless that is within `tolerance` of the
@@ -1278,6 +1292,17 @@ pub enum Fault {
         /// For how long.
         #[serde(rename = "for")]
         lasting: String,
+    },
+    /// An operator resets a consumer group's committed offsets (Kafka's
+    /// `kafka-consumer-groups --reset-offsets`): every partition of
+    /// `service`'s group resumes from `to`.
+    Rewind {
+        /// The consuming service whose group is reset.
+        service: String,
+        /// Where each partition resumes.
+        to: RewindTo,
+        /// When.
+        at: String,
     },
     /// A node's clock runs fast or slow: its timers last `factor` times what they ask.
     ClockSkew {

@@ -811,6 +811,8 @@ fn tracks_processed(sys: &System, log: &LogSettings) -> bool {
     log.gc()
         || log.brokers.is_some()
         || sys.services.iter().any(|s| matches!(s.commit, CommitPolicy::BeforeProcess | CommitPolicy::Auto { .. }))
+        // A group rewound forward skips records: which ones it had processed?
+        || sys.faults.iter().any(|f| matches!(f, FaultSpec::Rewind { .. }))
 }
 
 /// The fault plan of `sys` for `seed` (`crate::fault::plan`), by the
@@ -1084,7 +1086,7 @@ impl<'s, 't> World<'s, 't> {
         let e = self.plan.entries[fault as usize];
         match e.kind {
             PlanKind::Slow(n, _) | PlanKind::Skew(n, _) => self.trace_node(kind, n, u64::from(fault)),
-            PlanKind::Network(_) => self.trace_node(kind, NO_NODE, u64::from(fault)),
+            PlanKind::Network(_) | PlanKind::Rewind(..) => self.trace_node(kind, NO_NODE, u64::from(fault)),
             PlanKind::Crash(_) | PlanKind::CrashAt(..) | PlanKind::Pause(_) => {}
         }
     }
@@ -1568,6 +1570,9 @@ impl<'s, 't> World<'s, 't> {
             PlanKind::Slow(n, factor) => (format!("slow x{factor}"), self.nodes[n as usize].name.clone()),
             PlanKind::Skew(n, factor) => (format!("clock skew x{factor}"), self.nodes[n as usize].name.clone()),
             PlanKind::Pause(n) => ("pause".to_string(), self.nodes[n as usize].name.clone()),
+            PlanKind::Rewind(si, to) => {
+                (format!("rewind to {}", to.label()), self.sys.services[si as usize].name.clone())
+            }
             PlanKind::Network(i) => {
                 let kind = if self.plan.network[i as usize].blocked { "partition" } else { "link" };
                 (kind.to_string(), self.describe_link(i))

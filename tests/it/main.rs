@@ -22,6 +22,7 @@ mod payloads;
 mod props;
 mod queues;
 mod report;
+mod rewind;
 mod routing;
 mod scenarios;
 mod shrink;

@@ -14,7 +14,7 @@ const LIMIT: usize = 70;
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
     ("src/scenario/services.rs", "services", 153),
-    ("src/scenario/faults.rs", "faults", 318),
+    ("src/scenario/faults.rs", "faults", 313),
     ("src/scenario/buses.rs", "queue_bus_spec", 111),
     ("src/scenario/invariants.rs", "invariants", 138),
     ("src/scenario/workloads.rs", "workload", 82),
@@ -29,7 +29,7 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/story.rs", "conclusion", 112),
     ("src/sweep.rs", "render", 101),
     ("src/sim/world.rs", "finish", 79),
-    ("src/perfetto.rs", "write", 81),
+    ("src/perfetto.rs", "write", 73),
     ("src/scenario/invariants.rs", "by_construction", 97),
     ("src/scenario/services.rs", "call", 85),
     ("src/sim/world/calls.rs", "attempt", 83),

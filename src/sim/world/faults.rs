@@ -30,6 +30,7 @@ impl World<'_, '_> {
             PlanKind::Network(i) => self.network_fault_began(i),
             PlanKind::Crash(t) => self.hold_down(t),
             PlanKind::CrashAt(n, _) => self.hold_down(Target::Node(n)),
+            PlanKind::Rewind(service, to) => self.rewind(service, to),
         }
     }
 
@@ -44,6 +45,7 @@ impl World<'_, '_> {
             PlanKind::Network(i) => self.network_fault_healed(i),
             PlanKind::Crash(t) => self.release_down(t),
             PlanKind::CrashAt(n, _) => self.release_down(Target::Node(n)),
+            PlanKind::Rewind(..) => {}
         }
     }
 

@@ -485,4 +485,52 @@ impl World<'_, '_> {
             }
         }
     }
+
+    /// An operator resets service `si`'s consumer group to `to`: each
+    /// partition's committed offset and its consumer's position go there,
+    /// fetches under way are dropped, and the owner fetches from there.
+    /// Records skipped forward that the group never processed and its
+    /// owner does not hold are lost; records rewound over come again.
+    pub(super) fn rewind(&mut self, si: u32, to: crate::system::RewindTarget) {
+        use crate::system::RewindTarget;
+        for i in 0..self.service_gps[si as usize].len() {
+            let g = self.service_gps[si as usize][i];
+            let gp = &self.gparts[g as usize];
+            let part = &self.partitions[gp.part as usize];
+            let end = part.visible;
+            let target = match to {
+                RewindTarget::Earliest => 0,
+                RewindTarget::Latest => end,
+                RewindTarget::Offset(o) => o.min(end),
+                RewindTarget::Time(t) => part.visible_at[..end as usize].partition_point(|&v| v < t) as u64,
+            };
+            let (from, owner) = (gp.committed, gp.owner);
+            for o in from..target {
+                let gp = &self.gparts[g as usize];
+                let done = gp.done.get((o - from) as usize) == Some(&true);
+                let held = owner != NO_OWNER && self.holds_record(owner, g, o);
+                if !(done || gp.was_processed(o) || held) {
+                    let msg = self.partitions[gp.part as usize].records[o as usize];
+                    let reader = self.group_node(g);
+                    self.lose(reader, &msg, crate::trace::LossReason::RewoundPast);
+                }
+            }
+            let outstanding = self.gparts[g as usize].outstanding;
+            if owner != NO_OWNER {
+                let node = &mut self.nodes[owner as usize];
+                node.outstanding = node.outstanding.saturating_sub(outstanding);
+            }
+            let gp = &mut self.gparts[g as usize];
+            gp.committed = target;
+            Self::reset_consumer_state(gp);
+            gp.done.clear();
+            let aux = u64::from(gp.partition_in_topic) << 40 | target;
+            let reader = self.group_node(g);
+            self.trace_node(RecordKind::Rewound, reader, aux);
+        }
+        let first = self.first_node[si as usize];
+        for n in first..first + self.sys.services[si as usize].instances {
+            self.try_fetch(n);
+        }
+    }
 }
