@@ -448,8 +448,9 @@ impl Compiler<'_> {
         let every = duration("every", &a.every, SimDuration::from_secs(15));
         let startup = duration("startup", &a.startup, SimDuration::from_secs(10));
         let stabilization = duration("stabilization", &a.stabilization, SimDuration::from_secs(300));
-        if every == SimDuration::ZERO {
-            self.err(&here("every"), "the autoscaler's period must be above zero", None);
+        if every < SimDuration::SECOND {
+            let help = Some("Kubernetes' autoscaler decides every 15s by default; a second is the least here".into());
+            self.err(&here("every"), format!("the autoscaler's period {every} is under a second"), help);
         }
         let initial = instances.clamp(min, max);
         let scale =

@@ -200,7 +200,8 @@ fn bad_autoscalers_are_refused_where_they_are_written() {
         ("Autoscale(min: 1, max: 4, target: 0.5)", 5, "outside its 1..=4"),
         ("Autoscale(min: 1, max: 4, target: 1.5)", 1, "target utilisation 1.5 is not in (0, 1]"),
         ("Autoscale(min: 1, max: 4, target: 0.5, tolerance: 1.0)", 1, "tolerance 1 is not in [0, 1)"),
-        ("Autoscale(min: 1, max: 4, target: 0.5, every: \"0s\")", 1, "period must be above zero"),
+        ("Autoscale(min: 1, max: 4, target: 0.5, every: \"0s\")", 1, "period 0ns is under a second"),
+        ("Autoscale(min: 1, max: 4, target: 0.5, every: \"1ns\")", 1, "period 1ns is under a second"),
     ] {
         let src = entry_only("1/s", instances, autoscale, "1m");
         let e = faultline::scenario::parse("test.ron", &src).err().unwrap_or_else(|| panic!("{autoscale} accepted"));
