@@ -62,6 +62,11 @@ fn a_saturated_service_scales_up_at_once_within_its_bounds() {
     let asked: Vec<u32> = s.changes.iter().map(|c| c.instances).collect();
     assert_eq!(asked, [2, 4, 6], "{s:?}");
     assert_eq!((s.instances_min, s.instances_max), (1, 6), "{s:?}");
+    assert_eq!(s.scale_ups, 3, "{s:?}");
+    // Running: 1 for 15 s, 2 for 15 s, 4 for 15 s, then 6 to the end (5m).
+    let at: Vec<f64> = s.changes.iter().map(|c| c.at_s).collect();
+    assert_eq!(at, [15.0, 30.0, 45.0]);
+    assert!((s.instances_mean - (15.0 + 30.0 + 60.0 + 255.0 * 6.0) / 300.0).abs() < 1e-9, "{s:?}");
     // Each new instance is ready its start-up after it was asked for, and
     // then takes work.
     let rs = records(&sys, 1);
@@ -103,6 +108,7 @@ fn scale_down_waits_for_the_stabilization_window_and_drains() {
     // that was mostly high), so nothing lower before 3m.
     assert!(first_down.at_s >= 180.0, "{s:?}");
     assert_eq!(last(s, 6), 1, "0.5 workers busy at target 0.5 is one instance: {s:?}");
+    assert_eq!(s.scale_ups, 0, "{s:?}");
     // Draining loses and repeats nothing: a cancelled consumer finishes and
     // acks what it holds before it leaves.
     assert!(o.invariants.iter().all(|v| v.status == faultline::check::Status::Holds), "{:?}", o.invariants);

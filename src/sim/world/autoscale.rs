@@ -50,6 +50,8 @@ pub(super) struct Scaler {
     /// count last noted.
     changes: Vec<(SimTime, u32)>,
     noted: u32,
+    /// The count asked for when `changes` began (the start or the warm-up).
+    base: u32,
     /// When the measurement window began.
     start: SimTime,
 }
@@ -69,6 +71,7 @@ impl Scaler {
             recent: VecDeque::new(),
             changes: Vec::new(),
             noted: a.initial,
+            base: a.initial,
             start: SimTime::ZERO,
         })
     }
@@ -85,6 +88,7 @@ impl Scaler {
         (self.area, self.since, self.start) = (0, now, now);
         (self.low, self.high) = (self.running, self.running);
         self.changes.clear();
+        self.base = self.noted;
     }
 
     /// What it did up to `end`.
@@ -93,10 +97,10 @@ impl Scaler {
         let area = self.area + u128::from(self.running) * u128::from((end - self.since).0);
         let span = (end - self.start).0;
         let mut ups = 0;
-        let mut last = None;
+        let mut last = self.base;
         for &(_, to) in &self.changes {
-            ups += u32::from(last.is_none_or(|l| to > l));
-            last = Some(to);
+            ups += u32::from(to > last);
+            last = to;
         }
         ScalingMetrics {
             instances_mean: if span == 0 { f64::from(self.running) } else { area as f64 / span as f64 },
