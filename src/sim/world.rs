@@ -601,6 +601,13 @@ impl Node {
         self.free.push(w);
     }
 
+    /// What it has on its hands, for least-loaded routing: workers held
+    /// and messages waiting.
+    #[inline]
+    fn load(&self) -> usize {
+        self.busy.len() - self.free.len() + self.fifo.len()
+    }
+
     /// The workers held (not free) now (not on the hot path: at a crash,
     /// the warm-up and the window's end; linear in the workers).
     fn held(&self) -> Vec<usize> {
@@ -1235,13 +1242,8 @@ impl<'s, 't> World<'s, 't> {
             Routing::LeastLoaded => {
                 // Among equals, the next in turn (so ties spread evenly).
                 let turn = self.routes[service as usize].next(n);
-                // Workers busy (those not free) and messages waiting.
-                let load = |x: u32| {
-                    let node = &self.nodes[x as usize];
-                    node.busy.len() - node.free.len() + node.fifo.len()
-                };
                 let up = (0..n).map(|i| first + (turn + i) % n).filter(|&x| self.nodes[x as usize].up);
-                return up.min_by_key(|&x| load(x));
+                return up.min_by_key(|&x| self.nodes[x as usize].load());
             }
         };
         (0..n).map(|i| first + (start + i) % n).find(|&x| self.nodes[x as usize].up)
@@ -1954,7 +1956,7 @@ impl<'s, 't> World<'s, 't> {
         let held = self.crash_process(n);
         self.crash_log_consumer(n, &held);
         self.trace_node(RecordKind::Crash, n, 0);
-        self.crash_timers(n);
+        self.drop_volatile_timers(n, LossReason::CrashedWhileHeld);
         // Its log partitions were handed back above, before the crash record.
         if self.queue_broker.is_some() {
             self.crash_queue_consumer(n);
@@ -2006,13 +2008,14 @@ impl<'s, 't> World<'s, 't> {
         held
     }
 
-    /// Timers in memory die with node `n`; durable ones are set again at the restart.
-    fn crash_timers(&mut self, n: u32) {
+    /// Timers in memory die with node `n` (a crash, or its removal: `reason`);
+    /// durable ones are set again when it starts again.
+    fn drop_volatile_timers(&mut self, n: u32, reason: LossReason) {
         let si = self.nodes[n as usize].service;
         if !self.sys.services[si as usize].durable_timers {
             let timers = std::mem::take(&mut self.nodes[n as usize].timers);
             for (_, msg) in timers.values() {
-                self.lose(n, msg, LossReason::CrashedWhileHeld);
+                self.lose(n, msg, reason);
             }
         }
     }

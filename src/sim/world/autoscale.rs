@@ -28,7 +28,7 @@
 use super::{Ev, World};
 use crate::outcome::{ScaleChange, ScalingMetrics};
 use crate::sim::SimTime;
-use crate::system::{CommitPolicy, ServiceSpec};
+use crate::system::{Routing, ServiceSpec};
 use crate::trace::{LossReason, RecordKind};
 use std::collections::VecDeque;
 
@@ -310,15 +310,11 @@ impl World<'_, '_> {
         let asked = self.scalers[si as usize].as_ref().map_or(0, |sc| sc.provisioned);
         self.trace_node(RecordKind::ScaledDown, n, u64::from(asked));
         if self.nodes[n as usize].up {
-            self.commit_on_leave(n);
+            // Kafka's `close()`: an auto-committing consumer commits its positions.
+            self.commit_positions(n);
             self.nodes[n as usize].member = false;
             self.rebalance(si);
-            if !self.sys.services[si as usize].durable_timers {
-                let timers = std::mem::take(&mut self.nodes[n as usize].timers);
-                for (_, msg) in timers.values() {
-                    self.lose(n, msg, LossReason::ScaledIn);
-                }
-            }
+            self.drop_volatile_timers(n, LossReason::ScaledIn);
             let held = self.crash_process(n);
             debug_assert!(held.is_empty(), "a node leaves only once it holds nothing");
             if self.broker.queue_of[n as usize].is_some() {
@@ -330,24 +326,6 @@ impl World<'_, '_> {
         self.stopped_running(si);
     }
 
-    /// An auto-committing consumer that closes commits its positions (as
-    /// Kafka's consumer does in `close()`); the other policies committed as
-    /// they went.
-    fn commit_on_leave(&mut self, n: u32) {
-        for i in 0..self.nodes[n as usize].owned.len() {
-            let g = self.nodes[n as usize].owned[i];
-            let gp = &mut self.gparts[g as usize];
-            if matches!(gp.policy, CommitPolicy::Auto { .. }) && gp.position > gp.committed {
-                for _ in gp.committed..gp.position {
-                    gp.done.pop_front();
-                }
-                gp.committed = gp.position;
-                let aux = u64::from(gp.partition_in_topic) << 40 | gp.committed;
-                self.trace_node(RecordKind::Committed, n, aux);
-            }
-        }
-    }
-
     /// The instance of autoscaled `service` that takes `key`, among those
     /// ready and not draining: by key, the key's share of the ready ones
     /// (`key % ready`); round robin, the next ready one after the last;
@@ -355,42 +333,26 @@ impl World<'_, '_> {
     /// with the least at work or waiting (the next in turn among equals).
     pub(super) fn pick_scaled(&mut self, service: u32, key: u64) -> Option<u32> {
         let s = &self.sys.services[service as usize];
-        let (first, slots) = (self.first_node[service as usize], s.instances);
-        let nodes = &self.nodes;
-        let ready = |x: &u32| nodes[*x as usize].up && !nodes[*x as usize].draining;
-        let count = (first..first + slots).filter(ready).count() as u64;
+        let (first, slots, routing) = (self.first_node[service as usize], s.instances, s.routing);
+        let ready = |nodes: &[super::Node], x: u32| nodes[x as usize].up && !nodes[x as usize].draining;
+        let count = (first..first + slots).filter(|&x| ready(&self.nodes, x)).count() as u64;
         if count == 0 {
             return None;
         }
-        let nth = |i: u64| (first..first + slots).filter(ready).nth(i as usize);
-        match s.routing {
-            crate::system::Routing::ByKey => nth(key % count),
-            crate::system::Routing::Random => {
-                let i = self.routes[service as usize].stream.below(count);
-                let nodes = &self.nodes;
-                (first..first + slots).filter(|x| nodes[*x as usize].up && !nodes[*x as usize].draining).nth(i as usize)
-            }
-            routing => {
+        let nth = match routing {
+            Routing::ByKey => key % count,
+            Routing::Random => self.routes[service as usize].stream.below(count),
+            Routing::RoundRobin | Routing::LeastLoaded => {
                 let turn = self.routes[service as usize].next(slots);
-                let nodes = &self.nodes;
-                let ready = |x: &u32| nodes[*x as usize].up && !nodes[*x as usize].draining;
-                let order = (0..slots).map(|i| first + (turn + i) % slots).filter(ready);
-                let load = |x: u32| {
-                    let node = &nodes[x as usize];
-                    node.busy.len() - node.free.len() + node.fifo.len()
-                };
-                let picked = if routing == crate::system::Routing::LeastLoaded {
-                    order.min_by_key(|&x| load(x))
-                } else {
-                    order.take(1).next()
-                };
-                if let Some(x) = picked
-                    && routing == crate::system::Routing::RoundRobin
-                {
-                    self.routes[service as usize].turn = x - first;
+                let mut order = (0..slots).map(|i| first + (turn + i) % slots).filter(|&x| ready(&self.nodes, x));
+                if routing == Routing::LeastLoaded {
+                    return order.min_by_key(|&x| self.nodes[x as usize].load());
                 }
-                picked
+                let picked = order.next()?;
+                self.routes[service as usize].turn = picked - first;
+                return Some(picked);
             }
-        }
+        };
+        (first..first + slots).filter(|&x| ready(&self.nodes, x)).nth(nth as usize)
     }
 }

@@ -275,7 +275,14 @@ impl World<'_, '_> {
             return;
         }
         node.auto_commit_armed = None;
-        for i in 0..node.owned.len() {
+        self.commit_positions(n);
+        self.schedule_auto_commit(n);
+    }
+
+    /// Node `n` commits the fetch position of each auto-committing
+    /// partition it owns (its timer, or its `close()` when it leaves).
+    pub(super) fn commit_positions(&mut self, n: u32) {
+        for i in 0..self.nodes[n as usize].owned.len() {
             let g = self.nodes[n as usize].owned[i];
             let gp = &mut self.gparts[g as usize];
             if let CommitPolicy::Auto { .. } = gp.policy
@@ -289,7 +296,6 @@ impl World<'_, '_> {
                 self.trace_node(RecordKind::Committed, n, aux);
             }
         }
-        self.schedule_auto_commit(n);
     }
 
     /// Sets node `n`'s next auto-commit, if it has an auto-committing
@@ -505,11 +511,21 @@ impl World<'_, '_> {
                 RewindTarget::Time(t) => part.visible_at[..end as usize].partition_point(|&v| v < t) as u64,
             };
             let (from, owner) = (gp.committed, gp.owner);
+            // What the owner holds of this partition, found once (not per offset).
+            let mut held: Vec<u64> = Vec::new();
+            if owner != NO_OWNER && target > from {
+                let node = &self.nodes[owner as usize];
+                let of_g = |j: &Job| match j.source {
+                    Source::Log { gp, offset, .. } if gp == g => Some(offset),
+                    _ => None,
+                };
+                held = node.busy.iter().flatten().chain(node.fifo.iter()).filter_map(of_g).collect();
+                held.sort_unstable();
+            }
             for o in from..target {
                 let gp = &self.gparts[g as usize];
                 let done = gp.done.get((o - from) as usize) == Some(&true);
-                let held = owner != NO_OWNER && self.holds_record(owner, g, o);
-                if !(done || gp.was_processed(o) || held) {
+                if !(done || gp.was_processed(o) || held.binary_search(&o).is_ok()) {
                     let msg = self.partitions[gp.part as usize].records[o as usize];
                     let reader = self.group_node(g);
                     self.lose(reader, &msg, crate::trace::LossReason::RewoundPast);
