@@ -338,3 +338,34 @@ fn a_busy_consumer_drains_what_it_fetched_and_then_leaves() {
     });
     assert!(!fetched_late, "a draining consumer fetched");
 }
+
+#[test]
+fn a_push_on_its_way_to_a_removed_instance_is_lost_and_counted() {
+    // Pushes take 50 ms on the ephemeral bus; at 15 s mailer-2 drains (it is
+    // idle at once) and goes while pushes to it are on their way.
+    let src = r#"Scenario(
+    name: "autoscale-push",
+    duration: "30s",
+    bus: Ephemeral(latency: Const("50ms")),
+    services: [
+        Service(name: "order", workers: 8, on: [Accept(entity: "order", work: Const("1ms"), emit: ["OrderCreated"])]),
+        Service(name: "mailer", instances: 2, routing: RoundRobin, consume: (topics: ["OrderCreated"]),
+            autoscale: Some(Autoscale(min: 1, max: 2, target: 0.5)),
+            on: [Handle(event: "OrderCreated", work: Const("1ms"), terminal: true)]),
+    ],
+    workload: Regular(rate: "100/s", entity: "order", keys: Sequential, stop: "20s"),
+    invariants: [NoLostEntities(entity: "order", deadline_after_heal: "5s")],
+)"#;
+    let sys = system(src);
+    let o = run(&sys, 1).unwrap();
+    let scaled_in = o.metrics.lost_by_reason["scaled-in"];
+    assert!(scaled_in > 0, "{:?}", o.metrics.lost_by_reason);
+    let v = &o.invariants[0];
+    assert_eq!(v.counts["lost"], scaled_in, "each loss is an entity lost, with its reason: {:?}", v.counts);
+    let rs = records(&sys, 1);
+    let mailer_2 = 2u32;
+    for r in rs.iter().filter(|r| r.kind == RecordKind::Lost) {
+        assert_eq!(r.node, mailer_2);
+        assert!(!rs.iter().any(|h| h.kind == RecordKind::Handled && h.msg == r.msg), "a lost push was handled");
+    }
+}
