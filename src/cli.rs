@@ -949,6 +949,31 @@ fn render_stations(s: &mut String, m: &crate::outcome::Metrics) {
             steps.join(", ")
         );
     }
+    render_rehydration(s, m);
+}
+
+/// One line per re-hydrating service: its snapshots, their size, and the
+/// time to load them and to catch up.
+fn render_rehydration(s: &mut String, m: &crate::outcome::Metrics) {
+    for (name, r) in m.services.iter().filter_map(|(n, sm)| Some((n, sm.rehydration.as_ref()?))) {
+        let caught = if r.caught_up == 0 {
+            "never caught up".to_string()
+        } else {
+            format!("caught up within {} ({} of {})", secs(r.catch_up_s_max), r.caught_up, r.snapshots)
+        };
+        let n = |count: u64, one: &str| format!("{count} {one}{}", if count == 1 { "" } else { "s" });
+        let _ = writeln!(
+            s,
+            "rehydrate   {name}: {} of {:.0} rows on average (at most {}), {}; \
+             loaded within {} (mean {}); {caught}",
+            n(r.snapshots, "snapshot"),
+            r.rows_mean,
+            thousands(r.rows_max),
+            n(r.requests, "request"),
+            secs(r.load_s_max),
+            secs(r.load_s_mean),
+        );
+    }
 }
 
 /// The human summary of a run. Without `wall` it holds nothing that depends

@@ -135,6 +135,31 @@ pub struct ServiceMetrics {
     /// What its autoscaler did, if it autoscales.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<ScalingMetrics>,
+    /// What its re-hydrations did, if it re-hydrates (over the whole run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehydration: Option<RehydrationMetrics>,
+}
+
+/// A re-hydrating service's snapshots: how many, how big, how long.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RehydrationMetrics {
+    /// Snapshot requests sent (a request unanswered in time is sent again).
+    pub requests: u64,
+    /// Snapshots loaded.
+    pub snapshots: u64,
+    /// Rows per snapshot loaded, on average.
+    pub rows_mean: f64,
+    /// Rows of the largest snapshot loaded.
+    pub rows_max: u64,
+    /// From an instance's start to its snapshot loaded, in seconds, on average.
+    pub load_s_mean: f64,
+    /// The same, at most.
+    pub load_s_max: f64,
+    /// Instances that caught up after loading: idle, nothing waiting, no
+    /// record of their partitions unread.
+    pub caught_up: u64,
+    /// From an instance's start to its catching up, at most, in seconds.
+    pub catch_up_s_max: f64,
 }
 
 /// What a service's autoscaler did over the measurement window.

@@ -89,6 +89,19 @@ impl<W: Write> Perfetto<W> {
     }
 
     /// Ends every message slice still open at `pid` (its node crashed).
+    /// A node's "down" or "paused" span begins (a crash, a pause) or ends
+    /// (its restart, its resumption).
+    fn down_or_paused(&mut self, pid: u32, ts: f64, r: &Record) -> io::Result<()> {
+        let name = if matches!(r.kind, RecordKind::Crash | RecordKind::Restart) { "down" } else { "paused" };
+        let begins = matches!(r.kind, RecordKind::Crash | RecordKind::Paused);
+        if begins {
+            self.end_open(pid, ts, "crashed")?;
+        }
+        let ph = if begins { "b" } else { "e" };
+        self.emit(json!({"name": name, "cat": "fault", "ph": ph, "id": u64::from(pid), "ts": ts, "pid": pid,
+                         "tid": STATE_TID}))
+    }
+
     fn end_open(&mut self, pid: u32, ts: f64, why: &str) -> io::Result<()> {
         let ids: Vec<(u32, u64)> = self.open.range((pid, 0)..=(pid, u64::MAX)).map(|(k, _)| *k).collect();
         for key in ids {
@@ -175,16 +188,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
                 let effect = self.effects.get(r.aux as usize).map_or("?", String::as_str).to_string();
                 self.instant(pid, ts, format!("effect {effect}"), json!({"entity": r.entity}))?;
             }
-            RecordKind::Crash | RecordKind::Paused => {
-                self.end_open(pid, ts, "crashed")?;
-                let name = if r.kind == RecordKind::Crash { "down" } else { "paused" };
-                self.emit(json!({"name": name, "cat": "fault", "ph": "b", "id": u64::from(pid), "ts": ts, "pid": pid,
-                                 "tid": STATE_TID}))?;
-            }
-            RecordKind::Restart | RecordKind::Resumed => {
-                let name = if r.kind == RecordKind::Restart { "down" } else { "paused" };
-                self.emit(json!({"name": name, "cat": "fault", "ph": "e", "id": u64::from(pid), "ts": ts, "pid": pid,
-                                 "tid": STATE_TID}))?;
+            RecordKind::Crash | RecordKind::Paused | RecordKind::Restart | RecordKind::Resumed => {
+                self.down_or_paused(pid, ts, r)?;
             }
             RecordKind::FaultBegan | RecordKind::FaultHealed => {
                 let verb = if r.kind == RecordKind::FaultBegan { "began" } else { "healed" };
@@ -218,6 +223,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::Draining
             | RecordKind::ScaledDown
             | RecordKind::Rewound
+            | RecordKind::Hydrating
+            | RecordKind::Rehydrated
             | RecordKind::Transition => self.instant_of(pid, ts, r)?,
             // Bookkeeping that would only crowd the view.
             RecordKind::Appended

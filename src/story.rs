@@ -552,6 +552,8 @@ impl Teller<'_> {
             | RecordKind::Draining
             | RecordKind::ScaledDown
             | RecordKind::Rewound
+            | RecordKind::Hydrating
+            | RecordKind::Rehydrated
             | RecordKind::CrashPoint
             | RecordKind::Paused
             | RecordKind::Fenced
@@ -676,7 +678,13 @@ impl Teller<'_> {
             | RecordKind::ScaledUp
             | RecordKind::Draining
             | RecordKind::ScaledDown
-            | RecordKind::Rewound => return Some(operated(who, r)),
+            | RecordKind::Rewound
+            | RecordKind::Rehydrated => return Some(operated(who, r)),
+            RecordKind::Hydrating => write!(
+                line,
+                "{who} asked {} for a snapshot (re-hydration): it works on nothing until it has it",
+                self.node(r.aux as u32)
+            ),
             RecordKind::CrashPoint => {
                 let seam = crate::system::Seam::from_code(r.aux).map_or("?", |s| s.label());
                 write!(line, "{who} CRASHED at seam {seam} while handling {}", self.msg_name(r.msg))
@@ -771,6 +779,7 @@ fn operated(who: &str, r: &Record) -> String {
             format!("{who} DRAINING (scaled down to {}): takes nothing new, finishes what it holds", r.aux)
         }
         RecordKind::ScaledDown => format!("{who} gone (scaled down to {}), out of its consumer group", r.aux),
+        RecordKind::Rehydrated => format!("{who} loaded a snapshot of {} rows, then works through what waited", r.aux),
         _ => format!(
             "{who}'s group REWOUND by an operator: partition {} resumes at offset {}",
             r.aux >> 40,

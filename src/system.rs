@@ -237,8 +237,28 @@ pub struct ServiceSpec {
     /// Horizontal autoscaling; `instances` is then its most instances
     /// (the nodes there are), of which `initial` start.
     pub autoscale: Option<Autoscale>,
+    /// "Hey, I'm back": on every start after the first (a restart, a late
+    /// deployment, a new instance) it asks another service for a snapshot
+    /// of a table and works on nothing until it has loaded it.
+    pub rehydrate: Option<Rehydrate>,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
+}
+
+/// Re-hydration from a snapshot: where it comes from and what it costs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rehydrate {
+    /// The service that owns the data (an instance of it that is up answers).
+    pub from: u32,
+    /// The table copied.
+    pub table: u16,
+    /// One-way network latency of the request and of the reply.
+    pub latency: Dist,
+    /// Transfer and load time per row of the snapshot.
+    pub per_row: SimDuration,
+    /// A request without a snapshot for this long is sent again (to the
+    /// owner's next instance).
+    pub timeout: SimDuration,
 }
 
 /// Where a rewound consumer group resumes, per partition.
@@ -318,6 +338,7 @@ impl ServiceSpec {
             flaky: false,
             durable_timers: false,
             autoscale: None,
+            rehydrate: None,
             behaviour: Arc::new(Declarative::default()),
         }
     }

@@ -125,6 +125,11 @@ pub enum RecordKind {
     /// An operator reset the node's group on a partition (aux: the
     /// partition << 40 | the offset it resumes from).
     Rewound = 45,
+    /// The node, re-hydrating, asked an instance of the data's owner for a
+    /// snapshot (aux: the owner's node); it works on nothing until loaded.
+    Hydrating = 46,
+    /// The node loaded its snapshot (aux: its rows) and resumes.
+    Rehydrated = 47,
 }
 
 /// Why a message was lost.
@@ -411,6 +416,8 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Draining
                         | RecordKind::ScaledDown
                         | RecordKind::Rewound
+                        | RecordKind::Hydrating
+                        | RecordKind::Rehydrated
                 ))
         {
             if self.story.len() < STORY_HEAD {

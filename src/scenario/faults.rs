@@ -349,12 +349,10 @@ impl Compiler<'_> {
                 })
                 || sv.machine.as_ref().is_some_and(|m| m.timeouts.iter().any(|t| !t.emit.is_empty()))
         };
+        // Synchronous calls, and snapshot requests and their replies.
         let calls = |a: &schema::Service, b: &schema::Service| {
-            a.on.iter().any(|h| match h {
-                schema::Handler::Accept { call, .. } | schema::Handler::Handle { call, .. } => {
-                    call.as_ref().is_some_and(|c| c.service == b.name)
-                }
-            })
+            a.rehydrate.as_ref().is_some_and(|r| r.from == b.name)
+                || a.on.iter().any(|h| h.call().is_some_and(|c| c.service == b.name))
         };
         let brokers = matches!(s.log_bus(), Some(schema::Bus::Log { brokers: Some(b), .. }) if b.count >= 2);
         // Does anything travel between `a` and `b`, one way or the other?
@@ -369,8 +367,8 @@ impl Compiler<'_> {
                 },
             }
         };
-        let no_traffic_help = "only synchronous calls travel between service instances, and replication between \
-            brokers; cut an instance off from \"bus\" to stop what it publishes and consumes";
+        let no_traffic_help = "only synchronous calls and snapshots travel between service instances, and \
+            replication between brokers; cut an instance off from \"bus\" to stop what it publishes and consumes";
         for (i, f) in s.faults.iter().enumerate() {
             let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
             match f {

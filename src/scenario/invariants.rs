@@ -154,16 +154,8 @@ impl Compiler<'_> {
                 schema::Invariant::ReplicaConvergence { source, replica, table } => {
                     let src = self.service_named(&iat("source"), s, source);
                     let rep = self.service_named(&iat("replica"), s, replica);
-                    let writers: Vec<&str> = s
-                        .services
-                        .iter()
-                        .flat_map(|x| x.on.iter())
-                        .filter_map(|h| match h {
-                            schema::Handler::Accept { write, .. } | schema::Handler::Handle { write, .. } => {
-                                write.as_deref()
-                            }
-                        })
-                        .collect();
+                    let writers: Vec<&str> =
+                        s.services.iter().flat_map(|x| x.on.iter()).filter_map(schema::Handler::writes).collect();
                     if !writers.contains(&table.as_str()) {
                         let help = suggest(table, writers.iter().copied()).map(|x| format!("did you mean `{x}`?"));
                         self.err(

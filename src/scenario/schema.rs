@@ -515,6 +515,13 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub autoscale: Option<Autoscale>,
+    /// "Hey, I'm back": on every start after the first (a restart, a late
+    /// deployment, a new instance) ask the service that owns a table for a
+    /// snapshot of it, and work on nothing until it is loaded; then resume
+    /// from the stream.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub rehydrate: Option<Rehydrate>,
     /// Its handlers.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -713,6 +720,22 @@ pub enum Handler {
         #[serde(skip_serializing_if = "is_default")]
         to: Option<String>,
     },
+}
+
+impl Handler {
+    /// Its synchronous call, if it makes one.
+    pub fn call(&self) -> Option<&CallSchema> {
+        match self {
+            Handler::Accept { call, .. } | Handler::Handle { call, .. } => call.as_ref(),
+        }
+    }
+
+    /// The table it writes, if it writes one.
+    pub fn writes(&self) -> Option<&str> {
+        match self {
+            Handler::Accept { write, .. } | Handler::Handle { write, .. } => write.as_deref(),
+        }
+    }
 }
 
 /// A field of the messages a handler publishes.
@@ -1212,6 +1235,31 @@ pub struct Autoscale {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub tolerance: Option<f64>,
+}
+
+/// Re-hydration from a snapshot the owner of the data serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rehydrate {
+    /// The service that owns the data; one of its instances that is up
+    /// answers from its own state.
+    pub from: String,
+    /// The table copied (one `from` writes).
+    pub table: String,
+    /// One-way network latency of the request and of the reply (default
+    /// `Const("1ms")`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub latency: Option<Dist>,
+    /// Transfer and load time per row (default `"10us"`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub per_row: Option<String>,
+    /// A request unanswered this long is sent again, to the owner's next
+    /// instance (default `"1s"`).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub timeout: Option<String>,
 }
 
 /// A transactional outbox and its relay.

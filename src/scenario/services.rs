@@ -135,15 +135,8 @@ impl Compiler<'_> {
                     _ => u32::MAX,
                 },
             };
-            spec.dedup = sv.dedup.as_ref().map(|d| {
-                let (durable, window) = match d {
-                    schema::Dedup::Volatile { window } => (false, *window),
-                    schema::Dedup::Durable { window } => (true, *window),
-                };
-                let at = [P::F("services"), P::I(i), P::F("dedup"), P::F("window")];
-                let window = self.bounded(&at, "window", window, 1, bounds::DEDUP_WINDOW_MAX);
-                Dedup { durable, window }
-            });
+            spec.dedup = self.dedup(i, sv);
+            spec.rehydrate = self.rehydrate(i, s, sv, names);
             spec.calls = handlers.iter().any(|h| h.call.is_some());
             let machine = self.machine(i, sv, names);
             spec.durable_timers = sv.timers != schema::State::Volatile;
@@ -456,6 +449,64 @@ impl Compiler<'_> {
         let scale =
             crate::system::Autoscale { min, initial, target: a.target, every, startup, stabilization, tolerance };
         (max, Some(scale))
+    }
+
+    /// Service `i`'s idempotent-consumer store, if it has one.
+    fn dedup(&mut self, i: usize, sv: &schema::Service) -> Option<Dedup> {
+        let d = sv.dedup.as_ref()?;
+        let (durable, window) = match d {
+            schema::Dedup::Volatile { window } => (false, *window),
+            schema::Dedup::Durable { window } => (true, *window),
+        };
+        let at = [P::F("services"), P::I(i), P::F("dedup"), P::F("window")];
+        let window = self.bounded(&at, "window", window, 1, bounds::DEDUP_WINDOW_MAX);
+        Some(Dedup { durable, window })
+    }
+
+    /// Service `i`'s re-hydration, checked: the owner exists, is another
+    /// service, and writes the table.
+    fn rehydrate(
+        &mut self,
+        i: usize,
+        s: &Scenario,
+        sv: &schema::Service,
+        names: &mut Names,
+    ) -> Option<crate::system::Rehydrate> {
+        let r = sv.rehydrate.as_ref()?;
+        let at = |f: &'static str| [P::F("services"), P::I(i), P::F("rehydrate"), P::F(f)];
+        let from = self.service_named(&at("from"), s, &r.from);
+        if from == Some(i) {
+            self.err(
+                &at("from"),
+                "a service cannot re-hydrate from itself",
+                Some("name the service that owns the data".into()),
+            );
+        }
+        if let Some(f) = from {
+            let writes: Vec<&str> = s.services[f].on.iter().filter_map(schema::Handler::writes).collect();
+            if !writes.contains(&r.table.as_str()) {
+                let help = suggest(&r.table, writes.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+                let help =
+                    help.or_else(|| Some(format!("`{}` writes no table: give one of its handlers `write:`", r.from)));
+                self.err(&at("table"), format!("service `{}` writes no table `{}`", r.from, r.table), help);
+            }
+        }
+        let latency = match &r.latency {
+            Some(d) => self.dist(&at("latency"), d),
+            None => Some(Dist::Const(SimDuration::MILLISECOND)),
+        };
+        let per_row = r.per_row.as_ref().map_or(Some(SimDuration(10_000)), |t| self.duration(&at("per_row"), t));
+        let timeout = r.timeout.as_ref().map_or(Some(SimDuration::SECOND), |t| self.duration(&at("timeout"), t));
+        if timeout == Some(SimDuration::ZERO) {
+            self.err(&at("timeout"), "the timeout must be above zero", None);
+        }
+        Some(crate::system::Rehydrate {
+            from: from? as u32,
+            table: names.table(&r.table),
+            latency: latency?,
+            per_row: per_row?,
+            timeout: timeout?,
+        })
     }
 
     pub(super) fn starts_at(&mut self, i: usize, sv: &schema::Service) -> SimTime {

@@ -36,6 +36,7 @@ mod log_bus;
 mod queue_broker;
 mod queue_bus;
 mod quorum;
+mod rehydrate;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{
@@ -175,6 +176,12 @@ enum Ev {
     /// Service `service`'s consumer group rebalances for the members that
     /// joined at this instant (one rebalance for them all).
     Rebalance { service: u32 },
+    /// A re-hydrating node's snapshot request reaches the owner it asked.
+    SnapshotAsk { node: u32, epoch: u32, attempt: u32 },
+    /// A snapshot reaches the node that asked for it, and is loaded.
+    SnapshotLoaded { node: u32, epoch: u32, attempt: u32 },
+    /// A snapshot request's timeout.
+    SnapshotTimeout { node: u32, epoch: u32, attempt: u32 },
     /// The warm-up is over: measurements start again from zero.
     Warmup,
     /// The workload has stopped: time-averages end here (the drain that
@@ -338,6 +345,11 @@ struct Node {
     scale_mark: (SimTime, i128),
     /// The epoch whose auto-commit timer is set, if one is.
     auto_commit_armed: Option<u32>,
+    /// Re-hydrating: waiting for its snapshot, it works on nothing and
+    /// does not poll.
+    hydrating: bool,
+    /// Re-hydrated and not yet caught up (see `rehydrate`).
+    catching_up: bool,
 }
 
 /// A consumer group's view of one partition.
@@ -575,6 +587,8 @@ impl Node {
             draining: false,
             scale_mark: (SimTime::ZERO, 0),
             auto_commit_armed: None,
+            hydrating: false,
+            catching_up: false,
         }
     }
 
@@ -733,7 +747,7 @@ struct World<'s, 't> {
     service_gps: Vec<Vec<u32>>,
     /// Per service, whether its consumer group exists yet.
     group_started: Vec<bool>,
-    /// Broker nodes behind the log, if configured.
+    /// Broker nodes: the log's, if configured, or the queue broker.
     brokers: Vec<BrokerNode>,
     /// The log's settings (no partitions for another bus).
     log_cfg: LogSettings,
@@ -774,6 +788,8 @@ struct World<'s, 't> {
     scalers: Vec<Option<autoscale::Scaler>>,
     /// Per service, a rebalance for members that just joined is due now.
     rebalance_pending: Vec<bool>,
+    /// Re-hydrations in progress, and what they did.
+    hydration: rehydrate::Hydrations,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -1023,6 +1039,7 @@ impl<'s, 't> World<'s, 't> {
             arrivals: Arrivals::of(&sys.workloads, seed),
             network: Stream::new(seed, StreamKind::Network, ""),
             calls: Calls::new(nodes.len()),
+            hydration: rehydrate::Hydrations::of(sys, nodes.len()),
             nodes,
             first_node,
             subscribers,
@@ -1045,7 +1062,6 @@ impl<'s, 't> World<'s, 't> {
             track_processed: tracks_processed(sys, &log_cfg),
             group_started: sys.services.iter().map(|s| s.starts_at == SimTime::ZERO).collect(),
             service_gps: log.service_gps,
-            // The log's brokers, or the queue broker.
             brokers: broker_names.iter().map(|_| BrokerNode::up()).collect(),
             broker_names,
             log_cfg,
@@ -1210,6 +1226,9 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Autoscale { service } => self.autoscale(service),
                 Ev::ScaledUp { node, epoch } => self.scaled_up(node, epoch),
                 Ev::Rebalance { service } => self.joined_rebalance(service),
+                Ev::SnapshotAsk { node, epoch, attempt } => self.snapshot_asked(node, epoch, attempt),
+                Ev::SnapshotLoaded { node, epoch, attempt } => self.snapshot_loaded(node, epoch, attempt),
+                Ev::SnapshotTimeout { node, epoch, attempt } => self.snapshot_timed_out(node, epoch, attempt),
                 Ev::Warmup => self.warmed_up(),
                 Ev::WindowEnd => self.window_ended(),
             }
@@ -1307,8 +1326,9 @@ impl<'s, 't> World<'s, 't> {
         let job = Job { msg, source, arrived: available, snapshot: NO_SNAPSHOT, called: CALL_NONE };
         self.trace(RecordKind::Enqueued, n, &job.msg, u64::from(job.msg.kind.0));
         let node = &mut self.nodes[n as usize];
-        // A paused process takes messages into its buffers but works on none.
-        if !node.paused
+        // A paused process takes messages into its buffers but works on none;
+        // nor does one waiting for its snapshot.
+        if !(node.paused | node.hydrating)
             && let Some(w) = node.take_worker(self.now)
         {
             self.start(n, w, job);
@@ -1496,17 +1516,21 @@ impl<'s, 't> World<'s, 't> {
             None => node.free_worker(worker, self.now),
         }
         let node = &self.nodes[n as usize];
-        if node.fetch_blocked | node.draining {
+        if node.fetch_blocked | node.draining | node.catching_up {
             self.room_freed(n);
         }
     }
 
     /// A worker of node `n` is free and a fetch was blocked on room, or
-    /// the node drains: fetch again, or leave if nothing is left.
+    /// the node drains, or catches up after its re-hydration: fetch again,
+    /// leave if nothing is left, or see whether it has caught up.
     #[inline(never)]
     fn room_freed(&mut self, n: u32) {
         if self.nodes[n as usize].fetch_blocked {
             self.try_fetch(n);
+        }
+        if self.nodes[n as usize].catching_up {
+            self.check_caught_up(n);
         }
         if self.nodes[n as usize].draining {
             self.try_retire(n);
@@ -2058,6 +2082,9 @@ impl<'s, 't> World<'s, 't> {
             node.up = node.down.free();
             node.member = node.up;
             self.trace_node(RecordKind::Joined, n, 0);
+            if self.nodes[n as usize].up {
+                self.begin_hydration(n);
+            }
         }
         self.rebalance(service);
         for n in first..first + self.sys.services[service as usize].initial_instances() {
@@ -2111,6 +2138,7 @@ impl<'s, 't> World<'s, 't> {
         node.up = true;
         let paused = node.paused;
         self.trace_node(RecordKind::Restart, n, 0);
+        self.begin_hydration(n);
         // Restarted inside a pause, it is stalled: it rejoins when it resumes.
         if !paused {
             self.rejoin_group(n);
@@ -2380,6 +2408,7 @@ impl<'s, 't> World<'s, 't> {
             queue_len_mean: per_window(area),
             instances: instances.collect(),
             scaling: self.scalers[i].as_ref().map(|sc| sc.metrics(self.window_end().min(self.now))),
+            rehydration: self.sys.services[i].rehydrate.as_ref().map(|_| self.hydration.stats[i].metrics()),
         }
     }
 

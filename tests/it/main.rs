@@ -21,6 +21,7 @@ mod patterns;
 mod payloads;
 mod props;
 mod queues;
+mod rehydrate;
 mod report;
 mod rewind;
 mod routing;

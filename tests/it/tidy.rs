@@ -13,10 +13,10 @@ const LIMIT: usize = 70;
 /// Functions over the limit when the ratchet was set (2026-12-01), with
 /// their length in lines: the most each may have.
 const OVER: &[(&str, &str, usize)] = &[
-    ("src/scenario/services.rs", "services", 153),
+    ("src/scenario/services.rs", "services", 146),
     ("src/scenario/faults.rs", "faults", 313),
     ("src/scenario/buses.rs", "queue_bus_spec", 111),
-    ("src/scenario/invariants.rs", "invariants", 138),
+    ("src/scenario/invariants.rs", "invariants", 130),
     ("src/scenario/workloads.rs", "workload", 82),
     ("src/sim/world.rs", "new", 72),
     ("src/story.rs", "tell", 163),
@@ -25,11 +25,10 @@ const OVER: &[(&str, &str, usize)] = &[
     ("src/report.rs", "write_page", 147),
     ("src/cli.rs", "render", 127),
     ("src/fuzz.rs", "mutate_once", 144),
-    ("src/scenario/faults.rs", "network_faults_act", 120),
+    ("src/scenario/faults.rs", "network_faults_act", 118),
     ("src/story.rs", "conclusion", 112),
     ("src/sweep.rs", "render", 101),
     ("src/sim/world.rs", "finish", 79),
-    ("src/perfetto.rs", "write", 73),
     ("src/scenario/invariants.rs", "by_construction", 97),
     ("src/scenario/services.rs", "call", 85),
     ("src/sim/world/calls.rs", "attempt", 83),

@@ -264,6 +264,7 @@ impl World<'_, '_> {
         if !up {
             return;
         }
+        self.begin_hydration(n);
         if !self.service_gps[si as usize].is_empty()
             && !std::mem::replace(&mut self.rebalance_pending[si as usize], true)
         {

@@ -120,15 +120,7 @@ impl World<'_, '_> {
             return;
         }
         self.rejoin_group(n);
-        loop {
-            let node = &mut self.nodes[n as usize];
-            if node.free.is_empty() || node.fifo.is_empty() {
-                break;
-            }
-            node.account_fifo(self.now);
-            let (Some(w), Some(job)) = (node.take_worker(self.now), node.fifo.pop_front()) else { break };
-            self.start(n, w, job);
-        }
+        self.work_waiting(n);
         self.try_fetch(n);
     }
 }

@@ -68,7 +68,7 @@ impl World<'_, '_> {
     /// partitions (after a restart, or when room frees up after a block).
     pub(super) fn try_fetch(&mut self, n: u32) {
         let node = &self.nodes[n as usize];
-        if !node.up || node.paused || node.draining {
+        if !node.up || node.paused || node.draining || node.hydrating {
             return;
         }
         self.nodes[n as usize].fetch_blocked = false;
@@ -126,7 +126,12 @@ impl World<'_, '_> {
         let node = &mut self.nodes[n as usize];
         // A node not yet deployed is down too; a paused or draining one
         // does not poll.
-        if !node.up || node.paused || node.draining || gp.position >= self.partitions[gp.part as usize].visible {
+        if !node.up
+            || node.paused
+            || node.draining
+            || node.hydrating
+            || gp.position >= self.partitions[gp.part as usize].visible
+        {
             return false;
         }
         if node.outstanding >= self.log_cfg.fetch_max {
