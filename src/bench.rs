@@ -47,6 +47,7 @@ pub fn pipeline(duration: SimDuration) -> System {
             }],
             machine: None,
             version: None,
+            unknown: None,
         });
         s
     };

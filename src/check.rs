@@ -20,6 +20,7 @@ mod effects;
 mod entities;
 mod rows;
 mod rules;
+mod versions;
 
 #[derive(Clone, Copy)]
 struct EntityRec {
@@ -64,6 +65,9 @@ pub const SETBACK_UNCONSUMED: u8 = 102;
 /// [`Checker::setback`]: the entity's state machine moved on an instance
 /// while another instance held its state (state per instance, split).
 pub const SETBACK_SPLIT_STATE: u8 = 103;
+/// [`Checker::setback`]: a message of the entity was of a schema version
+/// its consumer's instance does not read (failed, skipped or misread).
+pub const SETBACK_UNREADABLE: u8 = 104;
 
 /// The verdict on one invariant.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -207,6 +211,10 @@ pub struct Checker {
     /// The service of each node (index: the records' `node`), for the
     /// checks that follow a service's work.
     node_services: Vec<usize>,
+    /// One per version-compatible invariant, in invariant order.
+    versions: Vec<versions::VersionCheck>,
+    /// Some check follows the messages a service handles (amplification, versions).
+    follows_work: bool,
 }
 
 /// A business rule's observations: per entity (index: entity - 1), when
@@ -267,6 +275,7 @@ impl Checker {
             RecordKind::CallFailed => self.setback(entity, SETBACK_CALL_FAILED),
             RecordKind::DeadLettered => self.dead_lettered(entity),
             RecordKind::Handled | RecordKind::Failed | RecordKind::Skipped => self.handled_on(r.node, entity),
+            RecordKind::Unreadable | RecordKind::Unparked => self.version_step(r),
             RecordKind::Ignored => {
                 self.handled_on(r.node, entity);
                 // A stale deadline (the entity moved on) explains nothing; a
@@ -286,12 +295,19 @@ impl Checker {
     }
 
     /// Node `node` handled (or failed, skipped or ignored) a message of `entity`.
-    #[inline]
+    #[inline(always)]
     fn handled_on(&mut self, node: u32, entity: EntityId) {
-        if !self.amplification.is_empty()
-            && let Some(&service) = self.node_services.get(node as usize)
-        {
+        if self.follows_work {
+            self.followed_handled(node, entity);
+        }
+    }
+
+    /// [`Checker::handled_on`] where some check follows a service's work.
+    #[inline(never)]
+    fn followed_handled(&mut self, node: u32, entity: EntityId) {
+        if let Some(&service) = self.node_services.get(node as usize) {
             self.handled_at(service, entity);
+            self.versions.iter_mut().filter(|v| v.service == service).for_each(|v| v.handled += 1);
         }
     }
 
@@ -346,14 +362,7 @@ impl Checker {
             replications: invariants.iter().filter_map(Replication::of).collect(),
             reservations: BTreeMap::new(),
             oversold: BTreeMap::new(),
-            amplification: invariants
-                .iter()
-                .zip(&scopes)
-                .filter_map(|(inv, scope)| match *inv {
-                    InvariantSpec::BoundedAmplification { service, .. } => Some((service, 0, EntityId(0), 0, *scope)),
-                    _ => None,
-                })
-                .collect(),
+            amplification: Self::amplification_of(invariants, &scopes),
             scopes,
             per_entity: Vec::new(),
             rules,
@@ -363,7 +372,23 @@ impl Checker {
             watch_states,
             watch_accepted,
             node_services: Vec::new(),
+            versions: invariants.iter().filter_map(versions::VersionCheck::of).collect(),
+            follows_work: invariants.iter().any(|i| {
+                matches!(i, InvariantSpec::BoundedAmplification { .. } | InvariantSpec::VersionCompatible { .. })
+            }),
         }
+    }
+
+    /// What each bounded-amplification invariant follows, from nothing yet.
+    fn amplification_of(
+        invariants: &[InvariantSpec],
+        scopes: &[Option<u8>],
+    ) -> Vec<(usize, u64, EntityId, u32, Option<u8>)> {
+        let follow = |(inv, scope): (&InvariantSpec, &Option<u8>)| match *inv {
+            InvariantSpec::BoundedAmplification { service, .. } => Some((service, 0, EntityId(0), 0, *scope)),
+            _ => None,
+        };
+        invariants.iter().zip(scopes).filter_map(follow).collect()
     }
 
     /// Per invariant: the entity kind it judges, by index in `entities`.
@@ -453,6 +478,7 @@ impl Checker {
         let mut replications = self.replications.iter();
         let mut rules = self.rules.iter();
         let mut amplification = self.amplification.iter();
+        let mut versions = self.versions.iter();
         invariants
             .iter()
             .zip(&self.scopes)
@@ -475,16 +501,9 @@ impl Checker {
                     let a = amplification.next().expect("one per bounded-amplification");
                     self.judge_amplification(inv.name(names), a, *factor, scope)
                 }
-                InvariantSpec::NoOversell { service } => {
-                    let oversold = self.oversold.get(service).map_or(&[][..], Vec::as_slice);
-                    let keys = self.reservations.keys().filter(|(s, _)| s == service).count() as u64;
-                    let units: u64 = self.reservations.iter().filter(|((s, _), _)| s == service).map(|(_, n)| n).sum();
-                    let mut counts = BTreeMap::new();
-                    counts.insert("keys", keys);
-                    counts.insert("units_handed_out", units);
-                    counts.insert("oversold", oversold.len() as u64);
-                    let why = || "no unit of stock was handed out".to_string();
-                    Verdict::new(inv.name(names), oversold.len() as u64, counts, units, why, oversold.first().copied())
+                InvariantSpec::NoOversell { service } => self.judge_oversell(inv.name(names), *service),
+                InvariantSpec::VersionCompatible { .. } => {
+                    Self::judge_versions(inv.name(names), versions.next().expect("one per version-compatible"))
                 }
                 InvariantSpec::ReplicaConvergence { source, replica, table } => {
                     let r = replications.next().expect("one replication per convergence invariant");
@@ -493,20 +512,7 @@ impl Checker {
                 InvariantSpec::NoLostEntities { deadline_after_heal, .. } => {
                     self.judge_lost(inv.name(names), *deadline_after_heal, last_heal, end, in_flight, scope)
                 }
-                InvariantSpec::NoDuplicateEffects { effect } => {
-                    let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
-                    let (entities, extra) = bit.map_or((0, 0), |b| self.duplicates_by_bit[usize::from(b)]);
-                    let mask = bit.map_or(0, |b| 1u16 << b);
-                    let applied =
-                        self.entities.iter().filter(|r| self.counted(r) && r.effects_seen & mask != 0).count() as u64;
-                    let mut counts = BTreeMap::new();
-                    counts.insert("entities_applied", applied);
-                    counts.insert("entities_affected", entities);
-                    counts.insert("extra_applications", extra);
-                    let why = || format!("effect {} was never applied", names.effect_name(*effect));
-                    let example = bit.and_then(|b| self.first_dup_by_bit[usize::from(b)]);
-                    Verdict::new(inv.name(names), entities, counts, applied, why, example)
-                }
+                InvariantSpec::NoDuplicateEffects { effect } => self.judge_duplicates(inv.name(names), names, *effect),
             })
             .collect()
     }

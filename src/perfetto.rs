@@ -225,6 +225,8 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::Rewound
             | RecordKind::Hydrating
             | RecordKind::Rehydrated
+            | RecordKind::Unreadable
+            | RecordKind::Unparked
             | RecordKind::Transition => self.instant_of(pid, ts, r)?,
             // Bookkeeping that would only crowd the view.
             RecordKind::Appended

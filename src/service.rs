@@ -128,9 +128,26 @@ pub struct Context<'a> {
     /// The run's seed: a handler may derive per-entity decisions from it
     /// (see [`Context::chance`]), the same on every redelivery.
     pub seed: u64,
+    /// The schema version the instance's code runs (what it publishes;
+    /// 0: unversioned) << 16 | the highest it reads: see
+    /// [`Context::version`] and [`Context::reads`].
+    pub(crate) versions: u32,
 }
 
 impl Context<'_> {
+    /// The schema version the instance's code runs (what it publishes), if
+    /// it is versioned; a rolling deploy changes it.
+    #[inline]
+    pub fn version(&self) -> Option<u16> {
+        Some((self.versions >> 16) as u16).filter(|&v| v > 0)
+    }
+
+    /// The highest schema version the instance's code reads.
+    #[inline]
+    pub fn reads(&self) -> u16 {
+        self.versions as u16
+    }
+
     /// A value the service put ([`Out::put`]) in its durable state
     /// (survives crashes; shared by the instances under `state: Shared`).
     /// Any key is the service's own: faultline's rows live apart.
@@ -237,6 +254,28 @@ pub struct Out {
     pub(crate) carry: Payload,
     pub(crate) failed: bool,
     pub(crate) ignored: bool,
+    /// The message's version was above what the instance reads: what was
+    /// done about it (one of the `UNREADABLE_*` codes), else 0.
+    pub(crate) unreadable: u8,
+}
+
+/// [`Out::unreadable`]: the handler failed on purpose.
+pub const UNREADABLE_FAILED: u8 = 1;
+/// [`Out::unreadable`]: consumed, nothing done.
+pub const UNREADABLE_SKIPPED: u8 = 2;
+/// [`Out::unreadable`]: set aside until an instance that reads it takes it.
+pub const UNREADABLE_PARKED: u8 = 3;
+/// [`Out::unreadable`]: read as the instance's own version (unknown fields as 0).
+pub const UNREADABLE_MISREAD: u8 = 4;
+
+/// A few words on an [`Out::unreadable`] code, for stories.
+pub fn unreadable_label(code: u8) -> &'static str {
+    match code {
+        UNREADABLE_FAILED => "failed",
+        UNREADABLE_SKIPPED => "skipped",
+        UNREADABLE_PARKED => "parked",
+        _ => "misread",
+    }
 }
 
 impl Out {
@@ -246,6 +285,7 @@ impl Out {
         self.commands.clear();
         self.failed = false;
         self.ignored = false;
+        self.unreadable = 0;
         self.carry = carry;
     }
 
@@ -539,9 +579,10 @@ impl Handler {
     }
 
     /// Publishes its `emit` kinds for `msg`, keyed like it.
-    fn publish(&self, msg: &Message, version: Option<u16>, out: &mut Out) {
+    #[inline(always)]
+    fn publish(&self, msg: &Message, version: impl FnOnce() -> Option<u16>, out: &mut Out) {
         if !self.emit.is_empty() {
-            let payload = self.payload(msg, version);
+            let payload = self.payload(msg, version());
             for &kind in &self.emit {
                 out.emit_with(kind, msg.key, payload);
             }
@@ -679,8 +720,22 @@ pub struct Declarative {
     /// A state machine per entity, if the handlers move one.
     pub machine: Option<Machine>,
     /// The schema version it stamps on what it publishes (else the
-    /// handled message's).
+    /// handled message's); the instance's own version comes first.
     pub version: Option<u16>,
+    /// What it does with a message above the version its instance reads
+    /// (`None`: it misreads it).
+    pub unknown: Option<UnknownVersion>,
+}
+
+/// What a consumer does with a message of a schema version it does not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownVersion {
+    /// Its handler fails.
+    Fail,
+    /// Consumed, nothing done.
+    Skip,
+    /// Set aside until an instance that reads it takes it.
+    Park,
 }
 
 static NO_WORK: Dist = Dist::Const(SimDuration::ZERO);
@@ -689,6 +744,46 @@ impl Declarative {
     #[inline]
     fn find(&self, kind: Kind) -> Option<&Handler> {
         self.handlers.iter().find(|h| h.on == kind)
+    }
+}
+
+impl Declarative {
+    /// `msg` is of a version above what the instance reads: it fails,
+    /// skips or parks it ([`Out::unreadable`] says which), or misreads it
+    /// as its own version (the fields it does not know are 0).
+    #[cold]
+    #[inline(never)]
+    fn unreadable(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
+        out.unreadable = match self.unknown {
+            Some(UnknownVersion::Fail) => UNREADABLE_FAILED,
+            Some(UnknownVersion::Skip) => UNREADABLE_SKIPPED,
+            Some(UnknownVersion::Park) => UNREADABLE_PARKED,
+            None => UNREADABLE_MISREAD,
+        };
+        match self.unknown {
+            Some(UnknownVersion::Fail) => out.fail(),
+            Some(_) => {}
+            None => self.handle_read(ctx, &Message { fields: [0; FIELDS], ..*msg }, out),
+        }
+    }
+}
+
+impl Handler {
+    /// What it publishes instead of its `emit` when the entity's path ends
+    /// here: out of stock (its `rejected`), a call that failed for good
+    /// (the call's `on_failure`), a business refusal (the decline's `emit`).
+    #[inline]
+    fn refused(&self, ctx: &Context<'_>, msg: &Message) -> Option<&[Kind]> {
+        if ctx.reserved == Some(false) {
+            return Some(&self.rejected);
+        }
+        if ctx.called == Some(false) {
+            return Some(self.call.as_ref().map_or(&[][..], |c| &c.on_failure));
+        }
+        match &self.decline {
+            Some(d) if ctx.chance(msg.entity, u64::from(self.on.0)) < d.probability => Some(&d.emit),
+            _ => None,
+        }
     }
 }
 
@@ -716,6 +811,17 @@ impl Service for Declarative {
             }
             return;
         }
+        if msg.version > ctx.reads() {
+            return self.unreadable(ctx, msg, out);
+        }
+        self.handle_read(ctx, msg, out);
+    }
+}
+
+impl Declarative {
+    /// [`Service::handle`] of a message the instance reads (not a timer).
+    #[inline(always)]
+    fn handle_read(&self, ctx: &Context<'_>, msg: &Message, out: &mut Out) {
         let (h, current) = match &self.machine {
             None => match self.find(msg.kind) {
                 Some(h) => (h, 0),
@@ -741,30 +847,8 @@ impl Service for Declarative {
         if h.accept {
             out.accept();
         }
-        if ctx.reserved == Some(false) {
-            // Out of stock: the order ends here, rejected.
-            for &kind in &h.rejected {
-                out.emit(kind, msg.key);
-            }
-            if h.terminal {
-                out.terminal();
-            }
-            return;
-        }
-        if ctx.called == Some(false) {
-            // The call failed for good: publish the failure instead.
-            for &kind in h.call.iter().flat_map(|c| &c.on_failure) {
-                out.emit(kind, msg.key);
-            }
-            if h.terminal {
-                out.terminal();
-            }
-            return;
-        }
-        if let Some(d) = &h.decline
-            && ctx.chance(msg.entity, u64::from(h.on.0)) < d.probability
-        {
-            for &kind in &d.emit {
+        if let Some(instead) = h.refused(ctx, msg) {
+            for &kind in instead {
                 out.emit(kind, msg.key);
             }
             if h.terminal {
@@ -778,7 +862,7 @@ impl Service for Declarative {
         if let (Some(m), Some(to)) = (&self.machine, h.to) {
             m.enter(msg.entity, msg.key, current, to, out);
         }
-        h.publish(msg, self.version, out);
+        h.publish(msg, || ctx.version().or(self.version), out);
         if let Some(e) = h.effect {
             out.effect(e);
         }

@@ -333,6 +333,7 @@ fn describe(f: &Fault) -> String {
         Fault::Slow { node, at, .. } => format!("Slow({node} at {at})"),
         Fault::Pause { node, at, .. } => format!("Pause({node} at {at})"),
         Fault::Rewind { service, at, .. } => format!("Rewind({service} at {at})"),
+        Fault::RollingDeploy { service, version, at, .. } => format!("RollingDeploy({service} to v{version} at {at})"),
         Fault::RandomCrashes { nodes, .. } => format!("RandomCrashes({})", nodes.join(", ")),
         Fault::RandomPauses { nodes, .. } => format!("RandomPauses({})", nodes.join(", ")),
         Fault::RandomSlowdowns { nodes, .. } => format!("RandomSlowdowns({})", nodes.join(", ")),
@@ -347,6 +348,7 @@ fn duration_of(f: &mut Fault) -> Option<(&'static str, &mut String)> {
     match f {
         Fault::Crash { down_for, .. } | Fault::CrashAt { down_for, .. } => Some(("down_for", down_for)),
         Fault::Rewind { .. } => None,
+        Fault::RollingDeploy { .. } => None,
         Fault::Partition { lasting, .. }
         | Fault::Link { lasting, .. }
         | Fault::ClockSkew { lasting, .. }

@@ -419,34 +419,7 @@ fn conclusion(
         InvariantSpec::ReplicaConvergence { source, replica, table } => {
             diverged(sys, (*source, *replica, *table), entity_name, entity, other)
         }
-        InvariantSpec::SagaAtomicity { steps, .. } => {
-            let (mut done, mut undone, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-            for (d, u) in steps {
-                let (d_applied, u_applied) = (checker.effects_applied(entity, *d), checker.effects_applied(entity, *u));
-                let (d_name, u_name) = (sys.names.effect_name(*d), sys.names.effect_name(*u));
-                match (d_applied, u_applied) {
-                    (true, false) => done.push(format!("{d_name} (never compensated by {u_name})")),
-                    (false, true) => undone.push(format!("{u_name} without {d_name}")),
-                    (false, false) => missing.push(d_name.to_string()),
-                    (true, true) => {}
-                }
-            }
-            let mut parts = Vec::new();
-            if !done.is_empty() {
-                parts.push(format!("it has {}", done.join(", ")));
-            }
-            if !missing.is_empty() {
-                parts.push(format!("never {}", missing.join(", ")));
-            }
-            if !undone.is_empty() {
-                parts.push(format!("it has {}", undone.join(", ")));
-            }
-            format!(
-                "=> the saga of {entity_name} {} stopped half way: {}; it is neither done nor compensated",
-                entity.0,
-                parts.join("; ")
-            )
-        }
+        InvariantSpec::SagaAtomicity { steps, .. } => half_done(checker, sys, steps, entity_name, entity),
         InvariantSpec::LeadsTo { from, to, within, .. } => {
             let rule = rule_index(sys, inv);
             let [first, second] = checker.rule_times(rule, entity);
@@ -481,6 +454,7 @@ fn conclusion(
                 prior.name(&sys.names)
             )
         }
+        InvariantSpec::VersionCompatible { name, .. } => unread(checker, sys, inv, name, entity_name, entity),
         InvariantSpec::NoDuplicateEffects { effect } => {
             format!(
                 "=> effect {} was applied more than once to {entity_name} {}",
@@ -489,6 +463,67 @@ fn conclusion(
             )
         }
     }
+}
+
+/// The conclusion of a saga stopped half way: what it has done, never
+/// done and undone without doing.
+fn half_done(
+    checker: &Checker,
+    sys: &System,
+    steps: &[(crate::service::EffectId, crate::service::EffectId)],
+    entity_name: &str,
+    entity: EntityId,
+) -> String {
+    let (mut done, mut undone, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for (d, u) in steps {
+        let (d_applied, u_applied) = (checker.effects_applied(entity, *d), checker.effects_applied(entity, *u));
+        let (d_name, u_name) = (sys.names.effect_name(*d), sys.names.effect_name(*u));
+        match (d_applied, u_applied) {
+            (true, false) => done.push(format!("{d_name} (never compensated by {u_name})")),
+            (false, true) => undone.push(format!("{u_name} without {d_name}")),
+            (false, false) => missing.push(d_name.to_string()),
+            (true, true) => {}
+        }
+    }
+    let mut parts = Vec::new();
+    if !done.is_empty() {
+        parts.push(format!("it has {}", done.join(", ")));
+    }
+    if !missing.is_empty() {
+        parts.push(format!("never {}", missing.join(", ")));
+    }
+    if !undone.is_empty() {
+        parts.push(format!("it has {}", undone.join(", ")));
+    }
+    format!(
+        "=> the saga of {entity_name} {} stopped half way: {}; it is neither done nor compensated",
+        entity.0,
+        parts.join("; ")
+    )
+}
+
+/// The conclusion of a message its consumer's instance could not read.
+fn unread(
+    checker: &Checker,
+    sys: &System,
+    inv: &InvariantSpec,
+    name: &str,
+    entity_name: &str,
+    entity: EntityId,
+) -> String {
+    let i = sys.invariants.iter().filter(|i| matches!(i, InvariantSpec::VersionCompatible { .. }));
+    let i = i.take_while(|i| !std::ptr::eq(*i, inv)).count();
+    let Some((code, version, reads)) = checker.unread_of(i, entity) else {
+        return format!("=> {name} could not read a message of {entity_name} {}", entity.0);
+    };
+    let what = match code {
+        crate::service::UNREADABLE_PARKED => "parked it, and no instance that reads it took it by the end",
+        c => crate::service::unreadable_label(c),
+    };
+    format!(
+        "=> {name}, reading up to v{reads}, could not read {entity_name} {}'s message of v{version}: it {what}",
+        entity.0
+    )
 }
 
 /// What one story needs to put a record into words.
@@ -544,6 +579,7 @@ impl Teller<'_> {
             | RecordKind::Dropped
             | RecordKind::Transition => return self.entity_step(r),
             RecordKind::Assigned | RecordKind::Revoked => return None, // told by `tell`
+            RecordKind::Unreadable | RecordKind::Unparked => return Some(self.version_step(r)),
             RecordKind::Crash
             | RecordKind::Restart
             | RecordKind::Joined
@@ -624,6 +660,23 @@ impl Teller<'_> {
     }
 
     /// A step of the entity itself: accepted, an effect, an end, a move of its state (see [`Teller::describe`]).
+    /// A message of a schema version its instance does not read, or one
+    /// taken from the parking lot.
+    fn version_step(&self, r: &Record) -> String {
+        let (who, msg) = (self.node(r.node), self.msg_name(r.msg));
+        if r.kind == RecordKind::Unparked {
+            return format!("{who}, now reading up to v{}, took {msg} from the parking lot", r.aux);
+        }
+        let (code, version, reads) = ((r.aux & 0xFF) as u8, (r.aux >> 8) as u16, (r.aux >> 24) as u16);
+        let what = match code {
+            crate::service::UNREADABLE_FAILED => "its handler FAILED",
+            crate::service::UNREADABLE_SKIPPED => "it SKIPPED it (consumed, nothing done)",
+            crate::service::UNREADABLE_PARKED => "it PARKED it for an instance that reads it",
+            _ => "it MISREAD it as its own version (the fields it does not know read as 0)",
+        };
+        format!("{who}, reading up to v{reads}, got {msg} of v{version}: {what}")
+    }
+
     fn entity_step(&self, r: &Record) -> Option<String> {
         let who = self.node(r.node);
         let entity_name = self.entity_name;

@@ -241,6 +241,12 @@ pub struct ServiceSpec {
     /// deployment, a new instance) it asks another service for a snapshot
     /// of a table and works on nothing until it has loaded it.
     pub rehydrate: Option<Rehydrate>,
+    /// The schema version its code runs at the start (what it publishes),
+    /// if it is versioned.
+    pub version: Option<u16>,
+    /// The highest schema version its code reads at the start (`u16::MAX`:
+    /// every version).
+    pub reads: u16,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
 }
@@ -339,6 +345,8 @@ impl ServiceSpec {
             durable_timers: false,
             autoscale: None,
             rehydrate: None,
+            version: None,
+            reads: u16::MAX,
             behaviour: Arc::new(Declarative::default()),
         }
     }
@@ -838,6 +846,25 @@ pub enum FaultSpec {
         /// When.
         at: SimTime,
     },
+    /// Service `service`'s instances restart one at a time, instance `i`
+    /// at `at + i * every`, each down for `down`, and come back running
+    /// schema `version` (publishing it, and reading every version up to it).
+    RollingDeploy {
+        /// The service (index).
+        service: usize,
+        /// Its name.
+        name: String,
+        /// The schema version of the new code.
+        version: u16,
+        /// When the first instance restarts.
+        at: SimTime,
+        /// Between two instances' restarts.
+        every: SimDuration,
+        /// How long each is down.
+        down: SimDuration,
+        /// Its instances (nodes), at most.
+        instances: u32,
+    },
     /// Node `node`'s clock runs off from `at` for `lasting`: a timer it sets
     /// for `d` fires after `d * factor` (below 1, deadlines fire early;
     /// above 1, late).
@@ -922,6 +949,7 @@ impl FaultSpec {
             FaultSpec::Pause { node, .. } => format!("Pause({node})"),
             FaultSpec::ClockSkew { node, .. } => format!("ClockSkew({node})"),
             FaultSpec::Rewind { group, .. } => format!("Rewind({group})"),
+            FaultSpec::RollingDeploy { name, version, .. } => format!("RollingDeploy({name} to v{version})"),
             FaultSpec::Partition { groups, one_way, .. } => {
                 let arrow = if *one_way { "->" } else { "<->" };
                 format!("Partition({} {arrow} {})", groups[0].join(","), groups[1].join(","))
@@ -947,6 +975,9 @@ impl FaultSpec {
         match self {
             FaultSpec::Crash { at, jitter, down_for, .. } => *at + *jitter + *down_for,
             FaultSpec::Rewind { at, .. } => *at,
+            FaultSpec::RollingDeploy { at, every, down, instances, .. } => {
+                *at + SimDuration(every.0.saturating_mul(u64::from(instances.saturating_sub(1)))) + *down
+            }
             FaultSpec::Slow { at, lasting, .. }
             | FaultSpec::Pause { at, lasting, .. }
             | FaultSpec::Partition { at, lasting, .. }
@@ -1116,6 +1147,15 @@ pub enum InvariantSpec {
         /// The table.
         table: u16,
     },
+    /// Every message service `service` handles is read by an instance
+    /// whose code understands its schema version: none failed, skipped,
+    /// left parked or misread because of its version.
+    VersionCompatible {
+        /// Index of the consuming service.
+        service: usize,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl InvariantSpec {
@@ -1152,7 +1192,8 @@ impl InvariantSpec {
             | InvariantSpec::NeverWithout { entity, .. } => entity.as_deref(),
             InvariantSpec::NoDuplicateEffects { .. }
             | InvariantSpec::NoOversell { .. }
-            | InvariantSpec::ReplicaConvergence { .. } => None,
+            | InvariantSpec::ReplicaConvergence { .. }
+            | InvariantSpec::VersionCompatible { .. } => None,
         }
     }
 
@@ -1167,6 +1208,7 @@ impl InvariantSpec {
             InvariantSpec::ReplicaConvergence { table, .. } => {
                 format!("replica-convergence({})", names.table_name(*table))
             }
+            InvariantSpec::VersionCompatible { name, .. } => format!("version-compatible({name})"),
             InvariantSpec::TerminalWithin { entity, within, .. } => format!("terminal-within({entity}, {within})"),
             InvariantSpec::SagaAtomicity { steps, .. } => {
                 let steps: Vec<String> =
@@ -1284,6 +1326,11 @@ impl System {
             .flat_map(|s| (0..s.instances).map(move |i| s.node_name(i)))
             .chain(self.broker_names())
             .collect()
+    }
+
+    /// The service of each service instance, in node order.
+    pub fn node_services(&self) -> Vec<usize> {
+        self.services.iter().enumerate().flat_map(|(i, s)| std::iter::repeat_n(i, s.instances as usize)).collect()
     }
 
     /// The broker nodes that can crash, in broker order: the log's

@@ -130,6 +130,13 @@ pub enum RecordKind {
     Hydrating = 46,
     /// The node loaded its snapshot (aux: its rows) and resumes.
     Rehydrated = 47,
+    /// The node handled a message of a schema version above what its code
+    /// reads (aux: what it did, a `service::UNREADABLE_*` code | the
+    /// message's version << 8 | what it reads << 24).
+    Unreadable = 48,
+    /// The node, upgraded, took a parked message it now reads (aux: the
+    /// version it reads).
+    Unparked = 49,
 }
 
 /// Why a message was lost.

@@ -6,6 +6,20 @@
 use super::*;
 
 impl Checker {
+    pub(super) fn judge_duplicates(&self, name: String, names: &Names, effect: EffectId) -> Verdict {
+        let bit = self.effect_bits.get(effect.0 as usize).copied().flatten();
+        let (entities, extra) = bit.map_or((0, 0), |b| self.duplicates_by_bit[usize::from(b)]);
+        let mask = bit.map_or(0, |b| 1u16 << b);
+        let applied = self.entities.iter().filter(|r| self.counted(r) && r.effects_seen & mask != 0).count() as u64;
+        let mut counts = BTreeMap::new();
+        counts.insert("entities_applied", applied);
+        counts.insert("entities_affected", entities);
+        counts.insert("extra_applications", extra);
+        let why = || format!("effect {} was never applied", names.effect_name(effect));
+        let example = bit.and_then(|b| self.first_dup_by_bit[usize::from(b)]);
+        Verdict::new(name, entities, counts, applied, why, example)
+    }
+
     /// An effect was applied to the entity.
     #[inline]
     pub fn effect(&mut self, entity: EntityId, effect: EffectId, now: SimTime) {

@@ -37,6 +37,18 @@ impl Checker {
         }
     }
 
+    pub(super) fn judge_oversell(&self, name: String, service: usize) -> Verdict {
+        let oversold = self.oversold.get(&service).map_or(&[][..], Vec::as_slice);
+        let keys = self.reservations.keys().filter(|(s, _)| *s == service).count() as u64;
+        let units: u64 = self.reservations.iter().filter(|((s, _), _)| *s == service).map(|(_, n)| n).sum();
+        let mut counts = BTreeMap::new();
+        counts.insert("keys", keys);
+        counts.insert("units_handed_out", units);
+        counts.insert("oversold", oversold.len() as u64);
+        let why = || "no unit of stock was handed out".to_string();
+        Verdict::new(name, oversold.len() as u64, counts, units, why, oversold.first().copied())
+    }
+
     pub(super) fn judge_convergence(name: String, source: &Rows, replica: &Rows, r: &Replication) -> Verdict {
         let diverged: Vec<(u64, (u64, i64))> =
             source.iter().filter(|(k, v)| replica.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();

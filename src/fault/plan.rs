@@ -41,6 +41,9 @@ pub(crate) enum PlanKind {
     /// An operator resets this service's consumer group (at the entry's
     /// start; its heal is the same instant and does nothing).
     Rewind(u32, RewindTarget),
+    /// The node is down for its upgrade, and comes back running this
+    /// schema version.
+    Deploy(u32, u16),
 }
 
 /// One fault of the plan: when it begins and heals, and what it was.
@@ -178,6 +181,13 @@ impl Plan {
             }
             FaultSpec::Rewind { service, to, at, .. } => {
                 self.push(*at, *at, PlanKind::Rewind(*service as u32, *to), spec)
+            }
+            FaultSpec::RollingDeploy { name, version, at, every, down, instances, .. } => {
+                for i in 0..*instances {
+                    let n = names.node(&format!("{name}-{}", i + 1))?;
+                    let at = *at + SimDuration(every.0.saturating_mul(u64::from(i)));
+                    self.push(at, at + *down, PlanKind::Deploy(n, *version), spec);
+                }
             }
             FaultSpec::Pause { node, at, lasting } => {
                 self.push(*at, *at + *lasting, PlanKind::Pause(names.node(node)?), spec);

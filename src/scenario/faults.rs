@@ -25,8 +25,8 @@ impl Compiler<'_> {
                 schema::Fault::Crash { node, down_for, .. } | schema::Fault::CrashAt { node, down_for, .. } => {
                     (node, down_for)
                 }
-                schema::Fault::Rewind { service, to, at } => {
-                    faults.extend(self.rewind(i, s, services, (service, to, at), duration));
+                schema::Fault::Rewind { .. } | schema::Fault::RollingDeploy { .. } => {
+                    faults.extend(self.operation(i, s, services, f, duration));
                     continue;
                 }
                 schema::Fault::Slow { node, at, lasting, .. }
@@ -117,11 +117,8 @@ impl Compiler<'_> {
                     let reorder = reorder.as_ref().and_then(|r| {
                         let rat = |f: &'static str| [&fat("reorder")[..], &[P::F(f)]].concat();
                         if !(0.0..=1.0).contains(&r.probability) {
-                            self.err(
-                                &rat("probability"),
-                                format!("probability {} is not in [0, 1]", r.probability),
-                                None,
-                            );
+                            let says = format!("probability {} is not in [0, 1]", r.probability);
+                            self.err(&rat("probability"), says, None);
                         }
                         self.dist(&rat("by"), &r.by).map(|by| (r.probability, by))
                     });
@@ -262,6 +259,7 @@ impl Compiler<'_> {
                 | schema::Fault::Pause { .. }
                 | schema::Fault::Partition { .. }
                 | schema::Fault::Rewind { .. }
+                | schema::Fault::RollingDeploy { .. }
                 | schema::Fault::Link { .. } => {
                     continue; // handled above
                 }
@@ -441,6 +439,70 @@ impl Compiler<'_> {
                 _ => {}
             }
         }
+    }
+
+    /// Fault `i`, an operation on a service (a rewind, a rolling deploy).
+    fn operation(
+        &mut self,
+        i: usize,
+        s: &Scenario,
+        services: &[ServiceSpec],
+        f: &schema::Fault,
+        duration: Option<SimDuration>,
+    ) -> Option<FaultSpec> {
+        match f {
+            schema::Fault::Rewind { service, to, at } => self.rewind(i, s, services, (service, to, at), duration),
+            schema::Fault::RollingDeploy { service, version, at, every, down } => {
+                self.rolling_deploy(i, s, services, (service, *version, at, every, down.as_ref()), duration)
+            }
+            _ => None,
+        }
+    }
+
+    /// Fault `i`, a rolling deploy of `service` to schema `version`: the
+    /// service is versioned, and the version is not the one it runs.
+    fn rolling_deploy(
+        &mut self,
+        i: usize,
+        s: &Scenario,
+        services: &[ServiceSpec],
+        (service, version, at, every, down): (&String, u16, &String, &String, Option<&String>),
+        duration: Option<SimDuration>,
+    ) -> Option<FaultSpec> {
+        let fat = |f: &'static str| [P::F("faults"), P::I(i), P::F(f)];
+        let si = self.service_named(&fat("service"), s, service);
+        if let Some(sv) = si.map(|k| &s.services[k]) {
+            if sv.version.is_none() {
+                let help = Some(format!("give `{service}` the `version` its code runs now"));
+                self.err(
+                    &fat("service"),
+                    format!("`{service}` is unversioned: a rolling deploy changes its version"),
+                    help,
+                );
+            } else if sv.version == Some(version) {
+                self.err(&fat("version"), format!("`{service}` already runs version {version}"), None);
+            }
+        }
+        if version == 0 {
+            self.err(&fat("version"), "schema versions start at 1", None);
+        }
+        let at_t = self.duration(&fat("at"), at);
+        self.not_after_end(&fat("at"), at_t, duration, s);
+        let every = self.duration(&fat("every"), every);
+        let down = down.map_or(Some(SimDuration::from_secs(5)), |d| self.duration(&fat("down"), d));
+        if down == Some(SimDuration::ZERO) {
+            self.err(&fat("down"), "an instance is down above zero to restart", None);
+        }
+        let si = si?;
+        Some(FaultSpec::RollingDeploy {
+            service: si,
+            name: service.clone(),
+            version,
+            at: SimTime::ZERO + at_t?,
+            every: every?,
+            down: down?,
+            instances: services[si].instances,
+        })
     }
 
     /// Fault `i`, a rewind of `service`'s consumer group: the service must

@@ -151,35 +151,48 @@ impl Compiler<'_> {
                         invariants.push(InvariantSpec::NoOversell { service: i });
                     }
                 }
+                schema::Invariant::VersionCompatible { service } => {
+                    invariants.extend(self.version_compatible(&iat("service"), s, service));
+                }
                 schema::Invariant::ReplicaConvergence { source, replica, table } => {
-                    let src = self.service_named(&iat("source"), s, source);
-                    let rep = self.service_named(&iat("replica"), s, replica);
-                    let writers: Vec<&str> =
-                        s.services.iter().flat_map(|x| x.on.iter()).filter_map(schema::Handler::writes).collect();
-                    if !writers.contains(&table.as_str()) {
-                        let help = suggest(table, writers.iter().copied()).map(|x| format!("did you mean `{x}`?"));
-                        self.err(
-                            &iat("table"),
-                            format!("no handler writes table `{table}`"),
-                            help.or_else(|| {
-                                Some(
-                                    "tables come from Accept(..., write: \"name\") or Handle(..., write: \"name\")"
-                                        .into(),
-                                )
-                            }),
-                        );
-                    }
-                    if let (Some(source), Some(replica)) = (src, rep) {
-                        invariants.push(InvariantSpec::ReplicaConvergence {
-                            source,
-                            replica,
-                            table: names.table(table),
-                        });
-                    }
+                    invariants.extend(self.replica_convergence(&iat, s, (source, replica, table), names));
                 }
             }
         }
         invariants
+    }
+
+    /// A version-compatible invariant: its service is versioned.
+    fn version_compatible(&mut self, at: &[P], s: &Scenario, service: &str) -> Option<InvariantSpec> {
+        let i = self.service_named(at, s, service)?;
+        if s.services[i].version.is_none() && s.services[i].reads.is_none() {
+            let help = format!("give `{service}` the `version` its code runs (or `reads`)");
+            self.err(at, format!("`{service}` is unversioned: it reads every version"), Some(help));
+        }
+        Some(InvariantSpec::VersionCompatible { service: i, name: service.to_string() })
+    }
+
+    /// A replica-convergence invariant: both services exist and some
+    /// handler writes the table.
+    fn replica_convergence(
+        &mut self,
+        iat: &dyn Fn(&'static str) -> [P; 3],
+        s: &Scenario,
+        (source, replica, table): (&str, &str, &str),
+        names: &mut Names,
+    ) -> Option<InvariantSpec> {
+        let src = self.service_named(&iat("source"), s, source);
+        let rep = self.service_named(&iat("replica"), s, replica);
+        let writers: Vec<&str> =
+            s.services.iter().flat_map(|x| x.on.iter()).filter_map(schema::Handler::writes).collect();
+        if !writers.contains(&table) {
+            let help = suggest(table, writers.iter().copied()).map(|x| format!("did you mean `{x}`?"));
+            let help = help.or_else(|| {
+                Some("tables come from Accept(..., write: \"name\") or Handle(..., write: \"name\")".into())
+            });
+            self.err(&iat("table"), format!("no handler writes table `{table}`"), help);
+        }
+        Some(InvariantSpec::ReplicaConvergence { source: src?, replica: rep?, table: names.table(table) })
     }
 
     /// The static checks of what cannot work by construction: invariants

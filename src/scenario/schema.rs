@@ -506,10 +506,24 @@ pub struct Service {
     #[serde(skip_serializing_if = "is_default")]
     pub timers: State,
     /// The schema version of the messages it publishes (default: the
-    /// version of the message handled).
+    /// version of the message handled); with it, the version its code runs.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub version: Option<u16>,
+    /// The highest schema version its code understands (default: its
+    /// `version`; without either, it reads every version). A `RollingDeploy`
+    /// raises both on each instance it upgrades.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub reads: Option<u16>,
+    /// What it does with a message of a version above what it reads: `Fail`
+    /// (its handler fails: retried, redelivered or dead-lettered as any
+    /// failure), `Skip` (consumed, nothing done), `Park` (set aside until an
+    /// instance that reads it takes it). Without it, it reads the message
+    /// as its own version: the fields it does not know read as 0 (misread).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub unknown_version: Option<UnknownVersion>,
     /// Add and remove instances on utilisation, as Kubernetes' horizontal
     /// pod autoscaler does; `instances` is then the count it starts with.
     #[serde(default)]
@@ -526,6 +540,19 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub on: Vec<Handler>,
+}
+
+/// What a consumer does with a message of a schema version it does not read.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum UnknownVersion {
+    /// Its handler fails.
+    Fail,
+    /// It is consumed and nothing is done.
+    Skip,
+    /// It is set aside (in the service's database) until an instance that
+    /// reads it takes it.
+    Park,
 }
 
 /// What a service consumes.
@@ -1352,6 +1379,23 @@ pub enum Fault {
         /// When.
         at: String,
     },
+    /// A rolling deploy: the service's instances are restarted one at a
+    /// time, `every` apart from `at`, each down for `down`, and come back
+    /// running (publishing and reading up to) schema `version`.
+    RollingDeploy {
+        /// The service.
+        service: String,
+        /// The schema version its new code runs.
+        version: u16,
+        /// When the first instance restarts.
+        at: String,
+        /// Between one instance's restart and the next's.
+        every: String,
+        /// How long each instance is down (default `"5s"`).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        down: Option<String>,
+    },
     /// A node's clock runs fast or slow: its timers last `factor` times what they ask.
     ClockSkew {
         /// Node name.
@@ -1597,6 +1641,13 @@ pub enum Invariant {
         event: String,
         /// A kind, an effect, or `state NAME`.
         prior: String,
+    },
+    /// Every message the service handles is read by an instance that
+    /// understands its schema version: none failed, skipped, left parked
+    /// or misread because of its version.
+    VersionCompatible {
+        /// The consuming service.
+        service: String,
     },
     /// A replica's copy of a table equals the source's after the run.
     ReplicaConvergence {

@@ -135,12 +135,11 @@ impl Compiler<'_> {
                     _ => u32::MAX,
                 },
             };
-            spec.dedup = self.dedup(i, sv);
-            spec.rehydrate = self.rehydrate(i, s, sv, names);
+            let unknown = self.recovery_and_versions(&mut spec, i, s, sv, names);
             spec.calls = handlers.iter().any(|h| h.call.is_some());
             let machine = self.machine(i, sv, names);
             spec.durable_timers = sv.timers != schema::State::Volatile;
-            spec.behaviour = Arc::new(Declarative { handlers, machine, version: sv.version });
+            spec.behaviour = Arc::new(Declarative { handlers, machine, version: sv.version, unknown });
             spec.reserves = reserves;
             spec.flaky = spec_flaky;
             services.push(spec);
@@ -451,6 +450,44 @@ impl Compiler<'_> {
         (max, Some(scale))
     }
 
+    /// Service `i`'s dedup store, re-hydration and versions, into `spec`;
+    /// what it does with a version it does not read.
+    fn recovery_and_versions(
+        &mut self,
+        spec: &mut ServiceSpec,
+        i: usize,
+        s: &Scenario,
+        sv: &schema::Service,
+        names: &mut Names,
+    ) -> Option<crate::service::UnknownVersion> {
+        spec.dedup = self.dedup(i, sv);
+        spec.rehydrate = self.rehydrate(i, s, sv, names);
+        (spec.version, spec.reads) = self.versions(i, sv);
+        sv.unknown_version.map(unknown_version)
+    }
+
+    /// Service `i`'s schema version (what it publishes) and the highest it
+    /// reads (`u16::MAX`: every one).
+    fn versions(&mut self, i: usize, sv: &schema::Service) -> (Option<u16>, u16) {
+        let at = |f: &'static str| [P::F("services"), P::I(i), P::F(f)];
+        for (field, v) in [("version", sv.version), ("reads", sv.reads)] {
+            if v == Some(0) {
+                self.err(&at(field), "schema versions start at 1", None);
+            }
+        }
+        if let (Some(v), Some(r)) = (sv.version, sv.reads)
+            && r < v
+        {
+            let help = Some("code reads the version it writes: raise `reads` or leave it out".into());
+            self.err(&at("reads"), format!("it publishes version {v} but reads only up to {r}"), help);
+        }
+        if sv.unknown_version.is_some() && sv.version.is_none() && sv.reads.is_none() {
+            let help = Some("give the service the `version` its code runs (or `reads`)".into());
+            self.err(&at("unknown_version"), "an unversioned service reads every version", help);
+        }
+        (sv.version, sv.reads.or(sv.version).unwrap_or(u16::MAX))
+    }
+
     /// Service `i`'s idempotent-consumer store, if it has one.
     fn dedup(&mut self, i: usize, sv: &schema::Service) -> Option<Dedup> {
         let d = sv.dedup.as_ref()?;
@@ -662,5 +699,13 @@ impl Compiler<'_> {
             self.err(path, message, Some("add machine: (terminal: [...], timeouts: [...]) to the service".into()));
         }
         names.state(name)
+    }
+}
+
+fn unknown_version(u: schema::UnknownVersion) -> crate::service::UnknownVersion {
+    match u {
+        schema::UnknownVersion::Fail => crate::service::UnknownVersion::Fail,
+        schema::UnknownVersion::Skip => crate::service::UnknownVersion::Skip,
+        schema::UnknownVersion::Park => crate::service::UnknownVersion::Park,
     }
 }

@@ -37,6 +37,7 @@ mod queue_broker;
 mod queue_bus;
 mod quorum;
 mod rehydrate;
+mod versions;
 use crate::check::{Checker, Rows};
 use crate::metrics::Histogram;
 use crate::outcome::{
@@ -350,6 +351,9 @@ struct Node {
     hydrating: bool,
     /// Re-hydrated and not yet caught up (see `rehydrate`).
     catching_up: bool,
+    /// The schema version its code runs (0: unversioned) << 16 | the
+    /// highest it reads ([`Context::versions`]); a rolling deploy raises both.
+    versions: u32,
 }
 
 /// A consumer group's view of one partition.
@@ -589,6 +593,7 @@ impl Node {
             auto_commit_armed: None,
             hydrating: false,
             catching_up: false,
+            versions: u32::from(s.version.unwrap_or(0)) << 16 | u32::from(s.reads),
         }
     }
 
@@ -790,6 +795,9 @@ struct World<'s, 't> {
     rebalance_pending: Vec<bool>,
     /// Re-hydrations in progress, and what they did.
     hydration: rehydrate::Hydrations,
+    /// Per service, the messages parked for a version its instances do not
+    /// read yet, by id.
+    parked: Vec<BTreeMap<u64, Message>>,
 }
 
 /// Why a [`System`] built in code cannot run.
@@ -1020,7 +1028,6 @@ impl<'s, 't> World<'s, 't> {
     /// the bus's topology, the fault plan drawn, nothing scheduled.
     fn new(sys: &'s System, seed: u64, tracer: Tracer<'t>) -> Result<Self, SetupError> {
         let (nodes, first_node) = nodes_of(sys, seed)?;
-        let node_services = nodes.iter().map(|n| n.service as usize).collect();
         let subscribers = subscribers(sys);
         let log_cfg = LogSettings::of(sys.log());
         let queue_cfg = QueueSettings::of(sys.queue());
@@ -1040,6 +1047,7 @@ impl<'s, 't> World<'s, 't> {
             network: Stream::new(seed, StreamKind::Network, ""),
             calls: Calls::new(nodes.len()),
             hydration: rehydrate::Hydrations::of(sys, nodes.len()),
+            parked: vec![BTreeMap::new(); sys.services.len()],
             nodes,
             first_node,
             subscribers,
@@ -1073,7 +1081,7 @@ impl<'s, 't> World<'s, 't> {
             held_publishes: 0,
             dedup: sys.services.iter().map(DedupStore::durable_of).collect(),
             checker: Checker::new(&sys.invariants, sys.names.effect_count(), &entity_kinds(sys))
-                .with_nodes(node_services),
+                .with_nodes(sys.node_services()),
             stats: vec![ServiceStats::default(); sys.services.len()],
             tracer,
             out: Some(Box::default()),
@@ -1108,7 +1116,9 @@ impl<'s, 't> World<'s, 't> {
     fn trace_fault(&mut self, kind: RecordKind, fault: u32) {
         let e = self.plan.entries[fault as usize];
         match e.kind {
-            PlanKind::Slow(n, _) | PlanKind::Skew(n, _) => self.trace_node(kind, n, u64::from(fault)),
+            PlanKind::Slow(n, _) | PlanKind::Skew(n, _) | PlanKind::Deploy(n, _) => {
+                self.trace_node(kind, n, u64::from(fault))
+            }
             PlanKind::Network(_) | PlanKind::Rewind(..) => self.trace_node(kind, NO_NODE, u64::from(fault)),
             PlanKind::Crash(_) | PlanKind::CrashAt(..) | PlanKind::Pause(_) => {}
         }
@@ -1459,18 +1469,7 @@ impl<'s, 't> World<'s, 't> {
             // The handler's transaction rolls back, the id's record with it.
             self.dedup_forget(n, si, job.msg.id.0);
         }
-        if duplicate {
-            self.counts.duplicates_skipped += 1;
-            self.series_count(|s, i| s.duplicates[i] += 1);
-            self.trace(RecordKind::Skipped, n, &job.msg, u64::from(job.msg.kind.0));
-        } else if failed {
-            self.trace(RecordKind::Failed, n, &job.msg, u64::from(job.msg.kind.0));
-        } else if out.ignored {
-            // A stale deadline explains nothing: the checker tells them apart.
-            self.trace(RecordKind::Ignored, n, &job.msg, u64::from(job.msg.kind.0));
-        } else {
-            self.trace(RecordKind::Handled, n, &job.msg, u64::from(job.msg.kind.0));
-        }
+        self.trace_outcome(n, &job.msg, duplicate, &out);
         // A crash point may cut the completion at its seam: the steps before
         // it happened, the ones after it did not.
         let hit = if self.plan.crash_points.is_empty() { None } else { self.crash_point_hit(n, &job.msg) };
@@ -1519,6 +1518,29 @@ impl<'s, 't> World<'s, 't> {
         if node.fetch_blocked | node.draining | node.catching_up {
             self.room_freed(n);
         }
+    }
+
+    /// How node `n`'s handling of `msg` ended, in the trace: skipped as a
+    /// duplicate, failed, ignored (a stale deadline explains nothing: the
+    /// checker tells them apart) or handled; after what was done about a
+    /// version it does not read, if that was the case.
+    #[inline]
+    fn trace_outcome(&mut self, n: u32, msg: &Message, duplicate: bool, out: &Out) {
+        if out.unreadable != 0 {
+            self.unreadable(n, msg, out.unreadable);
+        }
+        let kind = if duplicate {
+            self.counts.duplicates_skipped += 1;
+            self.series_count(|s, i| s.duplicates[i] += 1);
+            RecordKind::Skipped
+        } else if out.failed {
+            RecordKind::Failed
+        } else if out.ignored {
+            RecordKind::Ignored
+        } else {
+            RecordKind::Handled
+        };
+        self.trace(kind, n, msg, u64::from(msg.kind.0));
     }
 
     /// A worker of node `n` is free and a fetch was blocked on room, or
@@ -1596,6 +1618,7 @@ impl<'s, 't> World<'s, 't> {
             PlanKind::Slow(n, factor) => (format!("slow x{factor}"), self.nodes[n as usize].name.clone()),
             PlanKind::Skew(n, factor) => (format!("clock skew x{factor}"), self.nodes[n as usize].name.clone()),
             PlanKind::Pause(n) => ("pause".to_string(), self.nodes[n as usize].name.clone()),
+            PlanKind::Deploy(n, v) => (format!("deploy of v{v}"), self.nodes[n as usize].name.clone()),
             PlanKind::Rewind(si, to) => {
                 (format!("rewind to {}", to.label()), self.sys.services[si as usize].name.clone())
             }
@@ -2208,6 +2231,7 @@ impl<'s, 't> World<'s, 't> {
             reserved,
             called,
             seed: self.seed,
+            versions: node.versions,
         }
     }
 
@@ -2333,6 +2357,7 @@ impl<'s, 't> World<'s, 't> {
         }
         self.produce.reqs.iter().filter(|r| r.live).for_each(|r| mark(&r.msg));
         self.calls.in_flight().for_each(&mut mark);
+        self.still_parked().for_each(&mut mark);
         v
     }
 

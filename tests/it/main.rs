@@ -35,4 +35,5 @@ mod tidy;
 mod topics;
 mod validation;
 mod verdicts;
+mod versions;
 mod workloads;

@@ -31,6 +31,7 @@ impl World<'_, '_> {
             PlanKind::Crash(t) => self.hold_down(t),
             PlanKind::CrashAt(n, _) => self.hold_down(Target::Node(n)),
             PlanKind::Rewind(service, to) => self.rewind(service, to),
+            PlanKind::Deploy(n, _) => self.hold_down(Target::Node(n)),
         }
     }
 
@@ -46,6 +47,11 @@ impl World<'_, '_> {
             PlanKind::Crash(t) => self.release_down(t),
             PlanKind::CrashAt(n, _) => self.release_down(Target::Node(n)),
             PlanKind::Rewind(..) => {}
+            PlanKind::Deploy(n, version) => {
+                self.upgrade(n, version);
+                self.release_down(Target::Node(n));
+                self.unpark(n);
+            }
         }
     }
 
