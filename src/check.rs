@@ -215,6 +215,8 @@ pub struct Checker {
     versions: Vec<versions::VersionCheck>,
     /// Some check follows the messages a service handles (amplification, versions).
     follows_work: bool,
+    /// One per no-state-loss invariant, in invariant order.
+    state_checks: Vec<rows::StateCheck>,
 }
 
 /// A business rule's observations: per entity (index: entity - 1), when
@@ -373,6 +375,7 @@ impl Checker {
             watch_accepted,
             node_services: Vec::new(),
             versions: invariants.iter().filter_map(versions::VersionCheck::of).collect(),
+            state_checks: invariants.iter().filter_map(rows::StateCheck::of).collect(),
             follows_work: invariants.iter().any(|i| {
                 matches!(i, InvariantSpec::BoundedAmplification { .. } | InvariantSpec::VersionCompatible { .. })
             }),
@@ -479,6 +482,7 @@ impl Checker {
         let mut rules = self.rules.iter();
         let mut amplification = self.amplification.iter();
         let mut versions = self.versions.iter();
+        let mut state_checks = self.state_checks.iter();
         invariants
             .iter()
             .zip(&self.scopes)
@@ -502,6 +506,10 @@ impl Checker {
                     self.judge_amplification(inv.name(names), a, *factor, scope)
                 }
                 InvariantSpec::NoOversell { service } => self.judge_oversell(inv.name(names), *service),
+                InvariantSpec::NoStateLoss { service, table, .. } => {
+                    let sc = state_checks.next().expect("one per no-state-loss");
+                    Self::judge_state_loss(inv.name(names), &rows(*service, *table), sc)
+                }
                 InvariantSpec::VersionCompatible { .. } => {
                     Self::judge_versions(inv.name(names), versions.next().expect("one per version-compatible"))
                 }

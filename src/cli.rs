@@ -952,9 +952,24 @@ fn render_stations(s: &mut String, m: &crate::outcome::Metrics) {
     render_rehydration(s, m);
 }
 
-/// One line per re-hydrating service: its snapshots, their size, and the
-/// time to load them and to catch up.
+/// One line per re-hydrating service (its snapshots, their size, and the
+/// time to load them and to catch up) and per event-sourced one (its
+/// rebuilds, the events replayed and the history retention took).
 fn render_rehydration(s: &mut String, m: &crate::outcome::Metrics) {
+    for (name, r) in m.services.iter().filter_map(|(n, sm)| Some((n, sm.rebuild.as_ref()?))) {
+        let _ = writeln!(
+            s,
+            "rebuild     {name}: {}, {:.0} events replayed on average (at most {}), from snapshots of up to {} \
+             rows; {} events retention had deleted; within {} (mean {})",
+            if r.rebuilds == 1 { "1 rebuild".to_string() } else { format!("{} rebuilds", r.rebuilds) },
+            r.events_mean,
+            thousands(r.events_max),
+            thousands(r.snapshot_rows_max),
+            thousands(r.expired_max),
+            secs(r.recovery_s_max),
+            secs(r.recovery_s_mean),
+        );
+    }
     for (name, r) in m.services.iter().filter_map(|(n, sm)| Some((n, sm.rehydration.as_ref()?))) {
         let caught = if r.caught_up == 0 {
             "never caught up".to_string()

@@ -138,6 +138,30 @@ pub struct ServiceMetrics {
     /// What its re-hydrations did, if it re-hydrates (over the whole run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rehydration: Option<RehydrationMetrics>,
+    /// What its rebuilds from its events did, if it is event-sourced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rebuild: Option<RebuildMetrics>,
+}
+
+/// An event-sourced service's rebuilds: how much they replayed, how long
+/// they took, and how much history retention had taken.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RebuildMetrics {
+    /// Rebuilds done.
+    pub rebuilds: u64,
+    /// Events replayed per rebuild, on average.
+    pub events_mean: f64,
+    /// The most events one rebuild replayed.
+    pub events_max: u64,
+    /// Rows of the largest snapshot a rebuild started from.
+    pub snapshot_rows_max: u64,
+    /// The most events a rebuild found deleted by retention (history it
+    /// could not replay).
+    pub expired_max: u64,
+    /// From an instance's start to its table rebuilt, in seconds, on average.
+    pub recovery_s_mean: f64,
+    /// The same, at most.
+    pub recovery_s_max: f64,
 }
 
 /// A re-hydrating service's snapshots: how many, how big, how long.

@@ -225,6 +225,7 @@ impl<W: Write> TraceSink for Perfetto<W> {
             | RecordKind::Rewound
             | RecordKind::Hydrating
             | RecordKind::Rehydrated
+            | RecordKind::Rebuilt
             | RecordKind::Unreadable
             | RecordKind::Unparked
             | RecordKind::Transition => self.instant_of(pid, ts, r)?,

@@ -412,10 +412,6 @@ fn conclusion(
              {factor} messages per accepted {entity_name} in all",
             sys.services[*service].name, entity.0, sys.services[*service].name
         ),
-        InvariantSpec::NoOversell { service } => format!(
-            "=> {} handed {entity_name} {} a unit that was no longer there: the stock of its key went below zero",
-            sys.services[*service].name, entity.0
-        ),
         InvariantSpec::ReplicaConvergence { source, replica, table } => {
             diverged(sys, (*source, *replica, *table), entity_name, entity, other)
         }
@@ -454,7 +450,9 @@ fn conclusion(
                 prior.name(&sys.names)
             )
         }
-        InvariantSpec::VersionCompatible { name, .. } => unread(checker, sys, inv, name, entity_name, entity),
+        InvariantSpec::VersionCompatible { .. }
+        | InvariantSpec::NoStateLoss { .. }
+        | InvariantSpec::NoOversell { .. } => kept(checker, sys, inv, entity_name, (entity, other)),
         InvariantSpec::NoDuplicateEffects { effect } => {
             format!(
                 "=> effect {} was applied more than once to {entity_name} {}",
@@ -499,6 +497,45 @@ fn half_done(
         "=> the saga of {entity_name} {} stopped half way: {}; it is neither done nor compensated",
         entity.0,
         parts.join("; ")
+    )
+}
+
+/// The conclusion of what a service kept wrong: a row it lost, a message
+/// it could not read, a unit of stock it did not have.
+fn kept(
+    checker: &Checker,
+    sys: &System,
+    inv: &InvariantSpec,
+    entity_name: &str,
+    (entity, other): (EntityId, Option<EntityId>),
+) -> String {
+    match inv {
+        InvariantSpec::NoStateLoss { name, table, .. } => state_lost(sys, (name, *table), entity_name, entity, other),
+        InvariantSpec::VersionCompatible { name, .. } => unread(checker, sys, inv, name, entity_name, entity),
+        InvariantSpec::NoOversell { service } => format!(
+            "=> {} handed {entity_name} {} a unit that was no longer there: the stock of its key went below zero",
+            sys.services[*service].name, entity.0
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The conclusion of a row a service lost: its last write is not what it holds.
+fn state_lost(
+    sys: &System,
+    (name, table): (&str, u16),
+    entity_name: &str,
+    entity: EntityId,
+    other: Option<EntityId>,
+) -> String {
+    let table = sys.names.table_name(table);
+    let held = match other {
+        Some(o) => format!("holds {entity_name} {}'s, older", o.0),
+        None => "holds no row there".to_string(),
+    };
+    format!(
+        "=> {entity_name} {} was the last that {name} wrote to its row in `{table}`; after the run it {held}",
+        entity.0
     )
 }
 
@@ -590,6 +627,7 @@ impl Teller<'_> {
             | RecordKind::Rewound
             | RecordKind::Hydrating
             | RecordKind::Rehydrated
+            | RecordKind::Rebuilt
             | RecordKind::CrashPoint
             | RecordKind::Paused
             | RecordKind::Fenced
@@ -732,7 +770,8 @@ impl Teller<'_> {
             | RecordKind::Draining
             | RecordKind::ScaledDown
             | RecordKind::Rewound
-            | RecordKind::Rehydrated => return Some(operated(who, r)),
+            | RecordKind::Rehydrated
+            | RecordKind::Rebuilt => return Some(operated(who, r)),
             RecordKind::Hydrating => write!(
                 line,
                 "{who} asked {} for a snapshot (re-hydration): it works on nothing until it has it",
@@ -833,6 +872,9 @@ fn operated(who: &str, r: &Record) -> String {
         }
         RecordKind::ScaledDown => format!("{who} gone (scaled down to {}), out of its consumer group", r.aux),
         RecordKind::Rehydrated => format!("{who} loaded a snapshot of {} rows, then works through what waited", r.aux),
+        RecordKind::Rebuilt => {
+            format!("{who} rebuilt its table from its events ({} rows), then works through what waited", r.aux)
+        }
         _ => format!(
             "{who}'s group REWOUND by an operator: partition {} resumes at offset {}",
             r.aux >> 40,

@@ -241,6 +241,9 @@ pub struct ServiceSpec {
     /// deployment, a new instance) it asks another service for a snapshot
     /// of a table and works on nothing until it has loaded it.
     pub rehydrate: Option<Rehydrate>,
+    /// Event-sourced: its table is rebuilt from its own events on every
+    /// start after the first.
+    pub event_sourced: Option<EventSourced>,
     /// The schema version its code runs at the start (what it publishes),
     /// if it is versioned.
     pub version: Option<u16>,
@@ -249,6 +252,21 @@ pub struct ServiceSpec {
     pub reads: u16,
     /// The behaviour.
     pub behaviour: Arc<dyn Service>,
+}
+
+/// Event-sourced state: which events rebuild which table, and at what cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventSourced {
+    /// The kind (topic) of its events.
+    pub kind: Kind,
+    /// The table they rebuild.
+    pub table: u16,
+    /// The field of an event that is the row's value (else the entity's id).
+    pub value_field: Option<u8>,
+    /// A snapshot every this many writes (0: none).
+    pub snapshot_every: u32,
+    /// Replay time per event, and load time per snapshot row.
+    pub per_event: SimDuration,
 }
 
 /// Re-hydration from a snapshot: where it comes from and what it costs.
@@ -345,6 +363,7 @@ impl ServiceSpec {
             durable_timers: false,
             autoscale: None,
             rehydrate: None,
+            event_sourced: None,
             version: None,
             reads: u16::MAX,
             behaviour: Arc::new(Declarative::default()),
@@ -1147,6 +1166,16 @@ pub enum InvariantSpec {
         /// The table.
         table: u16,
     },
+    /// At the end, service `service`'s `table` holds the last version it
+    /// wrote (from a handler) of every row.
+    NoStateLoss {
+        /// Index of the service.
+        service: usize,
+        /// The table.
+        table: u16,
+        /// The service's name.
+        name: String,
+    },
     /// Every message service `service` handles is read by an instance
     /// whose code understands its schema version: none failed, skipped,
     /// left parked or misread because of its version.
@@ -1193,7 +1222,8 @@ impl InvariantSpec {
             InvariantSpec::NoDuplicateEffects { .. }
             | InvariantSpec::NoOversell { .. }
             | InvariantSpec::ReplicaConvergence { .. }
-            | InvariantSpec::VersionCompatible { .. } => None,
+            | InvariantSpec::VersionCompatible { .. }
+            | InvariantSpec::NoStateLoss { .. } => None,
         }
     }
 
@@ -1209,6 +1239,9 @@ impl InvariantSpec {
                 format!("replica-convergence({})", names.table_name(*table))
             }
             InvariantSpec::VersionCompatible { name, .. } => format!("version-compatible({name})"),
+            InvariantSpec::NoStateLoss { name, table, .. } => {
+                format!("no-state-loss({name}.{})", names.table_name(*table))
+            }
             InvariantSpec::TerminalWithin { entity, within, .. } => format!("terminal-within({entity}, {within})"),
             InvariantSpec::SagaAtomicity { steps, .. } => {
                 let steps: Vec<String> =

@@ -137,6 +137,9 @@ pub enum RecordKind {
     /// The node, upgraded, took a parked message it now reads (aux: the
     /// version it reads).
     Unparked = 49,
+    /// The node, event-sourced, rebuilt its table from its snapshot and
+    /// its events (aux: the rows).
+    Rebuilt = 50,
 }
 
 /// Why a message was lost.
@@ -425,6 +428,7 @@ impl<'a> Tracer<'a> {
                         | RecordKind::Rewound
                         | RecordKind::Hydrating
                         | RecordKind::Rehydrated
+                        | RecordKind::Rebuilt
                 ))
         {
             if self.story.len() < STORY_HEAD {

@@ -1,13 +1,47 @@
 //! State that must agree: `replica-convergence` (a replica ends with the
-//! source's newest version of each row, and how stale it was on the way)
-//! and `no-oversell` (a key's stock never hands out more units than it
+//! source's newest version of each row, and how stale it was on the way),
+//! `no-state-loss` (a service ends holding the last version its handlers
+//! wrote of each row: a crash, a rebuild or retention took nothing) and
+//! `no-oversell` (a key's stock never hands out more units than it
 //! started with).
 
 use super::*;
 
+/// What a no-state-loss invariant follows: the last version and value the
+/// service's handlers wrote of each row of the table.
+pub(super) struct StateCheck {
+    pub(super) service: usize,
+    pub(super) table: u16,
+    last: BTreeMap<u64, (u64, i64)>,
+}
+
+impl StateCheck {
+    pub(super) fn of(inv: &InvariantSpec) -> Option<StateCheck> {
+        let InvariantSpec::NoStateLoss { service, table, .. } = *inv else { return None };
+        Some(StateCheck { service, table, last: BTreeMap::new() })
+    }
+}
+
 impl Checker {
-    /// Service `service` wrote `version` to row `key` of `table`.
-    pub fn write(&mut self, service: usize, table: u16, key: u64, version: u64, now: SimTime) {
+    /// Service `service` wrote `version` and `value` to row `key` of
+    /// `table` at `now`: from a handler (`handled`), or restoring its state
+    /// (a snapshot, a replay).
+    pub fn write(
+        &mut self,
+        (service, table, key): (usize, u16, u64),
+        (version, value): (u64, i64),
+        handled: bool,
+        now: SimTime,
+    ) {
+        if handled {
+            for sc in self.state_checks.iter_mut().filter(|sc| sc.service == service && sc.table == table) {
+                sc.last.insert(key, (version, value));
+            }
+        }
+        self.replicated(service, table, key, version, now);
+    }
+
+    fn replicated(&mut self, service: usize, table: u16, key: u64, version: u64, now: SimTime) {
         for r in &mut self.replications {
             if r.table != table {
                 continue;
@@ -35,6 +69,21 @@ impl Checker {
         if *n > u64::from(initial) && counted {
             self.oversold.entry(service).or_default().push(entity);
         }
+    }
+
+    pub(super) fn judge_state_loss(name: String, held: &Rows, sc: &StateCheck) -> Verdict {
+        let lost: Vec<(u64, (u64, i64))> =
+            sc.last.iter().filter(|(k, v)| held.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+        let rolled_back = lost.iter().filter(|(k, _)| held.contains_key(k)).count() as u64;
+        let mut counts = BTreeMap::new();
+        counts.insert("rows", sc.last.len() as u64);
+        counts.insert("lost", lost.len() as u64 - rolled_back);
+        counts.insert("rolled_back", rolled_back);
+        let why = || "the service's handlers wrote no row of the table".to_string();
+        let example = lost.first().map(|&(_, (version, _))| EntityId(version));
+        let mut v = Verdict::new(name, lost.len() as u64, counts, sc.last.len() as u64, why, example);
+        v.example_other = lost.first().and_then(|(row, _)| held.get(row)).map(|&(h, _)| EntityId(h));
+        v
     }
 
     pub(super) fn judge_oversell(&self, name: String, service: usize) -> Verdict {

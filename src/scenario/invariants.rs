@@ -151,15 +151,47 @@ impl Compiler<'_> {
                         invariants.push(InvariantSpec::NoOversell { service: i });
                     }
                 }
-                schema::Invariant::VersionCompatible { service } => {
-                    invariants.extend(self.version_compatible(&iat("service"), s, service));
-                }
-                schema::Invariant::ReplicaConvergence { source, replica, table } => {
-                    invariants.extend(self.replica_convergence(&iat, s, (source, replica, table), names));
-                }
+                schema::Invariant::NoStateLoss { .. }
+                | schema::Invariant::VersionCompatible { .. }
+                | schema::Invariant::ReplicaConvergence { .. } => invariants.extend(self.of_state(&iat, s, inv, names)),
             }
         }
         invariants
+    }
+
+    /// An invariant on a service's state: what it holds, what it reads.
+    fn of_state(
+        &mut self,
+        iat: &dyn Fn(&'static str) -> [P; 3],
+        s: &Scenario,
+        inv: &schema::Invariant,
+        names: &mut Names,
+    ) -> Option<InvariantSpec> {
+        match inv {
+            schema::Invariant::NoStateLoss { service, table } => self.no_state_loss(iat, s, (service, table), names),
+            schema::Invariant::VersionCompatible { service } => self.version_compatible(&iat("service"), s, service),
+            schema::Invariant::ReplicaConvergence { source, replica, table } => {
+                self.replica_convergence(iat, s, (source, replica, table), names)
+            }
+            _ => None,
+        }
+    }
+
+    /// A no-state-loss invariant: the service writes the table.
+    fn no_state_loss(
+        &mut self,
+        iat: &dyn Fn(&'static str) -> [P; 3],
+        s: &Scenario,
+        (service, table): (&str, &str),
+        names: &mut Names,
+    ) -> Option<InvariantSpec> {
+        let si = self.service_named(&iat("service"), s, service)?;
+        if !s.services[si].on.iter().any(|h| h.writes() == Some(table)) {
+            let writes = s.services[si].on.iter().filter_map(schema::Handler::writes);
+            let help = suggest(table, writes).map(|x| format!("did you mean `{x}`?"));
+            self.err(&iat("table"), format!("no handler of `{service}` writes table `{table}`"), help);
+        }
+        Some(InvariantSpec::NoStateLoss { service: si, table: names.table(table), name: service.to_string() })
     }
 
     /// A version-compatible invariant: its service is versioned.
@@ -203,10 +235,7 @@ impl Compiler<'_> {
             s.services.iter().flat_map(|sv| sv.consume.topics.iter()).map(String::as_str).collect();
         // A kind a compacted topic keeps or a business rule watches is used
         // even when no service consumes it.
-        let mut used: Vec<&str> = match s.log_bus() {
-            Some(schema::Bus::Log { compacted, .. }) => compacted.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        };
+        let mut used = read_back(s);
         for inv in &s.invariants {
             match inv {
                 schema::Invariant::LeadsTo { from, to, .. } => {
@@ -295,4 +324,15 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+/// The kinds read back whether or not a service consumes them: those a
+/// compacted topic keeps, and an event-sourced service's own events.
+fn read_back(s: &Scenario) -> Vec<&str> {
+    let mut kinds: Vec<&str> = match s.log_bus() {
+        Some(schema::Bus::Log { compacted, .. }) => compacted.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    };
+    kinds.extend(s.services.iter().filter_map(|sv| sv.event_sourced.as_ref()).map(|e| e.topic.as_str()));
+    kinds
 }

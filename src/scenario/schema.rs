@@ -536,6 +536,12 @@ pub struct Service {
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
     pub rehydrate: Option<Rehydrate>,
+    /// Event-sourced state: its table lives in memory and is rebuilt, on
+    /// every start after the first, by replaying its own events from the
+    /// log (from its latest snapshot, if it takes them).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub event_sourced: Option<EventSourced>,
     /// Its handlers.
     #[serde(default)]
     #[serde(skip_serializing_if = "is_default")]
@@ -1264,6 +1270,27 @@ pub struct Autoscale {
     pub tolerance: Option<f64>,
 }
 
+/// A service whose state is the fold of its own events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSourced {
+    /// The topic of its events (one of its handlers writes `table` and
+    /// emits it; it travels on a Log bus).
+    pub topic: String,
+    /// The table the events rebuild.
+    pub table: String,
+    /// Take a snapshot of the table (in its database) every this many
+    /// writes; a rebuild starts from the latest (default: none).
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub snapshot_every: Option<u32>,
+    /// Replay time per event (default `"20us"`); loading a snapshot takes
+    /// as long per row.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "is_default")]
+    pub per_event: Option<String>,
+}
+
 /// Re-hydration from a snapshot the owner of the data serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1641,6 +1668,14 @@ pub enum Invariant {
         event: String,
         /// A kind, an effect, or `state NAME`.
         prior: String,
+    },
+    /// The service's table holds, at the end, the last version it wrote
+    /// of every row: nothing lost to a crash, a rebuild or retention.
+    NoStateLoss {
+        /// The service.
+        service: String,
+        /// Its table.
+        table: String,
     },
     /// Every message the service handles is read by an instance that
     /// understands its schema version: none failed, skipped, left parked

@@ -135,7 +135,7 @@ impl Compiler<'_> {
                     _ => u32::MAX,
                 },
             };
-            let unknown = self.recovery_and_versions(&mut spec, i, s, sv, names);
+            let unknown = self.recovery_and_versions(&mut spec, (i, &handlers), s, sv, names);
             spec.calls = handlers.iter().any(|h| h.call.is_some());
             let machine = self.machine(i, sv, names);
             spec.durable_timers = sv.timers != schema::State::Volatile;
@@ -455,15 +455,59 @@ impl Compiler<'_> {
     fn recovery_and_versions(
         &mut self,
         spec: &mut ServiceSpec,
-        i: usize,
+        (i, handlers): (usize, &[KHandler]),
         s: &Scenario,
         sv: &schema::Service,
         names: &mut Names,
     ) -> Option<crate::service::UnknownVersion> {
         spec.dedup = self.dedup(i, sv);
         spec.rehydrate = self.rehydrate(i, s, sv, names);
+        spec.event_sourced = self.event_sourced(i, s, sv, handlers, names);
         (spec.version, spec.reads) = self.versions(i, sv);
         sv.unknown_version.map(unknown_version)
+    }
+
+    /// Service `i`'s event sourcing, checked: one of its handlers writes the
+    /// table and emits the topic, which travels on a Log bus, and it keeps
+    /// no other copy of its state.
+    fn event_sourced(
+        &mut self,
+        i: usize,
+        s: &Scenario,
+        sv: &schema::Service,
+        handlers: &[KHandler],
+        names: &mut Names,
+    ) -> Option<crate::system::EventSourced> {
+        let e = sv.event_sourced.as_ref()?;
+        let at = |f: &'static str| [P::F("services"), P::I(i), P::F("event_sourced"), P::F(f)];
+        let (kind, table) = (names.kind(&e.topic), names.table(&e.table));
+        let writer = handlers.iter().find(|h| h.write == Some(table) && h.emit.contains(&kind));
+        if writer.is_none() {
+            let help = format!("give one of `{}`'s handlers write: {:?} and emit: [{:?}]", sv.name, e.table, e.topic);
+            self.err(
+                &at("topic"),
+                format!("no handler of `{}` writes `{}` and emits `{}`", sv.name, e.table, e.topic),
+                Some(help),
+            );
+        }
+        if s.log_bus().is_none() {
+            self.err(&at("topic"), "events are replayed from a Log bus: the scenario has none", None);
+        }
+        if sv.state != schema::State::Volatile || sv.rehydrate.is_some() {
+            let help = Some("its state is the fold of its events: leave `state` Volatile and drop `rehydrate`".into());
+            self.err(&at("table"), "an event-sourced service keeps its state only in memory", help);
+        }
+        if e.snapshot_every == Some(0) {
+            self.err(&at("snapshot_every"), "a snapshot every 0 writes", Some("leave it out for none".into()));
+        }
+        let per_event = e.per_event.as_ref().map_or(Some(SimDuration(20_000)), |t| self.duration(&at("per_event"), t));
+        Some(crate::system::EventSourced {
+            kind,
+            table,
+            value_field: writer.and_then(|h| h.write_value),
+            snapshot_every: e.snapshot_every.unwrap_or(0),
+            per_event: per_event?,
+        })
     }
 
     /// Service `i`'s schema version (what it publishes) and the highest it

@@ -30,6 +30,7 @@ mod brokers;
 mod calls;
 mod channel;
 mod ephemeral_bus;
+mod event_sourced;
 mod faults;
 mod links;
 mod log_bus;
@@ -183,6 +184,8 @@ enum Ev {
     SnapshotLoaded { node: u32, epoch: u32, attempt: u32 },
     /// A snapshot request's timeout.
     SnapshotTimeout { node: u32, epoch: u32, attempt: u32 },
+    /// An event-sourced node has replayed its events.
+    Rebuilt { node: u32, epoch: u32, attempt: u32 },
     /// The warm-up is over: measurements start again from zero.
     Warmup,
     /// The workload has stopped: time-averages end here (the drain that
@@ -793,7 +796,7 @@ struct World<'s, 't> {
     scalers: Vec<Option<autoscale::Scaler>>,
     /// Per service, a rebalance for members that just joined is due now.
     rebalance_pending: Vec<bool>,
-    /// Re-hydrations in progress, and what they did.
+    /// Re-hydrations and rebuilds in progress, and what they did.
     hydration: rehydrate::Hydrations,
     /// Per service, the messages parked for a version its instances do not
     /// read yet, by id.
@@ -1239,6 +1242,7 @@ impl<'s, 't> World<'s, 't> {
                 Ev::SnapshotAsk { node, epoch, attempt } => self.snapshot_asked(node, epoch, attempt),
                 Ev::SnapshotLoaded { node, epoch, attempt } => self.snapshot_loaded(node, epoch, attempt),
                 Ev::SnapshotTimeout { node, epoch, attempt } => self.snapshot_timed_out(node, epoch, attempt),
+                Ev::Rebuilt { node, epoch, attempt } => self.rebuilt(node, epoch, attempt),
                 Ev::Warmup => self.warmed_up(),
                 Ev::WindowEnd => self.window_ended(),
             }
@@ -1855,7 +1859,7 @@ impl<'s, 't> World<'s, 't> {
             }
             Command::Put { durable, key, value } => self.put(n, (durable, false), key, value),
             Command::Row { durable, key, value } => self.put(n, (durable, true), key, value),
-            Command::Write { table, key, version, value } => self.write_row(n, table, key, (version, value)),
+            Command::Write { table, key, version, value } => self.write_row(n, (table, key), (version, value), true),
             Command::Timer { after, tag } => {
                 let after = self.skewed(n, after);
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id, input.payload());
@@ -2185,7 +2189,7 @@ impl<'s, 't> World<'s, 't> {
     /// Node `n` writes `version` and `value` to row `key` of `table`, in
     /// its service's state (last write wins, as a plain replica applies what
     /// it receives).
-    fn write_row(&mut self, n: u32, table: u16, key: u64, (version, value): (u64, i64)) {
+    fn write_row(&mut self, n: u32, (table, key): (u16, u64), (version, value): (u64, i64), handled: bool) {
         let si = self.nodes[n as usize].service as usize;
         let home = self.durable_home(n);
         let store = if self.sys.services[si].state.durable() {
@@ -2203,7 +2207,10 @@ impl<'s, 't> World<'s, 't> {
         } else {
             store.insert(ROW_VALUE | row, value);
         }
-        self.checker.write(si, table, key & ROW_MASK, version, self.now);
+        self.checker.write((si, table, key & ROW_MASK), (version, value), handled, self.now);
+        if handled && self.sys.services[si].event_sourced.is_some() {
+            self.wrote_event_sourced(n, si);
+        }
     }
 
     /// Node `n` (of service `si`) handled `job`: counted for the run, the
@@ -2434,6 +2441,7 @@ impl<'s, 't> World<'s, 't> {
             instances: instances.collect(),
             scaling: self.scalers[i].as_ref().map(|sc| sc.metrics(self.window_end().min(self.now))),
             rehydration: self.sys.services[i].rehydrate.as_ref().map(|_| self.hydration.stats[i].metrics()),
+            rebuild: self.sys.services[i].event_sourced.as_ref().map(|_| self.hydration.rebuilds[i].metrics()),
         }
     }
 

@@ -11,6 +11,7 @@ mod claims;
 mod cli;
 mod compose;
 mod determinism;
+mod event_sourced;
 mod faults;
 mod fuzz;
 mod hardening;

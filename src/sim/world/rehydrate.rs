@@ -34,35 +34,42 @@ use crate::trace::RecordKind;
 
 /// One instance's re-hydration in progress.
 #[derive(Clone, Debug, Default)]
-struct Hydration {
+pub(super) struct Hydration {
     /// Bumped at each request: replies and timeouts of an older one are stale.
-    attempt: u32,
+    pub(super) attempt: u32,
     /// When the instance started (what the load and catch-up times count from).
-    began: SimTime,
+    pub(super) began: SimTime,
     /// The owner instance asked.
     owner: u32,
     /// The owner's incarnation when it answered, if it has: the snapshot is
     /// on its way (its timeout no longer applies; the owner's crash breaks it).
     answered: Option<u32>,
     /// The snapshot on its way: (row key, version, value).
-    rows: Vec<(u64, i64, i64)>,
+    pub(super) rows: Vec<(u64, i64, i64)>,
 }
 
 /// Every node's re-hydration and every service's figures.
 pub(super) struct Hydrations {
     /// Per node (empty when no service re-hydrates).
-    nodes: Vec<Hydration>,
+    pub(super) nodes: Vec<Hydration>,
     /// Per service.
     pub(super) stats: Vec<HydrationStats>,
+    /// Per service, its rebuilds (event sourcing).
+    pub(super) rebuilds: Vec<super::event_sourced::RebuildStats>,
+    /// Per node, its event-sourced snapshot and its writes since the start.
+    pub(super) events: Vec<super::event_sourced::EventStore>,
 }
 
 impl Hydrations {
     /// For `sys`, of `nodes` nodes.
     pub(super) fn of(sys: &crate::system::System, nodes: usize) -> Hydrations {
-        let any = sys.services.iter().any(|s| s.rehydrate.is_some());
+        let any = sys.services.iter().any(|s| s.rehydrate.is_some() || s.event_sourced.is_some());
+        let sourced = sys.services.iter().any(|s| s.event_sourced.is_some());
         Hydrations {
             nodes: if any { vec![Hydration::default(); nodes] } else { Vec::new() },
             stats: vec![HydrationStats::default(); sys.services.len()],
+            rebuilds: vec![Default::default(); sys.services.len()],
+            events: if sourced { (0..nodes).map(|_| Default::default()).collect() } else { Vec::new() },
         }
     }
 }
@@ -102,6 +109,9 @@ impl World<'_, '_> {
     /// and works on nothing until it is loaded.
     pub(super) fn begin_hydration(&mut self, n: u32) {
         let si = self.nodes[n as usize].service as usize;
+        if self.sys.services[si].event_sourced.is_some() {
+            return self.rebuild(n);
+        }
         if self.sys.services[si].rehydrate.is_none() {
             return;
         }
@@ -204,7 +214,7 @@ impl World<'_, '_> {
             let node = &self.nodes[n as usize];
             let store = if durable { &self.nodes[node.home as usize].durable.rows } else { &node.volatile.rows };
             if store.get(&k).is_none_or(|&held| held < version) {
-                self.write_row(n, table, k & ROW_MASK, (version as u64, value));
+                self.write_row(n, (table, k & ROW_MASK), (version as u64, value), false);
             }
         }
         let loaded = self.now - self.hydration.nodes[n as usize].began;
@@ -215,6 +225,12 @@ impl World<'_, '_> {
         st.load_total = st.load_total + loaded;
         st.load_max = st.load_max.max(loaded);
         self.trace_node(RecordKind::Rehydrated, n, rows.len() as u64);
+        self.hydrated(n);
+    }
+
+    /// Node `n` has its state back: it works through what waited and
+    /// starts consuming.
+    pub(super) fn hydrated(&mut self, n: u32) {
         let node = &mut self.nodes[n as usize];
         node.hydrating = false;
         node.catching_up = true;
