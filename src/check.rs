@@ -18,6 +18,7 @@ use crate::trace::{Record, RecordKind};
 
 mod effects;
 mod entities;
+mod order;
 mod rows;
 mod rules;
 mod versions;
@@ -217,6 +218,10 @@ pub struct Checker {
     follows_work: bool,
     /// One per no-state-loss invariant, in invariant order.
     state_checks: Vec<rows::StateCheck>,
+    /// One per per-key-order, bounded-staleness and bounded-lag invariant.
+    orders: Vec<order::OrderCheck>,
+    stalenesses: Vec<order::StalenessCheck>,
+    lags: Vec<order::LagCheck>,
 }
 
 /// A business rule's observations: per entity (index: entity - 1), when
@@ -376,6 +381,9 @@ impl Checker {
             node_services: Vec::new(),
             versions: invariants.iter().filter_map(versions::VersionCheck::of).collect(),
             state_checks: invariants.iter().filter_map(rows::StateCheck::of).collect(),
+            orders: Self::order_checks(invariants),
+            stalenesses: Self::staleness_checks(invariants),
+            lags: Self::lag_checks(invariants),
             follows_work: invariants.iter().any(|i| {
                 matches!(i, InvariantSpec::BoundedAmplification { .. } | InvariantSpec::VersionCompatible { .. })
             }),
@@ -483,6 +491,7 @@ impl Checker {
         let mut amplification = self.amplification.iter();
         let mut versions = self.versions.iter();
         let mut state_checks = self.state_checks.iter();
+        let (mut orders, mut stalenesses, mut lags) = (self.orders.iter(), self.stalenesses.iter(), self.lags.iter());
         invariants
             .iter()
             .zip(&self.scopes)
@@ -506,6 +515,15 @@ impl Checker {
                     self.judge_amplification(inv.name(names), a, *factor, scope)
                 }
                 InvariantSpec::NoOversell { service } => self.judge_oversell(inv.name(names), *service),
+                InvariantSpec::PerKeyOrder { .. } => {
+                    Self::judge_order(inv.name(names), orders.next().expect("one each"))
+                }
+                InvariantSpec::BoundedStaleness { .. } => {
+                    Self::judge_staleness(inv.name(names), stalenesses.next().expect("one each"), last_heal, end)
+                }
+                InvariantSpec::BoundedLag { .. } => {
+                    Self::judge_lag(inv.name(names), lags.next().expect("one each"), last_heal)
+                }
                 InvariantSpec::NoStateLoss { service, table, .. } => {
                     let sc = state_checks.next().expect("one per no-state-loss");
                     Self::judge_state_loss(inv.name(names), &rows(*service, *table), sc)

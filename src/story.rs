@@ -450,9 +450,6 @@ fn conclusion(
                 prior.name(&sys.names)
             )
         }
-        InvariantSpec::VersionCompatible { .. }
-        | InvariantSpec::NoStateLoss { .. }
-        | InvariantSpec::NoOversell { .. } => kept(checker, sys, inv, entity_name, (entity, other)),
         InvariantSpec::NoDuplicateEffects { effect } => {
             format!(
                 "=> effect {} was applied more than once to {entity_name} {}",
@@ -460,6 +457,8 @@ fn conclusion(
                 entity.0
             )
         }
+        // What a service kept, read or wrote, and when: `kept`.
+        _ => kept(checker, sys, faults, inv, entity_name, (entity, other)),
     }
 }
 
@@ -505,11 +504,42 @@ fn half_done(
 fn kept(
     checker: &Checker,
     sys: &System,
+    faults: &[AppliedFault],
     inv: &InvariantSpec,
     entity_name: &str,
     (entity, other): (EntityId, Option<EntityId>),
 ) -> String {
+    let last_heal = SimTime(faults.iter().map(|f| f.until_ns).max().unwrap_or(0));
+    let nth = |same: fn(&InvariantSpec) -> bool| {
+        sys.invariants.iter().filter(|i| same(i)).take_while(|i| !std::ptr::eq(*i, inv)).count()
+    };
     match inv {
+        InvariantSpec::PerKeyOrder { name, table, .. } => format!(
+            "=> {name} wrote {entity_name} {}'s change to its row in `{}` after {entity_name} {}'s, whose message \
+             was published later: out of order",
+            entity.0,
+            sys.names.table_name(*table),
+            other.map_or(0, |o| o.0)
+        ),
+        InvariantSpec::BoundedLag { name, max, after_heal, .. } => {
+            let i = nth(|i| matches!(i, InvariantSpec::BoundedLag { .. }));
+            let (at, lag) = checker.lag_over(i, last_heal + *after_heal).unwrap_or((SimTime::NEVER, 0));
+            format!(
+                "=> {name}'s lag was {lag} records at {at} (the last heal was at {last_heal}), above {max}; \
+                 {entity_name} {} was the oldest record it had not committed",
+                entity.0
+            )
+        }
+        InvariantSpec::BoundedStaleness { source, replica, max, .. } => {
+            let i = nth(|i| matches!(i, InvariantSpec::BoundedStaleness { .. }));
+            let (written, held) = checker.stale_of(i, entity.0).unwrap_or((SimTime::NEVER, SimTime::NEVER));
+            let held = if held == SimTime::NEVER { "never".to_string() } else { format!("only at {held}") };
+            format!(
+                "=> {} wrote {entity_name} {} at {written}; {} held it (or a newer change of its row) {held}: later \
+                 than {max} after the write (and than the heal's grace, for a write before it)",
+                sys.services[*source].name, entity.0, sys.services[*replica].name
+            )
+        }
         InvariantSpec::NoStateLoss { name, table, .. } => state_lost(sys, (name, *table), entity_name, entity, other),
         InvariantSpec::VersionCompatible { name, .. } => unread(checker, sys, inv, name, entity_name, entity),
         InvariantSpec::NoOversell { service } => format!(

@@ -1166,6 +1166,45 @@ pub enum InvariantSpec {
         /// The table.
         table: u16,
     },
+    /// Service `service`'s handlers write each row of `table` in the order
+    /// the messages that caused the writes were published.
+    PerKeyOrder {
+        /// Index of the service.
+        service: usize,
+        /// The table.
+        table: u16,
+        /// The service's name.
+        name: String,
+    },
+    /// Service `service`'s consumer-group lag is at most `max` records at
+    /// every sample (every `every`) from the last heal + `after_heal` on.
+    BoundedLag {
+        /// Index of the consuming service.
+        service: usize,
+        /// Its name.
+        name: String,
+        /// Records, at most.
+        max: u64,
+        /// Grace after the last heal.
+        after_heal: SimDuration,
+        /// The sampling period.
+        every: SimDuration,
+    },
+    /// Each write of `source` to `table` is held (or overtaken) by
+    /// `replica` within `max`, or by the last heal + `after_heal` for the
+    /// writes made before it.
+    BoundedStaleness {
+        /// Index of the source.
+        source: usize,
+        /// Index of the replica.
+        replica: usize,
+        /// The table.
+        table: u16,
+        /// The bound.
+        max: SimDuration,
+        /// Grace after the last heal.
+        after_heal: SimDuration,
+    },
     /// At the end, service `service`'s `table` holds the last version it
     /// wrote (from a handler) of every row.
     NoStateLoss {
@@ -1223,7 +1262,10 @@ impl InvariantSpec {
             | InvariantSpec::NoOversell { .. }
             | InvariantSpec::ReplicaConvergence { .. }
             | InvariantSpec::VersionCompatible { .. }
-            | InvariantSpec::NoStateLoss { .. } => None,
+            | InvariantSpec::NoStateLoss { .. }
+            | InvariantSpec::PerKeyOrder { .. }
+            | InvariantSpec::BoundedLag { .. }
+            | InvariantSpec::BoundedStaleness { .. } => None,
         }
     }
 
@@ -1239,6 +1281,13 @@ impl InvariantSpec {
                 format!("replica-convergence({})", names.table_name(*table))
             }
             InvariantSpec::VersionCompatible { name, .. } => format!("version-compatible({name})"),
+            InvariantSpec::PerKeyOrder { name, table, .. } => {
+                format!("per-key-order({name}.{})", names.table_name(*table))
+            }
+            InvariantSpec::BoundedLag { name, max, .. } => format!("bounded-lag({name}, {max})"),
+            InvariantSpec::BoundedStaleness { table, max, .. } => {
+                format!("bounded-staleness({}, {max})", names.table_name(*table))
+            }
             InvariantSpec::NoStateLoss { name, table, .. } => {
                 format!("no-state-loss({name}.{})", names.table_name(*table))
             }

@@ -24,21 +24,26 @@ impl StateCheck {
 
 impl Checker {
     /// Service `service` wrote `version` and `value` to row `key` of
-    /// `table` at `now`: from a handler (`handled`), or restoring its state
-    /// (a snapshot, a replay).
+    /// `table` at `now`: from a handler, of the message published as
+    /// `cause` (its id, in publish order), or restoring its state (a
+    /// snapshot, a replay: `None`).
     pub fn write(
         &mut self,
         (service, table, key): (usize, u16, u64),
         (version, value): (u64, i64),
-        handled: bool,
+        cause: Option<u64>,
         now: SimTime,
     ) {
+        let handled = cause.is_some();
         if handled {
             for sc in self.state_checks.iter_mut().filter(|sc| sc.service == service && sc.table == table) {
                 sc.last.insert(key, (version, value));
             }
         }
         self.replicated(service, table, key, version, now);
+        if !(self.orders.is_empty() && self.stalenesses.is_empty()) {
+            self.ordered_write((service, table, key), version, cause, now);
+        }
     }
 
     fn replicated(&mut self, service: usize, table: u16, key: u64, version: u64, now: SimTime) {

@@ -151,9 +151,8 @@ impl Compiler<'_> {
                         invariants.push(InvariantSpec::NoOversell { service: i });
                     }
                 }
-                schema::Invariant::NoStateLoss { .. }
-                | schema::Invariant::VersionCompatible { .. }
-                | schema::Invariant::ReplicaConvergence { .. } => invariants.extend(self.of_state(&iat, s, inv, names)),
+                // What a service holds, reads, writes or lags: `of_state`.
+                _ => invariants.extend(self.of_state(&iat, s, inv, names)),
             }
         }
         invariants
@@ -173,8 +172,69 @@ impl Compiler<'_> {
             schema::Invariant::ReplicaConvergence { source, replica, table } => {
                 self.replica_convergence(iat, s, (source, replica, table), names)
             }
-            _ => None,
+            schema::Invariant::PerKeyOrder { service, table } => {
+                let Some(InvariantSpec::NoStateLoss { service, table, name }) =
+                    self.no_state_loss(iat, s, (service, table), names)
+                else {
+                    return None;
+                };
+                Some(InvariantSpec::PerKeyOrder { service, table, name })
+            }
+            schema::Invariant::BoundedLag { service, max, after_heal, every } => {
+                self.bounded_lag(iat, s, service, *max, (after_heal, every.as_ref()))
+            }
+            schema::Invariant::BoundedStaleness { source, replica, table, max, after_heal } => {
+                let max = self.duration(&iat("max"), max);
+                let after_heal = self.duration(&iat("after_heal"), after_heal);
+                let Some(InvariantSpec::ReplicaConvergence { source, replica, table }) =
+                    self.replica_convergence(iat, s, (source, replica, table), names)
+                else {
+                    return None;
+                };
+                Some(InvariantSpec::BoundedStaleness { source, replica, table, max: max?, after_heal: after_heal? })
+            }
+            schema::Invariant::NoLostEntities { .. }
+            | schema::Invariant::NoDuplicateEffects { .. }
+            | schema::Invariant::BoundedAmplification { .. }
+            | schema::Invariant::NoOversell { .. }
+            | schema::Invariant::TerminalWithin { .. }
+            | schema::Invariant::SagaAtomicity { .. }
+            | schema::Invariant::LeadsTo { .. }
+            | schema::Invariant::NeverWithout { .. } => {
+                debug_assert!(false, "compiled by `invariants`");
+                None
+            }
         }
+    }
+
+    /// A bounded-lag invariant: the service consumes from a Log bus.
+    fn bounded_lag(
+        &mut self,
+        iat: &dyn Fn(&'static str) -> [P; 3],
+        s: &Scenario,
+        service: &str,
+        max: u64,
+        (after_heal, every): (&String, Option<&String>),
+    ) -> Option<InvariantSpec> {
+        let si = self.service_named(&iat("service"), s, service);
+        let on_log =
+            si.is_some_and(|i| !s.services[i].consume.topics.is_empty() && reads_from(s, &s.services[i], true));
+        if si.is_some() && !on_log {
+            let help = Some("the lag of a consumer group: a service that consumes from a Log bus".into());
+            self.err(&iat("service"), format!("`{service}` consumes nothing from a Log bus"), help);
+        }
+        let after_heal = self.duration(&iat("after_heal"), after_heal);
+        let every = every.map_or(Some(SimDuration::SECOND), |e| self.duration(&iat("every"), e));
+        if every.is_some_and(|e| e < SimDuration::MILLISECOND) {
+            self.err(&iat("every"), "the lag is sampled at most every millisecond", None);
+        }
+        Some(InvariantSpec::BoundedLag {
+            service: si?,
+            name: service.to_string(),
+            max,
+            after_heal: after_heal?,
+            every: every?,
+        })
     }
 
     /// A no-state-loss invariant: the service writes the table.

@@ -1669,6 +1669,45 @@ pub enum Invariant {
         /// A kind, an effect, or `state NAME`.
         prior: String,
     },
+    /// The service's writes to each row of its table come in the order the
+    /// messages that caused them were published: no write for a message
+    /// after one for a message published later.
+    PerKeyOrder {
+        /// The service.
+        service: String,
+        /// Its table.
+        table: String,
+    },
+    /// A log consumer's lag (records in its topics' partitions not yet
+    /// committed) stays at most `max`, sampled every `every`, from
+    /// `after_heal` after the last heal on.
+    BoundedLag {
+        /// The consuming service (its consumer group).
+        service: String,
+        /// Records, at most.
+        max: u64,
+        /// Grace after the last heal.
+        after_heal: String,
+        /// How often the lag is sampled (default `"1s"`).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        every: Option<String>,
+    },
+    /// Every row the source writes reaches the replica within `max`: a
+    /// write at `t` is held (or overtaken) by the replica by `t + max`, or,
+    /// for writes made before the last heal, by the heal + `after_heal`.
+    BoundedStaleness {
+        /// The service that owns the data.
+        source: String,
+        /// The service that keeps a copy.
+        replica: String,
+        /// The table both write.
+        table: String,
+        /// The bound.
+        max: String,
+        /// Grace after the last heal for the writes made before it.
+        after_heal: String,
+    },
     /// The service's table holds, at the end, the last version it wrote
     /// of every row: nothing lost to a crash, a rebuild or retention.
     NoStateLoss {

@@ -178,14 +178,13 @@ enum Ev {
     /// Service `service`'s consumer group rebalances for the members that
     /// joined at this instant (one rebalance for them all).
     Rebalance { service: u32 },
-    /// A re-hydrating node's snapshot request reaches the owner it asked.
-    SnapshotAsk { node: u32, epoch: u32, attempt: u32 },
-    /// A snapshot reaches the node that asked for it, and is loaded.
-    SnapshotLoaded { node: u32, epoch: u32, attempt: u32 },
-    /// A snapshot request's timeout.
-    SnapshotTimeout { node: u32, epoch: u32, attempt: u32 },
-    /// An event-sourced node has replayed its events.
-    Rebuilt { node: u32, epoch: u32, attempt: u32 },
+    /// A step of a node's re-hydration or rebuild (its incarnation and
+    /// attempt; `step`, one of `rehydrate::STEP_*`): its snapshot request
+    /// reaches the owner, the snapshot reaches it, the request times out,
+    /// or its events are replayed.
+    Hydration { node: u32, epoch: u32, attempt: u32, step: u8 },
+    /// Bounded-lag invariant `check` (among them) samples its group's lag.
+    LagSample { check: u32 },
     /// The warm-up is over: measurements start again from zero.
     Warmup,
     /// The workload has stopped: time-averages end here (the drain that
@@ -1174,6 +1173,7 @@ impl<'s, 't> World<'s, 't> {
         if self.sys.warmup > SimDuration::ZERO {
             self.queue.push(SimTime::ZERO + self.sys.warmup, Ev::Warmup);
         }
+        self.lag_sample_first();
         if self.window_end() < self.end {
             self.queue.push(self.window_end(), Ev::WindowEnd);
         }
@@ -1239,10 +1239,8 @@ impl<'s, 't> World<'s, 't> {
                 Ev::Autoscale { service } => self.autoscale(service),
                 Ev::ScaledUp { node, epoch } => self.scaled_up(node, epoch),
                 Ev::Rebalance { service } => self.joined_rebalance(service),
-                Ev::SnapshotAsk { node, epoch, attempt } => self.snapshot_asked(node, epoch, attempt),
-                Ev::SnapshotLoaded { node, epoch, attempt } => self.snapshot_loaded(node, epoch, attempt),
-                Ev::SnapshotTimeout { node, epoch, attempt } => self.snapshot_timed_out(node, epoch, attempt),
-                Ev::Rebuilt { node, epoch, attempt } => self.rebuilt(node, epoch, attempt),
+                Ev::Hydration { node, epoch, attempt, step } => self.hydration_event(node, (epoch, attempt), step),
+                Ev::LagSample { check } => self.lag_sample(check),
                 Ev::Warmup => self.warmed_up(),
                 Ev::WindowEnd => self.window_ended(),
             }
@@ -1528,7 +1526,7 @@ impl<'s, 't> World<'s, 't> {
     /// duplicate, failed, ignored (a stale deadline explains nothing: the
     /// checker tells them apart) or handled; after what was done about a
     /// version it does not read, if that was the case.
-    #[inline]
+    #[inline(always)]
     fn trace_outcome(&mut self, n: u32, msg: &Message, duplicate: bool, out: &Out) {
         if out.unreadable != 0 {
             self.unreadable(n, msg, out.unreadable);
@@ -1859,7 +1857,9 @@ impl<'s, 't> World<'s, 't> {
             }
             Command::Put { durable, key, value } => self.put(n, (durable, false), key, value),
             Command::Row { durable, key, value } => self.put(n, (durable, true), key, value),
-            Command::Write { table, key, version, value } => self.write_row(n, (table, key), (version, value), true),
+            Command::Write { table, key, version, value } => {
+                self.write_row(n, (table, key), (version, value), Some(input.id.0))
+            }
             Command::Timer { after, tag } => {
                 let after = self.skewed(n, after);
                 let msg = self.new_message(Kind::TIMER, tag, input.entity, input.id, input.payload());
@@ -2123,6 +2123,40 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
+    /// Sets each bounded-lag invariant's first sample.
+    fn lag_sample_first(&mut self) {
+        let lags = self.sys.invariants.iter().filter_map(|i| match i {
+            InvariantSpec::BoundedLag { every, .. } => Some(*every),
+            _ => None,
+        });
+        for (check, every) in lags.enumerate() {
+            self.queue.push(SimTime::ZERO + every, Ev::LagSample { check: check as u32 });
+        }
+    }
+
+    /// Bounded-lag invariant `check` samples its group's lag (records of
+    /// the partitions it reads, visible and not committed) and the entity
+    /// of the oldest of them, then sets its next sample.
+    fn lag_sample(&mut self, check: u32) {
+        let lag_of = |i: &InvariantSpec| match *i {
+            InvariantSpec::BoundedLag { service, every, .. } => Some((service, every)),
+            _ => None,
+        };
+        let Some((si, every)) = self.sys.invariants.iter().filter_map(lag_of).nth(check as usize) else { return };
+        let (mut lag, mut oldest) = (0u64, (SimTime::NEVER, EntityId(0)));
+        for &g in &self.service_gps[si] {
+            let gp = &self.gparts[g as usize];
+            let part = &self.partitions[gp.part as usize];
+            lag += part.visible.saturating_sub(gp.committed);
+            if gp.committed < part.visible {
+                let rec = &part.records[gp.committed as usize];
+                oldest = oldest.min((rec.sent_at, rec.entity));
+            }
+        }
+        self.checker.lag_sampled(check as usize, self.now, lag, oldest.1);
+        self.queue.push(self.now + every, Ev::LagSample { check });
+    }
+
     /// Records every queue's waiting messages and every group's lag (records
     /// in the log that it has not committed), then sets the next sample.
     fn sample(&mut self) {
@@ -2189,7 +2223,9 @@ impl<'s, 't> World<'s, 't> {
     /// Node `n` writes `version` and `value` to row `key` of `table`, in
     /// its service's state (last write wins, as a plain replica applies what
     /// it receives).
-    fn write_row(&mut self, n: u32, (table, key): (u16, u64), (version, value): (u64, i64), handled: bool) {
+    /// `cause`: the id of the message whose handler wrote it (`None`: a
+    /// restore, from a snapshot or a replay).
+    fn write_row(&mut self, n: u32, (table, key): (u16, u64), (version, value): (u64, i64), cause: Option<u64>) {
         let si = self.nodes[n as usize].service as usize;
         let home = self.durable_home(n);
         let store = if self.sys.services[si].state.durable() {
@@ -2207,8 +2243,8 @@ impl<'s, 't> World<'s, 't> {
         } else {
             store.insert(ROW_VALUE | row, value);
         }
-        self.checker.write((si, table, key & ROW_MASK), (version, value), handled, self.now);
-        if handled && self.sys.services[si].event_sourced.is_some() {
+        self.checker.write((si, table, key & ROW_MASK), (version, value), cause, self.now);
+        if cause.is_some() && self.sys.services[si].event_sourced.is_some() {
             self.wrote_event_sourced(n, si);
         }
     }

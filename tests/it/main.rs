@@ -18,6 +18,7 @@ mod hardening;
 mod kernel;
 mod metrics;
 mod network;
+mod order;
 mod patterns;
 mod payloads;
 mod props;

@@ -124,7 +124,8 @@ impl World<'_, '_> {
         st.snapshot_rows_max = st.snapshot_rows_max.max(snapshot_rows);
         st.expired_max = st.expired_max.max(expired);
         let took = SimDuration(per_event.0.saturating_mul(replayed + snapshot_rows));
-        self.queue.push(self.now + took, Ev::Rebuilt { node: n, epoch, attempt });
+        self.queue
+            .push(self.now + took, Ev::Hydration { node: n, epoch, attempt, step: super::rehydrate::STEP_REBUILT });
     }
 
     /// Node `n` has replayed its events: its table is the fold, and it resumes.
@@ -137,7 +138,7 @@ impl World<'_, '_> {
         let table = self.sys.services[si].event_sourced.as_ref().expect("event-sourced").table;
         let rows = std::mem::take(&mut self.hydration.nodes[n as usize].rows);
         for &(k, version, value) in &rows {
-            self.write_row(n, (table, k & ROW_MASK), (version as u64, value), false);
+            self.write_row(n, (table, k & ROW_MASK), (version as u64, value), None);
         }
         let took = self.now - self.hydration.nodes[n as usize].began;
         let st = &mut self.hydration.rebuilds[si];

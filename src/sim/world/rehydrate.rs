@@ -32,6 +32,13 @@ use crate::outcome::RehydrationMetrics;
 use crate::sim::{SimDuration, SimTime};
 use crate::trace::RecordKind;
 
+/// [`Ev::Hydration`] steps: the request reaches the owner; the snapshot
+/// reaches the node; the request times out; the events are replayed.
+pub(super) const STEP_ASKED: u8 = 0;
+pub(super) const STEP_LOADED: u8 = 1;
+pub(super) const STEP_TIMED_OUT: u8 = 2;
+pub(super) const STEP_REBUILT: u8 = 3;
+
 /// One instance's re-hydration in progress.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Hydration {
@@ -105,6 +112,16 @@ impl HydrationStats {
 }
 
 impl World<'_, '_> {
+    /// Step `step` of node `n`'s re-hydration or rebuild.
+    pub(super) fn hydration_event(&mut self, n: u32, (epoch, attempt): (u32, u32), step: u8) {
+        match step {
+            STEP_ASKED => self.snapshot_asked(n, epoch, attempt),
+            STEP_LOADED => self.snapshot_loaded(n, epoch, attempt),
+            STEP_TIMED_OUT => self.snapshot_timed_out(n, epoch, attempt),
+            _ => self.rebuilt(n, epoch, attempt),
+        }
+    }
+
     /// Node `n` starts: if its service re-hydrates, it asks for a snapshot
     /// and works on nothing until it is loaded.
     pub(super) fn begin_hydration(&mut self, n: u32) {
@@ -137,7 +154,7 @@ impl World<'_, '_> {
         let owner = (0..count)
             .map(|i| first + (attempt + i) % count)
             .find(|&o| self.nodes[o as usize].up && self.nodes[o as usize].joined);
-        self.queue.push(self.now + timeout, Ev::SnapshotTimeout { node: n, epoch, attempt });
+        self.queue.push(self.now + timeout, Ev::Hydration { node: n, epoch, attempt, step: STEP_TIMED_OUT });
         self.hydration.stats[si].requests += 1;
         let Some(owner) = owner else { return }; // connection refused: wait for the timeout
         self.hydration.nodes[n as usize].owner = owner;
@@ -147,7 +164,7 @@ impl World<'_, '_> {
         }
         let latency = self.sys.services[si].rehydrate.as_ref().expect("it re-hydrates").latency.clone();
         let at = self.now + latency.sample(&mut self.nodes[n as usize].stream);
-        self.queue.push(at, Ev::SnapshotAsk { node: n, epoch, attempt });
+        self.queue.push(at, Ev::Hydration { node: n, epoch, attempt, step: STEP_ASKED });
     }
 
     /// True unless node `n` is still in incarnation `epoch` and waits for
@@ -183,7 +200,7 @@ impl World<'_, '_> {
         h.rows = rows;
         h.answered = Some(o.epoch);
         let at = self.now + latency.sample(&mut self.nodes[n as usize].stream) + transfer;
-        self.queue.push(at, Ev::SnapshotLoaded { node: n, epoch, attempt });
+        self.queue.push(at, Ev::Hydration { node: n, epoch, attempt, step: STEP_LOADED });
     }
 
     /// Node `n`'s request went unanswered: ask again (a snapshot on its
@@ -214,7 +231,7 @@ impl World<'_, '_> {
             let node = &self.nodes[n as usize];
             let store = if durable { &self.nodes[node.home as usize].durable.rows } else { &node.volatile.rows };
             if store.get(&k).is_none_or(|&held| held < version) {
-                self.write_row(n, (table, k & ROW_MASK), (version as u64, value), false);
+                self.write_row(n, (table, k & ROW_MASK), (version as u64, value), None);
             }
         }
         let loaded = self.now - self.hydration.nodes[n as usize].began;
