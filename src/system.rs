@@ -864,6 +864,8 @@ pub enum FaultSpec {
         to: RewindTarget,
         /// When.
         at: SimTime,
+        /// Its tables are dropped first (a read model rebuilt from scratch).
+        drop_tables: bool,
     },
     /// Service `service`'s instances restart one at a time, instance `i`
     /// at `at + i * every`, each down for `down`, and come back running

@@ -40,7 +40,7 @@ pub(crate) enum PlanKind {
     Skew(u32, f64),
     /// An operator resets this service's consumer group (at the entry's
     /// start; its heal is the same instant and does nothing).
-    Rewind(u32, RewindTarget),
+    Rewind(u32, RewindTarget, bool),
     /// The node is down for its upgrade, and comes back running this
     /// schema version.
     Deploy(u32, u16),
@@ -179,8 +179,8 @@ impl Plan {
             FaultSpec::ClockSkew { node, at, lasting, factor } => {
                 self.push(*at, *at + *lasting, PlanKind::Skew(names.node(node)?, *factor), spec);
             }
-            FaultSpec::Rewind { service, to, at, .. } => {
-                self.push(*at, *at, PlanKind::Rewind(*service as u32, *to), spec)
+            FaultSpec::Rewind { service, to, at, drop_tables, .. } => {
+                self.push(*at, *at, PlanKind::Rewind(*service as u32, *to, *drop_tables), spec)
             }
             FaultSpec::RollingDeploy { name, version, at, every, down, instances, .. } => {
                 for i in 0..*instances {

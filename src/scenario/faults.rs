@@ -451,7 +451,13 @@ impl Compiler<'_> {
         duration: Option<SimDuration>,
     ) -> Option<FaultSpec> {
         match f {
-            schema::Fault::Rewind { service, to, at } => self.rewind(i, s, services, (service, to, at), duration),
+            schema::Fault::Rewind { service, to, at, drop_tables } => {
+                let mut f = self.rewind(i, s, services, (service, to, at), duration)?;
+                if let FaultSpec::Rewind { drop_tables: d, .. } = &mut f {
+                    *d = *drop_tables;
+                }
+                Some(f)
+            }
             schema::Fault::RollingDeploy { service, version, at, every, down } => {
                 self.rolling_deploy(i, s, services, (service, *version, at, every, down.as_ref()), duration)
             }
@@ -533,7 +539,13 @@ impl Compiler<'_> {
             schema::RewindTo::Offset(o) => RewindTarget::Offset(*o),
             schema::RewindTo::Time(t) => RewindTarget::Time(SimTime::ZERO + self.duration(&fat("to"), t)?),
         };
-        Some(FaultSpec::Rewind { service: si?, group: service.clone(), to, at: SimTime::ZERO + at_t? })
+        Some(FaultSpec::Rewind {
+            service: si?,
+            group: service.clone(),
+            to,
+            at: SimTime::ZERO + at_t?,
+            drop_tables: false,
+        })
     }
 }
 

@@ -1405,6 +1405,11 @@ pub enum Fault {
         to: RewindTo,
         /// When.
         at: String,
+        /// Drop the service's tables first: a read model rebuilt from
+        /// scratch (a new projection deployed, a corrupted one replaced).
+        #[serde(default)]
+        #[serde(skip_serializing_if = "is_default")]
+        drop_tables: bool,
     },
     /// A rolling deploy: the service's instances are restarted one at a
     /// time, `every` apart from `at`, each down for `down`, and come back

@@ -1621,8 +1621,9 @@ impl<'s, 't> World<'s, 't> {
             PlanKind::Skew(n, factor) => (format!("clock skew x{factor}"), self.nodes[n as usize].name.clone()),
             PlanKind::Pause(n) => ("pause".to_string(), self.nodes[n as usize].name.clone()),
             PlanKind::Deploy(n, v) => (format!("deploy of v{v}"), self.nodes[n as usize].name.clone()),
-            PlanKind::Rewind(si, to) => {
-                (format!("rewind to {}", to.label()), self.sys.services[si as usize].name.clone())
+            PlanKind::Rewind(si, to, dropped) => {
+                let dropped = if dropped { ", tables dropped" } else { "" };
+                (format!("rewind to {}{dropped}", to.label()), self.sys.services[si as usize].name.clone())
             }
             PlanKind::Network(i) => {
                 let kind = if self.plan.network[i as usize].blocked { "partition" } else { "link" };

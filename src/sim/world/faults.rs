@@ -30,7 +30,12 @@ impl World<'_, '_> {
             PlanKind::Network(i) => self.network_fault_began(i),
             PlanKind::Crash(t) => self.hold_down(t),
             PlanKind::CrashAt(n, _) => self.hold_down(Target::Node(n)),
-            PlanKind::Rewind(service, to) => self.rewind(service, to),
+            PlanKind::Rewind(service, to, drop_tables) => {
+                if drop_tables {
+                    self.drop_tables(service);
+                }
+                self.rewind(service, to);
+            }
             PlanKind::Deploy(n, _) => self.hold_down(Target::Node(n)),
         }
     }

@@ -502,6 +502,18 @@ impl World<'_, '_> {
     /// fetches under way are dropped, and the owner fetches from there.
     /// Records skipped forward that the group never processed and its
     /// owner does not hold are lost; records rewound over come again.
+    /// An operator drops service `si`'s tables (every instance's rows, in
+    /// memory and in its database), to rebuild them from the log.
+    pub(super) fn drop_tables(&mut self, si: u32) {
+        // Table rows sit below the machine rows, with their values above ROW_VALUE.
+        let tables = |k: &u64| (k & !ROW_VALUE) >> ROW_BITS < 0x7FFD;
+        for n in self.first_node[si as usize]..self.first_node[si as usize] + self.sys.services[si as usize].instances {
+            let home = self.nodes[n as usize].home as usize;
+            self.nodes[n as usize].volatile.rows.retain(|k, _| !tables(k));
+            self.nodes[home].durable.rows.retain(|k, _| !tables(k));
+        }
+    }
+
     pub(super) fn rewind(&mut self, si: u32, to: crate::system::RewindTarget) {
         use crate::system::RewindTarget;
         for i in 0..self.service_gps[si as usize].len() {
