@@ -252,6 +252,13 @@ impl Broker {
         })
     }
 
+    /// Queue `q`'s messages not yet settled (RabbitMQ's ready plus
+    /// unacknowledged): ready, or delivered and neither acked nor back.
+    pub fn unsettled(&self, q: u32) -> impl Iterator<Item = &Message> {
+        let ready = self.queues[q as usize].ready.iter().map(|p| &p.msg);
+        ready.chain(self.deliveries.iter().filter(move |d| d.live && d.queue == q).map(|d| &d.pending.msg))
+    }
+
     /// Every message still in the broker: waiting in a queue, or delivered
     /// and not settled.
     pub fn in_flight(&self) -> impl Iterator<Item = &Message> {

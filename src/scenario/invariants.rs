@@ -217,11 +217,18 @@ impl Compiler<'_> {
         (after_heal, every): (&String, Option<&String>),
     ) -> Option<InvariantSpec> {
         let si = self.service_named(&iat("service"), s, service);
-        let on_log =
-            si.is_some_and(|i| !s.services[i].consume.topics.is_empty() && reads_from(s, &s.services[i], true));
-        if si.is_some() && !on_log {
-            let help = Some("the lag of a consumer group: a service that consumes from a Log bus".into());
-            self.err(&iat("service"), format!("`{service}` consumes nothing from a Log bus"), help);
+        let consumes = si.is_some_and(|i| {
+            let sv = &s.services[i];
+            !sv.consume.topics.is_empty() && (reads_from(s, sv, true) || reads_from(s, sv, false))
+        });
+        if si.is_some() && !consumes {
+            let help =
+                Some("the lag of a consumer group or a queue: a service that consumes from a Log or a Queue bus");
+            self.err(
+                &iat("service"),
+                format!("`{service}` consumes nothing from a Log or a Queue bus"),
+                help.map(Into::into),
+            );
         }
         let after_heal = self.duration(&iat("after_heal"), after_heal);
         let every = every.map_or(Some(SimDuration::SECOND), |e| self.duration(&iat("every"), e));

@@ -2135,9 +2135,10 @@ impl<'s, 't> World<'s, 't> {
         }
     }
 
-    /// Bounded-lag invariant `check` samples its group's lag (records of
-    /// the partitions it reads, visible and not committed) and the entity
-    /// of the oldest of them, then sets its next sample.
+    /// Bounded-lag invariant `check` samples its consumer's lag (records of
+    /// the partitions its group reads, visible and not committed, and its
+    /// queue's messages not yet settled) and the entity of the oldest of them,
+    /// then sets its next sample.
     fn lag_sample(&mut self, check: u32) {
         let lag_of = |i: &InvariantSpec| match *i {
             InvariantSpec::BoundedLag { service, every, .. } => Some((service, every)),
@@ -2152,6 +2153,14 @@ impl<'s, 't> World<'s, 't> {
             if gp.committed < part.visible {
                 let rec = &part.records[gp.committed as usize];
                 oldest = oldest.min((rec.sent_at, rec.entity));
+            }
+        }
+        // A queue consumer's lag: its queue's messages not yet settled.
+        let first = self.first_node[si];
+        if let Some(q) = self.broker.queue_of.get(first as usize).copied().flatten() {
+            for m in self.broker.unsettled(q) {
+                lag += 1;
+                oldest = oldest.min((m.sent_at, m.entity));
             }
         }
         self.checker.lag_sampled(check as usize, self.now, lag, oldest.1);

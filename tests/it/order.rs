@@ -85,7 +85,7 @@ fn bounded_lag_names_a_log_consumer() {
     let text = scenario_text("orders-catch-up.ron")
         .replace(r#"BoundedLag(service: "inventory""#, r#"BoundedLag(service: "order""#);
     let e = faultline::scenario::parse("t.ron", &text).unwrap_err().to_string();
-    assert!(e.contains("`order` consumes nothing from a Log bus") && e.contains("t.ron:"), "{e}");
+    assert!(e.contains("`order` consumes nothing from a Log or a Queue bus") && e.contains("t.ron:"), "{e}");
 }
 
 /// email-fanout (Billing down 3m to 8m, a durable queue) with a staleness bound.
@@ -119,4 +119,20 @@ fn bounded_staleness_gives_writes_before_the_heal_its_grace_and_the_others_the_b
     assert!(v.violations > 200, "{v:?}");
     let conclusion = o.invariants[0].example.as_ref().unwrap().lines.last().unwrap().clone();
     assert!(conclusion.contains("billing held it (or a newer change of its row)"), "{conclusion}");
+}
+
+#[test]
+fn bounded_lag_counts_a_queue_consumer_s_ready_messages() {
+    // email-fanout: Billing down 3m to 8m on a durable queue, the outage's
+    // changes (~300) ready in its queue until it is back.
+    let text = scenario_text("email-fanout.ron").replace(
+        r#"invariants: [ReplicaConvergence(source: "users", replica: "billing", table: "email")]"#,
+        r#"invariants: [BoundedLag(service: "billing", max: 10, after_heal: "0s")]"#,
+    );
+    let at_heal = run(&system(&text), 3).unwrap();
+    let v = verdict(&at_heal, "bounded-lag");
+    assert!(v.violated() && v.counts["lag_max"] > 250, "{v:?}");
+    let graced = run(&system(&text.replace(r#"after_heal: "0s""#, r#"after_heal: "30s""#)), 3).unwrap();
+    let v = verdict(&graced, "bounded-lag");
+    assert!(v.holds() && v.counts["lag_max"] > 250, "{v:?}");
 }
