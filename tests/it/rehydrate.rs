@@ -171,6 +171,28 @@ fn an_owner_that_crashes_while_sending_breaks_the_snapshot_off_and_is_asked_agai
 }
 
 #[test]
+fn the_owner_s_instances_are_asked_in_turn_skipping_those_down() {
+    // Three owner instances; the k-th request goes to instance k + 1 (mod
+    // 3) first, then the next ones; users-2 is down when Billing restarts.
+    let three = |faults: &str| {
+        let src = emails(LOG, REHYDRATE, faults).replace(r#"instances: 2, workers: 4"#, r#"instances: 3, workers: 4"#);
+        let sys = system(&src);
+        let names = sys.node_names();
+        let asked: Vec<String> = records(&sys, 3)
+            .iter()
+            .filter(|r| r.kind == RecordKind::Hydrating)
+            .map(|r| names[r.aux as usize].clone())
+            .collect();
+        asked
+    };
+    assert_eq!(three(CRASH), ["users-2"]);
+    assert_eq!(three(&format!(r#"{CRASH}, Crash(node: "users-2", at: "1m", down_for: "5m")"#)), ["users-3"]);
+    // Two crashes of Billing: the second restart's request is the second.
+    let twice = format!(r#"{CRASH}, Crash(node: "billing-1", at: "3m", down_for: "10s")"#);
+    assert_eq!(three(&twice), ["users-2", "users-3"]);
+}
+
+#[test]
 fn a_late_deployed_copy_that_starts_at_the_end_of_the_log_is_complete_only_with_a_snapshot() {
     let late = r#"starts_at: "3m", consume: (topics: ["EmailChanged"], start: Latest),"#;
     let src = |extra: &str| {
