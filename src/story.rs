@@ -378,6 +378,13 @@ fn rule_index(sys: &System, inv: &InvariantSpec) -> usize {
         .unwrap_or(0)
 }
 
+/// The index of invariant `inv` among the scenario's invariants of its
+/// kind: which of the checker's per-kind records is its.
+fn same_kind_index(sys: &System, inv: &InvariantSpec) -> usize {
+    let kind = std::mem::discriminant(inv);
+    sys.invariants.iter().filter(|i| std::mem::discriminant(*i) == kind).take_while(|i| !std::ptr::eq(*i, inv)).count()
+}
+
 fn conclusion(
     checker: &Checker,
     sys: &System,
@@ -510,9 +517,6 @@ fn kept(
     (entity, other): (EntityId, Option<EntityId>),
 ) -> String {
     let last_heal = SimTime(faults.iter().map(|f| f.until_ns).max().unwrap_or(0));
-    let nth = |same: fn(&InvariantSpec) -> bool| {
-        sys.invariants.iter().filter(|i| same(i)).take_while(|i| !std::ptr::eq(*i, inv)).count()
-    };
     match inv {
         InvariantSpec::PerKeyOrder { name, table, .. } => format!(
             "=> {name} wrote {entity_name} {}'s change to its row in `{}` after {entity_name} {}'s, whose message \
@@ -522,7 +526,7 @@ fn kept(
             other.map_or(0, |o| o.0)
         ),
         InvariantSpec::BoundedLag { name, max, after_heal, .. } => {
-            let i = nth(|i| matches!(i, InvariantSpec::BoundedLag { .. }));
+            let i = same_kind_index(sys, inv);
             let (at, lag) = checker.lag_over(i, last_heal + *after_heal).unwrap_or((SimTime::NEVER, 0));
             format!(
                 "=> {name}'s lag was {lag} records at {at} (the last heal was at {last_heal}), above {max}; \
@@ -531,7 +535,7 @@ fn kept(
             )
         }
         InvariantSpec::BoundedStaleness { source, replica, max, .. } => {
-            let i = nth(|i| matches!(i, InvariantSpec::BoundedStaleness { .. }));
+            let i = same_kind_index(sys, inv);
             let (written, held) = checker.stale_of(i, entity.0).unwrap_or((SimTime::NEVER, SimTime::NEVER));
             let held = if held == SimTime::NEVER { "never".to_string() } else { format!("only at {held}") };
             format!(
@@ -578,8 +582,7 @@ fn unread(
     entity_name: &str,
     entity: EntityId,
 ) -> String {
-    let i = sys.invariants.iter().filter(|i| matches!(i, InvariantSpec::VersionCompatible { .. }));
-    let i = i.take_while(|i| !std::ptr::eq(*i, inv)).count();
+    let i = same_kind_index(sys, inv);
     let Some((code, version, reads)) = checker.unread_of(i, entity) else {
         return format!("=> {name} could not read a message of {entity_name} {}", entity.0);
     };

@@ -4,7 +4,7 @@
 //! write reaches the replica within a bound) and `bounded-lag` (a consumer
 //! group's lag, sampled, stays under a bound after the last heal).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::*;
 
@@ -19,7 +19,7 @@ pub(super) struct OrderCheck {
     /// Writes caused by a message published before one already written:
     /// (its version, the other's).
     out_of_order: Vec<(u64, u64)>,
-    keys_affected: BTreeMap<u64, ()>,
+    keys_affected: BTreeSet<u64>,
 }
 
 /// What a bounded-staleness invariant follows.
@@ -54,7 +54,7 @@ impl Checker {
                 newest: BTreeMap::new(),
                 writes: 0,
                 out_of_order: Vec::new(),
-                keys_affected: BTreeMap::new(),
+                keys_affected: BTreeSet::new(),
             }),
             _ => None,
         };
@@ -104,7 +104,7 @@ impl Checker {
             let newest = o.newest.entry(key).or_insert((cause, version));
             if cause < newest.0 {
                 o.out_of_order.push((version, newest.1));
-                o.keys_affected.insert(key, ());
+                o.keys_affected.insert(key);
             } else {
                 *newest = (cause, version);
             }

@@ -167,18 +167,18 @@ impl Compiler<'_> {
         names: &mut Names,
     ) -> Option<InvariantSpec> {
         match inv {
-            schema::Invariant::NoStateLoss { service, table } => self.no_state_loss(iat, s, (service, table), names),
+            schema::Invariant::NoStateLoss { service, table } => {
+                let si = self.writer(iat, s, (service, table))?;
+                Some(InvariantSpec::NoStateLoss { service: si, table: names.table(table), name: service.clone() })
+            }
             schema::Invariant::VersionCompatible { service } => self.version_compatible(&iat("service"), s, service),
             schema::Invariant::ReplicaConvergence { source, replica, table } => {
-                self.replica_convergence(iat, s, (source, replica, table), names)
+                let (source, replica) = self.replicated(iat, s, (source, replica, table))?;
+                Some(InvariantSpec::ReplicaConvergence { source, replica, table: names.table(table) })
             }
             schema::Invariant::PerKeyOrder { service, table } => {
-                let Some(InvariantSpec::NoStateLoss { service, table, name }) =
-                    self.no_state_loss(iat, s, (service, table), names)
-                else {
-                    return None;
-                };
-                Some(InvariantSpec::PerKeyOrder { service, table, name })
+                let si = self.writer(iat, s, (service, table))?;
+                Some(InvariantSpec::PerKeyOrder { service: si, table: names.table(table), name: service.clone() })
             }
             schema::Invariant::BoundedLag { service, max, after_heal, every } => {
                 self.bounded_lag(iat, s, service, *max, (after_heal, every.as_ref()))
@@ -186,11 +186,8 @@ impl Compiler<'_> {
             schema::Invariant::BoundedStaleness { source, replica, table, max, after_heal } => {
                 let max = self.duration(&iat("max"), max);
                 let after_heal = self.duration(&iat("after_heal"), after_heal);
-                let Some(InvariantSpec::ReplicaConvergence { source, replica, table }) =
-                    self.replica_convergence(iat, s, (source, replica, table), names)
-                else {
-                    return None;
-                };
+                let (source, replica) = self.replicated(iat, s, (source, replica, table))?;
+                let table = names.table(table);
                 Some(InvariantSpec::BoundedStaleness { source, replica, table, max: max?, after_heal: after_heal? })
             }
             schema::Invariant::NoLostEntities { .. }
@@ -244,21 +241,21 @@ impl Compiler<'_> {
         })
     }
 
-    /// A no-state-loss invariant: the service writes the table.
-    fn no_state_loss(
+    /// The service an invariant on `table` of `service` names, checked:
+    /// it exists and one of its handlers writes the table.
+    fn writer(
         &mut self,
         iat: &dyn Fn(&'static str) -> [P; 3],
         s: &Scenario,
         (service, table): (&str, &str),
-        names: &mut Names,
-    ) -> Option<InvariantSpec> {
+    ) -> Option<usize> {
         let si = self.service_named(&iat("service"), s, service)?;
         if !s.services[si].on.iter().any(|h| h.writes() == Some(table)) {
             let writes = s.services[si].on.iter().filter_map(schema::Handler::writes);
             let help = suggest(table, writes).map(|x| format!("did you mean `{x}`?"));
             self.err(&iat("table"), format!("no handler of `{service}` writes table `{table}`"), help);
         }
-        Some(InvariantSpec::NoStateLoss { service: si, table: names.table(table), name: service.to_string() })
+        Some(si)
     }
 
     /// A version-compatible invariant: its service is versioned.
@@ -271,15 +268,14 @@ impl Compiler<'_> {
         Some(InvariantSpec::VersionCompatible { service: i, name: service.to_string() })
     }
 
-    /// A replica-convergence invariant: both services exist and some
-    /// handler writes the table.
-    fn replica_convergence(
+    /// The source and the replica an invariant on a replicated table
+    /// names, checked: both exist and some handler writes the table.
+    fn replicated(
         &mut self,
         iat: &dyn Fn(&'static str) -> [P; 3],
         s: &Scenario,
         (source, replica, table): (&str, &str, &str),
-        names: &mut Names,
-    ) -> Option<InvariantSpec> {
+    ) -> Option<(usize, usize)> {
         let src = self.service_named(&iat("source"), s, source);
         let rep = self.service_named(&iat("replica"), s, replica);
         let writers: Vec<&str> =
@@ -291,7 +287,7 @@ impl Compiler<'_> {
             });
             self.err(&iat("table"), format!("no handler writes table `{table}`"), help);
         }
-        Some(InvariantSpec::ReplicaConvergence { source: src?, replica: rep?, table: names.table(table) })
+        Some((src?, rep?))
     }
 
     /// The static checks of what cannot work by construction: invariants

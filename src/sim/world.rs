@@ -218,6 +218,12 @@ const ROW_BITS: u32 = 48;
 const ROW_MASK: u64 = (1 << ROW_BITS) - 1;
 const ROW_VALUE: u64 = 1 << 63;
 
+/// Table `table`'s rows in `store`: (row key, version, value).
+fn rows_of(store: &BTreeMap<u64, i64>, table: u16) -> impl Iterator<Item = (u64, i64, i64)> + '_ {
+    let lo = u64::from(table) << ROW_BITS;
+    store.range(lo..=lo | ROW_MASK).map(|(&k, &v)| (k, v, store.get(&(ROW_VALUE | k)).copied().unwrap_or(v)))
+}
+
 /// `Source::Queue` slot of an auto-ack delivery: already settled on arrival.
 const AUTO_ACKED: u32 = u32::MAX;
 
@@ -512,6 +518,16 @@ struct Partition {
     compacted: bool,
     /// For compacted partitions: the offset of each key's newest record.
     newest_by_key: BTreeMap<u64, u64>,
+}
+
+impl Partition {
+    /// Record `o` is deleted by retention at `now` (by its age, or because
+    /// the partition keeps only its newest records).
+    #[inline]
+    fn expired(&self, o: u64, now: SimTime) -> bool {
+        self.retention.is_some_and(|r| self.records[o as usize].sent_at + r <= now)
+            || self.retention_records.is_some_and(|keep| self.records.len() as u64 - o > keep)
+    }
 }
 
 /// A tiny slab for messages in flight, so events stay small and `Copy`.
@@ -2237,12 +2253,7 @@ impl<'s, 't> World<'s, 't> {
     /// restore, from a snapshot or a replay).
     fn write_row(&mut self, n: u32, (table, key): (u16, u64), (version, value): (u64, i64), cause: Option<u64>) {
         let si = self.nodes[n as usize].service as usize;
-        let home = self.durable_home(n);
-        let store = if self.sys.services[si].state.durable() {
-            &mut self.nodes[home as usize].durable.rows
-        } else {
-            &mut self.nodes[n as usize].volatile.rows
-        };
+        let store = self.rows_mut(n);
         debug_assert!(table < 0x7FFD, "table ids come from Names::table, and stay below the machine rows");
         let row = u64::from(table) << ROW_BITS | (key & ROW_MASK);
         store.insert(row, version as i64);
@@ -2312,17 +2323,35 @@ impl<'s, 't> World<'s, 't> {
         self.nodes[n as usize].home
     }
 
+    /// Node `n`'s table rows: in its service's database (its home's) or
+    /// in its memory, as its service's state is.
+    fn rows(&self, n: u32) -> &BTreeMap<u64, i64> {
+        let node = &self.nodes[n as usize];
+        if self.sys.services[node.service as usize].state.durable() {
+            &self.nodes[node.home as usize].durable.rows
+        } else {
+            &node.volatile.rows
+        }
+    }
+
+    /// [`World::rows`], to write.
+    fn rows_mut(&mut self, n: u32) -> &mut BTreeMap<u64, i64> {
+        let (si, home) = (self.nodes[n as usize].service as usize, self.nodes[n as usize].home as usize);
+        if self.sys.services[si].state.durable() {
+            &mut self.nodes[home].durable.rows
+        } else {
+            &mut self.nodes[n as usize].volatile.rows
+        }
+    }
+
     /// Table `table` as service `service` holds it now: per row, the newest
     /// version any of its instances has, and the value written with it.
     fn table_rows(&self, service: usize, table: u16) -> Rows {
-        let durable = self.sys.services[service].state.durable();
-        let lo = u64::from(table) << ROW_BITS;
-        let hi = lo | ROW_MASK;
         let mut rows = Rows::new();
-        for node in self.nodes.iter().filter(|n| n.service as usize == service) {
-            let store = if durable { &node.durable.rows } else { &node.volatile.rows };
-            for (&k, &v) in store.range(lo..=hi) {
-                let held = (v as u64, store.get(&(ROW_VALUE | k)).copied().unwrap_or(v));
+        let first = self.first_node[service];
+        for n in first..first + self.sys.services[service].instances {
+            for (k, v, value) in rows_of(self.rows(n), table) {
+                let held = (v as u64, value);
                 let row = rows.entry(k & ROW_MASK).or_insert(held);
                 if held.0 > row.0 {
                     *row = held;

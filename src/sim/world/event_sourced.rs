@@ -21,7 +21,7 @@ use crate::sim::SimDuration;
 use crate::trace::RecordKind;
 
 /// Rows of a table: (row key, version, value).
-type TableRows = Vec<(u64, i64, i64)>;
+pub(super) type TableRows = Vec<(u64, i64, i64)>;
 
 /// A node's event-sourced snapshot, in its database, and its writes.
 #[derive(Clone, Debug, Default)]
@@ -70,12 +70,7 @@ impl World<'_, '_> {
         if es.snapshot_every == 0 || !store.writes.is_multiple_of(u64::from(es.snapshot_every)) {
             return;
         }
-        let lo = u64::from(es.table) << ROW_BITS;
-        let rows = &self.nodes[n as usize].volatile.rows;
-        let rows: Vec<(u64, i64, i64)> = rows
-            .range(lo..=lo | ROW_MASK)
-            .map(|(&k, &v)| (k, v, rows.get(&(super::ROW_VALUE | k)).copied().unwrap_or(v)))
-            .collect();
+        let rows = super::rows_of(&self.nodes[n as usize].volatile.rows, es.table).collect();
         let (first, count) = self.topic_parts[es.kind.0 as usize];
         let ends = (first..first + count).map(|p| self.partitions[p as usize].visible).collect();
         self.hydration.events[n as usize].snapshot = Some((rows, ends));
@@ -97,9 +92,7 @@ impl World<'_, '_> {
             let part = &self.partitions[p as usize];
             for o in from[i]..part.visible {
                 let rec = &part.records[o as usize];
-                if part.retention.is_some_and(|r| rec.sent_at + r <= self.now)
-                    || part.retention_records.is_some_and(|keep| part.records.len() as u64 - o > keep)
-                {
+                if part.expired(o, self.now) {
                     expired += 1;
                     continue;
                 }

@@ -179,13 +179,11 @@ impl World<'_, '_> {
     pub(super) fn skip_unreadable(&mut self, gp_id: u32) {
         let gp = &self.gparts[gp_id as usize];
         let part = &self.partitions[gp.part as usize];
-        let len = part.records.len() as u64;
         let mut expired_any = false;
         let mut o = gp.position;
         while o < part.visible {
             let rec = &part.records[o as usize];
-            let expired = part.retention.is_some_and(|r| rec.sent_at + r <= self.now)
-                || part.retention_records.is_some_and(|keep| len - o > keep);
+            let expired = part.expired(o, self.now);
             let superseded = part.compacted && part.newest_by_key.get(&rec.key).is_some_and(|&newest| newest > o);
             if !(expired || superseded) {
                 break;

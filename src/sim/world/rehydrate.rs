@@ -27,7 +27,7 @@
 //! to catch up: from the start to the first moment the instance is idle
 //! with nothing waiting and no record of its partitions unread.
 
-use super::{Ev, NO_OWNER, ROW_BITS, ROW_MASK, ROW_VALUE, World};
+use super::{Ev, NO_OWNER, ROW_MASK, World, rows_of};
 use crate::outcome::RehydrationMetrics;
 use crate::sim::{SimDuration, SimTime};
 use crate::trace::RecordKind;
@@ -51,8 +51,8 @@ pub(super) struct Hydration {
     /// The owner's incarnation when it answered, if it has: the snapshot is
     /// on its way (its timeout no longer applies; the owner's crash breaks it).
     answered: Option<u32>,
-    /// The snapshot on its way: (row key, version, value).
-    pub(super) rows: Vec<(u64, i64, i64)>,
+    /// The snapshot on its way.
+    pub(super) rows: super::event_sourced::TableRows,
 }
 
 /// Every node's re-hydration and every service's figures.
@@ -111,7 +111,7 @@ impl HydrationStats {
     }
 }
 
-impl World<'_, '_> {
+impl<'s> World<'s, '_> {
     /// Step `step` of node `n`'s re-hydration or rebuild.
     pub(super) fn hydration_event(&mut self, n: u32, (epoch, attempt): (u32, u32), step: u8) {
         match step {
@@ -162,9 +162,15 @@ impl World<'_, '_> {
         if self.blocked(n, owner) {
             return;
         }
-        let latency = self.sys.services[si].rehydrate.as_ref().expect("it re-hydrates").latency.clone();
-        let at = self.now + latency.sample(&mut self.nodes[n as usize].stream);
+        let at = self.now + self.spec_of(n).latency.sample(&mut self.nodes[n as usize].stream);
         self.queue.push(at, Ev::Hydration { node: n, epoch, attempt, step: STEP_ASKED });
+    }
+
+    /// Node `n`'s service's re-hydration: borrowed from the system, not
+    /// from the world, so the world's streams stay free to use.
+    fn spec_of(&self, n: u32) -> &'s crate::system::Rehydrate {
+        let sys: &'s crate::system::System = self.sys;
+        sys.services[self.nodes[n as usize].service as usize].rehydrate.as_ref().expect("it re-hydrates")
     }
 
     /// True unless node `n` is still in incarnation `epoch` and waits for
@@ -185,21 +191,13 @@ impl World<'_, '_> {
         if !o.up || o.paused || self.blocked(owner, n) {
             return; // no answer: the timeout sends the request again
         }
-        let si = self.nodes[n as usize].service as usize;
-        let r = self.sys.services[si].rehydrate.as_ref().expect("it re-hydrates");
-        let (table, per_row, latency) = (r.table, r.per_row, r.latency.clone());
-        let durable = self.sys.services[o.service as usize].state.durable();
-        let store = if durable { &self.nodes[o.home as usize].durable.rows } else { &o.volatile.rows };
-        let lo = u64::from(table) << ROW_BITS;
-        let rows: Vec<(u64, i64, i64)> = store
-            .range(lo..=lo | ROW_MASK)
-            .map(|(&k, &v)| (k, v, store.get(&(ROW_VALUE | k)).copied().unwrap_or(v)))
-            .collect();
-        let transfer = SimDuration(per_row.0.saturating_mul(rows.len() as u64));
+        let r = self.spec_of(n);
+        let rows: Vec<(u64, i64, i64)> = rows_of(self.rows(owner), r.table).collect();
+        let transfer = SimDuration(r.per_row.0.saturating_mul(rows.len() as u64));
         let h = &mut self.hydration.nodes[n as usize];
         h.rows = rows;
         h.answered = Some(o.epoch);
-        let at = self.now + latency.sample(&mut self.nodes[n as usize].stream) + transfer;
+        let at = self.now + r.latency.sample(&mut self.nodes[n as usize].stream) + transfer;
         self.queue.push(at, Ev::Hydration { node: n, epoch, attempt, step: STEP_LOADED });
     }
 
@@ -226,11 +224,8 @@ impl World<'_, '_> {
         let si = self.nodes[n as usize].service as usize;
         let table = self.sys.services[si].rehydrate.as_ref().expect("it re-hydrates").table;
         let rows = std::mem::take(&mut self.hydration.nodes[n as usize].rows);
-        let durable = self.sys.services[si].state.durable();
         for &(k, version, value) in &rows {
-            let node = &self.nodes[n as usize];
-            let store = if durable { &self.nodes[node.home as usize].durable.rows } else { &node.volatile.rows };
-            if store.get(&k).is_none_or(|&held| held < version) {
+            if self.rows(n).get(&k).is_none_or(|&held| held < version) {
                 self.write_row(n, (table, k & ROW_MASK), (version as u64, value), None);
             }
         }
